@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import { AgentIdSchema } from './agent.js';
+
+/** The output streams an agent publishes, named as tracefs and the bpf() API name them. */
+export const StreamKindSchema = z.enum(['trace', 'trace_pipe', 'ringbuf', 'perf', 'printk']);
+export type StreamKind = z.infer<typeof StreamKindSchema>;
+
+const u64 = z.string().regex(/^(0|[1-9][0-9]{0,19})$/, 'a u64 in decimal');
+
+/** Fields every event carries: where and when it happened. Times are simulated nanoseconds. */
+const header = {
+  ts: z.number().int().nonnegative(),
+  cpu: z.number().int().nonnegative(),
+  pid: z.number().int().nonnegative(),
+  comm: z.string().max(16),
+};
+
+/**
+ * One trace event. Kernel addresses are u64 decimal strings, because JSON numbers lose precision
+ * above 2^53 and kernel text lives at 0xffffffff8...
+ */
+export const TraceEventSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('function'),
+      ...header,
+      ip: u64,
+      parentIp: u64,
+      func: z.string(),
+      parent: z.string(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('funcgraph_entry'),
+      ...header,
+      func: z.string(),
+      depth: z.number().int().nonnegative(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('funcgraph_exit'),
+      ...header,
+      func: z.string(),
+      depth: z.number().int().nonnegative(),
+      calltime: z.number().int().nonnegative(),
+      retval: u64.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('probe'),
+      ...header,
+      event: z.string(),
+      fields: z.record(z.string(), z.union([z.string(), z.number()])),
+    })
+    .strict(),
+  z.object({ type: z.literal('record'), ...header, base64: z.base64() }).strict(),
+  z.object({ type: z.literal('text'), ...header, text: z.string() }).strict(),
+]);
+export type TraceEvent = z.infer<typeof TraceEventSchema>;
+
+/**
+ * A batch of consecutive events of one stream. Sequence numbers are per (agent, stream) and have
+ * no holes: a consumer that sees firstSeq jump knows how many events it missed on the wire, and
+ * `lost` says how many the producer itself dropped (ring buffer overrun) before this batch.
+ */
+export const TraceEventBatchSchema = z
+  .object({
+    agentId: AgentIdSchema,
+    stream: StreamKindSchema,
+    firstSeq: z.number().int().nonnegative(),
+    events: z.array(TraceEventSchema).max(65536),
+    lost: z.number().int().nonnegative(),
+  })
+  .strict();
+export type TraceEventBatch = z.infer<typeof TraceEventBatchSchema>;

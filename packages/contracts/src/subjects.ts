@@ -1,0 +1,49 @@
+/**
+ * Versioned names of everything that crosses a process: bus subjects and HTTP routes. A breaking
+ * change to a message bumps API_VERSION so old and new processes never misread each other.
+ */
+export const API_VERSION = 'v1';
+
+/** An agent id or stream name is one NATS subject token: no dots, wildcards or white space. */
+export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function isToken(s: string): boolean {
+  return TOKEN_PATTERN.test(s);
+}
+
+function token(kind: string, s: string): string {
+  if (!isToken(s)) {
+    throw new RangeError(
+      `${kind} ${JSON.stringify(s)} is not a subject token (letters, digits, _ and -, 1-64 chars)`,
+    );
+  }
+  return s;
+}
+
+export const subjects = {
+  /** Request/reply: one agent's identity and machine description. */
+  agentInfo: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.info`,
+  /** Request/reply: one agent's liveness and counters. */
+  agentHealth: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.health`,
+  /** Publish: every agent announces itself here when it starts and answers pings. */
+  agentAnnounce: `tracelab.${API_VERSION}.agents.announce`,
+  /** Request (any agent replies) / publish: ask all agents to announce themselves. */
+  agentPing: `tracelab.${API_VERSION}.agents.ping`,
+  /** Trace output of one agent and stream; captured by the TRACE stream on JetStream. */
+  trace: (agentId: string, stream: string) =>
+    `tracelab.trace.${token('agent id', agentId)}.${token('stream', stream)}`,
+  /** Every trace subject, for collectors and the durable stream. */
+  traceAll: 'tracelab.trace.>',
+} as const;
+
+/** The JetStream stream that keeps trace output for consumers that restart. */
+export const TRACE_STREAM = 'TRACELAB_TRACE';
+
+export const routes = {
+  health: '/healthz',
+  info: `/${API_VERSION}/info`,
+  agents: `/${API_VERSION}/agents`,
+  agentHealth: `/${API_VERSION}/agents/:agentId/health`,
+} as const;

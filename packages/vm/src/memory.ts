@@ -1,0 +1,392 @@
+import { VmError } from './errors.js';
+
+/** Region permissions, as mmap's PROT_* bits. An access kind uses the same bits. */
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+
+export type AccessKind = 'read' | 'write' | 'exec';
+export type FaultKind = 'unmapped' | 'permission' | 'misaligned';
+
+const TWO32 = 4294967296;
+const U64_MASK = (1n << 64n) - 1n;
+/** Largest region we back with one typed array (and keep offsets exact as numbers). */
+export const MAX_REGION_SIZE = 0x4000_0000;
+
+function accessName(access: number): AccessKind {
+  return access === PROT_WRITE ? 'write' : access === PROT_EXEC ? 'exec' : 'read';
+}
+
+function hex(addr: bigint): string {
+  return `0x${addr.toString(16)}`;
+}
+
+export function protString(prot: number): string {
+  return `${prot & PROT_READ ? 'r' : '-'}${prot & PROT_WRITE ? 'w' : '-'}${prot & PROT_EXEC ? 'x' : '-'}`;
+}
+
+/**
+ * A failed memory access, returned as a value: BPF helpers turn it into -EFAULT and the
+ * interpreter reports it with the instruction index, so it never travels as an exception.
+ */
+export class MemFault {
+  constructor(
+    readonly kind: FaultKind,
+    readonly addr: bigint,
+    readonly size: number,
+    readonly access: AccessKind,
+    /** The region the address falls in, when it falls in one. */
+    readonly region: string | undefined,
+  ) {}
+
+  get errno(): 'EFAULT' {
+    return 'EFAULT';
+  }
+
+  get message(): string {
+    const where = this.region === undefined ? '' : ` in region ${this.region}`;
+    return `${this.kind} ${this.access} of ${this.size} byte(s) at ${hex(this.addr)}${where}`;
+  }
+
+  toString(): string {
+    return `MemFault: ${this.message}`;
+  }
+}
+
+export function isMemFault(value: unknown): value is MemFault {
+  return value instanceof MemFault;
+}
+
+/** One mapped range of the address space, backed by its own bytes. */
+export class Region {
+  readonly view: DataView;
+  /** The base split in unsigned 32-bit halves, for the number-only hot path. */
+  readonly baseHi: number;
+  readonly baseLo: number;
+
+  constructor(
+    readonly name: string,
+    readonly base: bigint,
+    readonly size: number,
+    public prot: number,
+    readonly bytes: Uint8Array,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.baseHi = Number(base >> 32n);
+    this.baseLo = Number(base & 0xffffffffn);
+  }
+
+  /** First address past the region. */
+  get end(): bigint {
+    return this.base + BigInt(this.size);
+  }
+
+  contains(addr: bigint): boolean {
+    return addr >= this.base && addr < this.end;
+  }
+}
+
+export interface MapSpec {
+  name: string;
+  base: bigint;
+  /** Defaults to data.length. */
+  size?: number;
+  prot: number;
+  /** Backing bytes, shared (not copied) so the owner sees the program's stores. */
+  data?: Uint8Array;
+}
+
+export interface AddressSpaceOptions {
+  /** Fault on accesses not aligned to their size (strict-alignment architectures). */
+  strictAlignment?: boolean;
+}
+
+/**
+ * A 64-bit address space of non-overlapping regions with permissions. Addresses are bigint at the
+ * API edge; the hot path (`translate`) takes the address as two unsigned 32-bit halves so the
+ * interpreter and JIT never create a bigint for a successful access.
+ */
+export class AddressSpace {
+  readonly strictAlignment: boolean;
+  /** Sorted by base. */
+  private list: Region[] = [];
+  private last: Region | null = null;
+  /** The region of the last successful `translate`. */
+  hit: Region | null = null;
+  /** The fault of the last failed `translate`. */
+  fault: MemFault | null = null;
+
+  constructor(options: AddressSpaceOptions = {}) {
+    this.strictAlignment = options.strictAlignment ?? false;
+  }
+
+  /** Maps a region. Overlap is EEXIST, a bad size or base EINVAL. */
+  map(spec: MapSpec): Region | VmError {
+    const size = spec.size ?? spec.data?.length;
+    if (size === undefined)
+      return new VmError('EINVAL', `map ${spec.name}: neither size nor data given`);
+    if (!Number.isInteger(size) || size <= 0 || size > MAX_REGION_SIZE) {
+      return new VmError('EINVAL', `map ${spec.name}: size ${size} outside 1..${MAX_REGION_SIZE}`);
+    }
+    if (spec.data !== undefined && spec.data.length !== size) {
+      return new VmError(
+        'EINVAL',
+        `map ${spec.name}: data has ${spec.data.length} bytes, size is ${size}`,
+      );
+    }
+    if (spec.base < 0n || spec.base + BigInt(size) > 1n << 64n) {
+      return new VmError(
+        'EINVAL',
+        `map ${spec.name}: range ${hex(spec.base)}+${size} outside the 64-bit space`,
+      );
+    }
+    if ((spec.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) {
+      return new VmError(
+        'EINVAL',
+        `map ${spec.name}: unknown prot bits 0x${spec.prot.toString(16)}`,
+      );
+    }
+    const end = spec.base + BigInt(size);
+    for (const r of this.list) {
+      if (spec.base < r.end && r.base < end) {
+        return new VmError(
+          'EEXIST',
+          `map ${spec.name}: ${hex(spec.base)}..${hex(end)} overlaps region ${r.name} ${hex(r.base)}..${hex(r.end)}`,
+        );
+      }
+    }
+    const region = new Region(
+      spec.name,
+      spec.base,
+      size,
+      spec.prot,
+      spec.data ?? new Uint8Array(size),
+    );
+    this.list.push(region);
+    this.list.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
+    return region;
+  }
+
+  /** Unmaps the region that starts at base (ENOENT when none does). */
+  unmap(base: bigint): Region | VmError {
+    const i = this.list.findIndex((r) => r.base === base);
+    if (i < 0) return new VmError('ENOENT', `unmap: no region starts at ${hex(base)}`);
+    const [region] = this.list.splice(i, 1) as [Region];
+    if (this.last === region) this.last = null;
+    if (this.hit === region) this.hit = null;
+    return region;
+  }
+
+  /** Changes the permissions of the region that starts at base. */
+  protect(base: bigint, prot: number): Region | VmError {
+    const region = this.list.find((r) => r.base === base);
+    if (region === undefined)
+      return new VmError('ENOENT', `protect: no region starts at ${hex(base)}`);
+    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) {
+      return new VmError(
+        'EINVAL',
+        `protect ${region.name}: unknown prot bits 0x${prot.toString(16)}`,
+      );
+    }
+    region.prot = prot;
+    return region;
+  }
+
+  regions(): readonly Region[] {
+    return this.list;
+  }
+
+  /** The region holding addr, if any. */
+  regionAt(addr: bigint): Region | undefined {
+    const a = BigInt.asUintN(64, addr);
+    return this.find(Number(a >> 32n), Number(a & 0xffffffffn)) ?? undefined;
+  }
+
+  /** The region named name, if any. */
+  regionNamed(name: string): Region | undefined {
+    return this.list.find((r) => r.name === name);
+  }
+
+  /**
+   * Hot path: checks an access of size bytes at (hi:lo) and returns its offset in `this.hit`,
+   * or -1 with `this.fault` set. access is PROT_READ, PROT_WRITE or PROT_EXEC. Allocates only on
+   * a fault.
+   */
+  translate(hi: number, lo: number, size: number, access: number): number {
+    hi >>>= 0;
+    lo >>>= 0;
+    const r = this.last;
+    if (r !== null) {
+      const off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
+      if (
+        off >= 0 &&
+        off + size <= r.size &&
+        (r.prot & access) === access &&
+        (!this.strictAlignment || (lo & (size - 1)) === 0)
+      ) {
+        this.hit = r;
+        return off;
+      }
+    }
+    return this.translateSlow(hi, lo, size, access);
+  }
+
+  private translateSlow(hi: number, lo: number, size: number, access: number): number {
+    const r = this.find(hi, lo);
+    if (r === null) return this.fail('unmapped', hi, lo, size, access, undefined);
+    const off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
+    if (off + size > r.size) return this.fail('unmapped', hi, lo, size, access, r.name);
+    if ((r.prot & access) !== access) return this.fail('permission', hi, lo, size, access, r.name);
+    if (this.strictAlignment && (lo & (size - 1)) !== 0)
+      return this.fail('misaligned', hi, lo, size, access, r.name);
+    this.last = r;
+    this.hit = r;
+    return off;
+  }
+
+  private fail(
+    kind: FaultKind,
+    hi: number,
+    lo: number,
+    size: number,
+    access: number,
+    region: string | undefined,
+  ): number {
+    this.fault = new MemFault(
+      kind,
+      (BigInt(hi) << 32n) | BigInt(lo),
+      size,
+      accessName(access),
+      region,
+    );
+    return -1;
+  }
+
+  /** Binary search for the region holding (hi:lo). */
+  private find(hi: number, lo: number): Region | null {
+    const list = this.list;
+    let low = 0;
+    let high = list.length - 1;
+    let best = -1;
+    while (low <= high) {
+      const mid = (low + high) >> 1;
+      const r = list[mid] as Region;
+      if (r.baseHi < hi || (r.baseHi === hi && r.baseLo <= lo)) {
+        best = mid;
+        low = mid + 1;
+      } else {
+        high = mid - 1;
+      }
+    }
+    if (best < 0) return null;
+    const r = list[best] as Region;
+    const off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
+    return off < r.size ? r : null;
+  }
+
+  private check(addr: bigint, size: number, access: number): number {
+    const a = BigInt.asUintN(64, addr);
+    return this.translate(Number(a >> 32n), Number(a & 0xffffffffn), size, access);
+  }
+
+  /** Loads an unsigned little-endian value of 1, 2, 4 or 8 bytes. */
+  load(addr: bigint, size: 1 | 2 | 4 | 8): bigint | MemFault {
+    const off = this.check(addr, size, PROT_READ);
+    if (off < 0) return this.fault as MemFault;
+    const v = (this.hit as Region).view;
+    switch (size) {
+      case 1:
+        return BigInt(v.getUint8(off));
+      case 2:
+        return BigInt(v.getUint16(off, true));
+      case 4:
+        return BigInt(v.getUint32(off, true));
+      default:
+        return v.getBigUint64(off, true);
+    }
+  }
+
+  /** Stores the low size bytes of value, little-endian. */
+  store(addr: bigint, size: 1 | 2 | 4 | 8, value: bigint): MemFault | undefined {
+    const off = this.check(addr, size, PROT_WRITE);
+    if (off < 0) return this.fault as MemFault;
+    const v = (this.hit as Region).view;
+    const x = value & U64_MASK;
+    switch (size) {
+      case 1:
+        v.setUint8(off, Number(x & 0xffn));
+        break;
+      case 2:
+        v.setUint16(off, Number(x & 0xffffn), true);
+        break;
+      case 4:
+        v.setUint32(off, Number(x & 0xffffffffn), true);
+        break;
+      default:
+        v.setBigUint64(off, x, true);
+    }
+    return undefined;
+  }
+
+  /**
+   * Copies len bytes out. The range may span adjacent regions, as a kernel copy would; it faults
+   * at the first byte that is unmapped or not readable.
+   */
+  read(addr: bigint, len: number): Uint8Array | MemFault {
+    const out = new Uint8Array(len);
+    const f = this.copy(addr, len, PROT_READ, (r, off, done, n) =>
+      out.set(r.bytes.subarray(off, off + n), done),
+    );
+    return f ?? out;
+  }
+
+  /** Copies bytes in; may span adjacent regions; nothing is written if any part faults. */
+  write(addr: bigint, bytes: Uint8Array): MemFault | undefined {
+    const f = this.copy(addr, bytes.length, PROT_WRITE, () => undefined);
+    if (f !== undefined) return f;
+    return this.copy(addr, bytes.length, PROT_WRITE, (r, off, done, n) =>
+      r.bytes.set(bytes.subarray(done, done + n), off),
+    );
+  }
+
+  /** Reads a NUL-terminated string of at most max bytes (without the NUL). */
+  readCString(addr: bigint, max: number): Uint8Array | MemFault {
+    let a = BigInt.asUintN(64, addr);
+    const out: number[] = [];
+    while (out.length < max) {
+      const b = this.load(a, 1);
+      if (typeof b !== 'bigint') return b;
+      if (b === 0n) break;
+      out.push(Number(b));
+      a = BigInt.asUintN(64, a + 1n);
+    }
+    return Uint8Array.from(out);
+  }
+
+  private copy(
+    addr: bigint,
+    len: number,
+    access: number,
+    each: (r: Region, off: number, done: number, n: number) => void,
+  ): MemFault | undefined {
+    let a = BigInt.asUintN(64, addr);
+    let done = 0;
+    while (done < len) {
+      const r = this.find(Number(a >> 32n), Number(a & 0xffffffffn));
+      const kind: FaultKind | null =
+        r === null ? 'unmapped' : (r.prot & access) !== access ? 'permission' : null;
+      if (r === null || kind !== null) {
+        return new MemFault(kind ?? 'unmapped', a, len - done, accessName(access), r?.name);
+      }
+      const off = Number(a - r.base);
+      const n = Math.min(len - done, r.size - off);
+      each(r, off, done, n);
+      done += n;
+      a += BigInt(n);
+      if (a > U64_MASK && done < len)
+        return new MemFault('unmapped', a & U64_MASK, len - done, accessName(access), undefined);
+    }
+    return undefined;
+  }
+}

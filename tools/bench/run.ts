@@ -50,7 +50,11 @@ for (const [pkg, files] of benchFiles()) {
     for (const task of bench.tasks) {
       const r = task.result;
       if (!r || r.state !== 'completed') {
-        rows.push({ file: relative(root, file), task: task.name, error: String(r?.state ?? 'no result') });
+        rows.push({
+          file: relative(root, file),
+          task: task.name,
+          error: String(r?.state ?? 'no result'),
+        });
         continue;
       }
       rows.push({
@@ -65,6 +69,13 @@ for (const [pkg, files] of benchFiles()) {
   }
   console.log(`\n${pkg}`);
   console.table(rows);
-  writeFileSync(join(outDir, `${pkg}.json`), JSON.stringify({ package: pkg, date: new Date().toISOString(), node: process.version, results: rows }, null, 2));
+  writeFileSync(
+    join(outDir, `${pkg}.json`),
+    JSON.stringify(
+      { package: pkg, date: new Date().toISOString(), node: process.version, results: rows },
+      null,
+      2,
+    ),
+  );
 }
 if (failures > 0) console.error(`${failures} bench file(s) failed; see above`);

@@ -1,1 +1,2 @@
-export {};
+export { Agent } from './agent.js';
+export type { AgentOptions } from './agent.js';

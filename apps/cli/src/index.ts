@@ -1,1 +1,3 @@
-export {};
+export { buildProgram } from './program.js';
+export { startStack } from './stack.js';
+export type { Stack, StackOptions } from './stack.js';

@@ -1,1 +1,2 @@
-export {};
+export { Collector } from './collector.js';
+export type { CollectedEvent, CollectorOptions, CollectorStats } from './collector.js';

@@ -1,1 +1,2 @@
-export {};
+export { buildGateway } from './app.js';
+export type { Gateway, GatewayOptions } from './app.js';

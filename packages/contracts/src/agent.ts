@@ -33,8 +33,6 @@ export const AgentHealthSchema = z
     id: AgentIdSchema,
     status: z.enum(['ok', 'degraded']),
     uptimeMs: z.number().int().nonnegative(),
-    published: z.number().int().nonnegative(),
-    lost: z.number().int().nonnegative(),
   })
   .strict();
 export type AgentHealth = z.infer<typeof AgentHealthSchema>;

@@ -2,7 +2,7 @@
  * Versioned names of everything that crosses a process: bus subjects and HTTP routes. A breaking
  * change to a message bumps API_VERSION so old and new processes never misread each other.
  */
-export const API_VERSION = 'v1';
+export const API_VERSION = 'v1' as const;
 
 /** An agent id or stream name is one NATS subject token: no dots, wildcards or white space. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

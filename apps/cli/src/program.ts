@@ -1,0 +1,78 @@
+import { createWriteStream } from 'node:fs';
+import { isToken } from '@tracelab/contracts';
+import { Command, InvalidArgumentError } from 'commander';
+import { startStack } from './stack.js';
+import { VERSION } from './version.js';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  return n;
+}
+
+function agentId(value: string): string {
+  if (!isToken(value)) throw new InvalidArgumentError('an agent id is 1-64 letters, digits, _ or -');
+  return value;
+}
+
+/** The `tracelab` command line; later layers add their subcommands here. */
+export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
+  const program = new Command('tracelab')
+    .description("The Linux kernel's function-tracing and eBPF stack, executable in TypeScript")
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError();
+
+  program
+    .command('info')
+    .description('print the version, the runtime and how the apps connect')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      const info = {
+        name: 'tracelab',
+        version: VERSION,
+        node: process.version,
+        platform: `${process.platform}-${process.arch}`,
+        transport: env.TRACELAB_NATS_URL ? 'nats' : 'local',
+        natsUrl: env.TRACELAB_NATS_URL ?? null,
+      };
+      if (opts.json) console.log(JSON.stringify(info, null, 2));
+      else {
+        console.log(`tracelab ${info.version} (node ${info.node}, ${info.platform})`);
+        console.log(info.natsUrl ? `transport: NATS at ${info.natsUrl}` : 'transport: in-process bus (set TRACELAB_NATS_URL for NATS)');
+      }
+    });
+
+  program
+    .command('start')
+    .description('run agent, gateway and collector; in one process unless TRACELAB_NATS_URL is set')
+    .option('--host <host>', 'gateway listen address', env.TRACELAB_HOST ?? '127.0.0.1')
+    .option('--port <port>', 'gateway port (0 picks a free one)', port, env.TRACELAB_PORT ? port(env.TRACELAB_PORT) : 8080)
+    .option('--agent-id <id>', 'this agent\'s id on the bus', agentId, env.TRACELAB_AGENT_ID ?? 'agent-0')
+    .option('--events <file>', 'collect trace events into FILE as JSON lines')
+    .action(async (opts: { host: string; port: number; agentId: string; events?: string }) => {
+      const out = opts.events ? createWriteStream(opts.events, { flags: 'a' }) : undefined;
+      const stack = await startStack({
+        natsUrl: env.TRACELAB_NATS_URL,
+        agentId: opts.agentId,
+        host: opts.host,
+        port: opts.port,
+        sink: out ? (event) => out.write(`${JSON.stringify(event)}\n`) : undefined,
+      });
+      console.log(`tracelab ${VERSION}: agent ${opts.agentId} on ${env.TRACELAB_NATS_URL ? `NATS ${env.TRACELAB_NATS_URL}` : 'the in-process bus'}`);
+      console.log(`gateway listening at ${stack.url}  (API docs: ${stack.url}/documentation)`);
+      const shutdown = (signal: string) => {
+        console.log(`${signal}: shutting down`);
+        void stack.close().then(
+          () => out?.end(),
+          (err: unknown) => {
+            console.error(`shutdown failed: ${(err as Error).message}`);
+            process.exitCode = 1;
+          },
+        );
+      };
+      process.once('SIGINT', shutdown);
+      process.once('SIGTERM', shutdown);
+    });
+
+  return program;
+}

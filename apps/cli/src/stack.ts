@@ -1,0 +1,57 @@
+import { Agent } from '@tracelab/agent';
+import { LocalBus, NatsBus, type Bus } from '@tracelab/bus';
+import { Collector, type CollectedEvent } from '@tracelab/collector';
+import { buildGateway, type Gateway } from '@tracelab/gateway';
+import { VERSION } from './version.js';
+
+export interface StackOptions {
+  /** NATS server URL; without one every app runs in this process over the in-process bus. */
+  natsUrl?: string;
+  agentId: string;
+  host: string;
+  port: number;
+  /** Where collected trace events go; without it no collector runs. */
+  sink?: (event: CollectedEvent) => void;
+}
+
+/** The apps of tracelab composed in one process: the main job of `tracelab start`. */
+export interface Stack {
+  readonly bus: Bus;
+  readonly agent: Agent;
+  readonly collector: Collector | undefined;
+  readonly gateway: Gateway;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const transport = options.natsUrl ? 'nats' : 'local';
+  const bus: Bus = options.natsUrl
+    ? await NatsBus.connect({ servers: options.natsUrl, name: `tracelab-${options.agentId}` })
+    : new LocalBus();
+  const agent = new Agent({ bus, id: options.agentId, version: VERSION, transport });
+  const collector = options.sink ? new Collector({ bus, durable: 'tracelab-collector', sink: options.sink }) : undefined;
+  const gateway = await buildGateway({ bus, version: VERSION, transport });
+  try {
+    await agent.start();
+    await collector?.start();
+    const url = await gateway.listen({ host: options.host, port: options.port });
+    return {
+      bus,
+      agent,
+      collector,
+      gateway,
+      url,
+      async close() {
+        await gateway.close();
+        await collector?.stop();
+        await agent.stop();
+        await bus.drain();
+      },
+    };
+  } catch (err) {
+    await gateway.close();
+    await bus.close();
+    throw err;
+  }
+}

@@ -1,0 +1,114 @@
+import {
+  TRACE_STREAM,
+  TraceEventBatchSchema,
+  subjects,
+  type TraceEvent,
+} from '@tracelab/contracts';
+import type { Bus, StreamConsumer, StreamMsg } from '@tracelab/bus';
+
+/** One collected event, as written to the sink: where it came from and its sequence number. */
+export interface CollectedEvent {
+  agentId: string;
+  stream: string;
+  seq: number;
+  event: TraceEvent;
+}
+
+export interface CollectorOptions {
+  bus: Bus;
+  /** Durable consumer name: a collector restarted with the same name resumes where it stopped. */
+  durable: string;
+  /** Receives every event once, in sequence order per (agent, stream). */
+  sink: (event: CollectedEvent) => void;
+  /** Told about batches that are not valid trace batches; they are acked and dropped. */
+  onReject?: (reason: string, subject: string) => void;
+}
+
+export interface CollectorStats {
+  batches: number;
+  events: number;
+  /** Events the producers reported dropped (ring buffer overruns) before publishing. */
+  lost: number;
+  /** Events missing between batches: sequence numbers never received. */
+  gaps: number;
+  /** Events received again (a redelivered or republished batch) and not passed on. */
+  duplicates: number;
+  rejected: number;
+}
+
+/**
+ * Consumes the trace stream through a durable consumer and hands each event to the sink exactly
+ * once: sequence numbers per (agent, stream) let it drop redelivered events and count holes.
+ */
+export class Collector {
+  private readonly next = new Map<string, number>();
+  /** Highest stream sequence handled: a redelivered message at or below it was handled already. */
+  private handledStreamSeq = 0;
+  private consumer: StreamConsumer | undefined;
+  private readonly counters: CollectorStats = { batches: 0, events: 0, lost: 0, gaps: 0, duplicates: 0, rejected: 0 };
+
+  constructor(private readonly options: CollectorOptions) {}
+
+  async start(): Promise<void> {
+    const { bus, durable } = this.options;
+    await bus.ensureStream({ name: TRACE_STREAM, subjects: [subjects.traceAll] });
+    this.consumer = await bus.consume(TRACE_STREAM, durable, (msg) => this.receive(msg));
+  }
+
+  stats(): CollectorStats {
+    return { ...this.counters };
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+    this.consumer = undefined;
+  }
+
+  private receive(msg: StreamMsg): void {
+    let body: unknown;
+    try {
+      body = msg.json();
+    } catch {
+      this.reject('not JSON', msg);
+      return;
+    }
+    const parsed = TraceEventBatchSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.reject(`${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, msg);
+      return;
+    }
+    const batch = parsed.data;
+    if (msg.seq <= this.handledStreamSeq) {
+      this.counters.duplicates += batch.events.length;
+      msg.ack();
+      return;
+    }
+    this.handledStreamSeq = msg.seq;
+    const key = `${batch.agentId}/${batch.stream}`;
+    // the first batch of a key sets the baseline: earlier events belong to an earlier collector
+    const expected = this.next.get(key) ?? batch.firstSeq;
+    if (batch.firstSeq > expected) this.counters.gaps += batch.firstSeq - expected;
+    const end = batch.firstSeq + batch.events.length;
+    let seq = batch.firstSeq;
+    for (const event of batch.events) {
+      if (seq < expected) this.counters.duplicates++;
+      else {
+        this.options.sink({ agentId: batch.agentId, stream: batch.stream, seq, event });
+        this.counters.events++;
+      }
+      seq++;
+    }
+    this.counters.lost += batch.lost;
+    this.next.set(key, Math.max(expected, end));
+    this.counters.batches++;
+    msg.ack();
+  }
+
+  private reject(reason: string, msg: StreamMsg): void {
+    this.counters.rejected++;
+    this.options.onReject?.(reason, msg.subject);
+    // a malformed batch never becomes valid: redelivering it forever would stall the consumer
+    msg.ack();
+  }
+}

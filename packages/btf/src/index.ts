@@ -1,1 +1,30 @@
-export {};
+export { BtfError, type Errno, type BtfErrorPosition } from './error.js';
+export * from './types.js';
+export {
+  Btf,
+  parseBtf,
+  readHeader,
+  type BtfHeader,
+  type BtfFuncEntry,
+  type ParseOptions,
+} from './btf.js';
+export { type MemberLocation, type TypeSource } from './graph.js';
+export {
+  BtfBuilder,
+  writeBtf,
+  type IntOptions,
+  type MemberSpec,
+  type WriteOptions,
+} from './write.js';
+export {
+  BTF_FMODEL_SIGNED_ARG,
+  BTF_FMODEL_STRUCT_ARG,
+  MAX_BPF_FUNC_ARGS,
+  MAX_BPF_FUNC_REG_ARGS,
+  funcModel,
+  funcModelKey,
+  summarizeFuncModels,
+  type FuncModel,
+  type FuncModelResult,
+  type FuncModelSummary,
+} from './func-model.js';

@@ -1,0 +1,209 @@
+import { BtfError } from './error.js';
+import type { BtfMember, BtfType } from './types.js';
+
+/** Anything that maps type ids to types: a parsed Btf or a builder in progress. */
+export interface TypeSource {
+  /** The type with this id; id 0 (void) returns undefined. Throws ENOENT when out of range. */
+  type(id: number): BtfType | undefined;
+  /** Size of a pointer in bytes for this BTF's target (8 on 64-bit). */
+  readonly ptrSize: number;
+}
+
+/** The kernel's MAX_RESOLVE_DEPTH: chains of modifiers longer than this are loops. */
+const MAX_RESOLVE_DEPTH = 32;
+
+function isModifierKind(kind: string): boolean {
+  return (
+    kind === 'typedef' ||
+    kind === 'volatile' ||
+    kind === 'const' ||
+    kind === 'restrict' ||
+    kind === 'type_tag'
+  );
+}
+
+/** Follow typedefs, cv-qualifiers and type tags to the underlying type id (0 for void). */
+export function resolveType(src: TypeSource, id: number): number {
+  let cur = id;
+  for (let depth = 0; depth <= MAX_RESOLVE_DEPTH; depth++) {
+    const t = src.type(cur);
+    if (t === undefined || !isModifierKind(t.kind)) return cur;
+    cur = (t as { type: number }).type;
+  }
+  throw new BtfError('EINVAL', 'loop detected while resolving modifiers/typedefs', {
+    typeId: id,
+  });
+}
+
+/** Size in bytes of a type as C's sizeof would give it. */
+export function sizeOfType(src: TypeSource, id: number): number {
+  let cur = id;
+  let mult = 1;
+  for (let depth = 0; depth <= MAX_RESOLVE_DEPTH; depth++) {
+    const t = src.type(cur);
+    if (t === undefined) throw new BtfError('EINVAL', 'void has no size', { typeId: id });
+    switch (t.kind) {
+      case 'int':
+      case 'struct':
+      case 'union':
+      case 'enum':
+      case 'enum64':
+      case 'datasec':
+      case 'float':
+        return mult * t.size;
+      case 'ptr':
+        return mult * src.ptrSize;
+      case 'array':
+        mult *= t.nelems;
+        cur = t.type;
+        break;
+      case 'typedef':
+      case 'volatile':
+      case 'const':
+      case 'restrict':
+      case 'type_tag':
+      case 'var':
+      case 'decl_tag':
+        cur = t.type;
+        break;
+      default:
+        throw new BtfError('EINVAL', `${t.kind.toUpperCase()} has no size`, { typeId: cur });
+    }
+  }
+  throw new BtfError('EINVAL', 'loop detected while computing size', { typeId: id });
+}
+
+/** Natural alignment in bytes, as libbpf's btf__align_of computes it (packed structs -> 1). */
+export function alignOfType(src: TypeSource, id: number): number {
+  const rid = resolveType(src, id);
+  const t = src.type(rid);
+  if (t === undefined) throw new BtfError('EINVAL', 'void has no alignment', { typeId: id });
+  switch (t.kind) {
+    case 'int':
+    case 'enum':
+    case 'enum64':
+    case 'float':
+      return Math.max(1, Math.min(src.ptrSize, t.size));
+    case 'ptr':
+      return src.ptrSize;
+    case 'array':
+      return alignOfType(src, t.type);
+    case 'struct':
+    case 'union': {
+      let max = 1;
+      for (const m of t.members) {
+        const a = alignOfType(src, m.type);
+        // A non-bitfield member off its natural alignment means the struct is packed.
+        if (m.bitfieldSize === 0 && m.bitsOffset % (8 * a) !== 0) return 1;
+        if (a > max) max = a;
+      }
+      if (t.size % max !== 0) return 1;
+      return max;
+    }
+    default:
+      throw new BtfError('EINVAL', `${t.kind.toUpperCase()} has no alignment`, { typeId: rid });
+  }
+}
+
+/** Where a member lives, counted from the start of the outermost type of the path. */
+export interface MemberLocation {
+  /** Bit offset from the start of the root type. */
+  bitsOffset: number;
+  /** Bitfield width, or 0 when the member is a whole object. */
+  bitfieldSize: number;
+  /** The member's type id. */
+  type: number;
+  /** Byte offset (floor of bitsOffset / 8). */
+  byteOffset: number;
+}
+
+/** Effective bitfield width of a member: its own bitfield size, or an old-style INT bitfield. */
+function memberBitfield(src: TypeSource, m: BtfMember): { extraBits: number; width: number } {
+  if (m.bitfieldSize !== 0) return { extraBits: 0, width: m.bitfieldSize };
+  const t = src.type(m.type);
+  if (t !== undefined && t.kind === 'int' && (t.bits !== t.size * 8 || t.bitsOffset !== 0)) {
+    return { extraBits: t.bitsOffset, width: t.bits };
+  }
+  return { extraBits: 0, width: 0 };
+}
+
+/** Find a named member, looking through anonymous struct/union members as C does. */
+function findMember(
+  src: TypeSource,
+  compositeId: number,
+  name: string,
+): { bitsOffset: number; member: BtfMember } | undefined {
+  const t = src.type(compositeId);
+  if (t === undefined || (t.kind !== 'struct' && t.kind !== 'union')) return undefined;
+  for (const m of t.members) {
+    if (m.name === name) return { bitsOffset: m.bitsOffset, member: m };
+  }
+  for (const m of t.members) {
+    if (m.name !== '') continue;
+    const inner = findMember(src, resolveType(src, m.type), name);
+    if (inner) return { bitsOffset: m.bitsOffset + inner.bitsOffset, member: inner.member };
+  }
+  return undefined;
+}
+
+const PATH_STEP = /^([A-Za-z_][A-Za-z0-9_]*)?((?:\[\d+\])*)$/;
+
+/**
+ * Offset of a member reached by a path such as `pid`, `__sk_common.skc_family` or
+ * `buf[3].len`, starting from type `rootId`.
+ */
+export function memberOffset(src: TypeSource, rootId: number, path: string): MemberLocation {
+  let cur = rootId;
+  let bits = 0;
+  let bitfieldSize = 0;
+  const steps = path.split('.');
+  for (const step of steps) {
+    const m = PATH_STEP.exec(step);
+    if (!m || (m[1] === undefined && m[2] === '')) {
+      throw new BtfError('EINVAL', `malformed member path '${path}' at '${step}'`, {
+        typeId: rootId,
+      });
+    }
+    if (bitfieldSize !== 0) {
+      throw new BtfError('EINVAL', `'${step}' follows a bitfield in '${path}'`, {
+        typeId: rootId,
+      });
+    }
+    if (m[1] !== undefined) {
+      const composite = resolveType(src, cur);
+      const t = src.type(composite);
+      if (t === undefined || (t.kind !== 'struct' && t.kind !== 'union')) {
+        throw new BtfError('EINVAL', `'${m[1]}' is looked up in a non-struct/union type`, {
+          typeId: composite,
+        });
+      }
+      const found = findMember(src, composite, m[1]);
+      if (!found) {
+        throw new BtfError('ENOENT', `no member '${m[1]}' in ${t.kind} '${t.name}'`, {
+          typeId: composite,
+        });
+      }
+      const bf = memberBitfield(src, found.member);
+      bits += found.bitsOffset + bf.extraBits;
+      bitfieldSize = bf.width;
+      cur = found.member.type;
+    }
+    const indices = m[2] ? m[2].slice(1, -1).split('][') : [];
+    for (const idxText of indices) {
+      const arrId = resolveType(src, cur);
+      const arr = src.type(arrId);
+      if (arr === undefined || arr.kind !== 'array') {
+        throw new BtfError('EINVAL', `'${step}' indexes a non-array type`, { typeId: arrId });
+      }
+      const idx = Number(idxText);
+      if (idx >= arr.nelems) {
+        throw new BtfError('EINVAL', `index ${idx} out of bounds of array[${arr.nelems}]`, {
+          typeId: arrId,
+        });
+      }
+      bits += idx * sizeOfType(src, arr.type) * 8;
+      cur = arr.type;
+    }
+  }
+  return { bitsOffset: bits, bitfieldSize, type: cur, byteOffset: Math.floor(bits / 8) };
+}

@@ -1,1 +1,57 @@
-export {};
+export { ERRNO, ArchError, isArchError, type ArchErrno } from './errors.js';
+export { layoutStruct, type FieldLayout, type StructLayout } from './layout.js';
+export {
+  ARCHES,
+  archInfo,
+  isArchName,
+  type ArchInfo,
+  type ArchName,
+  type FtraceCapabilities,
+  type RegisterInfo,
+  type RegRoles,
+} from './arch.js';
+export {
+  PtRegs,
+  FtraceRegs,
+  ftracePartialRegs,
+  type FtraceCaller,
+  type WordReader,
+} from './regs.js';
+export {
+  BTF_FMODEL_STRUCT_ARG,
+  BTF_FMODEL_SIGNED_ARG,
+  MAX_BPF_FUNC_ARGS,
+  MAX_FMODEL_VALUE_SIZE,
+  placeCall,
+  writeArgs,
+  readArgs,
+  writeReturn,
+  readReturn,
+  type ArgPlacement,
+  type ArgSlot,
+  type CallPlacement,
+  type FuncModelLike,
+  type StackWords,
+} from './abi.js';
+export {
+  entrySiteInfo,
+  encodeEntryNop,
+  encodeEntryCall,
+  decodeEntry,
+  EntryDecoder,
+  ENTRY_NOP,
+  ENTRY_CALL,
+  ENTRY_INVALID,
+  X86_64_NOP5,
+  I386_NOP5,
+  X86_CALL_OPCODE,
+  AARCH64_NOP,
+  AARCH64_MOV_X9_X30,
+  AARCH64_BL,
+  RISCV_NOP,
+  RISCV_AUIPC_T0,
+  RISCV_JALR_T0,
+  type DecodedEntry,
+  type EntryKind,
+  type EntrySiteInfo,
+} from './entry.js';

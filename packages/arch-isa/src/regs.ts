@@ -1,0 +1,351 @@
+import { archInfo, type ArchInfo, type ArchName, type RegRoles } from './arch.js';
+import { ArchError } from './errors.js';
+import type { StructLayout } from './layout.js';
+
+// Register blocks are stored in the kernel's own byte layout so a BPF program can read pt_regs at
+// kernel offsets. All four arches are little-endian; typed arrays use the host's byte order.
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
+  throw new Error('arch-isa needs a little-endian host: register blocks are kernel-layout bytes');
+}
+
+/** Reads one word of memory, for accessors that look at the stack (x86 return address). */
+export type WordReader = (addr: bigint) => bigint;
+
+/**
+ * A block of saved registers in kernel struct layout. Values are read and written either as
+ * bigint (control plane) or as 32-bit halves (hot path, no allocation).
+ */
+abstract class RegBlock {
+  readonly arch: ArchInfo;
+  readonly layout: StructLayout;
+  readonly roles: RegRoles;
+  /** The struct's bytes, exactly as the kernel lays it out. */
+  readonly bytes: Uint8Array;
+  /** The same bytes as 32-bit words, for allocation-free hot-path access. */
+  readonly u32: Uint32Array;
+  /** Per field: its offset in 32-bit units, and whether it is 8 bytes. */
+  protected readonly word: Uint16Array;
+  protected readonly wide: Uint8Array;
+
+  protected constructor(arch: ArchName, layout: StructLayout, roles: RegRoles) {
+    this.arch = archInfo(arch);
+    this.layout = layout;
+    this.roles = roles;
+    const buf = new ArrayBuffer(layout.size);
+    this.bytes = new Uint8Array(buf);
+    this.u32 = new Uint32Array(buf);
+    this.word = Uint16Array.from(layout.fields, (f) => f.offset / 4);
+    this.wide = Uint8Array.from(layout.fields, (f) => (f.size === 8 ? 1 : 0));
+  }
+
+  /** Index of a field by its kernel name, or an ArchError naming the field and struct. */
+  fieldIndex(name: string): number {
+    const i = this.layout.index.get(name);
+    if (i === undefined) {
+      throw new ArchError('ENOENT', `${this.arch.name} ${this.layout.name} has no field '${name}'`);
+    }
+    return i;
+  }
+
+  /** Checks that field i may be accessed; FtraceRegs overrides it to enforce the held set. */
+  protected check(_i: number): void {
+    // A full register block allows every field.
+  }
+
+  /** Low 32 bits of field i. */
+  lo(i: number): number {
+    this.check(i);
+    return this.u32[this.word[i]];
+  }
+
+  /** High 32 bits of field i (0 for 4-byte fields). */
+  hi(i: number): number {
+    this.check(i);
+    return this.wide[i] === 1 ? this.u32[this.word[i] + 1] : 0;
+  }
+
+  /** Writes field i from 32-bit halves; the high half is dropped for 4-byte fields. */
+  setHalves(i: number, lo: number, hi: number): void {
+    this.check(i);
+    const w = this.word[i];
+    this.u32[w] = lo;
+    if (this.wide[i] === 1) this.u32[w + 1] = hi;
+  }
+
+  readIndex(i: number): bigint {
+    const lo = BigInt(this.lo(i));
+    return this.wide[i] === 1 ? (BigInt(this.hi(i)) << 32n) | lo : lo;
+  }
+
+  /** Writes field i, truncating the value to the field's width as a store would. */
+  writeIndex(i: number, value: bigint): void {
+    this.setHalves(i, Number(value & 0xffffffffn), Number((value >> 32n) & 0xffffffffn));
+  }
+
+  read(name: string): bigint {
+    return this.readIndex(this.fieldIndex(name));
+  }
+
+  write(name: string, value: bigint): void {
+    this.writeIndex(this.fieldIndex(name), value);
+  }
+
+  // Accessors named after the kernel's (instruction_pointer(), regs_get_kernel_argument(), ...).
+
+  instructionPointer(): bigint {
+    return this.read(this.roles.ip);
+  }
+
+  setInstructionPointer(value: bigint): void {
+    this.write(this.roles.ip, value);
+  }
+
+  stackPointer(): bigint {
+    return this.read(this.roles.sp);
+  }
+
+  setStackPointer(value: bigint): void {
+    this.write(this.roles.sp, value);
+  }
+
+  framePointer(): bigint {
+    return this.read(this.roles.fp);
+  }
+
+  /**
+   * Argument n (from 0) of the function at entry. Register arguments come from the block; later
+   * ones are read from the stack when a reader is given (as regs_get_kernel_argument does on x86),
+   * else 0 as arm64's ftrace_regs_get_argument returns.
+   */
+  argument(n: number, readWord?: WordReader): bigint {
+    if (!Number.isInteger(n) || n < 0) {
+      throw new ArchError('EINVAL', `argument index ${n} is not a non-negative integer`);
+    }
+    const args = this.roles.args;
+    if (n < args.length) return this.read(args[n]);
+    if (readWord === undefined) return 0n;
+    const addr =
+      this.stackPointer() +
+      BigInt(this.arch.stackArgOffset + (n - args.length) * this.arch.wordSize);
+    return readWord(addr);
+  }
+
+  /** Sets register argument n; stack arguments are memory and are not written here. */
+  setArgument(n: number, value: bigint): void {
+    const args = this.roles.args;
+    if (!Number.isInteger(n) || n < 0 || n >= args.length) {
+      throw new ArchError(
+        'EINVAL',
+        `${this.arch.name} passes ${args.length} arguments in registers; cannot set argument ${n}`,
+      );
+    }
+    this.write(args[n], value);
+  }
+
+  /** The first return register (regs_return_value()). */
+  returnValue(): bigint {
+    return this.read(this.roles.ret[0]);
+  }
+
+  setReturnValue(value: bigint): void {
+    this.write(this.roles.ret[0], value);
+  }
+
+  /**
+   * The return address at function entry: the link register on arm64/riscv, the word at the
+   * stack pointer on x86 (which needs a memory reader).
+   */
+  returnAddress(readWord?: WordReader): bigint {
+    if (this.roles.lr !== null) return this.read(this.roles.lr);
+    if (readWord === undefined) {
+      throw new ArchError(
+        'EINVAL',
+        `${this.arch.name} keeps the return address on the stack: a memory reader is required`,
+      );
+    }
+    return readWord(this.stackPointer());
+  }
+
+  /**
+   * Makes the function return at once to its caller (override_function_with_return): the
+   * instruction pointer becomes the return address, and x86 pops it off the stack.
+   */
+  overrideFunctionWithReturn(readWord?: WordReader): void {
+    const ret = this.returnAddress(readWord);
+    this.setInstructionPointer(ret);
+    if (this.roles.lr === null) {
+      this.setStackPointer(this.stackPointer() + BigInt(this.arch.wordSize));
+    }
+  }
+
+  /** A plain object of all readable fields, for printing and tests. */
+  toObject(): Record<string, bigint> {
+    const out: Record<string, bigint> = {};
+    this.layout.fields.forEach((f, i) => {
+      if (this.readable(i)) out[f.name] = this.readIndex(i);
+    });
+    return out;
+  }
+
+  protected readable(_i: number): boolean {
+    return true;
+  }
+}
+
+/** A full struct pt_regs. `real` marks which fields hold saved values (all, unless partial). */
+export class PtRegs extends RegBlock {
+  readonly kind = 'pt_regs' as const;
+  /** Per field: 1 when the field holds a real saved value. */
+  readonly real: Uint8Array;
+
+  constructor(arch: ArchName) {
+    const info = archInfo(arch);
+    super(arch, info.ptRegs, info.ptRoles);
+    this.real = new Uint8Array(info.ptRegs.fields.length).fill(1);
+  }
+
+  isReal(name: string): boolean {
+    return this.real[this.fieldIndex(name)] === 1;
+  }
+
+  /** Names of the fields that hold real values. */
+  realFields(): string[] {
+    return this.layout.fields.filter((_, i) => this.real[i] === 1).map((f) => f.name);
+  }
+
+  copyFrom(other: PtRegs): void {
+    this.bytes.set(other.bytes);
+    this.real.set(other.real);
+  }
+}
+
+/** Which caller filled an ftrace_regs: the plain ftrace_caller or the full-regs caller. */
+export type FtraceCaller = 'caller' | 'regs_caller';
+
+/**
+ * struct ftrace_regs: what ftrace_caller saved. It is sparse; reading or writing a register it
+ * does not hold is a contract violation, thrown in strict mode. Its `kind` differs from PtRegs',
+ * so the type cannot be passed where a full pt_regs is expected.
+ */
+export class FtraceRegs extends RegBlock {
+  readonly kind = 'ftrace_regs' as const;
+  readonly caller: FtraceCaller;
+  readonly strict: boolean;
+  /** Per field: 1 when the caller saved it. */
+  readonly held: Uint8Array;
+  /** Field pairs (ftrace_regs index, pt_regs index) that move between the two blocks. */
+  private readonly toPt: Int16Array;
+
+  constructor(arch: ArchName, options: { caller?: FtraceCaller; strict?: boolean } = {}) {
+    const info = archInfo(arch);
+    const caller = options.caller ?? 'caller';
+    const heldNames = caller === 'caller' ? info.ftraceCallerHeld : info.ftraceRegsCallerHeld;
+    if (heldNames === null) {
+      throw new ArchError(
+        'EOPNOTSUPP',
+        `${arch} has no ftrace_regs_caller (no DYNAMIC_FTRACE_WITH_REGS)`,
+      );
+    }
+    const layout = caller === 'caller' ? info.ftraceRegs : info.ptRegs;
+    super(arch, layout, caller === 'caller' ? info.ftraceRoles : info.ptRoles);
+    this.caller = caller;
+    this.strict = options.strict ?? true;
+    this.held = new Uint8Array(layout.fields.length);
+    for (const name of heldNames) {
+      const i = layout.index.get(name);
+      if (i !== undefined) this.held[i] = 1;
+    }
+    const pairs: number[] = [];
+    for (const [f, p] of partialRegsMap(info, layout)) {
+      if (this.held[f] === 1) pairs.push(f, p);
+    }
+    this.toPt = Int16Array.from(pairs);
+  }
+
+  holds(name: string): boolean {
+    return this.held[this.fieldIndex(name)] === 1;
+  }
+
+  protected override check(i: number): void {
+    if (this.strict && this.held[i] !== 1) {
+      throw new ArchError(
+        'EINVAL',
+        `ftrace_regs from ${this.arch.name} ftrace_${this.caller} does not hold '${this.layout.fields[i].name}'`,
+      );
+    }
+  }
+
+  protected override readable(i: number): boolean {
+    return this.held[i] === 1;
+  }
+
+  /** Fills the held registers from the CPU state, as the caller's save code does. */
+  saveFrom(regs: PtRegs): void {
+    const m = this.toPt;
+    for (let k = 0; k < m.length; k += 2) this.copyField(regs, m[k], m[k + 1], true);
+    // x86 ftrace_caller zeroes cs so ftrace_get_regs() can tell a partial pt_regs (kernel facts).
+    if (this.caller === 'caller' && this.arch.ptRoles.lr === null && this.held.length > 0) {
+      const cs = this.layout.index.get('cs');
+      if (cs !== undefined && this.held[cs] === 1) this.setHalves(cs, 0, 0);
+    }
+  }
+
+  /** Writes the held registers back to the CPU state, as the caller's restore code does. */
+  restoreTo(regs: PtRegs): void {
+    const m = this.toPt;
+    for (let k = 0; k < m.length; k += 2) this.copyField(regs, m[k], m[k + 1], false);
+  }
+
+  private copyField(regs: PtRegs, f: number, p: number, toSelf: boolean): void {
+    const fw = this.word[f];
+    const pw = regs.layout.fields[p].offset / 4;
+    const u = regs.u32;
+    if (toSelf) {
+      this.u32[fw] = u[pw];
+      if (this.wide[f] === 1) this.u32[fw + 1] = u[pw + 1];
+    } else {
+      u[pw] = this.u32[fw];
+      if (this.wide[f] === 1) u[pw + 1] = this.u32[fw + 1];
+    }
+  }
+}
+
+/**
+ * How ftrace_partial_regs() maps ftrace_regs fields onto pt_regs fields: same names on x86 and
+ * riscv; on arm64 fp goes to x29 and lr to x30, and direct_tramp has no pt_regs home.
+ */
+function partialRegsMap(info: ArchInfo, layout: StructLayout): [number, number][] {
+  const pairs: [number, number][] = [];
+  layout.fields.forEach((f, i) => {
+    let ptName = f.name;
+    if (info.name === 'arm64' && layout === info.ftraceRegs) {
+      if (f.name === 'fp') ptName = 'x29';
+      else if (f.name === 'lr') ptName = 'x30';
+    }
+    const p = info.ptRegs.index.get(ptName);
+    if (p !== undefined) pairs.push([i, p]);
+  });
+  return pairs;
+}
+
+/**
+ * ftrace_partial_regs(): a pt_regs built from an ftrace_regs. Only the fields the ftrace_regs
+ * held are real; `regs.real` marks them and the rest read as zero.
+ */
+export function ftracePartialRegs(fregs: FtraceRegs, into?: PtRegs): PtRegs {
+  const regs = into ?? new PtRegs(fregs.arch.name);
+  if (regs.arch.name !== fregs.arch.name) {
+    throw new ArchError(
+      'EINVAL',
+      `ftrace_partial_regs: ftrace_regs is ${fregs.arch.name} but pt_regs is ${regs.arch.name}`,
+    );
+  }
+  regs.bytes.fill(0);
+  regs.real.fill(0);
+  for (const [f, p] of partialRegsMap(fregs.arch, fregs.layout)) {
+    if (fregs.held[f] !== 1) continue;
+    regs.writeIndex(p, fregs.readIndex(f));
+    regs.real[p] = 1;
+  }
+  return regs;
+}

@@ -1,0 +1,8 @@
+import { describe } from 'vitest';
+import { busContract } from '../test/bus-contract.js';
+import { LocalBroker } from './local-bus.js';
+
+describe('LocalBus', () => {
+  const broker = new LocalBroker();
+  busContract(async () => broker.connect());
+});

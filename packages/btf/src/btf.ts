@@ -75,6 +75,18 @@ function extraSize(kind: number, vlen: number): number {
 
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8', { fatal: false });
+const utf8enc = new TextEncoder();
+
+/** FNV-1a over a NUL-terminated byte string (the NUL is hashed too). */
+function hashBytes(bytes: Uint8Array, pos: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let k = pos; k < end; k++) {
+    const c = bytes[k] as number;
+    h = Math.imul(h ^ c, 0x01000193);
+    if (c === 0) break;
+  }
+  return h >>> 0;
+}
 
 /** Read the header of a raw blob, detecting the byte order from the magic. */
 export function readHeader(blob: Uint8Array): { header: BtfHeader; littleEndian: boolean } {
@@ -130,8 +142,9 @@ export class Btf implements TypeSource {
   private readonly strEnd: number;
   private strText: string | undefined;
   private strAscii = true;
-  private nameHead: Map<string, number> | undefined;
+  private nameTable: Int32Array | undefined;
   private nameNext: Int32Array | undefined;
+  private nameHashes: Uint32Array | undefined;
 
   constructor(blob: Uint8Array, opts: ParseOptions = {}) {
     const { header, littleEndian } = readHeader(blob);
@@ -241,6 +254,22 @@ export class Btf implements TypeSource {
   recordOffset(id: number): number {
     this.checkLocal(id);
     return this.recOff[id - this.startId] as number;
+  }
+
+  /** The raw 12-byte common header of a local type, for checks the model cannot express. */
+  rawHeader(id: number): { nameOff: number; info: number; sizeOrType: number; offset: number } {
+    const offset = this.recordOffset(id);
+    return {
+      nameOff: this.dv.getUint32(offset, this.littleEndian),
+      info: this.dv.getUint32(offset + 4, this.littleEndian),
+      sizeOrType: this.dv.getUint32(offset + 8, this.littleEndian),
+      offset,
+    };
+  }
+
+  /** Absolute byte range of the string section inside `blob`. */
+  get stringSection(): { start: number; end: number } {
+    return { start: this.strStart, end: this.strEnd };
   }
 
   /** Raw info word of a type (vlen, kind, kflag). */
@@ -468,28 +497,91 @@ export class Btf implements TypeSource {
     }
   }
 
+  /** Where the bytes of string `off` live: this blob's or a base's string section. */
+  private strBytes(off: number): { bytes: Uint8Array; pos: number } {
+    if (off < this.startStrOff) return (this.base as Btf).strBytes(off);
+    return { bytes: this.blob, pos: this.strStart + off - this.startStrOff };
+  }
+
+  /**
+   * Open-addressing hash table over the raw name bytes: no JS strings are created,
+   * which keeps indexing vmlinux's ~126k names within a few milliseconds.
+   * Each slot holds the lowest local index of one distinct name; nameNext chains
+   * the other types with the same name in ascending id order.
+   */
   private buildIndex(): void {
     const n = this.recOff.length;
-    const head = new Map<string, number>();
-    // Chains run from the highest id down so a lookup yields ids in ascending order.
+    let size = 16;
+    while (size < n * 2) size *= 2;
+    const table = new Int32Array(size).fill(-1);
     const next = new Int32Array(n).fill(-1);
+    const hashes = new Uint32Array(n);
     const dv = this.dv;
     const le = this.littleEndian;
+    const mask = size - 1;
     for (let i = n - 1; i >= 0; i--) {
       const nameOff = dv.getUint32(this.recOff[i] as number, le);
-      if (nameOff === 0) continue;
-      const name = this.str(nameOff);
-      const prev = head.get(name);
-      if (prev !== undefined) next[i] = prev;
-      head.set(name, i);
+      if (nameOff === 0 || nameOff >= this.strLen) continue;
+      const { bytes, pos } = this.strBytes(nameOff);
+      const h = hashBytes(bytes, pos, bytes.length);
+      hashes[i] = h;
+      let slot = h & mask;
+      for (;;) {
+        const head = table[slot] as number;
+        if (head < 0) {
+          table[slot] = i;
+          break;
+        }
+        if (hashes[head] === h && this.sameName(head, nameOff)) {
+          next[i] = head;
+          table[slot] = i;
+          break;
+        }
+        slot = (slot + 1) & mask;
+      }
     }
-    this.nameHead = head;
+    this.nameTable = table;
     this.nameNext = next;
+    this.nameHashes = hashes;
+  }
+
+  private sameName(i: number, nameOff: number): boolean {
+    const other = this.dv.getUint32(this.recOff[i] as number, this.littleEndian);
+    if (other === nameOff) return true;
+    const a = this.strBytes(other);
+    const b = this.strBytes(nameOff);
+    for (let k = 0; ; k++) {
+      const x = a.pos + k < a.bytes.length ? (a.bytes[a.pos + k] as number) : 0;
+      const y = b.pos + k < b.bytes.length ? (b.bytes[b.pos + k] as number) : 0;
+      if (x !== y) return false;
+      if (x === 0) return true;
+    }
+  }
+
+  /** Local index of the first type with this name, or -1. */
+  private lookupHead(name: string): number {
+    if (this.nameTable === undefined) this.buildIndex();
+    const table = this.nameTable as Int32Array;
+    const hashes = this.nameHashes as Uint32Array;
+    const q = utf8enc.encode(name + '\0');
+    const h = hashBytes(q, 0, q.length);
+    const mask = table.length - 1;
+    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+      const head = table[slot] as number;
+      if (head < 0) return -1;
+      if (hashes[head] !== h) continue;
+      const { bytes, pos } = this.strBytes(
+        this.dv.getUint32(this.recOff[head] as number, this.littleEndian),
+      );
+      let k = 0;
+      while (k < q.length && pos + k < bytes.length && bytes[pos + k] === q[k]) k++;
+      if (k === q.length) return head;
+    }
   }
 
   /** Build the name index now (it is otherwise built on the first lookup). */
   index(): this {
-    if (this.nameHead === undefined) this.buildIndex();
+    if (this.nameTable === undefined) this.buildIndex();
     if (this.base) this.base.index();
     return this;
   }
@@ -497,13 +589,9 @@ export class Btf implements TypeSource {
   /** All type ids with this name (any kind), ascending, including the base's. */
   idsByName(name: string): number[] {
     const out = this.base ? this.base.idsByName(name) : [];
-    if (this.nameHead === undefined) this.buildIndex();
-    let i = (this.nameHead as Map<string, number>).get(name);
+    if (name === '') return out;
     const next = this.nameNext as Int32Array;
-    while (i !== undefined && i >= 0) {
-      out.push(this.startId + i);
-      i = next[i] as number;
-    }
+    for (let i = this.lookupHead(name); i >= 0; i = next[i] as number) out.push(this.startId + i);
     return out;
   }
 
@@ -514,12 +602,10 @@ export class Btf implements TypeSource {
       const b = this.base.find(name, kind);
       if (b !== undefined) return b;
     }
-    if (this.nameHead === undefined) this.buildIndex();
-    let i = (this.nameHead as Map<string, number>).get(name);
+    if (name === '') return undefined;
     const next = this.nameNext as Int32Array;
-    while (i !== undefined && i >= 0) {
+    for (let i = this.lookupHead(name); i >= 0; i = next[i] as number) {
       if ((((this.infos[i] as number) >>> 24) & 0x1f) === want) return this.startId + i;
-      i = next[i] as number;
     }
     return undefined;
   }

@@ -1,5 +1,6 @@
 export { BtfError, type Errno, type BtfErrorPosition } from './error.js';
 export * from './types.js';
+export { checkBtf, validateBtf } from './validate.js';
 export {
   Btf,
   parseBtf,

@@ -6,21 +6,30 @@ import { VERSION } from './version.js';
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('a port is an integer from 0 to 65535');
   return n;
 }
 
 function agentId(value: string): string {
-  if (!isToken(value)) throw new InvalidArgumentError('an agent id is 1-64 letters, digits, _ or -');
+  if (!isToken(value))
+    throw new InvalidArgumentError('an agent id is 1-64 letters, digits, _ or -');
   return value;
 }
 
-/** The `tracelab` command line; later layers add their subcommands here. */
-export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
+/**
+ * The `tracelab` command line; later layers add their subcommands here. `configure` runs before
+ * the subcommands are added so they inherit its settings (tests use it to capture output).
+ */
+export function buildProgram(
+  env: NodeJS.ProcessEnv = process.env,
+  configure?: (program: Command) => void,
+): Command {
   const program = new Command('tracelab')
     .description("The Linux kernel's function-tracing and eBPF stack, executable in TypeScript")
     .version(VERSION, '-V, --version')
     .showHelpAfterError();
+  configure?.(program);
 
   program
     .command('info')
@@ -38,7 +47,11 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       if (opts.json) console.log(JSON.stringify(info, null, 2));
       else {
         console.log(`tracelab ${info.version} (node ${info.node}, ${info.platform})`);
-        console.log(info.natsUrl ? `transport: NATS at ${info.natsUrl}` : 'transport: in-process bus (set TRACELAB_NATS_URL for NATS)');
+        console.log(
+          info.natsUrl
+            ? `transport: NATS at ${info.natsUrl}`
+            : 'transport: in-process bus (set TRACELAB_NATS_URL for NATS)',
+        );
       }
     });
 
@@ -46,8 +59,18 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .command('start')
     .description('run agent, gateway and collector; in one process unless TRACELAB_NATS_URL is set')
     .option('--host <host>', 'gateway listen address', env.TRACELAB_HOST ?? '127.0.0.1')
-    .option('--port <port>', 'gateway port (0 picks a free one)', port, env.TRACELAB_PORT ? port(env.TRACELAB_PORT) : 8080)
-    .option('--agent-id <id>', 'this agent\'s id on the bus', agentId, env.TRACELAB_AGENT_ID ?? 'agent-0')
+    .option(
+      '--port <port>',
+      'gateway port (0 picks a free one)',
+      port,
+      env.TRACELAB_PORT ? port(env.TRACELAB_PORT) : 8080,
+    )
+    .option(
+      '--agent-id <id>',
+      "this agent's id on the bus",
+      agentId,
+      env.TRACELAB_AGENT_ID ?? 'agent-0',
+    )
     .option('--events <file>', 'collect trace events into FILE as JSON lines')
     .action(async (opts: { host: string; port: number; agentId: string; events?: string }) => {
       const out = opts.events ? createWriteStream(opts.events, { flags: 'a' }) : undefined;
@@ -58,7 +81,9 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
         port: opts.port,
         sink: out ? (event) => out.write(`${JSON.stringify(event)}\n`) : undefined,
       });
-      console.log(`tracelab ${VERSION}: agent ${opts.agentId} on ${env.TRACELAB_NATS_URL ? `NATS ${env.TRACELAB_NATS_URL}` : 'the in-process bus'}`);
+      console.log(
+        `tracelab ${VERSION}: agent ${opts.agentId} on ${env.TRACELAB_NATS_URL ? `NATS ${env.TRACELAB_NATS_URL}` : 'the in-process bus'}`,
+      );
       console.log(`gateway listening at ${stack.url}  (API docs: ${stack.url}/documentation)`);
       const shutdown = (signal: string) => {
         console.log(`${signal}: shutting down`);

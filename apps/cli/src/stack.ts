@@ -30,7 +30,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     ? await NatsBus.connect({ servers: options.natsUrl, name: `tracelab-${options.agentId}` })
     : new LocalBus();
   const agent = new Agent({ bus, id: options.agentId, version: VERSION, transport });
-  const collector = options.sink ? new Collector({ bus, durable: 'tracelab-collector', sink: options.sink }) : undefined;
+  const collector = options.sink
+    ? new Collector({ bus, durable: 'tracelab-collector', sink: options.sink })
+    : undefined;
   const gateway = await buildGateway({ bus, version: VERSION, transport });
   try {
     await agent.start();

@@ -45,7 +45,14 @@ export class Collector {
   /** Highest stream sequence handled: a redelivered message at or below it was handled already. */
   private handledStreamSeq = 0;
   private consumer: StreamConsumer | undefined;
-  private readonly counters: CollectorStats = { batches: 0, events: 0, lost: 0, gaps: 0, duplicates: 0, rejected: 0 };
+  private readonly counters: CollectorStats = {
+    batches: 0,
+    events: 0,
+    lost: 0,
+    gaps: 0,
+    duplicates: 0,
+    rejected: 0,
+  };
 
   constructor(private readonly options: CollectorOptions) {}
 

@@ -20,7 +20,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AgentDirectory } from './agents.js';
-import { errorHandler } from './errors.js';
+import { errorHandler, notFoundHandler } from './errors.js';
 
 export interface GatewayOptions {
   bus: Bus;
@@ -50,6 +50,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
 
   await app.register(fastifySwagger, {
     openapi: {

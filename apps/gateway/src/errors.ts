@@ -26,6 +26,7 @@ const STATUS: Partial<Record<ErrnoCode, number>> = {
   EHOSTUNREACH: 503,
   ESHUTDOWN: 503,
   ETIMEDOUT: 504,
+  EIO: 502,
 };
 
 function validationEnvelope(err: FastifyError): ErrorEnvelope {
@@ -41,6 +42,12 @@ function validationEnvelope(err: FastifyError): ErrorEnvelope {
     message: first ? `invalid ${first.path.join('.')}: ${first.message}` : `invalid ${where}`,
     details: { path: first?.path ?? [where], issues },
   };
+}
+
+export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
+  void reply
+    .code(404)
+    .send(new TracelabError('ENOENT', `no route ${request.method} ${request.url}`).toEnvelope());
 }
 
 /** Maps every error to the wire envelope; bad input is a 400 naming the field, never a 500. */

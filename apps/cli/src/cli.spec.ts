@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import { encodeJson, NatsBus, startNatsServer, type NatsServer } from '@tracelab/bus';
+import { subjects } from '@tracelab/contracts';
+import type { CollectedEvent } from '@tracelab/collector';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildProgram, startStack, type Stack } from './index.js';
+
+const version = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  let out = '';
+  const log = vi.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => {
+    out += `${parts.join(' ')}\n`;
+  });
+  try {
+    const program = buildProgram(env, (p) =>
+      p
+        .exitOverride()
+        .configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) }),
+    );
+    await program.parseAsync(['node', 'tracelab', ...args]);
+  } catch (err) {
+    // commander ends --help and --version by throwing after printing, when exits are overridden
+    if ((err as { exitCode?: number }).exitCode !== 0) throw err;
+  } finally {
+    log.mockRestore();
+  }
+  return out;
+}
+
+describe('tracelab cli', () => {
+  it('prints its version', async () => {
+    expect((await run(['--version'])).trim()).toBe(version);
+  });
+
+  it('lists its commands in --help', async () => {
+    const help = await run(['--help']);
+    expect(help).toMatch(/Usage: tracelab/);
+    expect(help).toMatch(/\binfo\b/);
+    expect(help).toMatch(/\bstart\b/);
+  });
+
+  it('info --json says which transport the apps would use', async () => {
+    expect(JSON.parse(await run(['info', '--json']))).toMatchObject({
+      version,
+      transport: 'local',
+      natsUrl: null,
+    });
+    const nats = JSON.parse(
+      await run(['info', '--json'], { TRACELAB_NATS_URL: 'nats://127.0.0.1:4333' }),
+    );
+    expect(nats).toMatchObject({ transport: 'nats', natsUrl: 'nats://127.0.0.1:4333' });
+  });
+
+  it('rejects a bad port and a bad agent id by option', async () => {
+    await expect(run(['start', '--port', '70000'])).rejects.toMatchObject({
+      code: 'commander.invalidArgument',
+      message: expect.stringMatching(/--port.*0 to 65535/s),
+    });
+    await expect(run(['start', '--agent-id', 'a b'])).rejects.toMatchObject({
+      message: expect.stringMatching(/--agent-id.*agent id/s),
+    });
+  });
+});
+
+describe('the main job on the in-process bus', () => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.close();
+    stack = undefined;
+  });
+
+  it('serves /healthz and lists its agent', async () => {
+    stack = await startStack({ agentId: 'local-0', host: '127.0.0.1', port: 0 });
+    expect(await (await fetch(`${stack.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    const info = (await (await fetch(`${stack.url}/v1/info`)).json()) as {
+      transport: string;
+      agents: { id: string }[];
+    };
+    expect(info.transport).toBe('local');
+    expect(info.agents.map((a) => a.id)).toEqual(['local-0']);
+    const health = await fetch(`${stack.url}/v1/agents/local-0/health`);
+    expect(health.status).toBe(200);
+  });
+});
+
+describe('the main job over NATS', () => {
+  let server: NatsServer;
+  beforeAll(async () => {
+    server = await startNatsServer();
+  }, 30_000);
+  afterAll(() => server?.stop());
+
+  it('runs agent, gateway and collector over a real nats-server with JetStream', async () => {
+    const events: CollectedEvent[] = [];
+    const stack = await startStack({
+      natsUrl: server.url,
+      agentId: 'n1',
+      host: '127.0.0.1',
+      port: 0,
+      sink: (e) => events.push(e),
+    });
+    const producer = await NatsBus.connect({ servers: server.url, name: 'test-producer' });
+    try {
+      const info = (await (await fetch(`${stack.url}/v1/info`)).json()) as {
+        transport: string;
+        agents: { id: string; transport: string }[];
+      };
+      expect(info.transport).toBe('nats');
+      expect(info.agents).toEqual([expect.objectContaining({ id: 'n1', transport: 'nats' })]);
+      expect((await fetch(`${stack.url}/v1/agents/n1/health`)).status).toBe(200);
+
+      producer.publish(
+        subjects.trace('n1', 'printk'),
+        encodeJson({
+          agentId: 'n1',
+          stream: 'printk',
+          firstSeq: 0,
+          lost: 0,
+          events: [{ type: 'text', ts: 1, cpu: 0, pid: 1, comm: 'init', text: 'hello' }],
+        }),
+      );
+      await producer.flush();
+      for (let i = 0; i < 100 && events.length === 0; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(events).toEqual([
+        {
+          agentId: 'n1',
+          stream: 'printk',
+          seq: 0,
+          event: expect.objectContaining({ text: 'hello' }),
+        },
+      ]);
+    } finally {
+      await producer.close();
+      await stack.close();
+    }
+  }, 30_000);
+});

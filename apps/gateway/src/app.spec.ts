@@ -1,0 +1,137 @@
+import { encodeJson, LocalBroker, LocalBus } from '@tracelab/bus';
+import { ErrorEnvelopeSchema, subjects, type AgentInfo } from '@tracelab/contracts';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildGateway, type Gateway } from './index.js';
+
+function agentInfo(id: string): AgentInfo {
+  return {
+    id,
+    version: '0.0.0',
+    hostname: 'h',
+    pid: 1,
+    startedAt: '2026-01-01T00:00:00.000Z',
+    transport: 'local',
+  };
+}
+
+/** A peer on the bus that behaves as an agent does: announces on ping, answers health. */
+async function fakeAgent(bus: LocalBus, id: string, health: () => unknown): Promise<void> {
+  await bus.subscribe(subjects.agentPing, () =>
+    bus.publish(subjects.agentAnnounce, encodeJson(agentInfo(id))),
+  );
+  await bus.serve(subjects.agentHealth(id), () => encodeJson(health()));
+}
+
+describe('gateway', () => {
+  let broker: LocalBroker;
+  let peer: LocalBus;
+  let app: Gateway;
+
+  beforeEach(async () => {
+    broker = new LocalBroker();
+    peer = new LocalBus({ broker });
+    app = await buildGateway({
+      bus: new LocalBus({ broker }),
+      version: '1.2.3',
+      transport: 'local',
+    });
+  });
+  afterEach(async () => {
+    await app.close();
+    await peer.close();
+  });
+
+  it('answers /healthz', async () => {
+    await app.ready();
+    const res = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('lists agents that started before it (ping) and after it (announce)', async () => {
+    await fakeAgent(peer, 'early', () => ({}));
+    await app.ready();
+    peer.publish(subjects.agentAnnounce, encodeJson(agentInfo('late')));
+    await peer.flush();
+    const res = await app.inject({ method: 'GET', url: '/v1/info' });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({
+      name: 'tracelab',
+      version: '1.2.3',
+      api: 'v1',
+      transport: 'local',
+    });
+    expect(body.agents.map((a: AgentInfo) => a.id)).toEqual(['early', 'late']);
+  });
+
+  it('ignores malformed announcements', async () => {
+    await app.ready();
+    peer.publish(subjects.agentAnnounce, encodeJson({ id: 'a.b' }));
+    peer.publish(subjects.agentAnnounce, new TextEncoder().encode('{not json'));
+    await peer.flush();
+    expect((await app.inject({ method: 'GET', url: '/v1/agents' })).json()).toEqual([]);
+  });
+
+  it('relays an agent health request over the bus', async () => {
+    await fakeAgent(peer, 'm1', () => ({ id: 'm1', status: 'ok', uptimeMs: 42 }));
+    await app.ready();
+    const res = await app.inject({ method: 'GET', url: '/v1/agents/m1/health' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ id: 'm1', status: 'ok', uptimeMs: 42 });
+  });
+
+  it.each([
+    ['/v1/agents/a.b/health', ['params', 'agentId']],
+    ['/v1/agents/m1/health?timeoutMs=soon', ['querystring', 'timeoutMs']],
+    ['/v1/agents/m1/health?timeoutMs=0', ['querystring', 'timeoutMs']],
+    ['/v1/agents/m1/health?timeoutMs=99999999', ['querystring', 'timeoutMs']],
+  ])('GET %s is a 400 naming %j', async (url, path) => {
+    await app.ready();
+    const res = await app.inject({ method: 'GET', url });
+    expect(res.statusCode).toBe(400);
+    const body = ErrorEnvelopeSchema.parse(res.json());
+    expect(body.code).toBe('EINVAL');
+    expect(body.details?.path).toEqual(path);
+    expect(body.message).toContain(path.join('.'));
+  });
+
+  it('maps no responders to 503 EHOSTUNREACH and a silent agent to 504 ETIMEDOUT', async () => {
+    await peer.serve(subjects.agentHealth('slow'), () => new Promise<Uint8Array>(() => undefined));
+    await app.ready();
+    const missing = await app.inject({
+      method: 'GET',
+      url: '/v1/agents/nobody/health?timeoutMs=200',
+    });
+    expect([missing.statusCode, missing.json().code]).toEqual([503, 'EHOSTUNREACH']);
+    const slow = await app.inject({ method: 'GET', url: '/v1/agents/slow/health?timeoutMs=50' });
+    expect([slow.statusCode, slow.json().code]).toEqual([504, 'ETIMEDOUT']);
+  });
+
+  it('answers a malformed agent reply with 502, not a crash', async () => {
+    await fakeAgent(peer, 'broken', () => ({ status: 'maybe' }));
+    await app.ready();
+    const res = await app.inject({ method: 'GET', url: '/v1/agents/broken/health' });
+    expect(res.statusCode).toBe(502);
+    expect(res.json()).toMatchObject({ code: 'EIO', message: expect.stringContaining('broken') });
+  });
+
+  it('answers unknown routes with an ENOENT envelope', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/nothing' });
+    expect(res.statusCode).toBe(404);
+    expect(ErrorEnvelopeSchema.parse(res.json()).code).toBe('ENOENT');
+  });
+
+  it('publishes OpenAPI for its routes', async () => {
+    const res = await app.inject({ method: 'GET', url: '/documentation/json' });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/healthz', '/v1/info', '/v1/agents/{agentId}/health']),
+    );
+    expect((await app.inject({ method: 'GET', url: '/documentation' })).statusCode).toBeLessThan(
+      400,
+    );
+  });
+});

@@ -13,3 +13,17 @@ export {
   protString,
 } from './memory.js';
 export type { AccessKind, AddressSpaceOptions, FaultKind, MapSpec } from './memory.js';
+export * from './insn.js';
+export { Program } from './program.js';
+export {
+  BPF_FUNC_tail_call,
+  DEFAULT_STACK_BASE,
+  MAX_BPF_STACK,
+  MAX_CALL_FRAMES,
+  MAX_TAIL_CALL_CNT,
+  Vm,
+} from './vm.js';
+export type { HelperFn, VmOptions } from './vm.js';
+export { AsmError, assemble } from './asm.js';
+export { disassemble, formatInsn } from './disasm.js';
+export { CONFORMANCE_MEM_BASE, installConformanceHelpers, runConformance } from './conformance.js';

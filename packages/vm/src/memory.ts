@@ -15,7 +15,8 @@ const U64_MASK = (1n << 64n) - 1n;
 export const MAX_REGION_SIZE = 0x4000_0000;
 
 function accessName(access: number): AccessKind {
-  return access === PROT_WRITE ? 'write' : access === PROT_EXEC ? 'exec' : 'read';
+  // An atomic read-modify-write reports as a write: that is the half a read-only region refuses.
+  return access & PROT_WRITE ? 'write' : access === PROT_EXEC ? 'exec' : 'read';
 }
 
 function hex(addr: bigint): string {

@@ -1,0 +1,78 @@
+import { VmError } from './errors.js';
+import { type Insn, decode, isLddw, validate } from './insn.js';
+
+/**
+ * A validated program in the struct-of-arrays form the interpreter walks: one entry per 8-byte
+ * slot, so jump offsets index the arrays directly. lddw's full 64-bit immediate sits in
+ * imm (low) and imm2 (high) of its first slot, already resolved (map fds to map addresses).
+ */
+export class Program {
+  readonly code: Uint8Array;
+  readonly dst: Uint8Array;
+  readonly src: Uint8Array;
+  readonly off: Int32Array;
+  readonly imm: Int32Array;
+  readonly imm2: Int32Array;
+  /** Set by the JIT the first time it compiles this program. */
+  jitted: unknown = undefined;
+
+  private constructor(
+    readonly insns: readonly Insn[],
+    readonly name: string,
+  ) {
+    const n = insns.length;
+    this.code = new Uint8Array(n);
+    this.dst = new Uint8Array(n);
+    this.src = new Uint8Array(n);
+    this.off = new Int32Array(n);
+    this.imm = new Int32Array(n);
+    this.imm2 = new Int32Array(n);
+    insns.forEach((i, k) => {
+      this.code[k] = i.code;
+      this.dst[k] = i.dst;
+      this.src[k] = i.src;
+      this.off[k] = i.off;
+      this.imm[k] = i.imm;
+      this.imm2[k] = i.imm2;
+    });
+  }
+
+  get length(): number {
+    return this.code.length;
+  }
+
+  /**
+   * Validates slots and builds a program. resolveLddw maps an lddw with a pseudo src (map fd,
+   * map value, BTF var, func, map index) to its 64-bit value, or an error.
+   */
+  static load(
+    insns: readonly Insn[],
+    options: { name?: string; resolveLddw?: (i: Insn, index: number) => bigint | VmError } = {},
+  ): Program | VmError {
+    const copy = insns.map((i) => ({ ...i }));
+    const err = validate(copy);
+    if (err !== null) return err;
+    for (let k = 0; k < copy.length; k++) {
+      const i = copy[k] as Insn;
+      if (!isLddw(i) || i.src === 0) continue;
+      if (options.resolveLddw === undefined) {
+        return new VmError(
+          'EINVAL',
+          `insn ${k}: lddw with src ${i.src} needs a resolver (no maps or BTF given)`,
+        );
+      }
+      const v = options.resolveLddw(i, k);
+      if (v instanceof VmError) return v;
+      const u = BigInt.asUintN(64, v);
+      i.imm = Number(u & 0xffffffffn) | 0;
+      i.imm2 = Number(u >> 32n) | 0;
+    }
+    return new Program(copy, options.name ?? 'prog');
+  }
+
+  static fromBytes(bytes: Uint8Array, options: { name?: string } = {}): Program | VmError {
+    const insns = decode(bytes);
+    if (insns instanceof VmError) return insns;
+    return Program.load(insns, options);
+  }
+}

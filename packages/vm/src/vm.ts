@@ -1,0 +1,932 @@
+import { TWO32, bswap16, bswap32, divmod64, mulhu, scmp, toBig, ucmp } from './arith.js';
+import { VmError } from './errors.js';
+import { AddressSpace, MemFault, PROT_READ, PROT_WRITE, type Region } from './memory.js';
+import type { Program } from './program.js';
+
+/** A helper or kfunc body. Reads its arguments from the vm (r1-r5) and returns r0: a number
+ * (a safe integer, negative values sign-extend, so `return -14` is -EFAULT) or a bigint. */
+export type HelperFn = (vm: Vm) => number | bigint;
+
+/** Stack bytes per frame and frames per program (MAX_BPF_STACK, MAX_CALL_FRAMES). */
+export const MAX_BPF_STACK = 512;
+export const MAX_CALL_FRAMES = 8;
+/** MAX_TAIL_CALL_CNT. */
+export const MAX_TAIL_CALL_CNT = 33;
+export const BPF_FUNC_tail_call = 12;
+/** Where the vm maps its stacks unless told otherwise (a vmalloc-like kernel address). */
+export const DEFAULT_STACK_BASE = 0xffffc90000000000n;
+
+export interface VmOptions {
+  /** The address space programs run in; the vm maps its stack region into it. */
+  memory?: AddressSpace;
+  stackBase?: bigint;
+  /** Executed-instruction budget per run (stops runaway programs with -ELOOP). */
+  budget?: number;
+  /** Resolves bpf_tail_call's (prog_array address, index) to a program, or undefined. */
+  tailCall?: (map: bigint, index: number) => Program | undefined;
+}
+
+/**
+ * The eBPF interpreter. One Vm runs one program at a time (a CPU's worth of state); run()
+ * returns 0 or a negative errno and leaves r0 in lo[0]/hi[0]. Nothing on the path of a
+ * successful run allocates.
+ */
+export class Vm {
+  /** Registers r0-r10 as (lo, hi) int32 halves. */
+  readonly lo = new Int32Array(11);
+  readonly hi = new Int32Array(11);
+  readonly memory: AddressSpace;
+  readonly stack: Region;
+  budget: number;
+  tailCall: ((map: bigint, index: number) => Program | undefined) | undefined;
+  /** Helpers by id, kfuncs by BTF id. */
+  readonly helpers: (HelperFn | undefined)[] = [];
+  readonly kfuncs = new Map<number, HelperFn>();
+
+  /** Instructions executed by the last run. */
+  executed = 0;
+  /** Why the last run failed (null after success), and the instruction it failed at. */
+  error: VmError | null = null;
+  fault: MemFault | null = null;
+  errorPc = -1;
+  /** The program running now (helpers may look at it). */
+  current: Program | null = null;
+
+  private stopValue: bigint | null = null;
+  private readonly tmp = new Int32Array(2);
+  private readonly frameRet = new Int32Array(MAX_CALL_FRAMES);
+  private readonly frameProg: (Program | null)[] = new Array<Program | null>(MAX_CALL_FRAMES).fill(
+    null,
+  );
+  /** Callee-saved r6-r9 of each frame's caller. */
+  private readonly savedLo = new Int32Array(MAX_CALL_FRAMES * 4);
+  private readonly savedHi = new Int32Array(MAX_CALL_FRAMES * 4);
+  private readonly stackTopLo: number;
+  private readonly stackTopHi: number;
+
+  private constructor(memory: AddressSpace, stack: Region, options: VmOptions) {
+    this.memory = memory;
+    this.stack = stack;
+    this.budget = options.budget ?? 1_000_000;
+    this.tailCall = options.tailCall;
+    const top = stack.base + BigInt(stack.size);
+    this.stackTopLo = Number(top & 0xffffffffn) | 0;
+    this.stackTopHi = Number(top >> 32n) | 0;
+  }
+
+  static create(options: VmOptions = {}): Vm | VmError {
+    const memory = options.memory ?? new AddressSpace();
+    const stack = memory.map({
+      name: 'bpf_stack',
+      base: options.stackBase ?? DEFAULT_STACK_BASE,
+      size: MAX_BPF_STACK * MAX_CALL_FRAMES,
+      prot: PROT_READ | PROT_WRITE,
+    });
+    if (stack instanceof VmError) return stack;
+    return new Vm(memory, stack, options);
+  }
+
+  /** Registers a helper by id. */
+  setHelper(id: number, fn: HelperFn): void {
+    this.helpers[id] = fn;
+  }
+
+  /** Argument n (1-5) as unsigned 64-bit. */
+  arg(n: number): bigint {
+    return toBig(this.lo[n] as number, this.hi[n] as number);
+  }
+
+  /** Argument n as a number: exact for values below 2^53 (lengths, sizes, small ids). */
+  argNum(n: number): number {
+    return ((this.hi[n] as number) >>> 0) * TWO32 + ((this.lo[n] as number) >>> 0);
+  }
+
+  get r0(): bigint {
+    return toBig(this.lo[0] as number, this.hi[0] as number);
+  }
+
+  /** Ends the running program after the current helper returns, with r0 = value. */
+  stop(value: bigint): void {
+    this.stopValue = BigInt.asUintN(64, value);
+  }
+
+  /** Runs prog with r1 = ctx and r2 = arg2 (bigint convenience edge). */
+  run(prog: Program, ctx = 0n, arg2 = 0n): number {
+    const a = BigInt.asUintN(64, ctx);
+    const b = BigInt.asUintN(64, arg2);
+    return this.runRaw(
+      prog,
+      Number(a & 0xffffffffn) | 0,
+      Number(a >> 32n) | 0,
+      Number(b & 0xffffffffn) | 0,
+      Number(b >> 32n) | 0,
+    );
+  }
+
+  private failAt(pc: number, err: VmError, executed: number): number {
+    this.error = err;
+    this.errorPc = pc;
+    this.executed = executed;
+    return err.code;
+  }
+
+  private memFault(pc: number, executed: number): number {
+    const f = this.memory.fault as MemFault;
+    this.fault = f;
+    return this.failAt(pc, new VmError('EFAULT', `insn ${pc}: ${f.message}`), executed);
+  }
+
+  /** Runs prog with r1 and r2 given as int32 halves; returns 0 or a negative errno. */
+  runRaw(prog: Program, r1lo: number, r1hi: number, r2lo: number, r2hi: number): number {
+    const L = this.lo;
+    const H = this.hi;
+    const mem = this.memory;
+    const tmp = this.tmp;
+    L.fill(0);
+    H.fill(0);
+    L[1] = r1lo;
+    H[1] = r1hi;
+    L[2] = r2lo;
+    H[2] = r2hi;
+    L[10] = this.stackTopLo;
+    H[10] = this.stackTopHi;
+    this.error = null;
+    this.fault = null;
+    this.errorPc = -1;
+    this.stopValue = null;
+    this.current = prog;
+    let code = prog.code;
+    let dst = prog.dst;
+    let src = prog.src;
+    let offs = prog.off;
+    let imms = prog.imm;
+    let imms2 = prog.imm2;
+    let len = code.length;
+    let frame = 0;
+    let tailCalls = 0;
+    const budget = this.budget;
+    let n = 0;
+    let pc = 0;
+    for (;;) {
+      if (pc >= len || pc < 0) {
+        return this.failAt(
+          pc,
+          new VmError('EINVAL', `insn ${pc}: execution left the program (${len} insns)`),
+          n,
+        );
+      }
+      if (++n > budget) {
+        return this.failAt(
+          pc,
+          new VmError('ELOOP', `insn ${pc}: instruction budget of ${budget} exhausted`),
+          n,
+        );
+      }
+      const c = code[pc] as number;
+      const d = dst[pc] as number;
+      const s = src[pc] as number;
+      const imm = imms[pc] as number;
+      const off = offs[pc] as number;
+      pc++;
+      switch (c) {
+        // ---- ALU64, immediate then register operand ----
+        case 0x07: {
+          const x = ((L[d] as number) >>> 0) + (imm >>> 0);
+          L[d] = x | 0;
+          H[d] = ((H[d] as number) + (imm >> 31) + (x >= TWO32 ? 1 : 0)) | 0;
+          break;
+        }
+        case 0x0f: {
+          const x = ((L[d] as number) >>> 0) + ((L[s] as number) >>> 0);
+          L[d] = x | 0;
+          H[d] = ((H[d] as number) + (H[s] as number) + (x >= TWO32 ? 1 : 0)) | 0;
+          break;
+        }
+        case 0x17: {
+          const x = ((L[d] as number) >>> 0) - (imm >>> 0);
+          L[d] = x | 0;
+          H[d] = ((H[d] as number) - (imm >> 31) - (x < 0 ? 1 : 0)) | 0;
+          break;
+        }
+        case 0x1f: {
+          const x = ((L[d] as number) >>> 0) - ((L[s] as number) >>> 0);
+          L[d] = x | 0;
+          H[d] = ((H[d] as number) - (H[s] as number) - (x < 0 ? 1 : 0)) | 0;
+          break;
+        }
+        case 0x27:
+        case 0x2f: {
+          const blo = c === 0x27 ? imm : (L[s] as number);
+          const bhi = c === 0x27 ? imm >> 31 : (H[s] as number);
+          const alo = L[d] as number;
+          H[d] = (mulhu(alo, blo) + Math.imul(alo, bhi) + Math.imul(H[d] as number, blo)) | 0;
+          L[d] = Math.imul(alo, blo);
+          break;
+        }
+        case 0x37:
+        case 0x3f:
+        case 0x97:
+        case 0x9f: {
+          const isK = (c & 0x08) === 0;
+          divmod64(
+            L[d] as number,
+            H[d] as number,
+            isK ? imm : (L[s] as number),
+            isK ? imm >> 31 : (H[s] as number),
+            c >= 0x90,
+            off === 1,
+            tmp,
+          );
+          L[d] = tmp[0] as number;
+          H[d] = tmp[1] as number;
+          break;
+        }
+        case 0x47:
+          L[d] = (L[d] as number) | imm;
+          H[d] = (H[d] as number) | (imm >> 31);
+          break;
+        case 0x4f:
+          L[d] = (L[d] as number) | (L[s] as number);
+          H[d] = (H[d] as number) | (H[s] as number);
+          break;
+        case 0x57:
+          L[d] = (L[d] as number) & imm;
+          H[d] = (H[d] as number) & (imm >> 31);
+          break;
+        case 0x5f:
+          L[d] = (L[d] as number) & (L[s] as number);
+          H[d] = (H[d] as number) & (H[s] as number);
+          break;
+        case 0xa7:
+          L[d] = (L[d] as number) ^ imm;
+          H[d] = (H[d] as number) ^ (imm >> 31);
+          break;
+        case 0xaf:
+          L[d] = (L[d] as number) ^ (L[s] as number);
+          H[d] = (H[d] as number) ^ (H[s] as number);
+          break;
+        case 0x67:
+        case 0x6f: {
+          const sh = (c === 0x67 ? imm : (L[s] as number)) & 63;
+          const lo = L[d] as number;
+          if (sh >= 32) {
+            H[d] = lo << (sh - 32);
+            L[d] = 0;
+          } else if (sh !== 0) {
+            H[d] = ((H[d] as number) << sh) | (lo >>> (32 - sh));
+            L[d] = lo << sh;
+          }
+          break;
+        }
+        case 0x77:
+        case 0x7f: {
+          const sh = (c === 0x77 ? imm : (L[s] as number)) & 63;
+          const hi = H[d] as number;
+          if (sh >= 32) {
+            L[d] = hi >>> (sh - 32);
+            H[d] = 0;
+          } else if (sh !== 0) {
+            L[d] = ((L[d] as number) >>> sh) | (hi << (32 - sh));
+            H[d] = hi >>> sh;
+          }
+          break;
+        }
+        case 0xc7:
+        case 0xcf: {
+          const sh = (c === 0xc7 ? imm : (L[s] as number)) & 63;
+          const hi = H[d] as number;
+          if (sh >= 32) {
+            L[d] = hi >> (sh - 32);
+            H[d] = hi >> 31;
+          } else if (sh !== 0) {
+            L[d] = ((L[d] as number) >>> sh) | (hi << (32 - sh));
+            H[d] = hi >> sh;
+          }
+          break;
+        }
+        case 0x87: {
+          const lo = L[d] as number;
+          L[d] = -lo | 0;
+          H[d] = (~(H[d] as number) + (lo === 0 ? 1 : 0)) | 0;
+          break;
+        }
+        case 0xb7:
+          L[d] = imm;
+          H[d] = imm >> 31;
+          break;
+        case 0xbf:
+          if (off === 0) {
+            L[d] = L[s] as number;
+            H[d] = H[s] as number;
+          } else {
+            const v = L[s] as number;
+            const x = off === 8 ? (v << 24) >> 24 : off === 16 ? (v << 16) >> 16 : v;
+            L[d] = x;
+            H[d] = x >> 31;
+          }
+          break;
+        case 0xd7: {
+          // bswap16/32/64 (BPF_ALU64 | BPF_END): unconditional swap
+          const lo = L[d] as number;
+          if (imm === 16) {
+            L[d] = bswap16(lo);
+            H[d] = 0;
+          } else if (imm === 32) {
+            L[d] = bswap32(lo);
+            H[d] = 0;
+          } else {
+            L[d] = bswap32(H[d] as number);
+            H[d] = bswap32(lo);
+          }
+          break;
+        }
+
+        // ---- ALU (32-bit; results zero-extend) ----
+        case 0x04:
+          L[d] = ((L[d] as number) + imm) | 0;
+          H[d] = 0;
+          break;
+        case 0x0c:
+          L[d] = ((L[d] as number) + (L[s] as number)) | 0;
+          H[d] = 0;
+          break;
+        case 0x14:
+          L[d] = ((L[d] as number) - imm) | 0;
+          H[d] = 0;
+          break;
+        case 0x1c:
+          L[d] = ((L[d] as number) - (L[s] as number)) | 0;
+          H[d] = 0;
+          break;
+        case 0x24:
+          L[d] = Math.imul(L[d] as number, imm);
+          H[d] = 0;
+          break;
+        case 0x2c:
+          L[d] = Math.imul(L[d] as number, L[s] as number);
+          H[d] = 0;
+          break;
+        case 0x34:
+        case 0x3c: {
+          const b = c === 0x34 ? imm : (L[s] as number);
+          const a = L[d] as number;
+          if (b === 0) L[d] = 0;
+          else if (off === 1) L[d] = Math.trunc(a / b) | 0;
+          else L[d] = Math.floor((a >>> 0) / (b >>> 0)) | 0;
+          H[d] = 0;
+          break;
+        }
+        case 0x94:
+        case 0x9c: {
+          const b = c === 0x94 ? imm : (L[s] as number);
+          const a = L[d] as number;
+          if (b !== 0) L[d] = off === 1 ? (a % b) | 0 : ((a >>> 0) % (b >>> 0)) | 0;
+          H[d] = 0;
+          break;
+        }
+        case 0x44:
+          L[d] = (L[d] as number) | imm;
+          H[d] = 0;
+          break;
+        case 0x4c:
+          L[d] = (L[d] as number) | (L[s] as number);
+          H[d] = 0;
+          break;
+        case 0x54:
+          L[d] = (L[d] as number) & imm;
+          H[d] = 0;
+          break;
+        case 0x5c:
+          L[d] = (L[d] as number) & (L[s] as number);
+          H[d] = 0;
+          break;
+        case 0xa4:
+          L[d] = (L[d] as number) ^ imm;
+          H[d] = 0;
+          break;
+        case 0xac:
+          L[d] = (L[d] as number) ^ (L[s] as number);
+          H[d] = 0;
+          break;
+        case 0x64:
+          L[d] = (L[d] as number) << (imm & 31);
+          H[d] = 0;
+          break;
+        case 0x6c:
+          L[d] = (L[d] as number) << ((L[s] as number) & 31);
+          H[d] = 0;
+          break;
+        case 0x74:
+          L[d] = (L[d] as number) >>> (imm & 31);
+          H[d] = 0;
+          break;
+        case 0x7c:
+          L[d] = (L[d] as number) >>> ((L[s] as number) & 31);
+          H[d] = 0;
+          break;
+        case 0xc4:
+          L[d] = (L[d] as number) >> (imm & 31);
+          H[d] = 0;
+          break;
+        case 0xcc:
+          L[d] = (L[d] as number) >> ((L[s] as number) & 31);
+          H[d] = 0;
+          break;
+        case 0x84:
+          L[d] = -(L[d] as number) | 0;
+          H[d] = 0;
+          break;
+        case 0xb4:
+          L[d] = imm;
+          H[d] = 0;
+          break;
+        case 0xbc: {
+          const v = L[s] as number;
+          L[d] = off === 8 ? (v << 24) >> 24 : off === 16 ? (v << 16) >> 16 : v;
+          H[d] = 0;
+          break;
+        }
+        case 0xd4:
+          // le16/32/64: hosts and BPF are little-endian here, so only truncate
+          if (imm === 16) L[d] = (L[d] as number) & 0xffff;
+          if (imm !== 64) H[d] = 0;
+          break;
+        case 0xdc: {
+          const lo = L[d] as number;
+          if (imm === 16) {
+            L[d] = bswap16(lo);
+            H[d] = 0;
+          } else if (imm === 32) {
+            L[d] = bswap32(lo);
+            H[d] = 0;
+          } else {
+            L[d] = bswap32(H[d] as number);
+            H[d] = bswap32(lo);
+          }
+          break;
+        }
+
+        // ---- lddw ----
+        case 0x18:
+          L[d] = imm;
+          H[d] = imms2[pc - 1] as number;
+          pc++;
+          break;
+
+        // ---- JMP ----
+        case 0x05:
+          pc += off;
+          break;
+        case 0x06:
+          pc += imm;
+          break;
+        case 0x15:
+          if (L[d] === imm && H[d] === imm >> 31) pc += off;
+          break;
+        case 0x1d:
+          if (L[d] === L[s] && H[d] === H[s]) pc += off;
+          break;
+        case 0x55:
+          if (L[d] !== imm || H[d] !== imm >> 31) pc += off;
+          break;
+        case 0x5d:
+          if (L[d] !== L[s] || H[d] !== H[s]) pc += off;
+          break;
+        case 0x45:
+          if (((L[d] as number) & imm) !== 0 || ((H[d] as number) & (imm >> 31)) !== 0) pc += off;
+          break;
+        case 0x4d:
+          if (
+            ((L[d] as number) & (L[s] as number)) !== 0 ||
+            ((H[d] as number) & (H[s] as number)) !== 0
+          )
+            pc += off;
+          break;
+        case 0x25:
+          if (ucmp(L[d] as number, H[d] as number, imm, imm >> 31) > 0) pc += off;
+          break;
+        case 0x2d:
+          if (ucmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) > 0) pc += off;
+          break;
+        case 0x35:
+          if (ucmp(L[d] as number, H[d] as number, imm, imm >> 31) >= 0) pc += off;
+          break;
+        case 0x3d:
+          if (ucmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) >= 0) pc += off;
+          break;
+        case 0xa5:
+          if (ucmp(L[d] as number, H[d] as number, imm, imm >> 31) < 0) pc += off;
+          break;
+        case 0xad:
+          if (ucmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) < 0) pc += off;
+          break;
+        case 0xb5:
+          if (ucmp(L[d] as number, H[d] as number, imm, imm >> 31) <= 0) pc += off;
+          break;
+        case 0xbd:
+          if (ucmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) <= 0) pc += off;
+          break;
+        case 0x65:
+          if (scmp(L[d] as number, H[d] as number, imm, imm >> 31) > 0) pc += off;
+          break;
+        case 0x6d:
+          if (scmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) > 0) pc += off;
+          break;
+        case 0x75:
+          if (scmp(L[d] as number, H[d] as number, imm, imm >> 31) >= 0) pc += off;
+          break;
+        case 0x7d:
+          if (scmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) >= 0) pc += off;
+          break;
+        case 0xc5:
+          if (scmp(L[d] as number, H[d] as number, imm, imm >> 31) < 0) pc += off;
+          break;
+        case 0xcd:
+          if (scmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) < 0) pc += off;
+          break;
+        case 0xd5:
+          if (scmp(L[d] as number, H[d] as number, imm, imm >> 31) <= 0) pc += off;
+          break;
+        case 0xdd:
+          if (scmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) <= 0) pc += off;
+          break;
+
+        // ---- JMP32: compare the low halves ----
+        case 0x16:
+          if (L[d] === imm) pc += off;
+          break;
+        case 0x1e:
+          if (L[d] === L[s]) pc += off;
+          break;
+        case 0x56:
+          if (L[d] !== imm) pc += off;
+          break;
+        case 0x5e:
+          if (L[d] !== L[s]) pc += off;
+          break;
+        case 0x46:
+          if (((L[d] as number) & imm) !== 0) pc += off;
+          break;
+        case 0x4e:
+          if (((L[d] as number) & (L[s] as number)) !== 0) pc += off;
+          break;
+        case 0x26:
+          if ((L[d] as number) >>> 0 > imm >>> 0) pc += off;
+          break;
+        case 0x2e:
+          if ((L[d] as number) >>> 0 > (L[s] as number) >>> 0) pc += off;
+          break;
+        case 0x36:
+          if ((L[d] as number) >>> 0 >= imm >>> 0) pc += off;
+          break;
+        case 0x3e:
+          if ((L[d] as number) >>> 0 >= (L[s] as number) >>> 0) pc += off;
+          break;
+        case 0xa6:
+          if ((L[d] as number) >>> 0 < imm >>> 0) pc += off;
+          break;
+        case 0xae:
+          if ((L[d] as number) >>> 0 < (L[s] as number) >>> 0) pc += off;
+          break;
+        case 0xb6:
+          if ((L[d] as number) >>> 0 <= imm >>> 0) pc += off;
+          break;
+        case 0xbe:
+          if ((L[d] as number) >>> 0 <= (L[s] as number) >>> 0) pc += off;
+          break;
+        case 0x66:
+          if ((L[d] as number) > imm) pc += off;
+          break;
+        case 0x6e:
+          if ((L[d] as number) > (L[s] as number)) pc += off;
+          break;
+        case 0x76:
+          if ((L[d] as number) >= imm) pc += off;
+          break;
+        case 0x7e:
+          if ((L[d] as number) >= (L[s] as number)) pc += off;
+          break;
+        case 0xc6:
+          if ((L[d] as number) < imm) pc += off;
+          break;
+        case 0xce:
+          if ((L[d] as number) < (L[s] as number)) pc += off;
+          break;
+        case 0xd6:
+          if ((L[d] as number) <= imm) pc += off;
+          break;
+        case 0xde:
+          if ((L[d] as number) <= (L[s] as number)) pc += off;
+          break;
+
+        // ---- calls and exit ----
+        case 0x85:
+        case 0x8d: {
+          if (c === 0x85 && s === 1) {
+            if (frame + 1 >= MAX_CALL_FRAMES) {
+              return this.failAt(
+                pc - 1,
+                new VmError(
+                  'E2BIG',
+                  `insn ${pc - 1}: the call stack of ${frame + 2} frames is too deep`,
+                ),
+                n,
+              );
+            }
+            this.frameRet[frame] = pc;
+            this.frameProg[frame] = this.current;
+            const b = frame * 4;
+            for (let r = 0; r < 4; r++) {
+              this.savedLo[b + r] = L[6 + r] as number;
+              this.savedHi[b + r] = H[6 + r] as number;
+            }
+            frame++;
+            const x = ((L[10] as number) >>> 0) - MAX_BPF_STACK;
+            L[10] = x | 0;
+            H[10] = ((H[10] as number) - (x < 0 ? 1 : 0)) | 0;
+            pc += imm;
+            break;
+          }
+          const id = c === 0x8d ? (L[d] as number) : imm;
+          if (c === 0x85 && s === 0 && id === BPF_FUNC_tail_call) {
+            // bpf_tail_call(ctx, prog_array, index): on success never returns, on failure falls through.
+            const target =
+              tailCalls < MAX_TAIL_CALL_CNT && this.tailCall !== undefined
+                ? this.tailCall(toBig(L[2] as number, H[2] as number), (L[3] as number) >>> 0)
+                : undefined;
+            if (target === undefined) {
+              L[0] = -2;
+              H[0] = -1;
+              break;
+            }
+            tailCalls++;
+            this.current = target;
+            code = target.code;
+            dst = target.dst;
+            src = target.src;
+            offs = target.off;
+            imms = target.imm;
+            imms2 = target.imm2;
+            len = code.length;
+            pc = 0;
+            break;
+          }
+          const fn = c === 0x85 && s === 2 ? this.kfuncs.get(id) : this.helpers[id];
+          if (fn === undefined) {
+            const what = c === 0x85 && s === 2 ? `kfunc btf_id ${id}` : `helper ${id}`;
+            return this.failAt(pc - 1, new VmError('EINVAL', `insn ${pc - 1}: unknown ${what}`), n);
+          }
+          this.executed = n;
+          const ret = fn(this);
+          if (typeof ret === 'number') {
+            L[0] = ret | 0;
+            H[0] = Math.floor(ret / TWO32) | 0;
+          } else {
+            const u = BigInt.asUintN(64, ret);
+            L[0] = Number(u & 0xffffffffn) | 0;
+            H[0] = Number(u >> 32n) | 0;
+          }
+          if (this.error !== null) return this.failAt(pc - 1, this.error, n);
+          if (this.stopValue !== null) {
+            L[0] = Number(this.stopValue & 0xffffffffn) | 0;
+            H[0] = Number(this.stopValue >> 32n) | 0;
+            this.executed = n;
+            return 0;
+          }
+          break;
+        }
+        case 0x95: {
+          if (frame === 0) {
+            this.executed = n;
+            return 0;
+          }
+          frame--;
+          pc = this.frameRet[frame] as number;
+          const p = this.frameProg[frame] as Program;
+          if (p !== this.current) {
+            this.current = p;
+            code = p.code;
+            dst = p.dst;
+            src = p.src;
+            offs = p.off;
+            imms = p.imm;
+            imms2 = p.imm2;
+            len = code.length;
+          }
+          const b = frame * 4;
+          for (let r = 0; r < 4; r++) {
+            L[6 + r] = this.savedLo[b + r] as number;
+            H[6 + r] = this.savedHi[b + r] as number;
+          }
+          const x = ((L[10] as number) >>> 0) + MAX_BPF_STACK;
+          L[10] = x | 0;
+          H[10] = ((H[10] as number) + (x >= TWO32 ? 1 : 0)) | 0;
+          break;
+        }
+
+        default: {
+          // Memory: LDX reads [src+off], ST/STX write [dst+off].
+          const k = c & 7;
+          if (k < 1 || k > 3) {
+            return this.failAt(
+              pc - 1,
+              new VmError(
+                'EOPNOTSUPP',
+                `insn ${pc - 1}: opcode 0x${c.toString(16)} is not executable here`,
+              ),
+              n,
+            );
+          }
+          const base = k === 1 ? s : d;
+          let alo = ((L[base] as number) >>> 0) + off;
+          let ahi = H[base] as number;
+          if (alo >= TWO32) {
+            alo -= TWO32;
+            ahi = (ahi + 1) | 0;
+          } else if (alo < 0) {
+            alo += TWO32;
+            ahi = (ahi - 1) | 0;
+          }
+          const sz = c & 0x18;
+          const bytes = sz === 0x10 ? 1 : sz === 0x08 ? 2 : sz === 0x00 ? 4 : 8;
+          const atomic = (c & 0xe0) === 0xc0;
+          const o = mem.translate(
+            ahi,
+            alo,
+            bytes,
+            k === 1 ? PROT_READ : atomic ? PROT_READ | PROT_WRITE : PROT_WRITE,
+          );
+          if (o < 0) return this.memFault(pc - 1, n);
+          const v = (mem.hit as Region).view;
+          switch (c) {
+            case 0x71:
+              L[d] = v.getUint8(o);
+              H[d] = 0;
+              break;
+            case 0x69:
+              L[d] = v.getUint16(o, true);
+              H[d] = 0;
+              break;
+            case 0x61:
+              L[d] = v.getInt32(o, true);
+              H[d] = 0;
+              break;
+            case 0x79:
+              L[d] = v.getInt32(o, true);
+              H[d] = v.getInt32(o + 4, true);
+              break;
+            case 0x91: {
+              const x = v.getInt8(o);
+              L[d] = x;
+              H[d] = x >> 31;
+              break;
+            }
+            case 0x89: {
+              const x = v.getInt16(o, true);
+              L[d] = x;
+              H[d] = x >> 31;
+              break;
+            }
+            case 0x81: {
+              const x = v.getInt32(o, true);
+              L[d] = x;
+              H[d] = x >> 31;
+              break;
+            }
+            case 0x72:
+              v.setUint8(o, imm & 0xff);
+              break;
+            case 0x6a:
+              v.setUint16(o, imm & 0xffff, true);
+              break;
+            case 0x62:
+              v.setInt32(o, imm, true);
+              break;
+            case 0x7a:
+              v.setInt32(o, imm, true);
+              v.setInt32(o + 4, imm >> 31, true);
+              break;
+            case 0x73:
+              v.setUint8(o, (L[s] as number) & 0xff);
+              break;
+            case 0x6b:
+              v.setUint16(o, (L[s] as number) & 0xffff, true);
+              break;
+            case 0x63:
+              v.setInt32(o, L[s] as number, true);
+              break;
+            case 0x7b:
+              v.setInt32(o, L[s] as number, true);
+              v.setInt32(o + 4, H[s] as number, true);
+              break;
+            case 0xc3:
+              this.atomic32(v, o, imm, s);
+              break;
+            case 0xdb:
+              this.atomic64(v, o, imm, s);
+              break;
+            default:
+              return this.failAt(
+                pc - 1,
+                new VmError(
+                  'EOPNOTSUPP',
+                  `insn ${pc - 1}: opcode 0x${c.toString(16)} is not executable here`,
+                ),
+                n,
+              );
+          }
+        }
+      }
+    }
+  }
+
+  private atomic32(v: DataView, o: number, aop: number, s: number): void {
+    const L = this.lo;
+    const H = this.hi;
+    const old = v.getInt32(o, true);
+    const x = L[s] as number;
+    let val = old;
+    switch (aop & ~1) {
+      case 0x00:
+        val = (old + x) | 0;
+        break;
+      case 0x40:
+        val = old | x;
+        break;
+      case 0x50:
+        val = old & x;
+        break;
+      case 0xa0:
+        val = old ^ x;
+        break;
+      case 0xe0:
+        val = x;
+        break;
+      default:
+        // cmpxchg: r0 gets the old value whether or not the store happens
+        if (old === L[0]) v.setInt32(o, x, true);
+        L[0] = old;
+        H[0] = 0;
+        return;
+    }
+    v.setInt32(o, val, true);
+    if ((aop & 1) !== 0) {
+      L[s] = old;
+      H[s] = 0;
+    }
+  }
+
+  private atomic64(v: DataView, o: number, aop: number, s: number): void {
+    const L = this.lo;
+    const H = this.hi;
+    const olo = v.getInt32(o, true);
+    const ohi = v.getInt32(o + 4, true);
+    const xlo = L[s] as number;
+    const xhi = H[s] as number;
+    let nlo = olo;
+    let nhi = ohi;
+    switch (aop & ~1) {
+      case 0x00: {
+        const t = (olo >>> 0) + (xlo >>> 0);
+        nlo = t | 0;
+        nhi = (ohi + xhi + (t >= TWO32 ? 1 : 0)) | 0;
+        break;
+      }
+      case 0x40:
+        nlo = olo | xlo;
+        nhi = ohi | xhi;
+        break;
+      case 0x50:
+        nlo = olo & xlo;
+        nhi = ohi & xhi;
+        break;
+      case 0xa0:
+        nlo = olo ^ xlo;
+        nhi = ohi ^ xhi;
+        break;
+      case 0xe0:
+        nlo = xlo;
+        nhi = xhi;
+        break;
+      default:
+        if (olo === L[0] && ohi === H[0]) {
+          v.setInt32(o, xlo, true);
+          v.setInt32(o + 4, xhi, true);
+        }
+        L[0] = olo;
+        H[0] = ohi;
+        return;
+    }
+    v.setInt32(o, nlo, true);
+    v.setInt32(o + 4, nhi, true);
+    if ((aop & 1) !== 0) {
+      L[s] = olo;
+      H[s] = ohi;
+    }
+  }
+
+  /** Lets a helper fail the run (e.g. a fault it cannot turn into an errno). */
+  abort(err: VmError): void {
+    this.error = err;
+  }
+}

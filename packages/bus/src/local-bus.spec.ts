@@ -4,5 +4,5 @@ import { LocalBroker } from './local-bus.js';
 
 describe('LocalBus', () => {
   const broker = new LocalBroker();
-  busContract(async () => broker.connect());
+  busContract(async (options) => broker.connect(options));
 });

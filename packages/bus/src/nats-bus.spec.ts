@@ -11,5 +11,5 @@ describe('NatsBus', () => {
   afterAll(async () => {
     await server.stop();
   });
-  busContract(() => NatsBus.connect({ servers: server.url }));
+  busContract((options) => NatsBus.connect({ servers: server.url, ...options }));
 });

@@ -23,8 +23,13 @@ export interface StartNatsServerOptions {
 // Debian installs nats-server into /usr/sbin, which is not on a non-root user's PATH.
 const EXTRA_DIRS = ['/usr/sbin', '/usr/local/sbin'];
 
-async function findNatsServer(): Promise<string> {
-  const dirs = [...(process.env['PATH'] ?? '').split(delimiter).filter(Boolean), ...EXTRA_DIRS];
+/** The nats-server executable in `dirs` (default: PATH, then the sbin directories). */
+export async function findNatsServer(
+  dirs: readonly string[] = [
+    ...(process.env['PATH'] ?? '').split(delimiter).filter(Boolean),
+    ...EXTRA_DIRS,
+  ],
+): Promise<string> {
   for (const dir of dirs) {
     const candidate = join(dir, 'nats-server');
     try {

@@ -5,12 +5,13 @@ import {
   encodeJson,
   encodeText,
   type Bus,
+  type BusErrorSink,
   type BusMsg,
   type StreamMsg,
 } from '../src/index.js';
 
 /** Each call returns a new connection to the same backing server (or broker). */
-export type MakeBus = () => Promise<Bus>;
+export type MakeBus = (options: { onError?: BusErrorSink }) => Promise<Bus>;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -41,8 +42,8 @@ function unique(prefix: string): string {
 /** The behaviour every Bus adapter must show; run it against each adapter's factory. */
 export function busContract(makeBus: MakeBus): void {
   const opened: Bus[] = [];
-  const open = async (): Promise<Bus> => {
-    const bus = await makeBus();
+  const open = async (onError?: BusErrorSink): Promise<Bus> => {
+    const bus = await makeBus({ onError });
     opened.push(bus);
     return bus;
   };
@@ -197,6 +198,39 @@ export function busContract(makeBus: MakeBus): void {
       expect(got).toEqual([0, 1, 2]);
     });
 
+    it('unsubscribes when the reader leaves the for-await loop', async () => {
+      const [sub, pub] = [await open(), await open()];
+      const subject = unique('iterbreak.');
+      const messages = await sub.subscribe(subject);
+      pub.publish(subject, encodeText('one'));
+      for await (const msg of messages) {
+        expect(msg.string()).toBe('one');
+        break;
+      }
+      await sub.flush();
+      // No interest left on the subject, so a request finds no responders.
+      const err = await rejection(pub.request(subject, encodeText(''), { timeoutMs: 2000 }));
+      expect(err.code).toBe('EHOSTUNREACH');
+    });
+
+    it('reports a throwing subscriber to onError and keeps delivering', async () => {
+      const errors: Array<[unknown, string]> = [];
+      const sub = await open((err, context) => void errors.push([err, context]));
+      const pub = await open();
+      const subject = unique('throws.');
+      const got: string[] = [];
+      await sub.subscribe(subject, async (msg) => {
+        got.push(msg.string());
+        if (msg.string() === 'bad') throw new Error('handler failed');
+      });
+      for (const text of ['ok', 'bad', 'ok again']) pub.publish(subject, encodeText(text));
+      await pub.flush();
+      await waitFor(() => got.length === 3 && errors.length === 1, 'three deliveries, one error');
+      expect(got).toEqual(['ok', 'bad', 'ok again']);
+      expect((errors[0][0] as Error).message).toBe('handler failed');
+      expect(errors[0][1]).toContain(subject);
+    });
+
     it('stops delivering after unsubscribe', async () => {
       const [sub, pub] = [await open(), await open()];
       const subject = unique('unsub.');
@@ -330,6 +364,31 @@ export function busContract(makeBus: MakeBus): void {
         [1, 2, true],
         [2, 2, true],
       ]);
+    });
+
+    it('answers a request on a stream subject with the publish ack, as JetStream does', async () => {
+      const bus = await open();
+      const { name, subject } = await stream(bus);
+      const ack = await bus.request(subject, encodeJson('stored'), { timeoutMs: 2000 });
+      expect(ack.json()).toMatchObject({ stream: name, seq: 1 });
+    });
+
+    it('applies new consume options to an existing durable', async () => {
+      const bus = await open();
+      const { name, subject } = await stream(bus);
+      const first = await bus.consume(name, 'tuned', () => undefined, { ackWaitMs: 60_000 });
+      await first.stop();
+      const deliveries: number[] = [];
+      await bus.consume(name, 'tuned', (msg) => void deliveries.push(msg.deliveryCount), {
+        ackWaitMs: 150,
+      });
+      bus.publish(subject, encodeJson(1));
+      await waitFor(
+        () => deliveries.length >= 2,
+        'a redelivery after the shortened ack wait',
+        3000,
+      );
+      expect(deliveries.slice(0, 2)).toEqual([1, 2]);
     });
 
     it('pauses delivery at maxAckPending until messages are acked', async () => {

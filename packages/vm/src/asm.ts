@@ -136,6 +136,9 @@ class Assembler {
   readonly out: Insn[] = [];
   readonly labels = new Map<string, number>();
   readonly pending: Pending[] = [];
+  /** Source line and column of each slot, to position errors found after parsing. */
+  readonly slotLine: number[] = [];
+  readonly slotColumn: number[] = [];
   private lineNo = 0;
   private lineText = '';
 
@@ -551,9 +554,14 @@ class Assembler {
     }
     if (text === '') return null;
     const isLlvm = /=|^if |^goto|^callx |^lock \*|^call (pc|kfunc)/.test(text);
+    const first = this.out.length;
     try {
       if (isLlvm) this.llvm(text);
       else this.conformance(text);
+      for (let k = first; k < this.out.length; k++) {
+        this.slotLine.push(lineNo);
+        this.slotColumn.push(raw.indexOf(text) + 1);
+      }
     } catch (e) {
       if (!(e instanceof LineError)) throw e;
       const col = raw.indexOf(e.needle);
@@ -587,6 +595,13 @@ export function assemble(text: string): Insn[] | AsmError {
   }
   if (a.out.length === 0) return new AsmError(1, 1, 'no instructions');
   const err = validate(a.out);
-  if (err !== null) return new AsmError(0, 0, err.message.replace(/^EINVAL: /, ''));
+  if (err !== null) {
+    const at = Number(/insn (\d+)/.exec(err.message)?.[1] ?? 0);
+    return new AsmError(
+      a.slotLine[at] ?? 1,
+      a.slotColumn[at] ?? 1,
+      err.message.replace(/^EINVAL: /, ''),
+    );
+  }
   return a.out;
 }

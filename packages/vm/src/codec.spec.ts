@@ -15,7 +15,12 @@ const SIZES = [0x00, 0x08, 0x10, 0x18];
 const ATOMICS = [0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1];
 
 /** One valid instruction (lddw as two slots); jumps get their target fixed up later. */
-const oneInsn: fc.Arbitrary<{ slots: Insn[]; jump: 'off' | 'imm' | null }> = fc.oneof(
+interface Gen {
+  slots: readonly Insn[];
+  jump: 'off' | 'imm' | null;
+}
+
+const oneInsn: fc.Arbitrary<Gen> = fc.oneof<fc.Arbitrary<Gen>[]>(
   fc
     .tuple(
       fc.constantFrom(0x04, 0x07),
@@ -39,12 +44,10 @@ const oneInsn: fc.Arbitrary<{ slots: Insn[]; jump: 'off' | 'imm' | null }> = fc.
   fc
     .tuple(fc.constantFrom(0xd4, 0xdc, 0xd7), reg, fc.constantFrom(16, 32, 64))
     .map(([c, d, w]) => ({ slots: [insn(c, d, 0, 0, w)], jump: null })),
-  fc
-    .tuple(fc.boolean(), reg, reg, fc.constantFrom(8, 16, 32))
-    .map(([is64, d, s, w]) => ({
-      slots: [insn(is64 ? 0xbf : 0xbc, d, s, is64 || w !== 32 ? w : 8)],
-      jump: null,
-    })),
+  fc.tuple(fc.boolean(), reg, reg, fc.constantFrom(8, 16, 32)).map(([is64, d, s, w]) => ({
+    slots: [insn(is64 ? 0xbf : 0xbc, d, s, is64 || w !== 32 ? w : 8)],
+    jump: null,
+  })),
   fc
     .tuple(fc.constantFrom(0x05, 0x06), fc.constantFrom(...JMP_OPS), fc.boolean(), reg, reg, imm)
     .map(([k, o, x, d, s, i]) => ({
@@ -59,12 +62,10 @@ const oneInsn: fc.Arbitrary<{ slots: Insn[]; jump: 'off' | 'imm' | null }> = fc.
     .map(([s, i]) => ({ slots: [insn(0x85, 0, s, 0, i)], jump: null })),
   reg.map((d) => ({ slots: [insn(0x8d, d)], jump: null })),
   fc.constant({ slots: [insn(0x95)], jump: null }),
-  fc
-    .tuple(reg, fc.integer({ min: 0, max: 6 }), imm, imm)
-    .map(([d, s, lo, hi]) => ({
-      slots: [insn(0x18, d, s, 0, lo, hi), insn(0, 0, 0, 0, hi)],
-      jump: null,
-    })),
+  fc.tuple(reg, fc.integer({ min: 0, max: 6 }), imm, imm).map(([d, s, lo, hi]) => ({
+    slots: [insn(0x18, d, s, 0, lo, hi), insn(0, 0, 0, 0, hi)],
+    jump: null,
+  })),
   fc
     .tuple(fc.constantFrom(0x60, 0x80), fc.constantFrom(...SIZES), reg, reg, off)
     .filter(([m, sz]) => !(m === 0x80 && sz === 0x18))

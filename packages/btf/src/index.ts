@@ -29,3 +29,5 @@ export {
   type FuncModelResult,
   type FuncModelSummary,
 } from './func-model.js';
+export { dumpBtf, dumpJson, dumpRaw, rawTypeLine, type DumpFormat } from './dump.js';
+export { dumpC } from './dump-c.js';

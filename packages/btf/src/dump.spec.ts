@@ -1,0 +1,141 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseBtf } from './btf.js';
+import { dumpBtf } from './dump.js';
+import { BtfBuilder } from './write.js';
+
+const testdata = join(import.meta.dirname, 'testdata');
+const fixtures = ['kinds'];
+
+function hasTool(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const hasClang = hasTool('clang');
+if (!hasClang)
+  console.warn('dump.spec: clang is absent; the compile checks of C dumps are skipped');
+
+/** Compile a header with clang -target bpf, using one of its types so it is really parsed. */
+function compiles(header: string, use: string): void {
+  const dir = mkdtempSync(join(tmpdir(), 'btf-dump-'));
+  try {
+    writeFileSync(join(dir, 'types.h'), header);
+    writeFileSync(join(dir, 'use.c'), `#include "types.h"\n${use}\n`);
+    execFileSync(
+      'clang',
+      ['-target', 'bpf', '-O2', '-Wno-everything', '-c', 'use.c', '-o', 'use.o'],
+      { cwd: dir, stdio: 'pipe' },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe.each(fixtures)('dumps of clang-built fixture %s', (name) => {
+  const blob = readFileSync(join(testdata, `${name}.btf`));
+
+  it('raw dump equals bpftool btf dump', () => {
+    expect(dumpBtf(blob, 'raw')).toBe(readFileSync(join(testdata, `${name}.raw.txt`), 'utf8'));
+  });
+
+  it('C dump equals bpftool btf dump format c', () => {
+    expect(dumpBtf(blob, 'c')).toBe(readFileSync(join(testdata, `${name}.bpftool.h`), 'utf8'));
+  });
+
+  it('JSON dump lists every type with bpftool field names', () => {
+    const json = JSON.parse(dumpBtf(blob, 'json')) as {
+      types: { id: number; kind: string; name: string }[];
+    };
+    const btf = parseBtf(blob);
+    expect(json.types.length).toBe(btf.typeCount - 1);
+    const raw = readFileSync(join(testdata, `${name}.raw.txt`), 'utf8');
+    for (const t of json.types) expect(raw).toContain(`[${t.id}] ${t.kind} '${t.name}'`);
+  });
+
+  it.skipIf(!hasClang)('C dump compiles with clang -target bpf', () => {
+    expect(() =>
+      compiles(dumpBtf(blob, 'c'), 'int use(struct task_struct *t) { return t->pid; }'),
+    ).not.toThrow();
+  });
+});
+
+describe('C dump of builder-made BTF', () => {
+  function tricky() {
+    const b = new BtfBuilder();
+    const int = b.int('int', 4, { signed: true });
+    const ch = b.int('char', 1, { signed: true, char: true });
+    const long = b.int('long', 8, { signed: true });
+    // Two different structs named `dup` and two enums with the same enumerator.
+    b.struct('dup', [{ name: 'a', type: int }]);
+    b.struct('dup', [{ name: 'b', type: long }]);
+    b.enum('e1', [['SAME', 1]]);
+    b.enum('e2', [['SAME', 2]]);
+    // A typedef used through a pointer before its struct is defined.
+    const node = b.reserve();
+    const nodeT = b.typedef('node_t', node);
+    b.set(
+      node,
+      b.layout('struct', 'node', [
+        { name: 'next', type: b.ptr(nodeT) },
+        { name: 'v', type: int },
+      ]),
+    );
+    // Explicit padding, a packed struct and a function-pointer typedef.
+    b.struct(
+      'padded',
+      [
+        { name: 'c', type: ch },
+        { name: 'x', type: long, bitsOffset: 128 },
+      ],
+      24,
+    );
+    b.struct(
+      'packed',
+      [
+        { name: 'c', type: ch },
+        { name: 'x', type: int, bitsOffset: 8 },
+      ],
+      5,
+    );
+    b.typedef(
+      'handler_t',
+      b.ptr(b.funcProto(b.ptr(ch), [int, { name: '', type: b.array(int, 4) }], true)),
+    );
+    return b.build();
+  }
+
+  it('renames clashing names with ___N and declares everything', () => {
+    const c = dumpBtf(tricky(), 'c');
+    expect(c).toContain('struct dup {\n\tint a;\n};');
+    expect(c).toContain('struct dup___2 {\n\tlong b;\n};');
+    expect(c).toContain('\tSAME = 1,');
+    expect(c).toContain('\tSAME___2 = 2,');
+    expect(c).toContain('typedef struct node node_t;');
+    expect(c.indexOf('typedef struct node node_t;')).toBeLessThan(c.indexOf('struct node {'));
+    expect(c).toContain('struct padded {\n\tchar c;\n\tlong: 64;\n\tlong x;\n};');
+    expect(c).toContain('} __attribute__((packed));');
+    expect(c).toContain('typedef char * (*handler_t)(int, int [4], ...);');
+  });
+
+  it.skipIf(!hasClang)('compiles, with the layout the BTF describes', () => {
+    const use = [
+      '_Static_assert(sizeof(struct padded) == 24, "padded");',
+      '_Static_assert(__builtin_offsetof(struct padded, x) == 16, "padded.x");',
+      '_Static_assert(sizeof(struct packed) == 5, "packed");',
+      'int use(node_t *n) { return n->v; }',
+    ].join('\n');
+    expect(() => compiles(dumpBtf(tricky(), 'c'), use)).not.toThrow();
+  });
+
+  it('rejects an unknown format with EINVAL', () => {
+    expect(() => dumpBtf(tricky(), 'yaml' as 'c')).toThrow(/EINVAL: unknown dump format/);
+  });
+});

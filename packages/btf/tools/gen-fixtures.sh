@@ -1,0 +1,15 @@
+#!/bin/sh
+# Regenerates the clang-built BTF fixtures in src/testdata and bpftool's dumps of them.
+# Needs clang (-target bpf), llvm-objcopy and bpftool (Debian: clang llvm bpftool).
+set -eu
+cd "$(dirname "$0")/../src/testdata"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for src in *.c; do
+	name=${src%.c}
+	clang -g -O2 -target bpf -c "$src" -o "$tmp/$name.o"
+	llvm-objcopy --dump-section .BTF="$name.btf" --dump-section .BTF.ext="$name.btf.ext" \
+		"$tmp/$name.o" "$tmp/$name.stripped.o"
+	bpftool btf dump file "$name.btf" > "$name.raw.txt"
+	bpftool btf dump file "$name.btf" format c > "$name.bpftool.h"
+done

@@ -34,11 +34,6 @@ export default [
           ],
         },
       ],
-    },
-  },
-  {
-    files: ['**/*.ts', '**/*.mts'],
-    rules: {
       '@typescript-eslint/no-unused-vars': [
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },

@@ -12,6 +12,7 @@ export const ERRNO = {
   EINTR: 4,
   EIO: 5,
   E2BIG: 7,
+  ENOEXEC: 8,
   EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,

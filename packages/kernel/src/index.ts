@@ -1,1 +1,58 @@
-export {};
+export { ERRNO, KernelError, isKernelError, type KernelErrno } from './errors.js';
+export { globToRegExp } from './glob.js';
+export { BUILTIN_IMAGE, type ImageGroup } from './builtin-image.js';
+export { KernelImage, parseProto, TRAMPOLINE_AREA_SIZE, type FunctionInfo } from './image.js';
+export {
+  Task,
+  contextOf,
+  PREEMPT_OFFSET,
+  SOFTIRQ_OFFSET,
+  HARDIRQ_OFFSET,
+  NMI_OFFSET,
+  SOFTIRQ_MASK,
+  HARDIRQ_MASK,
+  NMI_MASK,
+  type ContextName,
+} from './task.js';
+export {
+  Kernel,
+  Cpu,
+  KernelFault,
+  ENTRY_CONTINUE,
+  ENTRY_SKIP,
+  mulberry32,
+  type ArgGenerator,
+  type CallNode,
+  type CallObserver,
+  type IrqSource,
+  type KernelOptions,
+  type TextHandler,
+  type TextPokeRecord,
+} from './machine.js';
+export {
+  WorkloadSchema,
+  TaskSchema,
+  IrqSchema,
+  CallSchema,
+  parseWorkload,
+  compileWorkload,
+  builtinWorkload,
+  replayWorkload,
+  BUILTIN_WORKLOADS,
+  type BuiltinWorkloadName,
+  type CallSpec,
+  type CompiledWorkload,
+  type TaskSpec,
+  type WorkloadSpec,
+} from './workload.js';
+export {
+  runWorkload,
+  runCompiled,
+  loadImage,
+  kernelInfo,
+  formatSymbols,
+  helperEnv,
+  type KernelHelperEnv,
+  type RunOptions,
+  type RunSummary,
+} from './run.js';

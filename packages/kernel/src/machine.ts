@@ -1,0 +1,863 @@
+import {
+  archInfo,
+  decodeEntry,
+  ENTRY_CALL,
+  ENTRY_INVALID,
+  EntryDecoder,
+  entrySiteInfo,
+  placeCall,
+  PtRegs,
+  type ArchInfo,
+  type ArchName,
+  type CallPlacement,
+  type DecodedEntry,
+} from '@tracelab/arch-isa';
+import {
+  AddressSpace,
+  isVmError,
+  MemFault,
+  PROT_EXEC,
+  PROT_READ,
+  PROT_WRITE,
+  type Region,
+} from '@tracelab/vm';
+import { KernelError } from './errors.js';
+import type { KernelImage } from './image.js';
+import {
+  contextOf,
+  HARDIRQ_MASK,
+  HARDIRQ_OFFSET,
+  NMI_MASK,
+  NMI_OFFSET,
+  SOFTIRQ_MASK,
+  SOFTIRQ_OFFSET,
+  Task,
+  type ContextName,
+} from './task.js';
+
+/** What an entry handler tells the CPU: run the function body, or return to the caller now. */
+export const ENTRY_CONTINUE = 0;
+export const ENTRY_SKIP = 1;
+
+/**
+ * Code at a text address, run when a call reaches it: an ftrace caller or trampoline (from a
+ * function's patched entry), or a return hook such as return_to_handler (from a `ret`).
+ *
+ * Entry handlers see the function-entry state: ip is the traced function's address and the return
+ * address is where the arch keeps it (x86: the word at sp; arm64: x30; riscv: ra). They return
+ * ENTRY_CONTINUE to run the body at ip (a handler may move ip to another function to replace it),
+ * or ENTRY_SKIP after making the function return (ip = return address, as
+ * override_function_with_return does). Return handlers find ip = their own address and must set
+ * ip to the real return address.
+ */
+export type TextHandler = (cpu: Cpu, fn: number) => number;
+
+/** One call of a workload, compiled: the function, argument values, cost and children. */
+export interface CallNode {
+  readonly fn: number;
+  /** Argument values split in 32-bit halves (the hot path never builds a bigint). */
+  readonly argLo: Uint32Array;
+  readonly argHi: Uint32Array;
+  /** Per argument: a generator run before each call, or null for the fixed value. */
+  readonly gen: readonly (ArgGenerator | null)[] | null;
+  /** Nanoseconds the body itself takes, excluding children. */
+  readonly cost: number;
+  readonly retLo: number;
+  readonly retHi: number;
+  readonly repeat: number;
+  readonly children: readonly CallNode[];
+}
+
+/** Produces an argument value (32-bit) for call number n of a node. */
+export type ArgGenerator = (n: number, rand: () => number) => number;
+
+/** A failed call, as a value: a memory fault or a broken kernel invariant. */
+export class KernelFault {
+  constructor(
+    readonly errno: 'EFAULT' | 'EINVAL',
+    readonly message: string,
+    readonly cpu: number,
+    readonly pid: number,
+    readonly memFault: MemFault | null,
+  ) {}
+
+  toString(): string {
+    return `${this.errno}: cpu ${this.cpu} pid ${this.pid}: ${this.message}`;
+  }
+}
+
+/** One entry of the text_poke log. */
+export interface TextPokeRecord {
+  readonly seq: number;
+  readonly addr: bigint;
+  readonly old: Uint8Array;
+  readonly new: Uint8Array;
+  readonly reason: string;
+}
+
+/** Hooks for observers (tests, summaries); null when unused so the hot path skips them. */
+export interface CallObserver {
+  onCall?(cpu: Cpu, fn: number): void;
+  onReturn?(cpu: Cpu, fn: number): void;
+  onSwitch?(cpu: Cpu, prev: Task | null, next: Task): void;
+}
+
+/** One CPU: its registers, simulated clock, preempt count and current task. */
+export class Cpu {
+  readonly id: number;
+  readonly regs: PtRegs;
+  /** Simulated nanoseconds since boot on this CPU. */
+  clock = 0;
+  preemptCount = 0;
+  current: Task | null = null;
+  /** Depth of nested calls now running. */
+  depth = 0;
+  fault: KernelFault | null = null;
+  /** Next deadline of each periodic interrupt source (index into Kernel.irqs). */
+  readonly irqNext: number[] = [];
+  calls = 0;
+
+  constructor(id: number, arch: ArchName) {
+    this.id = id;
+    this.regs = new PtRegs(arch);
+  }
+
+  get context(): ContextName {
+    return contextOf(this.preemptCount);
+  }
+}
+
+/** A periodic interrupt: calls run in an interrupt context inside whatever the CPU is running. */
+export interface IrqSource {
+  readonly name: string;
+  readonly context: 'hardirq' | 'softirq' | 'nmi';
+  readonly periodNs: number;
+  readonly calls: readonly CallNode[];
+}
+
+export interface KernelOptions {
+  readonly image: KernelImage;
+  readonly cpus?: number;
+}
+
+const THREAD_SIZE: Readonly<Record<ArchName, number>> = {
+  x86_64: 16384,
+  i386: 8192,
+  arm64: 16384,
+  riscv64: 16384,
+};
+/** Where kernel stacks and kernel objects live (vmalloc area and linear map of each arch). */
+const STACK_AREA: Readonly<Record<ArchName, bigint>> = {
+  x86_64: 0xffffc90000000000n,
+  i386: 0xf0000000n,
+  arm64: 0xffff800100000000n,
+  riscv64: 0xffffffc600000000n,
+};
+const OBJECT_AREA: Readonly<Record<ArchName, bigint>> = {
+  x86_64: 0xffff888000000000n,
+  i386: 0xd0000000n,
+  arm64: 0xffff000000000000n,
+  riscv64: 0xffffffd800000000n,
+};
+const OBJECT_AREA_SIZE = 0x100000;
+/** The user-space address a task's outermost kernel call returns to. */
+const USER_RETURN_LO = 0x401000;
+/** Smallest stack headroom (bytes) a call needs before it is a stack overflow. */
+const STACK_GUARD = 256;
+
+// Per-call plan word encoding: dest >= 0 is a pt_regs field, dest < 0 is stack offset -(dest+1).
+const PART_WORD = 0;
+const PART_HIGH = 1;
+const PART_ZERO = 2;
+
+/** How a function's arguments are placed: from the ABI, flattened for the hot path. */
+interface CallPlan {
+  readonly placement: CallPlacement;
+  readonly dest: Int32Array;
+  readonly src: Uint8Array;
+  readonly part: Uint8Array;
+  readonly stackBytes: number;
+  readonly ret0: number;
+  readonly ret1: number;
+  readonly retWide: boolean;
+}
+
+/**
+ * The simulated kernel: address space, text, CPUs and tasks, and the call path every traced
+ * call goes through.
+ */
+export class Kernel {
+  readonly arch: ArchName;
+  readonly info: ArchInfo;
+  readonly image: KernelImage;
+  readonly mm: AddressSpace;
+  readonly textRegion: Region;
+  readonly cpus: readonly Cpu[];
+  readonly tasks: Task[] = [];
+  readonly irqs: IrqSource[] = [];
+  observer: CallObserver | null = null;
+  private readonly handlers = new Map<number, TextHandler>();
+  private readonly handlerNames = new Map<number, string>();
+  private readonly pokes: TextPokeRecord[] = [];
+  private readonly plans: (CallPlan | undefined)[];
+  private readonly decoder: EntryDecoder;
+  private readonly textHi: number;
+  private readonly textLo: number;
+  private readonly textSize: number;
+  private readonly ws: number;
+  private readonly spField: number;
+  private readonly fpField: number;
+  private readonly ipField: number;
+  private readonly lrField: number;
+  private readonly ptRegRet: [number, number];
+  private trampolineNext: number;
+  private readonly trampolineSymbols: { offset: number; size: number; name: string }[] = [];
+  private objectNext = 0;
+  private readonly objects: Region;
+  private slotCount = 0;
+  private nextPid = 1;
+
+  constructor(opts: KernelOptions) {
+    const image = opts.image;
+    this.arch = image.arch;
+    this.info = archInfo(image.arch);
+    this.image = image;
+    this.ws = this.info.wordSize;
+    this.mm = new AddressSpace({ strictAlignment: false });
+    this.textRegion = this.mapOrThrow(
+      'kernel_text',
+      image.textBase,
+      PROT_READ | PROT_EXEC,
+      image.text,
+    );
+    this.objects = this.mapOrThrow(
+      'kmalloc',
+      OBJECT_AREA[this.arch],
+      PROT_READ | PROT_WRITE,
+      new Uint8Array(OBJECT_AREA_SIZE),
+    );
+    this.textHi = Number(image.textBase >> 32n);
+    this.textLo = Number(image.textBase & 0xffffffffn);
+    this.textSize = image.text.length;
+    this.trampolineNext = image.trampolineOffset;
+    this.plans = new Array<CallPlan | undefined>(image.count);
+    this.decoder = new EntryDecoder(this.arch);
+    const pt = this.info.ptRegs.index;
+    const roles = this.info.ptRoles;
+    this.spField = pt.get(roles.sp) as number;
+    this.fpField = pt.get(roles.fp) as number;
+    this.ipField = pt.get(roles.ip) as number;
+    this.lrField = roles.lr === null ? -1 : (pt.get(roles.lr) as number);
+    this.ptRegRet = [pt.get(roles.ret[0]) as number, pt.get(roles.ret[1]) as number];
+    const n = opts.cpus ?? 1;
+    if (!Number.isInteger(n) || n < 1 || n > 64) {
+      throw new KernelError('EINVAL', `cpus must be 1..64, got ${n}`);
+    }
+    this.cpus = Array.from({ length: n }, (_, i) => new Cpu(i, this.arch));
+  }
+
+  private mapOrThrow(name: string, base: bigint, prot: number, data: Uint8Array): Region {
+    const r = this.mm.map({ name, base, prot, data });
+    if (isVmError(r)) throw new KernelError('EINVAL', r.message);
+    return r;
+  }
+
+  // ---- text, handlers, text_poke ----
+
+  private textOffsetOf(addr: bigint): number {
+    const off = addr - this.image.textBase;
+    return off < 0n || off >= BigInt(this.textSize) ? -1 : Number(off);
+  }
+
+  /** Registers code at a text address (ftrace_caller, a trampoline, return_to_handler). */
+  registerHandler(addr: bigint, name: string, handler: TextHandler): KernelError | null {
+    const off = this.textOffsetOf(addr);
+    if (off < 0)
+      return new KernelError(
+        'EFAULT',
+        `register ${name}: 0x${addr.toString(16)} is not kernel text`,
+      );
+    if (this.handlers.has(off)) {
+      return new KernelError(
+        'EBUSY',
+        `register ${name}: 0x${addr.toString(16)} already runs ${this.handlerNames.get(off) ?? '?'}`,
+      );
+    }
+    this.handlers.set(off, handler);
+    this.handlerNames.set(off, name);
+    return null;
+  }
+
+  unregisterHandler(addr: bigint): KernelError | null {
+    const off = this.textOffsetOf(addr);
+    if (off < 0 || !this.handlers.delete(off)) {
+      return new KernelError('ENOENT', `unregister: no handler at 0x${addr.toString(16)}`);
+    }
+    this.handlerNames.delete(off);
+    return null;
+  }
+
+  /** Address of a symbol of the image, for registering handlers at ftrace_caller and friends. */
+  symbolAddress(name: string): bigint | KernelError {
+    const i = this.image.indexOf(name);
+    if (i < 0) return new KernelError('ENOENT', `no symbol '${name}' in the kernel image`);
+    return this.image.functions[i]?.addr as bigint;
+  }
+
+  /**
+   * Reserves executable text for code made at run time (a trampoline), within call reach of
+   * every function. Its name shows in stack traces.
+   */
+  allocText(name: string, size: number): bigint | KernelError {
+    if (!Number.isInteger(size) || size <= 0)
+      return new KernelError('EINVAL', `allocText ${name}: size ${size}`);
+    const off = Math.ceil(this.trampolineNext / 16) * 16;
+    if (off + size > this.textSize)
+      return new KernelError('ENOSPC', `allocText ${name}: trampoline area is full`);
+    this.trampolineNext = off + size;
+    this.trampolineSymbols.push({ offset: off, size, name });
+    return this.image.textBase + BigInt(off);
+  }
+
+  /**
+   * text_poke: the only way to change kernel text. Every change is logged with the old and new
+   * bytes and the reason.
+   */
+  textPoke(addr: bigint, bytes: Uint8Array, reason: string): KernelError | null {
+    const off = this.textOffsetOf(addr);
+    if (off < 0 || off + bytes.length > this.textSize) {
+      return new KernelError(
+        'EFAULT',
+        `text_poke ${reason}: 0x${addr.toString(16)}+${bytes.length} is not kernel text`,
+      );
+    }
+    const text = this.image.text;
+    const old = text.slice(off, off + bytes.length);
+    text.set(bytes, off);
+    this.pokes.push({ seq: this.pokes.length + 1, addr, old, new: bytes.slice(), reason });
+    return null;
+  }
+
+  /** The text_poke log, oldest first. */
+  textPokeLog(): readonly TextPokeRecord[] {
+    return this.pokes;
+  }
+
+  /** The current bytes of function i's patchable entry. */
+  entryBytes(fn: number): Uint8Array {
+    const off = this.image.textOffset(fn);
+    return this.image.text.slice(off, off + entrySiteInfo(this.arch).size);
+  }
+
+  /** Function i's entry site decoded, with a disassembly line. */
+  decodeEntry(fn: number): DecodedEntry | KernelError {
+    const r = decodeEntry(this.arch, this.entryBytes(fn), this.image.functions[fn]?.addr ?? 0n);
+    return r instanceof Error ? new KernelError('EINVAL', r.message) : r;
+  }
+
+  // ---- objects, tasks ----
+
+  /** Allocates zeroed kernel memory (a bump allocator over the kmalloc region). */
+  kmalloc(size: number): bigint | KernelError {
+    const off = Math.ceil(this.objectNext / 16) * 16;
+    if (off + size > this.objects.size)
+      return new KernelError('ENOSPC', `kmalloc(${size}): object area is full`);
+    this.objectNext = off + size;
+    return this.objects.base + BigInt(off);
+  }
+
+  /** Reserves a per-task slot for a tracer's data; returns its index into Task.slots. */
+  allocTaskSlot(): number {
+    return this.slotCount++;
+  }
+
+  /** Creates a task with its task_struct (laid out at its BTF offsets) and kernel stack. */
+  createTask(
+    comm: string,
+    opts: { pid?: number; tgid?: number; cpu?: number } = {},
+  ): Task | KernelError {
+    const pid = opts.pid ?? this.nextPid;
+    if (this.tasks.some((t) => t.pid === pid))
+      return new KernelError('EEXIST', `pid ${pid} exists`);
+    if (!Number.isInteger(pid) || pid < 1 || pid > 16383)
+      return new KernelError('EINVAL', `pid ${pid} is not in 1..16383`);
+    this.nextPid = Math.max(this.nextPid, pid + 1);
+    const cpu = opts.cpu ?? (pid - 1) % this.cpus.length;
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= this.cpus.length) {
+      return new KernelError(
+        'EINVAL',
+        `task ${comm}: cpu ${cpu} is not in 0..${this.cpus.length - 1}`,
+      );
+    }
+    const size = THREAD_SIZE[this.arch];
+    // Two THREAD_SIZEs per pid: the stack and an unmapped guard below it, as vmap stacks have.
+    const stackBase = STACK_AREA[this.arch] + BigInt(pid * size * 2 + size);
+    const stack = new Uint8Array(size);
+    const mapped = this.mm.map({
+      name: `stack:${pid}`,
+      base: stackBase,
+      prot: PROT_READ | PROT_WRITE,
+      data: stack,
+    });
+    if (isVmError(mapped)) return new KernelError('EEXIST', mapped.message);
+    const btf = this.image.btf;
+    let taskStruct = 0n;
+    if (btf !== null && btf.find('task_struct', 'struct') !== undefined) {
+      const ts = this.kmalloc(btf.sizeOf(btf.get('task_struct', 'struct')));
+      if (ts instanceof KernelError) return ts;
+      taskStruct = ts;
+      const put = (path: string, bytes: Uint8Array): void => {
+        const loc = btf.offsetOf(`task_struct.${path}`);
+        this.mm.write(ts + BigInt(loc.bitsOffset / 8), bytes);
+      };
+      const le32 = (v: number): Uint8Array => new Uint8Array(Uint32Array.of(v).buffer);
+      put('pid', le32(pid));
+      put('tgid', le32(opts.tgid ?? pid));
+      const c = new TextEncoder().encode(comm.slice(0, 15));
+      const commBytes = new Uint8Array(16);
+      commBytes.set(c);
+      put('comm', commBytes);
+    }
+    const task = new Task({ pid, tgid: opts.tgid ?? pid, comm, cpu, taskStruct, stackBase, stack });
+    this.tasks.push(task);
+    return task;
+  }
+
+  // ---- the call path ----
+
+  private plan(fn: number): CallPlan {
+    const cached = this.plans[fn];
+    if (cached !== undefined) return cached;
+    const model = this.image.model(fn) ?? {
+      retSize: this.ws,
+      retFlags: 0,
+      nrArgs: 5,
+      argSize: [8, 8, 8, 8, 8],
+      argFlags: [0, 0, 0, 0, 0],
+    };
+    const placement = placeCall(this.arch, model);
+    if (placement instanceof Error)
+      throw new KernelError('EINVAL', `${this.image.functions[fn]?.name}: ${placement.message}`);
+    const dest: number[] = [];
+    const src: number[] = [];
+    const part: number[] = [];
+    const pt = this.info.ptRegs.index;
+    placement.args.forEach((a, i) => {
+      a.words.forEach((w, k) => {
+        dest.push(
+          w.kind === 'reg' ? (pt.get(w.reg) as number) : -(w.offset - this.info.stackArgOffset) - 1,
+        );
+        src.push(i);
+        // A 64-bit word takes the whole value; on i386 the second word is its high half;
+        // words past the 64-bit workload value are zero.
+        part.push(k === 0 ? PART_WORD : k === 1 && this.ws === 4 ? PART_HIGH : PART_ZERO);
+      });
+    });
+    const p: CallPlan = {
+      placement,
+      dest: Int32Array.from(dest),
+      src: Uint8Array.from(src),
+      part: Uint8Array.from(part),
+      stackBytes: placement.stackBytes,
+      ret0: this.ptRegRet[0],
+      ret1: this.ptRegRet[1],
+      retWide: this.ws === 4 && placement.retSize > 4,
+    };
+    this.plans[fn] = p;
+    return p;
+  }
+
+  /** The argument placement for function i (where each argument lives at entry). */
+  callPlacement(fn: number): CallPlacement {
+    return this.plan(fn).placement;
+  }
+
+  private spOffset(cpu: Cpu, task: Task): number {
+    return this.ws === 8
+      ? cpu.regs.lo(this.spField) -
+          task.stackBaseLo +
+          (cpu.regs.hi(this.spField) - task.stackBaseHi) * 4294967296
+      : cpu.regs.lo(this.spField) - task.stackBaseLo;
+  }
+
+  private setSp(cpu: Cpu, task: Task, off: number): void {
+    cpu.regs.setHalves(this.spField, (task.stackBaseLo + off) >>> 0, task.stackBaseHi);
+  }
+
+  private push(cpu: Cpu, task: Task, lo: number, hi: number): void {
+    const off = this.spOffset(cpu, task) - this.ws;
+    const w = task.stackWords;
+    w[off >> 2] = lo;
+    if (this.ws === 8) w[(off >> 2) + 1] = hi;
+    this.setSp(cpu, task, off);
+  }
+
+  /** Starts `task` on `cpu` with an empty kernel stack (as a syscall or interrupt entry does). */
+  switchTo(cpu: Cpu, task: Task): void {
+    const prev = cpu.current;
+    if (prev === task) return;
+    cpu.current = task;
+    this.setSp(cpu, task, task.stackSize - 64);
+    cpu.regs.setHalves(this.fpField, 0, 0);
+    if (this.observer?.onSwitch !== undefined) this.observer.onSwitch(cpu, prev, task);
+  }
+
+  /**
+   * Runs one call of a workload node on a CPU, from the task's current stack. Returns null, or the
+   * fault that stopped it (which is also left in cpu.fault).
+   */
+  run(cpu: Cpu, node: CallNode): KernelFault | null {
+    const task = cpu.current;
+    if (task === null) return this.raise(cpu, 'EINVAL', 'no current task', null);
+    // The outermost call returns to user space, or into the code an interrupt arrived in.
+    const retLo = cpu.depth === 0 ? USER_RETURN_LO : cpu.regs.lo(this.ipField);
+    const retHi = cpu.depth === 0 ? 0 : cpu.regs.hi(this.ipField);
+    for (let r = 0; r < node.repeat; r++) {
+      if (!this.call(cpu, task, node, r, retLo, retHi)) return cpu.fault;
+    }
+    return null;
+  }
+
+  /** A fault value; it also aborts the calls in flight on this CPU. */
+  private raise(
+    cpu: Cpu,
+    errno: 'EFAULT' | 'EINVAL',
+    msg: string,
+    mf: MemFault | null,
+  ): KernelFault {
+    const f = new KernelFault(errno, msg, cpu.id, cpu.current?.pid ?? 0, mf);
+    cpu.fault = f;
+    return f;
+  }
+
+  private fail(cpu: Cpu, errno: 'EFAULT' | 'EINVAL', msg: string, mf: MemFault | null): false {
+    this.raise(cpu, errno, msg, mf);
+    return false;
+  }
+
+  private fnName(fn: number): string {
+    return this.image.functions[fn]?.name ?? `#${fn}`;
+  }
+
+  /**
+   * One call: place arguments, store the return address, run the patched entry, the body and
+   * the return. Allocation-free unless it faults. Returns false on a fault.
+   */
+  private call(
+    cpu: Cpu,
+    task: Task,
+    node: CallNode,
+    iter: number,
+    retLo: number,
+    retHi: number,
+  ): boolean {
+    const regs = cpu.regs;
+    const fn = node.fn;
+    const image = this.image;
+    const plan = this.plans[fn] ?? this.plan(fn);
+    const ws = this.ws;
+    // Caller side: stack arguments, then the call instruction stores the return address.
+    let sp = this.spOffset(cpu, task) - plan.stackBytes;
+    if (sp < STACK_GUARD) {
+      return this.fail(
+        cpu,
+        'EFAULT',
+        `kernel stack overflow in ${this.fnName(fn)} at depth ${cpu.depth}`,
+        null,
+      );
+    }
+    this.setSp(cpu, task, sp);
+    const gen = node.gen;
+    const dest = plan.dest;
+    for (let k = 0; k < dest.length; k++) {
+      const a = plan.src[k] as number;
+      const g = gen === null ? null : gen[a];
+      const lo =
+        g === null || g === undefined ? (node.argLo[a] as number) : g(iter, this.rand) >>> 0;
+      const hi = g === null || g === undefined ? (node.argHi[a] as number) : 0;
+      const p = plan.part[k];
+      const wlo = p === PART_WORD ? lo : p === PART_HIGH ? hi : 0;
+      const whi = p === PART_WORD ? hi : 0;
+      const d = dest[k] as number;
+      if (d >= 0) regs.setHalves(d, wlo, whi);
+      else {
+        const off = sp + (-d - 1);
+        task.stackWords[off >> 2] = wlo;
+        if (ws === 8) task.stackWords[(off >> 2) + 1] = whi;
+      }
+    }
+    if (this.lrField < 0) this.push(cpu, task, retLo, retHi);
+    else regs.setHalves(this.lrField, retLo, retHi);
+    const fnLo = image.addrLo[fn] as number;
+    const fnHi = image.addrHi[fn] as number;
+    regs.setHalves(this.ipField, fnLo, fnHi);
+    cpu.depth++;
+    cpu.calls++;
+    task.calls++;
+    if (this.observer?.onCall !== undefined) this.observer.onCall(cpu, fn);
+
+    // The patchable entry: decoded from the text bytes on every call.
+    let bodyFn = fn;
+    let skip = false;
+    if (image.traceable[fn] === 1) {
+      const kind = this.decoder.decode(image.text, fnLo - this.textLo);
+      if (kind === ENTRY_CALL) {
+        const target = fnLo - this.textLo + this.decoder.disp;
+        const h = this.handlers.get(target);
+        if (h === undefined) {
+          return this.fail(
+            cpu,
+            'EFAULT',
+            `${this.fnName(fn)} entry calls 0x${(this.image.textBase + BigInt(target)).toString(16)}, which holds no code`,
+            null,
+          );
+        }
+        skip = h(cpu, fn) === ENTRY_SKIP;
+        if (cpu.fault !== null) return false;
+        if (!skip && (regs.lo(this.ipField) !== fnLo || regs.hi(this.ipField) !== fnHi)) {
+          // The handler moved ip (livepatch-style replacement): run that function's body.
+          bodyFn = image.indexAtOffset(regs.lo(this.ipField) - this.textLo);
+          if (bodyFn < 0 || regs.hi(this.ipField) !== this.textHi) {
+            return this.fail(
+              cpu,
+              'EFAULT',
+              `${this.fnName(fn)}: handler redirected to non-function text`,
+              null,
+            );
+          }
+        }
+      } else if (kind === ENTRY_INVALID) {
+        return this.fail(
+          cpu,
+          'EINVAL',
+          `${this.fnName(fn)}: entry bytes are not a valid patchable entry`,
+          null,
+        );
+      }
+    }
+
+    let tLo: number;
+    let tHi: number;
+    if (skip) {
+      tLo = regs.lo(this.ipField);
+      tHi = regs.hi(this.ipField);
+    } else {
+      // Prologue: the frame record that unwinders follow.
+      if (this.lrField < 0) {
+        this.push(cpu, task, regs.lo(this.fpField), regs.hi(this.fpField));
+        regs.setHalves(this.fpField, regs.lo(this.spField), regs.hi(this.spField));
+      } else {
+        this.push(cpu, task, regs.lo(this.lrField), regs.hi(this.lrField));
+        this.push(cpu, task, regs.lo(this.fpField), regs.hi(this.fpField));
+        if (this.arch === 'arm64')
+          regs.setHalves(this.fpField, regs.lo(this.spField), regs.hi(this.spField));
+        else this.setSp2Fp(cpu, task);
+      }
+      // Body: its own cost, interrupts that are due, then the calls it makes.
+      const half = node.cost / 2;
+      cpu.clock += half;
+      if (this.irqs.length > 0 && !this.irqsDue(cpu, task, bodyFn)) return false;
+      const bodyLo = (image.addrLo[bodyFn] as number) + image.bodyOffset(bodyFn);
+      const kids = node.children;
+      for (let c = 0; c < kids.length; c++) {
+        const child = kids[c] as CallNode;
+        const cLo = bodyLo + 8 + ((c * 4) % Math.max(4, (image.sizes[bodyFn] as number) - 32));
+        for (let r = 0; r < child.repeat; r++) {
+          regs.setHalves(this.ipField, cLo, fnHi);
+          if (!this.call(cpu, task, child, r, cLo, fnHi)) return false;
+        }
+      }
+      cpu.clock += node.cost - half;
+      regs.setHalves(plan.ret0, node.retLo, plan.retWide ? 0 : node.retHi);
+      if (plan.retWide) regs.setHalves(plan.ret1, node.retHi, 0);
+      // Epilogue and ret.
+      sp = this.spOffset(cpu, task);
+      if (this.lrField < 0) {
+        const w = task.stackWords;
+        regs.setHalves(
+          this.fpField,
+          w[sp >> 2] as number,
+          ws === 8 ? (w[(sp >> 2) + 1] as number) : 0,
+        );
+        sp += ws;
+        tLo = w[sp >> 2] as number;
+        tHi = ws === 8 ? (w[(sp >> 2) + 1] as number) : 0;
+        sp += ws;
+      } else {
+        const w = task.stackWords;
+        regs.setHalves(this.fpField, w[sp >> 2] as number, w[(sp >> 2) + 1] as number);
+        tLo = w[(sp + 8) >> 2] as number;
+        tHi = w[((sp + 8) >> 2) + 1] as number;
+        regs.setHalves(this.lrField, tLo, tHi);
+        sp += 16;
+      }
+      this.setSp(cpu, task, sp);
+    }
+    // A return into hooked text (return_to_handler) runs the hook, which gives the real address.
+    if (tHi === this.textHi && this.handlers.size > 0) {
+      const h = this.handlers.get(tLo - this.textLo);
+      if (h !== undefined) {
+        regs.setHalves(this.ipField, tLo, tHi);
+        h(cpu, fn);
+        if (cpu.fault !== null) return false;
+        tLo = regs.lo(this.ipField);
+        tHi = regs.hi(this.ipField);
+      }
+    }
+    if (tLo !== retLo || tHi !== retHi) {
+      return this.fail(
+        cpu,
+        'EFAULT',
+        `${this.fnName(fn)} returned to 0x${hex(tHi, tLo)}, not its caller 0x${hex(retHi, retLo)}`,
+        null,
+      );
+    }
+    this.setSp(cpu, task, this.spOffset(cpu, task) + plan.stackBytes);
+    regs.setHalves(this.ipField, tLo, tHi);
+    cpu.depth--;
+    if (this.observer?.onReturn !== undefined) this.observer.onReturn(cpu, fn);
+    return true;
+  }
+
+  /** riscv: s0 points just above the saved ra/s0 pair (the caller's sp). */
+  private setSp2Fp(cpu: Cpu, task: Task): void {
+    const off = this.spOffset(cpu, task) + 16;
+    cpu.regs.setHalves(this.fpField, (task.stackBaseLo + off) >>> 0, task.stackBaseHi);
+  }
+
+  /** Runs periodic interrupts whose deadline passed, nested in the current call. */
+  private irqsDue(cpu: Cpu, task: Task, fn: number): boolean {
+    const mask = cpu.preemptCount;
+    for (let i = 0; i < this.irqs.length; i++) {
+      const src = this.irqs[i] as IrqSource;
+      const offset =
+        src.context === 'nmi'
+          ? NMI_OFFSET
+          : src.context === 'hardirq'
+            ? HARDIRQ_OFFSET
+            : SOFTIRQ_OFFSET;
+      // An interrupt does not nest inside its own context (NMI inside NMI, irq inside irq).
+      if ((mask & (offset * 15)) !== 0 && src.context !== 'softirq') continue;
+      if ((mask & (SOFTIRQ_MASK | HARDIRQ_MASK | NMI_MASK)) !== 0 && src.context === 'softirq') {
+        continue;
+      }
+      if ((cpu.irqNext[i] ?? src.periodNs) > cpu.clock) continue;
+      cpu.irqNext[i] = (cpu.irqNext[i] ?? src.periodNs) + src.periodNs;
+      cpu.preemptCount += offset;
+      // The interrupted code's ip is the current body; the interrupt returns there.
+      const ipLo = (this.image.addrLo[fn] as number) + this.image.bodyOffset(fn);
+      const ipHi = this.image.addrHi[fn] as number;
+      for (const node of src.calls) {
+        for (let r = 0; r < node.repeat; r++) {
+          cpu.regs.setHalves(this.ipField, ipLo, ipHi);
+          if (!this.call(cpu, task, node, r, ipLo, ipHi)) return false;
+        }
+      }
+      cpu.preemptCount -= offset;
+    }
+    return true;
+  }
+
+  /** Seeded PRNG for generators and the scheduler (mulberry32); reseeded by seed(). */
+  rand = mulberry32(1);
+
+  seed(seed: number): void {
+    this.rand = mulberry32(seed);
+  }
+
+  // ---- unwinder ----
+
+  /** Maps a saved return address that points at a return hook back to the real one. */
+  graphRetAddr: ((task: Task, addr: bigint, frame: number) => bigint) | null = null;
+
+  /**
+   * The kernel stack of the CPU's current call: the current ip, then each return address found
+   * by walking the frame records, innermost first. Return hooks are resolved through
+   * graphRetAddr, so the trace is the same traced and untraced.
+   */
+  stackTrace(cpu: Cpu, max = 64): bigint[] {
+    const task = cpu.current;
+    const out: bigint[] = [];
+    if (task === null) return out;
+    out.push(cpu.regs.readIndex(this.ipField));
+    let fp = cpu.regs.readIndex(this.fpField);
+    const ws = BigInt(this.ws);
+    const end = task.stackBase + BigInt(task.stackSize);
+    let frame = 0;
+    while (fp !== 0n && out.length < max) {
+      let prevAt: bigint;
+      let retAt: bigint;
+      if (this.arch === 'riscv64') {
+        prevAt = fp - 16n;
+        retAt = fp - 8n;
+      } else {
+        prevAt = fp;
+        retAt = fp + ws;
+      }
+      if (prevAt < task.stackBase || retAt + ws > end) break;
+      let ret = this.loadWord(retAt);
+      const prev = this.loadWord(prevAt);
+      if (this.graphRetAddr !== null) ret = this.graphRetAddr(task, ret, frame);
+      if (this.textOffsetOf(ret) < 0) break;
+      out.push(ret);
+      frame++;
+      fp = prev;
+    }
+    return out;
+  }
+
+  private loadWord(addr: bigint): bigint {
+    const v = this.mm.load(addr, this.ws as 4 | 8);
+    return v instanceof MemFault ? 0n : v;
+  }
+
+  /** An address as `sym+0xoff/0xsize [mod]`, including trampolines made by allocText. */
+  symbolize(addr: bigint): string {
+    const off = this.textOffsetOf(addr);
+    if (off >= this.image.trampolineOffset) {
+      const t = this.trampolineSymbols.find((s) => off >= s.offset && off < s.offset + s.size);
+      if (t !== undefined)
+        return `${t.name}+0x${(off - t.offset).toString(16)}/0x${t.size.toString(16)}`;
+    }
+    return this.image.symbolize(addr);
+  }
+
+  /**
+   * Calls the function at an address (as a kernel function pointer call does). An address that
+   * is not executable kernel text is a fault value.
+   */
+  callAddress(cpu: Cpu, addr: bigint, node: Omit<CallNode, 'fn'>): KernelFault | null {
+    const a = BigInt.asUintN(64, addr);
+    const off = this.mm.translate(Number(a >> 32n), Number(a & 0xffffffffn), 1, PROT_EXEC);
+    if (off < 0) {
+      const mf = this.mm.fault as MemFault;
+      return this.raise(cpu, 'EFAULT', `call to ${mf.message}`, mf);
+    }
+    const fn = this.mm.hit === this.textRegion ? this.image.indexAtOffset(off) : -1;
+    if (fn < 0 || this.image.textOffset(fn) !== off) {
+      return this.raise(
+        cpu,
+        'EFAULT',
+        `call to 0x${a.toString(16)}, which is not a function entry`,
+        null,
+      );
+    }
+    return this.run(cpu, { ...node, fn });
+  }
+}
+
+function hex(hi: number, lo: number): string {
+  return ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16);
+}
+
+/** mulberry32: a small seeded PRNG; returns a uint32. */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}

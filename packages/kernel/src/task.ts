@@ -1,0 +1,68 @@
+/** A kernel task: pid, tgid, comm, its kernel stack and per-task storage for tracers. */
+export class Task {
+  readonly pid: number;
+  readonly tgid: number;
+  readonly comm: string;
+  /** The CPU the task runs on (the simulated scheduler does not migrate tasks). */
+  readonly cpu: number;
+  /** Address of this task's struct task_struct. */
+  readonly taskStruct: bigint;
+  /** Lowest address of the kernel stack (THREAD_SIZE bytes up from here). */
+  readonly stackBase: bigint;
+  readonly stackSize: number;
+  /** The stack's bytes as 32-bit words, for the allocation-free call path. */
+  readonly stackWords: Uint32Array;
+  readonly stackBaseLo: number;
+  readonly stackBaseHi: number;
+  /**
+   * Slots tracers reserve with Kernel.allocTaskSlot(): fgraph's shadow stack, a fprobe's data.
+   * Indexed by number so the hot path does no hashing.
+   */
+  readonly slots: unknown[] = [];
+  /** Calls made by this task (for summaries). */
+  calls = 0;
+
+  constructor(init: {
+    pid: number;
+    tgid: number;
+    comm: string;
+    cpu: number;
+    taskStruct: bigint;
+    stackBase: bigint;
+    stack: Uint8Array;
+  }) {
+    this.pid = init.pid;
+    this.tgid = init.tgid;
+    this.comm = init.comm;
+    this.cpu = init.cpu;
+    this.taskStruct = init.taskStruct;
+    this.stackBase = init.stackBase;
+    this.stackSize = init.stack.length;
+    this.stackWords = new Uint32Array(
+      init.stack.buffer,
+      init.stack.byteOffset,
+      init.stack.length / 4,
+    );
+    this.stackBaseHi = Number(init.stackBase >> 32n);
+    this.stackBaseLo = Number(init.stackBase & 0xffffffffn);
+  }
+}
+
+/** preempt_count bits (include/linux/preempt.h). */
+export const PREEMPT_OFFSET = 1 << 0;
+export const SOFTIRQ_OFFSET = 1 << 8;
+export const HARDIRQ_OFFSET = 1 << 16;
+export const NMI_OFFSET = 1 << 20;
+export const SOFTIRQ_MASK = 0xff << 8;
+export const HARDIRQ_MASK = 0xf << 16;
+export const NMI_MASK = 0xf << 20;
+
+/** The context a CPU runs in, as the recursion guard distinguishes them. */
+export type ContextName = 'task' | 'softirq' | 'hardirq' | 'nmi';
+
+export function contextOf(preemptCount: number): ContextName {
+  if ((preemptCount & NMI_MASK) !== 0) return 'nmi';
+  if ((preemptCount & HARDIRQ_MASK) !== 0) return 'hardirq';
+  if ((preemptCount & SOFTIRQ_MASK) !== 0) return 'softirq';
+  return 'task';
+}

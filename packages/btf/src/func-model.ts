@@ -150,6 +150,8 @@ export interface FuncModelSummary {
   functions: number;
   modeled: number;
   distinctModels: number;
+  /** Distinct (return size, argument sizes) tuples, ignoring flags. */
+  distinctSizeModels: number;
   rejected: number;
   /** Rejections grouped by reason (the kernel message with the function name removed). */
   rejectedBy: Record<string, number>;
@@ -161,6 +163,7 @@ export interface FuncModelSummary {
 export function summarizeFuncModels(btf: Btf): FuncModelSummary {
   const funcs = btf.funcs();
   const keys = new Set<string>();
+  const sizeKeys = new Set<string>();
   const rejectedBy: Record<string, number> = {};
   let modeled = 0;
   let structArgs = 0;
@@ -170,6 +173,7 @@ export function summarizeFuncModels(btf: Btf): FuncModelSummary {
     if (r.ok) {
       modeled++;
       keys.add(funcModelKey(r.model));
+      sizeKeys.add(`${r.model.retSize}(${r.model.argSize.join(',')})`);
       if (r.model.argFlags.some((x) => (x & BTF_FMODEL_STRUCT_ARG) !== 0)) structArgs++;
       if (r.model.nrArgs > maxArgs) maxArgs = r.model.nrArgs;
     } else {
@@ -185,6 +189,7 @@ export function summarizeFuncModels(btf: Btf): FuncModelSummary {
     functions: funcs.length,
     modeled,
     distinctModels: keys.size,
+    distinctSizeModels: sizeKeys.size,
     rejected: funcs.length - modeled,
     rejectedBy,
     structArgs,

@@ -2,35 +2,15 @@ import { readFileSync } from 'node:fs';
 import { encodeJson, NatsBus, startNatsServer, type NatsServer } from '@tracelab/bus';
 import { subjects } from '@tracelab/contracts';
 import type { CollectedEvent } from '@tracelab/collector';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram, startStack, type Stack } from './index.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../test/run.js';
+import { startStack, type Stack } from './index.js';
 
 const version = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string;
   }
 ).version;
-
-async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  let out = '';
-  const log = vi.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => {
-    out += `${parts.join(' ')}\n`;
-  });
-  try {
-    const program = buildProgram(env, (p) =>
-      p
-        .exitOverride()
-        .configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) }),
-    );
-    await program.parseAsync(['node', 'tracelab', ...args]);
-  } catch (err) {
-    // commander ends --help and --version by throwing after printing, when exits are overridden
-    if ((err as { exitCode?: number }).exitCode !== 0) throw err;
-  } finally {
-    log.mockRestore();
-  }
-  return out;
-}
 
 describe('tracelab cli', () => {
   it('prints its version', async () => {

@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { isToken } from '@tracelab/contracts';
 import { Command, InvalidArgumentError } from 'commander';
+import { registerBtf } from './commands/btf.js';
 import { startStack } from './stack.js';
 import { VERSION } from './version.js';
 
@@ -99,5 +100,6 @@ export function buildProgram(
       process.once('SIGTERM', shutdown);
     });
 
+  registerBtf(program);
   return program;
 }

@@ -359,7 +359,7 @@ export class KernelImage {
       }
     }
     const bytes = enc.b.write();
-    const btf = parseBtf(bytes);
+    const btf = parseBtf(bytes, { ptrSize: archInfo(arch).wordSize });
     return new KernelImage(arch, specs, btf, bytes, [64, 1024]);
   }
 

@@ -113,6 +113,11 @@ export class Cpu {
   /** Depth of nested calls now running. */
   depth = 0;
   fault: KernelFault | null = null;
+  /**
+   * True between a call instruction and the callee's prologue (while entry handlers run): the
+   * return address is still where the call put it, not yet in a frame record.
+   */
+  atEntry = false;
   /** Next deadline of each periodic interrupt source (index into Kernel.irqs). */
   readonly irqNext: number[] = [];
   calls = 0;
@@ -594,6 +599,7 @@ export class Kernel {
     cpu.depth++;
     cpu.calls++;
     task.calls++;
+    cpu.atEntry = true;
     if (this.observer?.onCall !== undefined) this.observer.onCall(cpu, fn);
 
     // The patchable entry: decoded from the text bytes on every call.
@@ -636,6 +642,7 @@ export class Kernel {
       }
     }
 
+    cpu.atEntry = false;
     let tLo: number;
     let tHi: number;
     if (skip) {
@@ -767,8 +774,11 @@ export class Kernel {
 
   // ---- unwinder ----
 
-  /** Maps a saved return address that points at a return hook back to the real one. */
-  graphRetAddr: ((task: Task, addr: bigint, frame: number) => bigint) | null = null;
+  /**
+   * Maps a saved return address that points at a return hook back to the real one
+   * (ftrace_graph_ret_addr); `state.index` is the hook's own cursor, zero for each new walk.
+   */
+  graphRetAddr: ((task: Task, addr: bigint, state: { index: number }) => bigint) | null = null;
 
   /**
    * The kernel stack of the CPU's current call: the current ip, then each return address found
@@ -780,28 +790,31 @@ export class Kernel {
     const out: bigint[] = [];
     if (task === null) return out;
     out.push(cpu.regs.readIndex(this.ipField));
+    const state = { index: 0 };
+    const resolve = (ret: bigint): bigint =>
+      this.graphRetAddr === null ? ret : this.graphRetAddr(task, ret, state);
+    if (cpu.atEntry) {
+      // Before the prologue the return address is still at sp (x86) or in the link register.
+      const ret = resolve(
+        this.lrField < 0
+          ? this.loadWord(cpu.regs.readIndex(this.spField))
+          : cpu.regs.readIndex(this.lrField),
+      );
+      if (this.textOffsetOf(ret) < 0) return out;
+      out.push(ret);
+    }
     let fp = cpu.regs.readIndex(this.fpField);
     const ws = BigInt(this.ws);
     const end = task.stackBase + BigInt(task.stackSize);
-    let frame = 0;
     while (fp !== 0n && out.length < max) {
-      let prevAt: bigint;
-      let retAt: bigint;
-      if (this.arch === 'riscv64') {
-        prevAt = fp - 16n;
-        retAt = fp - 8n;
-      } else {
-        prevAt = fp;
-        retAt = fp + ws;
-      }
+      // riscv's s0 points above its {fp, ra} pair; x86 and arm64 point at {fp, ret}.
+      const prevAt = this.arch === 'riscv64' ? fp - 16n : fp;
+      const retAt = this.arch === 'riscv64' ? fp - 8n : fp + ws;
       if (prevAt < task.stackBase || retAt + ws > end) break;
-      let ret = this.loadWord(retAt);
-      const prev = this.loadWord(prevAt);
-      if (this.graphRetAddr !== null) ret = this.graphRetAddr(task, ret, frame);
+      const ret = resolve(this.loadWord(retAt));
       if (this.textOffsetOf(ret) < 0) break;
       out.push(ret);
-      frame++;
-      fp = prev;
+      fp = this.loadWord(prevAt);
     }
     return out;
   }

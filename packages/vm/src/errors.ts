@@ -4,6 +4,7 @@ export const ERRNO = {
   ENOENT: 2,
   E2BIG: 7,
   ENOEXEC: 8,
+  EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,
   EFAULT: 14,

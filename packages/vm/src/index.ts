@@ -27,3 +27,8 @@ export type { HelperFn, VmOptions } from './vm.js';
 export { AsmError, assemble } from './asm.js';
 export { disassemble, formatInsn } from './disasm.js';
 export { CONFORMANCE_MEM_BASE, installConformanceHelpers, runConformance } from './conformance.js';
+export * from './maps.js';
+export { MapTable } from './table.js';
+export * from './buffers.js';
+export { HELPER_PROTOS, installHelpers, mapResolver } from './helpers.js';
+export type { ArgKind, HelperProto, KernelEnv, RetKind } from './helpers.js';

@@ -1,0 +1,363 @@
+import { BPF_F_CURRENT_CPU, PerfEventArray, RingBuf, StackTraceMap } from './buffers.js';
+import { VmError } from './errors.js';
+import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BpfMap, ProgArray } from './maps.js';
+import { PROT_READ, type Region } from './memory.js';
+import type { MapTable } from './table.js';
+import { type Insn } from './insn.js';
+import type { Vm } from './vm.js';
+
+/** Argument kinds (enum bpf_arg_type), the verifier's view of a helper's parameters. */
+export type ArgKind =
+  | 'ARG_ANYTHING'
+  | 'ARG_CONST_MAP_PTR'
+  | 'ARG_PTR_TO_MAP_KEY'
+  | 'ARG_PTR_TO_MAP_VALUE'
+  | 'ARG_PTR_TO_CTX'
+  | 'ARG_PTR_TO_MEM'
+  | 'ARG_PTR_TO_UNINIT_MEM'
+  | 'ARG_CONST_SIZE'
+  | 'ARG_CONST_SIZE_OR_ZERO'
+  | 'ARG_CONST_ALLOC_SIZE_OR_ZERO'
+  | 'ARG_PTR_TO_ALLOC_MEM'
+  | 'ARG_PTR_TO_FUNC'
+  | 'ARG_PTR_TO_STACK_OR_NULL';
+
+/** Return kinds (enum bpf_return_type). */
+export type RetKind =
+  'RET_INTEGER' | 'RET_VOID' | 'RET_PTR_TO_MAP_VALUE_OR_NULL' | 'RET_PTR_TO_ALLOC_MEM_OR_NULL';
+
+export interface HelperProto {
+  id: number;
+  name: string;
+  args: readonly ArgKind[];
+  ret: RetKind;
+}
+
+const P = (
+  id: number,
+  name: string,
+  args: ArgKind[],
+  ret: RetKind = 'RET_INTEGER',
+): HelperProto => ({ id, name, args, ret });
+const PROBE_READ: ArgKind[] = ['ARG_PTR_TO_UNINIT_MEM', 'ARG_CONST_SIZE_OR_ZERO', 'ARG_ANYTHING'];
+
+/** The helpers the vm implements, by id (enum bpf_func_id), with their prototypes. */
+export const HELPER_PROTOS: readonly HelperProto[] = [
+  P(
+    1,
+    'map_lookup_elem',
+    ['ARG_CONST_MAP_PTR', 'ARG_PTR_TO_MAP_KEY'],
+    'RET_PTR_TO_MAP_VALUE_OR_NULL',
+  ),
+  P(2, 'map_update_elem', [
+    'ARG_CONST_MAP_PTR',
+    'ARG_PTR_TO_MAP_KEY',
+    'ARG_PTR_TO_MAP_VALUE',
+    'ARG_ANYTHING',
+  ]),
+  P(3, 'map_delete_elem', ['ARG_CONST_MAP_PTR', 'ARG_PTR_TO_MAP_KEY']),
+  P(4, 'probe_read', PROBE_READ),
+  P(5, 'ktime_get_ns', []),
+  P(6, 'trace_printk', [
+    'ARG_PTR_TO_MEM',
+    'ARG_CONST_SIZE',
+    'ARG_ANYTHING',
+    'ARG_ANYTHING',
+    'ARG_ANYTHING',
+  ]),
+  P(7, 'get_prandom_u32', []),
+  P(8, 'get_smp_processor_id', []),
+  P(12, 'tail_call', ['ARG_PTR_TO_CTX', 'ARG_CONST_MAP_PTR', 'ARG_ANYTHING'], 'RET_VOID'),
+  P(14, 'get_current_pid_tgid', []),
+  P(16, 'get_current_comm', ['ARG_PTR_TO_UNINIT_MEM', 'ARG_CONST_SIZE']),
+  P(25, 'perf_event_output', [
+    'ARG_PTR_TO_CTX',
+    'ARG_CONST_MAP_PTR',
+    'ARG_ANYTHING',
+    'ARG_PTR_TO_MEM',
+    'ARG_CONST_SIZE_OR_ZERO',
+  ]),
+  P(27, 'get_stackid', ['ARG_PTR_TO_CTX', 'ARG_CONST_MAP_PTR', 'ARG_ANYTHING']),
+  P(35, 'get_current_task', []),
+  P(45, 'probe_read_str', PROBE_READ),
+  P(67, 'get_stack', [
+    'ARG_PTR_TO_CTX',
+    'ARG_PTR_TO_UNINIT_MEM',
+    'ARG_CONST_SIZE_OR_ZERO',
+    'ARG_ANYTHING',
+  ]),
+  P(112, 'probe_read_user', PROBE_READ),
+  P(113, 'probe_read_kernel', PROBE_READ),
+  P(114, 'probe_read_user_str', PROBE_READ),
+  P(115, 'probe_read_kernel_str', PROBE_READ),
+  P(130, 'ringbuf_output', [
+    'ARG_CONST_MAP_PTR',
+    'ARG_PTR_TO_MEM',
+    'ARG_CONST_SIZE_OR_ZERO',
+    'ARG_ANYTHING',
+  ]),
+  P(
+    131,
+    'ringbuf_reserve',
+    ['ARG_CONST_MAP_PTR', 'ARG_CONST_ALLOC_SIZE_OR_ZERO', 'ARG_ANYTHING'],
+    'RET_PTR_TO_ALLOC_MEM_OR_NULL',
+  ),
+  P(132, 'ringbuf_submit', ['ARG_PTR_TO_ALLOC_MEM', 'ARG_ANYTHING'], 'RET_VOID'),
+  P(133, 'ringbuf_discard', ['ARG_PTR_TO_ALLOC_MEM', 'ARG_ANYTHING'], 'RET_VOID'),
+];
+
+/**
+ * What helpers need from the kernel they run in. The kernel package implements it; tests use a
+ * small fake.
+ */
+export interface KernelEnv {
+  ktimeGetNs(): bigint;
+  smpProcessorId(): number;
+  /** (tgid << 32) | pid of the current task. */
+  currentPidTgid(): bigint;
+  /** The current task's comm (up to 16 bytes, no NUL needed). */
+  currentComm(): Uint8Array;
+  /** Address of the current task_struct. */
+  currentTask(): bigint;
+  /** Instruction pointers of the current kernel (or user) stack, innermost first. */
+  stack(user: boolean): readonly bigint[];
+  tracePrintk(line: string): void;
+  prandomU32(): number;
+}
+
+const EFAULT = -14;
+const EINVAL = -22;
+const EAGAIN = -11;
+const TASK_COMM_LEN = 16;
+
+/** Formats trace_printk's format with up to three u64 arguments (%d %i %u %x %lld %llu %llx %p %s %c %%). */
+function formatPrintk(vm: Vm, fmt: string, args: bigint[]): string | VmError {
+  let n = 0;
+  let bad: VmError | null = null;
+  const out = fmt.replace(/%(l{0,2})([diuxpsc%])/g, (_m, _l: string, conv: string) => {
+    if (conv === '%') return '%';
+    if (n >= args.length) {
+      bad = new VmError(
+        'EINVAL',
+        `trace_printk: more conversions than the 3 arguments in "${fmt}"`,
+      );
+      return '';
+    }
+    const v = args[n++] as bigint;
+    const wide = _l.length > 0;
+    switch (conv) {
+      case 'd':
+      case 'i':
+        return String(wide ? BigInt.asIntN(64, v) : BigInt.asIntN(32, v));
+      case 'u':
+        return String(wide ? v : BigInt.asUintN(32, v));
+      case 'x':
+        return (wide ? v : BigInt.asUintN(32, v)).toString(16);
+      case 'p':
+        return `0x${v.toString(16)}`;
+      case 'c':
+        return String.fromCharCode(Number(v & 0xffn));
+      default: {
+        const s = vm.memory.readCString(v, 256);
+        return s instanceof Uint8Array ? new TextDecoder().decode(s) : '(efault)';
+      }
+    }
+  });
+  return bad ?? out;
+}
+
+/**
+ * Looks a key up without copying it: the key bytes stay where the program put them (usually
+ * its stack) and the map compares them in place.
+ */
+function keySlot(vm: Vm, map: BpfMap, keyArg: number, cpu: number): number {
+  const off = vm.memory.translate(
+    vm.hi[keyArg] as number,
+    vm.lo[keyArg] as number,
+    map.attr.keySize,
+    PROT_READ,
+  );
+  if (off < 0) return -2;
+  return map.lookupSlot((vm.memory.hit as Region).bytes, off, cpu);
+}
+
+function mapArg(vm: Vm, maps: MapTable, n: number): BpfMap | undefined {
+  return maps.byHandle(vm.arg(n));
+}
+
+/**
+ * Installs the helper table's implementations on vm, over maps and the kernel env, and routes
+ * bpf_tail_call through prog_array maps of the table.
+ */
+export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
+  const probeRead = (v: Vm): number => {
+    const size = v.argNum(2);
+    const src = v.memory.read(v.arg(3), size);
+    if (!(src instanceof Uint8Array)) {
+      v.memory.write(v.arg(1), new Uint8Array(size));
+      return EFAULT;
+    }
+    return v.memory.write(v.arg(1), src) === undefined ? 0 : EFAULT;
+  };
+  const probeReadStr = (v: Vm): number => {
+    const size = v.argNum(2);
+    if (size === 0) return 0;
+    const s = v.memory.readCString(v.arg(3), size - 1);
+    if (!(s instanceof Uint8Array)) {
+      v.memory.write(v.arg(1), new Uint8Array(1));
+      return EFAULT;
+    }
+    const out = new Uint8Array(s.length + 1);
+    out.set(s);
+    return v.memory.write(v.arg(1), out) === undefined ? out.length : EFAULT;
+  };
+  vm.setHelper(1, (v) => {
+    const map = mapArg(v, maps, 1);
+    if (map === undefined || map.values === null) return 0;
+    const slot = keySlot(v, map, 2, env.smpProcessorId());
+    return slot < 0 ? 0 : map.values.base + BigInt(slot);
+  });
+  vm.setHelper(2, (v) => {
+    const map = mapArg(v, maps, 1);
+    if (map === undefined) return EINVAL;
+    const key = v.memory.read(v.arg(2), map.attr.keySize);
+    const value = v.memory.read(v.arg(3), map.attr.valueSize);
+    if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) return EFAULT;
+    const err = map.update(key, value, v.argNum(4), env.smpProcessorId());
+    return err === null ? 0 : err.code;
+  });
+  vm.setHelper(3, (v) => {
+    const map = mapArg(v, maps, 1);
+    if (map === undefined) return EINVAL;
+    const key = v.memory.read(v.arg(2), map.attr.keySize);
+    if (!(key instanceof Uint8Array)) return EFAULT;
+    const err = map.delete(key);
+    return err === null ? 0 : err.code;
+  });
+  for (const id of [4, 112, 113]) vm.setHelper(id, probeRead);
+  for (const id of [45, 114, 115]) vm.setHelper(id, probeReadStr);
+  vm.setHelper(5, () => env.ktimeGetNs());
+  vm.setHelper(6, (v) => {
+    const fmt = v.memory.read(v.arg(1), v.argNum(2));
+    if (!(fmt instanceof Uint8Array)) return EFAULT;
+    const nul = fmt.indexOf(0);
+    const text = formatPrintk(v, new TextDecoder().decode(nul < 0 ? fmt : fmt.subarray(0, nul)), [
+      v.arg(3),
+      v.arg(4),
+      v.arg(5),
+    ]);
+    if (text instanceof VmError) return EINVAL;
+    env.tracePrintk(text);
+    return text.length;
+  });
+  vm.setHelper(7, () => env.prandomU32() >>> 0);
+  vm.setHelper(8, () => env.smpProcessorId());
+  vm.setHelper(14, () => env.currentPidTgid());
+  vm.setHelper(16, (v) => {
+    const size = v.argNum(2);
+    const comm = env.currentComm().subarray(0, TASK_COMM_LEN - 1);
+    const out = new Uint8Array(size);
+    out.set(comm.subarray(0, Math.max(0, size - 1)));
+    return v.memory.write(v.arg(1), out) === undefined ? 0 : EFAULT;
+  });
+  vm.setHelper(35, () => env.currentTask());
+  vm.setHelper(25, (v) => {
+    const map = mapArg(v, maps, 2);
+    if (!(map instanceof PerfEventArray)) return EINVAL;
+    const flags = v.arg(3);
+    const low = Number(flags & 0xffffffffn);
+    const index = low === BPF_F_CURRENT_CPU ? env.smpProcessorId() : low;
+    const size = v.argNum(5);
+    const off = v.memory.translate(v.hi[4] as number, v.lo[4] as number, size, PROT_READ);
+    if (off < 0) return EFAULT;
+    return map.output(index, (v.memory.hit as Region).bytes, off, size);
+  });
+  vm.setHelper(27, (v) => {
+    const map = mapArg(v, maps, 2);
+    if (!(map instanceof StackTraceMap)) return EINVAL;
+    const flags = v.argNum(3);
+    return map.stackId(env.stack((flags & (1 << 8)) !== 0), flags);
+  });
+  vm.setHelper(67, (v) => {
+    const size = v.argNum(3);
+    const flags = v.argNum(4);
+    if (size % 8 !== 0) return EINVAL;
+    const ips = env.stack((flags & (1 << 8)) !== 0).slice(flags & 0xff, (flags & 0xff) + size / 8);
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    ips.forEach((ip, k) => view.setBigUint64(k * 8, ip, true));
+    return v.memory.write(v.arg(2), out) === undefined ? ips.length * 8 : EFAULT;
+  });
+  vm.setHelper(130, (v) => {
+    const map = mapArg(v, maps, 1);
+    if (!(map instanceof RingBuf)) return EINVAL;
+    const data = v.memory.read(v.arg(2), v.argNum(3));
+    if (!(data instanceof Uint8Array)) return EFAULT;
+    const err = map.output(data);
+    return err === null ? 0 : EAGAIN;
+  });
+  vm.setHelper(131, (v) => {
+    const map = mapArg(v, maps, 1);
+    if (!(map instanceof RingBuf)) return 0;
+    return map.reserve(v.argNum(2));
+  });
+  const commit = (discard: boolean) => (v: Vm) => {
+    const addr = v.arg(1);
+    const region = v.memory.regionAt(addr);
+    const ring = region === undefined ? undefined : ringOf.get(region);
+    const err =
+      ring === undefined
+        ? new VmError(
+            'EINVAL',
+            `ringbuf_${discard ? 'discard' : 'submit'}: 0x${addr.toString(16)} is not a ringbuf sample`,
+          )
+        : ring.commit(addr, discard);
+    if (err !== null) v.abort(err);
+    return 0;
+  };
+  const ringOf = new Map<Region, RingBuf>();
+  maps.onCreate = (m) => {
+    if (m instanceof RingBuf) ringOf.set(m.data, m);
+  };
+  for (const m of maps.all()) maps.onCreate(m);
+  vm.setHelper(132, commit(false));
+  vm.setHelper(133, commit(true));
+  vm.tailCall = (handle, index) => {
+    const map = maps.byHandle(handle);
+    return map instanceof ProgArray && index < map.attr.maxEntries ? map.progs[index] : undefined;
+  };
+}
+
+/** An lddw resolver for Program.load: map fds (ids in the table) and map values. */
+export function mapResolver(maps: MapTable): (i: Insn, index: number) => bigint | VmError {
+  return (i, index) => {
+    const map = maps.get(i.imm);
+    switch (i.src) {
+      case 1:
+      case 5:
+        return map?.address ?? new VmError('EBADF', `insn ${index}: fd ${i.imm} is not a map`);
+      case 2:
+      case 6: {
+        if (map === undefined)
+          return new VmError('EINVAL', `insn ${index}: fd ${i.imm} is not a map`);
+        const direct =
+          map.attr.type === BPF_MAP_TYPE_ARRAY || map.attr.type === BPF_MAP_TYPE_PERCPU_ARRAY;
+        if (!direct || map.values === null || map.attr.type === BPF_MAP_TYPE_PERCPU_ARRAY) {
+          return new VmError('EINVAL', `insn ${index}: map ${map.name} has no direct value access`);
+        }
+        if (i.imm2 < 0 || i.imm2 >= map.attr.valueSize) {
+          return new VmError(
+            'EINVAL',
+            `insn ${index}: invalid access to map value pointer, value_size=${map.attr.valueSize} off=${i.imm2}`,
+          );
+        }
+        return map.values.base + BigInt(i.imm2);
+      }
+      default:
+        return new VmError(
+          'EINVAL',
+          `insn ${index}: lddw src ${i.src} is not supported by this loader`,
+        );
+    }
+  };
+}

@@ -1,0 +1,500 @@
+import { describe, expect, it } from 'vitest';
+import { assemble } from './asm.js';
+import { PerfEventArray, RingBuf, StackTraceMap } from './buffers.js';
+import { VmError } from './errors.js';
+import { type KernelEnv, installHelpers, mapResolver } from './helpers.js';
+import {
+  BPF_ANY,
+  BPF_EXIST,
+  BPF_MAP_TYPE_ARRAY,
+  BPF_MAP_TYPE_HASH,
+  BPF_MAP_TYPE_LRU_HASH,
+  BPF_MAP_TYPE_PERCPU_ARRAY,
+  BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+  BPF_MAP_TYPE_PROG_ARRAY,
+  BPF_MAP_TYPE_RINGBUF,
+  BPF_MAP_TYPE_STACK_TRACE,
+  BPF_NOEXIST,
+  type BpfMap,
+  ProgArray,
+} from './maps.js';
+import { AddressSpace, PROT_READ } from './memory.js';
+import { Program } from './program.js';
+import { MapTable } from './table.js';
+import { Vm } from './vm.js';
+
+const u32 = (n: number): Uint8Array =>
+  Uint8Array.of(n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24);
+const u64 = (n: bigint): Uint8Array => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, n, true);
+  return b;
+};
+const readU64 = (b: Uint8Array, off = 0): bigint =>
+  new DataView(b.buffer, b.byteOffset).getBigUint64(off, true);
+
+function fakeEnv(over: Partial<KernelEnv> = {}): KernelEnv & { printed: string[] } {
+  const printed: string[] = [];
+  return {
+    ktimeGetNs: () => 123456789n,
+    smpProcessorId: () => 1,
+    currentPidTgid: () => (4242n << 32n) | 4243n,
+    currentComm: () => new TextEncoder().encode('bash'),
+    currentTask: () => 0xffff888012340000n,
+    stack: (user) =>
+      user ? [0x401000n] : [0xffffffff81000010n, 0xffffffff81000200n, 0xffffffff81000300n],
+    tracePrintk: (line) => printed.push(line),
+    prandomU32: () => 0xdeadbeef,
+    printed,
+    ...over,
+  };
+}
+
+function setup(ncpus = 2, env = fakeEnv()) {
+  const memory = new AddressSpace();
+  const maps = new MapTable(memory, 0xffff888100000000n, ncpus);
+  const vm = Vm.create({ memory }) as Vm;
+  installHelpers(vm, maps, env);
+  const load = (asm: string): Program => {
+    const insns = assemble(asm);
+    if (insns instanceof VmError) throw insns;
+    const p = Program.load(insns, { resolveLddw: mapResolver(maps) });
+    if (p instanceof VmError) throw p;
+    return p;
+  };
+  const run = (asm: string | Program, ctx = 0n): bigint => {
+    const rc = vm.run(typeof asm === 'string' ? load(asm) : asm, ctx);
+    if (rc !== 0) throw vm.error;
+    return vm.r0;
+  };
+  return { memory, maps, vm, load, run, env };
+}
+
+function create(
+  maps: MapTable,
+  type: number,
+  keySize: number,
+  valueSize: number,
+  maxEntries: number,
+): BpfMap {
+  const m = maps.create({ type, keySize, valueSize, maxEntries });
+  if (m instanceof VmError) throw m;
+  return m;
+}
+
+function errno(x: unknown): string | undefined {
+  return x instanceof VmError ? x.errno : undefined;
+}
+
+describe('array maps', () => {
+  it('follow the kernel on update flags, delete and bounds', () => {
+    const { maps } = setup();
+    const a = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 4);
+    expect(readU64(a.lookup(u32(3)) as Uint8Array)).toBe(0n);
+    expect(a.update(u32(3), u64(7n), BPF_ANY)).toBeNull();
+    expect(a.update(u32(3), u64(8n), BPF_EXIST)).toBeNull();
+    expect(readU64(a.lookup(u32(3)) as Uint8Array)).toBe(8n);
+    const cases: [unknown, string][] = [
+      [a.update(u32(1), u64(1n), BPF_NOEXIST), 'EEXIST'],
+      [a.update(u32(4), u64(1n), BPF_ANY), 'E2BIG'],
+      [a.update(u32(1), u64(1n), 9), 'EINVAL'],
+      [a.update(u32(1), new Uint8Array(3), BPF_ANY), 'EINVAL'],
+      [a.delete(u32(1)), 'EINVAL'],
+      [a.lookup(u32(4)), 'ENOENT'],
+      [a.lookup(new Uint8Array(2)), 'EINVAL'],
+      [a.getNextKey(u32(3)), 'ENOENT'],
+    ];
+    for (const [res, want] of cases) expect(errno(res)).toBe(want);
+    const keys: number[] = [];
+    for (let k = a.getNextKey(null); !(k instanceof VmError); k = a.getNextKey(k))
+      keys.push(k[0] as number);
+    expect(keys).toEqual([0, 1, 2, 3]);
+  });
+
+  it('percpu arrays give user space one 8-byte-aligned value per CPU and programs their own CPU', () => {
+    const { maps, run } = setup(2);
+    const a = create(maps, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 2);
+    // The fake env runs on CPU 1.
+    run(`
+      stw [%r10-4], 1
+      r1 = map_fd[${a.id}, 0] ll
+      r2 = r10
+      r2 += -4
+      call 1
+      if r0 == 0 goto +2
+      *(u32 *)(r0 + 0) = 77
+      r0 = 0
+      exit`);
+    const v = a.lookup(u32(1)) as Uint8Array;
+    expect(v.length).toBe(16);
+    expect([...v]).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 77, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('rejects bad attributes', () => {
+    const { maps } = setup();
+    expect(
+      errno(maps.create({ type: BPF_MAP_TYPE_ARRAY, keySize: 8, valueSize: 8, maxEntries: 1 })),
+    ).toBe('EINVAL');
+    expect(
+      errno(maps.create({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 0 })),
+    ).toBe('EINVAL');
+    expect(errno(maps.create({ type: 99, keySize: 4, valueSize: 8, maxEntries: 1 }))).toBe(
+      'EINVAL',
+    );
+    expect(
+      errno(
+        maps.create({ type: BPF_MAP_TYPE_RINGBUF, keySize: 0, valueSize: 0, maxEntries: 5000 }),
+      ),
+    ).toBe('EINVAL');
+  });
+});
+
+describe('hash maps', () => {
+  it('implement ANY/NOEXIST/EXIST, full maps and deletes with kernel errnos', () => {
+    const { maps } = setup();
+    const h = create(maps, BPF_MAP_TYPE_HASH, 8, 4, 3);
+    expect(h.update(u64(1n), u32(10), BPF_NOEXIST)).toBeNull();
+    expect(errno(h.update(u64(1n), u32(11), BPF_NOEXIST))).toBe('EEXIST');
+    expect(errno(h.update(u64(2n), u32(11), BPF_EXIST))).toBe('ENOENT');
+    expect(h.update(u64(1n), u32(12), BPF_EXIST)).toBeNull();
+    expect([...(h.lookup(u64(1n)) as Uint8Array)]).toEqual([12, 0, 0, 0]);
+    expect(h.update(u64(2n), u32(20), BPF_ANY)).toBeNull();
+    expect(h.update(u64(3n), u32(30), BPF_ANY)).toBeNull();
+    expect(errno(h.update(u64(4n), u32(40), BPF_ANY))).toBe('E2BIG');
+    expect(h.delete(u64(2n))).toBeNull();
+    expect(errno(h.delete(u64(2n)))).toBe('ENOENT');
+    expect(errno(h.lookup(u64(2n)))).toBe('ENOENT');
+    expect(h.update(u64(4n), u32(40), BPF_ANY)).toBeNull();
+    const seen: bigint[] = [];
+    for (let k = h.getNextKey(null); !(k instanceof VmError); k = h.getNextKey(k))
+      seen.push(readU64(k));
+    expect(seen.sort()).toEqual([1n, 3n, 4n]);
+    // A key that is not in the map restarts the walk at the first key.
+    expect(readU64(h.getNextKey(u64(99n)) as Uint8Array)).toBe(
+      readU64(h.getNextKey(null) as Uint8Array),
+    );
+  });
+
+  it('survive many inserts and deletes (tombstones do not lose keys)', () => {
+    const { maps } = setup();
+    const h = create(maps, BPF_MAP_TYPE_HASH, 4, 4, 64);
+    const model = new Map<number, number>();
+    let x = 1;
+    for (let step = 0; step < 5000; step++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const key = x % 100;
+      if (x & 0x10000) {
+        const r = h.update(u32(key), u32(step), BPF_ANY);
+        if (model.has(key) || model.size < 64) {
+          expect(r).toBeNull();
+          model.set(key, step);
+        } else expect(errno(r)).toBe('E2BIG');
+      } else {
+        expect(errno(h.delete(u32(key)))).toBe(model.delete(key) ? undefined : 'ENOENT');
+      }
+    }
+    for (let key = 0; key < 100; key++) {
+      const v = h.lookup(u32(key));
+      if (model.has(key))
+        expect(new DataView((v as Uint8Array).buffer).getUint32(0, true)).toBe(model.get(key));
+      else expect(errno(v)).toBe('ENOENT');
+    }
+  });
+
+  it('lru_hash evicts the least recently used element instead of failing', () => {
+    const { maps } = setup();
+    const h = create(maps, BPF_MAP_TYPE_LRU_HASH, 4, 4, 2);
+    h.update(u32(1), u32(1), BPF_ANY);
+    h.update(u32(2), u32(2), BPF_ANY);
+    h.lookup(u32(1));
+    expect(h.update(u32(3), u32(3), BPF_ANY)).toBeNull();
+    expect(errno(h.lookup(u32(2)))).toBe('ENOENT');
+    expect(h.lookup(u32(1))).toBeInstanceOf(Uint8Array);
+  });
+
+  it('programs count into a hash map with lookup, update and an atomic add', () => {
+    const { maps, run } = setup();
+    const h = create(maps, BPF_MAP_TYPE_HASH, 4, 8, 16);
+    const prog = `
+      *(u32 *)(r10 - 4) = 7
+      *(u64 *)(r10 - 16) = 1
+      r1 = map_fd[${h.id}, 0] ll
+      r2 = r10
+      r2 += -4
+      call 1
+      if r0 != 0 goto bump
+      r1 = map_fd[${h.id}, 0] ll
+      r2 = r10
+      r2 += -4
+      r3 = r10
+      r3 += -16
+      r4 = 1
+      call 2
+      exit
+    bump:
+      r1 = 1
+      lock *(u64 *)(r0 + 0) += r1
+      r0 = 0
+      exit`;
+    for (let k = 0; k < 5; k++) expect(run(prog)).toBe(0n);
+    expect(readU64(h.lookup(u32(7)) as Uint8Array)).toBe(5n);
+    // map_update_elem with BPF_NOEXIST on an existing key returns -EEXIST to the program.
+    const again = `
+      *(u32 *)(r10 - 4) = 7
+      *(u64 *)(r10 - 16) = 1
+      r1 = map_fd[${h.id}, 0] ll
+      r2 = r10
+      r2 += -4
+      r3 = r10
+      r3 += -16
+      r4 = 1
+      call 2
+      exit`;
+    expect(BigInt.asIntN(64, run(again))).toBe(-17n);
+  });
+});
+
+describe('program loading with maps', () => {
+  it('resolves map values and rejects unknown fds with the instruction index', () => {
+    const { maps, load, run } = setup();
+    const a = create(maps, BPF_MAP_TYPE_ARRAY, 4, 16, 1);
+    a.update(
+      u32(0),
+      Uint8Array.from({ length: 16 }, (_, k) => k),
+      BPF_ANY,
+    );
+    expect(run(`r1 = map_value[${a.id}, 8] ll\nr0 = *(u8 *)(r1 + 0)\nexit`)).toBe(8n);
+    expect(() => load('r0 = 0\nr1 = map_fd[42, 0] ll\nexit')).toThrow(/EBADF: insn 1: fd 42/);
+    expect(() => load(`r1 = map_value[${a.id}, 16] ll\nexit`)).toThrow(
+      /insn 0: invalid access to map value/,
+    );
+  });
+});
+
+describe('ring buffer', () => {
+  it('reserve/submit/discard and output reach the consumer in order; full rings count lost', () => {
+    const { maps, run } = setup();
+    const rb = create(maps, BPF_MAP_TYPE_RINGBUF, 0, 0, 4096) as RingBuf;
+    const prog = `
+      r1 = map_fd[${rb.id}, 0] ll
+      r2 = 16
+      r3 = 0
+      call 131
+      if r0 == 0 goto out
+      r6 = r0
+      r1 = 0x1122334455667788 ll
+      *(u64 *)(r6 + 0) = r1
+      *(u64 *)(r6 + 8) = r10
+      r1 = r6
+      r2 = 0
+      call 132
+      r1 = r6
+      r1 = map_fd[${rb.id}, 0] ll
+      r2 = 40
+      r3 = 0
+      call 131
+      if r0 == 0 goto out
+      r1 = r0
+      r2 = 0
+      call 133
+      *(u32 *)(r10 - 4) = 0xabcd
+      r1 = map_fd[${rb.id}, 0] ll
+      r2 = r10
+      r2 += -4
+      r3 = 4
+      r4 = 0
+      call 130
+    out:
+      exit`;
+    expect(run(prog)).toBe(0n);
+    const got: Uint8Array[] = [];
+    expect(rb.consume((s) => got.push(s))).toBe(2);
+    expect(got.map((s) => s.length)).toEqual([16, 4]);
+    expect(readU64(got[0] as Uint8Array)).toBe(0x1122334455667788n);
+    expect([...(got[1] as Uint8Array)]).toEqual([0xcd, 0xab, 0, 0]);
+    // 4096 bytes hold 170 records of 24 bytes; the rest are lost until consumed.
+    for (let k = 0; k < 200; k++) rb.output(new Uint8Array(16).fill(k));
+    expect(rb.lost).toBe(200 - 170);
+    const seen: number[] = [];
+    rb.consume((s) => seen.push(s[0] as number));
+    expect(seen.length).toBe(170);
+    expect(seen[169]).toBe(169);
+    // After wrapping, samples still come out whole.
+    for (let k = 0; k < 10; k++) expect(rb.output(new Uint8Array(100).fill(k + 1))).toBeNull();
+    const wrapped: Uint8Array[] = [];
+    rb.consume((s) => wrapped.push(s));
+    expect(wrapped.every((s, k) => s.length === 100 && s.every((b) => b === k + 1))).toBe(true);
+  });
+
+  it('submitting twice is an error that stops the program', () => {
+    const { maps, vm, load } = setup();
+    const rb = create(maps, BPF_MAP_TYPE_RINGBUF, 0, 0, 4096);
+    const p = load(`
+      r1 = map_fd[${rb.id}, 0] ll
+      r2 = 8
+      r3 = 0
+      call 131
+      r6 = r0
+      r1 = r6
+      r2 = 0
+      call 132
+      r1 = r6
+      r2 = 0
+      call 132
+      exit`);
+    expect(vm.run(p)).toBe(-22);
+    expect(vm.error?.message).toContain('already committed');
+    expect(vm.errorPc).toBe(11);
+  });
+});
+
+describe('perf event array', () => {
+  it('writes per-CPU records, BPF_F_CURRENT_CPU picks this CPU, full buffers count lost', () => {
+    const { maps, run } = setup(2);
+    const pe = create(maps, BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 2) as PerfEventArray;
+    const prog = (flags: string) => `
+      *(u64 *)(r10 - 8) = 42
+      r1 = 0
+      r2 = map_fd[${pe.id}, 0] ll
+      r3 = ${flags} ll
+      r4 = r10
+      r4 += -8
+      r5 = 8
+      call 25
+      exit`;
+    expect(run(prog('0xffffffff'))).toBe(0n);
+    expect(run(prog('0'))).toBe(0n);
+    expect(BigInt.asIntN(64, run(prog('5')))).toBe(-7n);
+    const cpu1 = pe.drain(1);
+    expect(cpu1.records.map((r) => readU64(r))).toEqual([42n]);
+    expect(pe.drain(0).records.length).toBe(1);
+    let lost = 0;
+    for (let k = 0; k < 5000; k++) if (pe.output(0, new Uint8Array(64), 0, 64) !== 0) lost++;
+    expect(lost).toBeGreaterThan(0);
+    expect(pe.drain(0).lost).toBe(lost);
+  });
+});
+
+describe('tail calls', () => {
+  it('jump through a prog_array, fall through on an empty slot and stop after 33', () => {
+    const { maps, run, load } = setup();
+    const pa = create(maps, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4) as ProgArray;
+    const counter = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 1);
+    const bump = `
+      r6 = r1
+      *(u32 *)(r10 - 4) = 0
+      r1 = map_fd[${counter.id}, 0] ll
+      r2 = r10
+      r2 += -4
+      call 1
+      r1 = 1
+      lock *(u64 *)(r0 + 0) += r1
+      r1 = r6
+      r2 = map_fd[${pa.id}, 0] ll
+      r3 = 0
+      call 12
+      r0 = 99
+      exit`;
+    const self = load(bump);
+    expect(pa.set(0, self)).toBeNull();
+    expect(run(self)).toBe(99n);
+    // The first run plus 33 tail calls, then the 34th attempt falls through.
+    expect(readU64(counter.lookup(u32(0)) as Uint8Array)).toBe(34n);
+    expect(run('r2 = map_fd[' + pa.id + ', 0] ll\nr3 = 3\ncall 12\nr0 = 5\nexit')).toBe(5n);
+    expect(errno(pa.set(4, self))).toBe('E2BIG');
+  });
+});
+
+describe('kernel-facing helpers', () => {
+  it('probe_read_kernel copies or fails with -EFAULT and a zeroed buffer', () => {
+    const { memory, run } = setup();
+    memory.map({
+      name: 'obj',
+      base: 0xffff888000001000n,
+      prot: PROT_READ,
+      data: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8),
+    });
+    const prog = (src: string) => `
+      *(u64 *)(r10 - 8) = -1
+      r1 = r10
+      r1 += -8
+      r2 = 8
+      r3 = ${src} ll
+      call 113
+      r6 = r0
+      r0 = *(u64 *)(r10 - 8)
+      if r6 == 0 goto +1
+      r0 = r6
+      exit`;
+    expect(run(prog('0xffff888000001000'))).toBe(0x0807060504030201n);
+    expect(BigInt.asIntN(64, run(prog('0xffff888000001004')))).toBe(-14n);
+    expect(BigInt.asIntN(64, run(prog('0')))).toBe(-14n);
+  });
+
+  it('probe_read_kernel_str stops at NUL or size-1 and returns the length with NUL', () => {
+    const { memory, run } = setup();
+    memory.map({
+      name: 's',
+      base: 0x5000n,
+      prot: PROT_READ,
+      data: new TextEncoder().encode('kworker/0:1\0'),
+    });
+    const prog = (size: number) => `
+      r1 = r10
+      r1 += -32
+      r2 = ${size}
+      r3 = 0x5000 ll
+      call 115
+      exit`;
+    expect(run(prog(32))).toBe(12n);
+    expect(run(prog(5))).toBe(5n);
+  });
+
+  it('pid/tgid, comm, cpu, time, task, prandom and trace_printk come from the kernel env', () => {
+    const env = fakeEnv();
+    const { run } = setup(2, env);
+    expect(run('call 14\nexit')).toBe((4242n << 32n) | 4243n);
+    expect(run('call 8\nexit')).toBe(1n);
+    expect(run('call 5\nexit')).toBe(123456789n);
+    expect(run('call 35\nexit')).toBe(0xffff888012340000n);
+    expect(run('call 7\nexit')).toBe(0xdeadbeefn);
+    expect(run('r1 = r10\nr1 += -16\nr2 = 16\ncall 16\nr0 = *(u64 *)(r10 - 16)\nexit')).toBe(
+      0x68736162n,
+    );
+    run(`
+      *(u64 *)(r10 - 16) = 0
+      r1 = 0x7525206425 ll
+      *(u64 *)(r10 - 16) = r1
+      r1 = r10
+      r1 += -16
+      r2 = 8
+      r3 = -5
+      r4 = 7
+      call 6
+      exit`);
+    expect(env.printed).toEqual(['-5 7']);
+  });
+
+  it('get_stackid gives equal stacks one id, get_stack copies ips', () => {
+    const { maps, run } = setup();
+    const st = create(maps, BPF_MAP_TYPE_STACK_TRACE, 4, 8 * 4, 64) as StackTraceMap;
+    const prog = `
+      r1 = 0
+      r2 = map_fd[${st.id}, 0] ll
+      r3 = 0
+      call 27
+      exit`;
+    const id = run(prog);
+    expect(run(prog)).toBe(id);
+    const v = st.lookup(u32(Number(id))) as Uint8Array;
+    expect([readU64(v, 0), readU64(v, 8), readU64(v, 16), readU64(v, 24)]).toEqual([
+      0xffffffff81000010n,
+      0xffffffff81000200n,
+      0xffffffff81000300n,
+      0n,
+    ]);
+    expect(
+      run('r1 = 0\nr2 = r10\nr2 += -16\nr3 = 16\nr4 = 1\ncall 67\nr0 = *(u64 *)(r10 - 16)\nexit'),
+    ).toBe(0xffffffff81000200n);
+  });
+});

@@ -332,6 +332,21 @@ export class Btf implements TypeSource {
     return utf8.decode(this.blob.subarray(this.strStart + local, this.strStart + end));
   }
 
+  /** Map from every string of the (split-aware) string space to its first offset. */
+  stringOffsets(): Map<string, number> {
+    const out = this.base ? this.base.stringOffsets() : new Map<string, number>();
+    const text = this.strings();
+    let p = 0;
+    while (p < text.length) {
+      let end = text.indexOf('\0', p);
+      if (end < 0) end = text.length;
+      const s = this.str(this.startStrOff + p);
+      if (!out.has(s)) out.set(s, this.startStrOff + p);
+      p = end + 1;
+    }
+    return out;
+  }
+
   /** The name of a type ('' for anonymous types and void). */
   name(id: number): string {
     if (id === 0) return '';

@@ -31,3 +31,15 @@ export {
 } from './func-model.js';
 export { dumpBtf, dumpJson, dumpRaw, rawTypeLine, type DumpFormat } from './dump.js';
 export { dumpC } from './dump-c.js';
+export {
+  BPF_CORE_RELO_KIND,
+  btfExtStrings,
+  coreAccessBitOffset,
+  parseBtfExt,
+  writeBtfExt,
+  type BpfCoreRelo,
+  type BpfFuncInfo,
+  type BpfLineInfo,
+  type BtfExt,
+  type BtfExtSection,
+} from './ext.js';

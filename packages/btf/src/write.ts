@@ -23,6 +23,8 @@ export interface WriteOptions {
   littleEndian?: boolean;
   /** Write split BTF on top of this base: ids and string offsets continue after it. */
   base?: Btf;
+  /** Extra strings for the string section (for example those .BTF.ext records refer to). */
+  strings?: readonly string[];
 }
 
 const utf8 = new TextEncoder();
@@ -212,6 +214,7 @@ export function writeBtf(types: readonly BtfType[], opts: WriteOptions = {}): Ui
         break;
     }
   });
+  for (const s of opts.strings ?? []) strs.add(s);
   const strBytes = strs.bytes();
   const out = new Uint8Array(BTF_HEADER_LEN + typeLen + strBytes.length);
   const hv = new DataView(out.buffer);
@@ -256,6 +259,7 @@ export class BtfBuilder implements TypeSource {
   private readonly list: (BtfType | undefined)[] = [];
   private readonly firstId: number;
   private arraySizeType = 0;
+  private readonly extraStrings: string[] = [];
 
   constructor(private readonly opts: { base?: Btf; ptrSize?: number } = {}) {
     this.firstId = opts.base ? opts.base.typeCount : 1;
@@ -469,6 +473,12 @@ export class BtfBuilder implements TypeSource {
     return this.add({ kind: 'decl_tag', name, type, componentIdx });
   }
 
+  /** Put strings in the string section even if no type names them (for .BTF.ext). */
+  addStrings(...strings: string[]): this {
+    this.extraStrings.push(...strings);
+    return this;
+  }
+
   /** The types added so far, in id order (first is id 1, or the base's typeCount). */
   types(): BtfType[] {
     return this.list.map((t, i) => {
@@ -482,7 +492,7 @@ export class BtfBuilder implements TypeSource {
   }
 
   write(opts: { littleEndian?: boolean } = {}): Uint8Array {
-    const w: WriteOptions = { littleEndian: opts.littleEndian ?? true };
+    const w: WriteOptions = { littleEndian: opts.littleEndian ?? true, strings: this.extraStrings };
     if (this.opts.base) w.base = this.opts.base;
     return writeBtf(this.types(), w);
   }

@@ -7,7 +7,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for src in *.c; do
 	name=${src%.c}
-	clang -g -O2 -target bpf -c "$src" -o "$tmp/$name.o"
+	# Relative paths keep the line_info file names independent of the checkout location.
+	clang -g -O2 -target bpf -fdebug-prefix-map="$(pwd)"=. -c "$src" -o "$tmp/$name.o"
 	llvm-objcopy --dump-section .BTF="$name.btf" --dump-section .BTF.ext="$name.btf.ext" \
 		"$tmp/$name.o" "$tmp/$name.stripped.o"
 	bpftool btf dump file "$name.btf" > "$name.raw.txt"

@@ -1,1 +1,23 @@
-export {};
+export { FtraceError } from './errors.js';
+export {
+  MATCH_FULL,
+  MATCH_FRONT_ONLY,
+  MATCH_MIDDLE_ONLY,
+  MATCH_END_ONLY,
+  MATCH_GLOB,
+  MATCH_INDEX,
+  MOD_COMMAND,
+  FilterTable,
+  FtraceHash,
+  filterParseRegex,
+  ftraceMatch,
+  formatFilter,
+  globMatch,
+  matchRecords,
+  writeFilter,
+  type FilterFunction,
+  type FilterWriteOptions,
+  type FtraceCommand,
+  type FtraceGlob,
+  type MatchType,
+} from './filter.js';

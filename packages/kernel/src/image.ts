@@ -242,6 +242,8 @@ export class KernelImage {
   readonly addrLo: Uint32Array;
   readonly sizes: Uint32Array;
   readonly traceable: Uint8Array;
+  /** Per function: where execution continues after its patchable entry or prologue. */
+  readonly bodyOffsets: Uint16Array;
   /** Kernel text: every function, then the module area, then the trampoline area. */
   readonly text: Uint8Array;
   readonly textBase: bigint;
@@ -267,6 +269,7 @@ export class KernelImage {
     this.addrLo = new Uint32Array(n);
     this.sizes = new Uint32Array(n);
     this.traceable = new Uint8Array(n);
+    this.bodyOffsets = new Uint16Array(n);
     this.models = new Array<FuncModelLike | null | undefined>(n);
     const offsets = new Uint32Array(n);
     let off = 0x1000;
@@ -305,6 +308,7 @@ export class KernelImage {
       this.addrHi[i] = baseHi;
       this.addrLo[i] = baseLo + o;
       this.traceable[i] = s.traceable ? 1 : 0;
+      this.bodyOffsets[i] = s.traceable ? entrySiteInfo(arch).bodyOffset : pro.length;
       this.text.set(s.traceable ? nop : pro, o);
       fns.push({
         index: i,
@@ -448,12 +452,5 @@ export class KernelImage {
     const m = res.ok ? res.model : null;
     this.models[i] = m;
     return m;
-  }
-
-  /** Where execution continues after the patchable entry of function i. */
-  bodyOffset(i: number): number {
-    return this.traceable[i] === 1
-      ? entrySiteInfo(this.arch).bodyOffset
-      : prologue(this.arch).length;
   }
 }

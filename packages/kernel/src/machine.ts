@@ -214,6 +214,13 @@ export class Kernel {
   private readonly fpField: number;
   private readonly ipField: number;
   private readonly lrField: number;
+  /** The same registers as indices into PtRegs.u32 (the hot path's view). */
+  private readonly spW: number;
+  private readonly fpW: number;
+  private readonly ipW: number;
+  private readonly lrW: number;
+  /** riscv's frame pointer points 16 bytes above its frame record. */
+  private readonly fpBias: number;
   private readonly ptRegRet: [number, number];
   private trampolineNext: number;
   private readonly trampolineSymbols: { offset: number; size: number; name: string }[] = [];
@@ -253,7 +260,13 @@ export class Kernel {
     this.fpField = pt.get(roles.fp) as number;
     this.ipField = pt.get(roles.ip) as number;
     this.lrField = roles.lr === null ? -1 : (pt.get(roles.lr) as number);
-    this.ptRegRet = [pt.get(roles.ret[0]) as number, pt.get(roles.ret[1]) as number];
+    const word = (field: number): number => (this.info.ptRegs.fields[field]?.offset as number) / 4;
+    this.spW = word(this.spField);
+    this.fpW = word(this.fpField);
+    this.ipW = word(this.ipField);
+    this.lrW = this.lrField < 0 ? -1 : word(this.lrField);
+    this.fpBias = this.arch === 'riscv64' ? 16 : 0;
+    this.ptRegRet = [word(pt.get(roles.ret[0]) as number), word(pt.get(roles.ret[1]) as number)];
     const n = opts.cpus ?? 1;
     if (!Number.isInteger(n) || n < 1 || n > 64) {
       throw new KernelError('EINVAL', `cpus must be 1..64, got ${n}`);
@@ -450,7 +463,9 @@ export class Kernel {
     placement.args.forEach((a, i) => {
       a.words.forEach((w, k) => {
         dest.push(
-          w.kind === 'reg' ? (pt.get(w.reg) as number) : -(w.offset - this.info.stackArgOffset) - 1,
+          w.kind === 'reg'
+            ? (this.info.ptRegs.fields[pt.get(w.reg) as number]?.offset as number) / 4
+            : -(w.offset - this.info.stackArgOffset) - 1,
         );
         src.push(i);
         // A 64-bit word takes the whole value; on i386 the second word is its high half;
@@ -477,24 +492,18 @@ export class Kernel {
     return this.plan(fn).placement;
   }
 
-  private spOffset(cpu: Cpu, task: Task): number {
-    return this.ws === 8
-      ? cpu.regs.lo(this.spField) -
-          task.stackBaseLo +
-          (cpu.regs.hi(this.spField) - task.stackBaseHi) * 4294967296
-      : cpu.regs.lo(this.spField) - task.stackBaseLo;
-  }
-
+  // A task's stack never crosses a 4 GiB boundary, so the low word of sp gives its offset.
   private setSp(cpu: Cpu, task: Task, off: number): void {
-    cpu.regs.setHalves(this.spField, (task.stackBaseLo + off) >>> 0, task.stackBaseHi);
+    const u = cpu.regs.u32;
+    u[this.spW] = task.stackBaseLo + off;
+    if (this.ws === 8) u[this.spW + 1] = task.stackBaseHi;
   }
 
-  private push(cpu: Cpu, task: Task, lo: number, hi: number): void {
-    const off = this.spOffset(cpu, task) - this.ws;
+  /** Stores a word at stack offset `off` of the task. */
+  private stackPut(task: Task, off: number, lo: number, hi: number): void {
     const w = task.stackWords;
     w[off >> 2] = lo;
     if (this.ws === 8) w[(off >> 2) + 1] = hi;
-    this.setSp(cpu, task, off);
   }
 
   /** Starts `task` on `cpu` with an empty kernel stack (as a syscall or interrupt entry does). */
@@ -556,13 +565,17 @@ export class Kernel {
     retLo: number,
     retHi: number,
   ): boolean {
-    const regs = cpu.regs;
+    const u = cpu.regs.u32;
     const fn = node.fn;
     const image = this.image;
     const plan = this.plans[fn] ?? this.plan(fn);
-    const ws = this.ws;
+    const wide = this.ws === 8;
+    const ipW = this.ipW;
+    const fpW = this.fpW;
+    const lrW = this.lrW;
+    const words = task.stackWords;
     // Caller side: stack arguments, then the call instruction stores the return address.
-    let sp = this.spOffset(cpu, task) - plan.stackBytes;
+    let sp = (u[this.spW] as number) - task.stackBaseLo - plan.stackBytes;
     if (sp < STACK_GUARD) {
       return this.fail(
         cpu,
@@ -571,36 +584,39 @@ export class Kernel {
         null,
       );
     }
-    this.setSp(cpu, task, sp);
     const gen = node.gen;
     const dest = plan.dest;
     for (let k = 0; k < dest.length; k++) {
       const a = plan.src[k] as number;
-      const g = gen === null ? null : gen[a];
-      const lo =
-        g === null || g === undefined ? (node.argLo[a] as number) : g(iter, this.rand) >>> 0;
-      const hi = g === null || g === undefined ? (node.argHi[a] as number) : 0;
+      const g = gen === null ? null : (gen[a] ?? null);
+      const lo = g === null ? (node.argLo[a] as number) : g(iter, this.rand) >>> 0;
+      const hi = g === null ? (node.argHi[a] as number) : 0;
       const p = plan.part[k];
       const wlo = p === PART_WORD ? lo : p === PART_HIGH ? hi : 0;
       const whi = p === PART_WORD ? hi : 0;
       const d = dest[k] as number;
-      if (d >= 0) regs.setHalves(d, wlo, whi);
-      else {
-        const off = sp + (-d - 1);
-        task.stackWords[off >> 2] = wlo;
-        if (ws === 8) task.stackWords[(off >> 2) + 1] = whi;
-      }
+      if (d >= 0) {
+        u[d] = wlo;
+        if (wide) u[d + 1] = whi;
+      } else this.stackPut(task, sp - d - 1, wlo, whi);
     }
-    if (this.lrField < 0) this.push(cpu, task, retLo, retHi);
-    else regs.setHalves(this.lrField, retLo, retHi);
+    if (lrW < 0) {
+      sp -= this.ws;
+      this.stackPut(task, sp, retLo, retHi);
+    } else {
+      u[lrW] = retLo;
+      u[lrW + 1] = retHi;
+    }
+    this.setSp(cpu, task, sp);
     const fnLo = image.addrLo[fn] as number;
     const fnHi = image.addrHi[fn] as number;
-    regs.setHalves(this.ipField, fnLo, fnHi);
+    u[ipW] = fnLo;
+    if (wide) u[ipW + 1] = fnHi;
     cpu.depth++;
     cpu.calls++;
     task.calls++;
     cpu.atEntry = true;
-    if (this.observer?.onCall !== undefined) this.observer.onCall(cpu, fn);
+    if (this.observer !== null && this.observer.onCall !== undefined) this.observer.onCall(cpu, fn);
 
     // The patchable entry: decoded from the text bytes on every call.
     let bodyFn = fn;
@@ -611,19 +627,20 @@ export class Kernel {
         const target = fnLo - this.textLo + this.decoder.disp;
         const h = this.handlers.get(target);
         if (h === undefined) {
+          const at = (this.image.textBase + BigInt(target)).toString(16);
           return this.fail(
             cpu,
             'EFAULT',
-            `${this.fnName(fn)} entry calls 0x${(this.image.textBase + BigInt(target)).toString(16)}, which holds no code`,
+            `${this.fnName(fn)} entry calls 0x${at}, which holds no code`,
             null,
           );
         }
         skip = h(cpu, fn) === ENTRY_SKIP;
         if (cpu.fault !== null) return false;
-        if (!skip && (regs.lo(this.ipField) !== fnLo || regs.hi(this.ipField) !== fnHi)) {
+        if (!skip && (u[ipW] !== fnLo || (wide && u[ipW + 1] !== fnHi))) {
           // The handler moved ip (livepatch-style replacement): run that function's body.
-          bodyFn = image.indexAtOffset(regs.lo(this.ipField) - this.textLo);
-          if (bodyFn < 0 || regs.hi(this.ipField) !== this.textHi) {
+          bodyFn = image.indexAtOffset((u[ipW] as number) - this.textLo);
+          if (bodyFn < 0 || (wide && u[ipW + 1] !== this.textHi)) {
             return this.fail(
               cpu,
               'EFAULT',
@@ -641,95 +658,101 @@ export class Kernel {
         );
       }
     }
-
     cpu.atEntry = false;
+
     let tLo: number;
     let tHi: number;
     if (skip) {
-      tLo = regs.lo(this.ipField);
-      tHi = regs.hi(this.ipField);
+      tLo = u[ipW] as number;
+      tHi = wide ? (u[ipW + 1] as number) : 0;
+      sp = (u[this.spW] as number) - task.stackBaseLo;
     } else {
       // Prologue: the frame record that unwinders follow.
-      if (this.lrField < 0) {
-        this.push(cpu, task, regs.lo(this.fpField), regs.hi(this.fpField));
-        regs.setHalves(this.fpField, regs.lo(this.spField), regs.hi(this.spField));
+      sp = (u[this.spW] as number) - task.stackBaseLo;
+      if (lrW < 0) {
+        sp -= this.ws;
+        this.stackPut(task, sp, u[fpW] as number, wide ? (u[fpW + 1] as number) : 0);
+        u[fpW] = task.stackBaseLo + sp;
+        if (wide) u[fpW + 1] = task.stackBaseHi;
       } else {
-        this.push(cpu, task, regs.lo(this.lrField), regs.hi(this.lrField));
-        this.push(cpu, task, regs.lo(this.fpField), regs.hi(this.fpField));
-        if (this.arch === 'arm64')
-          regs.setHalves(this.fpField, regs.lo(this.spField), regs.hi(this.spField));
-        else this.setSp2Fp(cpu, task);
+        sp -= 16;
+        this.stackPut(task, sp + 8, u[lrW] as number, u[lrW + 1] as number);
+        this.stackPut(task, sp, u[fpW] as number, u[fpW + 1] as number);
+        // arm64's x29 points at the record; riscv's s0 just above it (the caller's sp).
+        u[fpW] = task.stackBaseLo + sp + this.fpBias;
+        u[fpW + 1] = task.stackBaseHi;
       }
+      this.setSp(cpu, task, sp);
       // Body: its own cost, interrupts that are due, then the calls it makes.
       const half = node.cost / 2;
       cpu.clock += half;
       if (this.irqs.length > 0 && !this.irqsDue(cpu, task, bodyFn)) return false;
-      const bodyLo = (image.addrLo[bodyFn] as number) + image.bodyOffset(bodyFn);
       const kids = node.children;
-      for (let c = 0; c < kids.length; c++) {
-        const child = kids[c] as CallNode;
-        const cLo = bodyLo + 8 + ((c * 4) % Math.max(4, (image.sizes[bodyFn] as number) - 32));
-        for (let r = 0; r < child.repeat; r++) {
-          regs.setHalves(this.ipField, cLo, fnHi);
-          if (!this.call(cpu, task, child, r, cLo, fnHi)) return false;
+      if (kids.length > 0) {
+        const bodyLo = (image.addrLo[bodyFn] as number) + (image.bodyOffsets[bodyFn] as number);
+        const span = (image.sizes[bodyFn] as number) - (image.bodyOffsets[bodyFn] as number) - 16;
+        for (let c = 0; c < kids.length; c++) {
+          const child = kids[c] as CallNode;
+          const cLo = bodyLo + 8 + ((c * 4) % span);
+          for (let r = 0; r < child.repeat; r++) {
+            u[ipW] = cLo;
+            if (wide) u[ipW + 1] = fnHi;
+            if (!this.call(cpu, task, child, r, cLo, wide ? fnHi : 0)) return false;
+          }
         }
       }
       cpu.clock += node.cost - half;
-      regs.setHalves(plan.ret0, node.retLo, plan.retWide ? 0 : node.retHi);
-      if (plan.retWide) regs.setHalves(plan.ret1, node.retHi, 0);
-      // Epilogue and ret.
-      sp = this.spOffset(cpu, task);
-      if (this.lrField < 0) {
-        const w = task.stackWords;
-        regs.setHalves(
-          this.fpField,
-          w[sp >> 2] as number,
-          ws === 8 ? (w[(sp >> 2) + 1] as number) : 0,
-        );
-        sp += ws;
-        tLo = w[sp >> 2] as number;
-        tHi = ws === 8 ? (w[(sp >> 2) + 1] as number) : 0;
-        sp += ws;
+      if (plan.retWide) {
+        u[plan.ret0] = node.retLo;
+        u[plan.ret1] = node.retHi;
       } else {
-        const w = task.stackWords;
-        regs.setHalves(this.fpField, w[sp >> 2] as number, w[(sp >> 2) + 1] as number);
-        tLo = w[(sp + 8) >> 2] as number;
-        tHi = w[((sp + 8) >> 2) + 1] as number;
-        regs.setHalves(this.lrField, tLo, tHi);
+        u[plan.ret0] = node.retLo;
+        if (wide) u[plan.ret0 + 1] = node.retHi;
+      }
+      // Epilogue and ret.
+      sp = (u[this.spW] as number) - task.stackBaseLo;
+      if (lrW < 0) {
+        u[fpW] = words[sp >> 2] as number;
+        if (wide) u[fpW + 1] = words[(sp >> 2) + 1] as number;
+        sp += this.ws;
+        tLo = words[sp >> 2] as number;
+        tHi = wide ? (words[(sp >> 2) + 1] as number) : 0;
+        sp += this.ws;
+      } else {
+        u[fpW] = words[sp >> 2] as number;
+        u[fpW + 1] = words[(sp >> 2) + 1] as number;
+        tLo = words[(sp + 8) >> 2] as number;
+        tHi = words[((sp + 8) >> 2) + 1] as number;
+        u[lrW] = tLo;
+        u[lrW + 1] = tHi;
         sp += 16;
       }
-      this.setSp(cpu, task, sp);
     }
     // A return into hooked text (return_to_handler) runs the hook, which gives the real address.
     if (tHi === this.textHi && this.handlers.size > 0) {
       const h = this.handlers.get(tLo - this.textLo);
       if (h !== undefined) {
-        regs.setHalves(this.ipField, tLo, tHi);
+        this.setSp(cpu, task, sp);
+        u[ipW] = tLo;
+        if (wide) u[ipW + 1] = tHi;
         h(cpu, fn);
         if (cpu.fault !== null) return false;
-        tLo = regs.lo(this.ipField);
-        tHi = regs.hi(this.ipField);
+        tLo = u[ipW] as number;
+        tHi = wide ? (u[ipW + 1] as number) : 0;
+        sp = (u[this.spW] as number) - task.stackBaseLo;
       }
     }
     if (tLo !== retLo || tHi !== retHi) {
-      return this.fail(
-        cpu,
-        'EFAULT',
-        `${this.fnName(fn)} returned to 0x${hex(tHi, tLo)}, not its caller 0x${hex(retHi, retLo)}`,
-        null,
-      );
+      const msg = `${this.fnName(fn)} returned to 0x${hex(tHi, tLo)}, not its caller 0x${hex(retHi, retLo)}`;
+      return this.fail(cpu, 'EFAULT', msg, null);
     }
-    this.setSp(cpu, task, this.spOffset(cpu, task) + plan.stackBytes);
-    regs.setHalves(this.ipField, tLo, tHi);
+    this.setSp(cpu, task, sp + plan.stackBytes);
+    u[ipW] = tLo;
+    if (wide) u[ipW + 1] = tHi;
     cpu.depth--;
-    if (this.observer?.onReturn !== undefined) this.observer.onReturn(cpu, fn);
+    if (this.observer !== null && this.observer.onReturn !== undefined)
+      this.observer.onReturn(cpu, fn);
     return true;
-  }
-
-  /** riscv: s0 points just above the saved ra/s0 pair (the caller's sp). */
-  private setSp2Fp(cpu: Cpu, task: Task): void {
-    const off = this.spOffset(cpu, task) + 16;
-    cpu.regs.setHalves(this.fpField, (task.stackBaseLo + off) >>> 0, task.stackBaseHi);
   }
 
   /** Runs periodic interrupts whose deadline passed, nested in the current call. */
@@ -752,7 +775,7 @@ export class Kernel {
       cpu.irqNext[i] = (cpu.irqNext[i] ?? src.periodNs) + src.periodNs;
       cpu.preemptCount += offset;
       // The interrupted code's ip is the current body; the interrupt returns there.
-      const ipLo = (this.image.addrLo[fn] as number) + this.image.bodyOffset(fn);
+      const ipLo = (this.image.addrLo[fn] as number) + (this.image.bodyOffsets[fn] as number);
       const ipHi = this.image.addrHi[fn] as number;
       for (const node of src.calls) {
         for (let r = 0; r < node.repeat; r++) {

@@ -47,7 +47,7 @@ export function runCompiled(
   kernel: Kernel,
   w: CompiledWorkload,
   seed: number,
-): { switches: number; fault: string | null } {
+): { switches: number; fault: string | null } | KernelError {
   kernel.seed(seed);
   kernel.irqs.length = 0;
   kernel.irqs.push(...w.irqs);
@@ -64,7 +64,7 @@ export function runCompiled(
       tgid: t.spec.tgid,
       cpu: t.spec.cpu,
     });
-    if (task instanceof KernelError) return { switches: 0, fault: task.message };
+    if (task instanceof KernelError) return task;
     perCpu[task.cpu]?.push({ task, calls: t.calls, next: 0, loopsLeft: t.spec.loops ?? 1 });
   }
   let switches = 0;
@@ -127,6 +127,7 @@ export function runWorkload(
   kernel.observer = { onCall: (_cpu, fn) => void (counts[fn] = (counts[fn] as number) + 1) };
   const seed = opts.seed ?? spec.seed ?? 1;
   const r = runCompiled(kernel, compiled, seed);
+  if (r instanceof KernelError) return r;
   const top = [...counts.entries()]
     .filter(([, c]) => c > 0)
     .sort((a, b) => b[1] - a[1] || a[0] - b[0])

@@ -13,6 +13,10 @@ const ORDERED = 2;
 
 const tabs = (n: number): string => '\t'.repeat(n);
 
+function join(base: string, declarator: string): string {
+  return declarator === '' ? base : `${base} ${declarator}`;
+}
+
 function roundUp(v: number, a: number): number {
   return Math.ceil(v / a) * a;
 }
@@ -32,13 +36,21 @@ class CDumper {
   private readonly names = new Map<number, string>();
   private readonly typeNames = new Map<string, number>();
   private readonly identNames = new Map<string, number>();
-  private queue: number[] = [];
+  private readonly queue: number[] = [];
+  /** Generation stamps instead of a Set per walk: seen[id] === gen means visited. */
+  private readonly seen: Uint32Array;
+  private gen = 0;
+  private readonly alignCache: Int8Array;
+  private readonly sizeCache: Float64Array;
 
   constructor(private readonly btf: Btf) {
     const n = btf.typeCount;
     this.order = new Uint8Array(n);
     this.emitted = new Uint8Array(n);
     this.referenced = new Uint8Array(n);
+    this.seen = new Uint32Array(n);
+    this.alignCache = new Int8Array(n);
+    this.sizeCache = new Float64Array(n).fill(-1);
     this.markReferenced();
   }
 
@@ -158,9 +170,9 @@ class CDumper {
   }
 
   /** Emit forward declarations for named structs/unions that `id` uses but are not out yet. */
-  private emitFwds(id: number, self: number, seen: Set<number>): void {
-    if (id === 0 || seen.has(id)) return;
-    seen.add(id);
+  private emitFwds(id: number, self: number): void {
+    if (id === 0 || this.seen[id] === this.gen) return;
+    this.seen[id] = this.gen;
     const t = this.type(id) as BtfType;
     switch (t.kind) {
       case 'ptr':
@@ -169,16 +181,16 @@ class CDumper {
       case 'volatile':
       case 'restrict':
       case 'type_tag':
-        this.emitFwds(t.type, self, seen);
+        this.emitFwds(t.type, self);
         return;
       case 'func_proto':
-        this.emitFwds(t.returnType, self, seen);
-        for (const p of t.params) this.emitFwds(p.type, self, seen);
+        this.emitFwds(t.returnType, self);
+        for (const p of t.params) this.emitFwds(p.type, self);
         return;
       case 'struct':
       case 'union':
         if (t.name === '') {
-          for (const m of t.members) this.emitFwds(m.type, self, seen);
+          for (const m of t.members) this.emitFwds(m.type, self);
         } else if (id !== self && this.emitted[id] === 0) {
           this.out.push(`${t.kind} ${this.resolveName(id, t)};\n\n`);
           this.emitted[id] = 1;
@@ -198,8 +210,14 @@ class CDumper {
   private emitTypedef(id: number, t: BtfType & { kind: 'typedef' }): void {
     this.emitted[id] = 2;
     if (t.name === '__builtin_va_list') return;
-    this.emitFwds(t.type, id, new Set([id]));
+    this.newWalk(id);
+    this.emitFwds(t.type, id);
     this.out.push(`typedef ${this.decl(t.type, this.resolveName(id, t), 0)};\n\n`);
+  }
+
+  private newWalk(start: number): void {
+    this.gen++;
+    this.seen[start] = this.gen;
   }
 
   private emitFwdDef(id: number): void {
@@ -222,10 +240,8 @@ class CDumper {
         return;
       case 'struct':
       case 'union':
-        {
-          const seen = new Set<number>([id]);
-          for (const m of t.members) this.emitFwds(m.type, id, seen);
-        }
+        this.newWalk(id);
+        for (const m of t.members) this.emitFwds(m.type, id);
         this.emitted[id] = 2;
         this.out.push(`${this.compositeDef(id, t, 0)};\n\n`);
         return;
@@ -280,20 +296,32 @@ class CDumper {
     return a;
   }
 
+  /** Alignment, memoised; a type whose alignment cannot be computed counts as 1. */
   private safeAlign(id: number): number {
+    const cached = this.alignCache[id] as number;
+    if (cached !== 0) return cached;
+    let a: number;
     try {
-      return alignOfType(this.btf, id);
+      a = alignOfType(this.btf, id);
     } catch {
-      return 1;
+      a = 1;
     }
+    this.alignCache[id] = a;
+    return a;
   }
 
+  /** Size, memoised; a type without a size counts as 0. */
   private safeSize(id: number): number {
+    const cached = this.sizeCache[id] as number;
+    if (cached >= 0) return cached;
+    let n: number;
     try {
-      return this.btf.sizeOf(id);
+      n = this.btf.sizeOf(id);
     } catch {
-      return 0;
+      n = 0;
     }
+    this.sizeCache[id] = n;
+    return n;
   }
 
   /**
@@ -356,7 +384,6 @@ class CDumper {
 
   /** A C declaration of `inner` (a declarator, possibly empty) with type `id`. */
   decl(id: number, inner: string, indent: number): string {
-    const join = (base: string, d: string) => (d === '' ? base : `${base} ${d}`);
     if (id === 0) return join('void', inner);
     const t = this.type(id) as BtfType;
     switch (t.kind) {
@@ -424,7 +451,7 @@ class CDumper {
   dump(): string {
     this.out.push(HEADER);
     for (let id = 1; id < this.btf.typeCount; id++) {
-      this.queue = [];
+      this.queue.length = 0;
       this.orderType(id, false);
       for (const q of this.queue) this.emitQueued(q);
     }

@@ -67,6 +67,21 @@ describe.each(fixtures)('dumps of clang-built fixture %s', (name) => {
   });
 });
 
+describe('big-endian BTF from clang -target bpfeb', () => {
+  const le = parseBtf(readFileSync(join(testdata, 'kinds.btf')));
+  const be = parseBtf(readFileSync(join(testdata, 'kinds.be.btf')));
+
+  it('parses to the same types as the little-endian build', () => {
+    expect(be.littleEndian).toBe(false);
+    expect(le.littleEndian).toBe(true);
+    expect(be.types()).toEqual(le.types());
+  });
+
+  it('dumps exactly as bpftool dumps the little-endian build', () => {
+    expect(dumpBtf(be, 'raw')).toBe(readFileSync(join(testdata, 'kinds.raw.txt'), 'utf8'));
+  });
+});
+
 describe('C dump of builder-made BTF', () => {
   function tricky() {
     const b = new BtfBuilder();

@@ -43,3 +43,4 @@ export {
   type BtfExt,
   type BtfExtSection,
 } from './ext.js';
+export { cDecl, formatFuncs, globToRegExp, listFuncs, type FuncListing } from './funcs.js';

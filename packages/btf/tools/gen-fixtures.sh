@@ -13,4 +13,7 @@ for src in *.c; do
 		"$tmp/$name.o" "$tmp/$name.stripped.o"
 	bpftool btf dump file "$name.btf" > "$name.raw.txt"
 	bpftool btf dump file "$name.btf" format c > "$name.bpftool.h"
+	# The same program for big-endian BPF: the BTF must describe the same types.
+	clang -g -O2 -target bpfeb -fdebug-prefix-map="$(pwd)"=. -c "$src" -o "$tmp/$name.eb.o"
+	llvm-objcopy --dump-section .BTF="$name.be.btf" "$tmp/$name.eb.o" "$tmp/$name.eb.stripped.o"
 done

@@ -59,7 +59,7 @@ export default function setup(bench: Bench): void {
       const res = task?.result;
       const ms =
         res !== undefined && res.state === 'completed'
-          ? (res.latency.median ?? res.latency.mean)
+          ? (res.latency.p50 ?? res.latency.mean)
           : NaN;
       return { task: r.name, insns: r.insns, 'ns/insn': Number(((ms * 1e6) / r.insns).toFixed(2)) };
     });

@@ -41,12 +41,15 @@ const dir = new URL('./testdata/conformance/', import.meta.url);
 for (const file of readdirSync(dir).filter((f) => f.endsWith('.data'))) {
   describe(`conformance ${file}`, () => {
     for (const c of parseCases(readFileSync(new URL(file, dir), 'utf8'))) {
-      it(c.name, () => {
+      it.each([
+        ['interpreter', false],
+        ['jit', true],
+      ])(`${c.name} (%s)`, (_mode, jit) => {
         const prog = assemble(c.asm);
         if (prog instanceof VmError) throw prog;
         const mem = parseHex(c.mem);
         if (mem instanceof VmError) throw mem;
-        const r0 = runConformance(encode(prog), mem, 100_000);
+        const r0 = runConformance(encode(prog), mem, 100_000, { jit });
         if (c.error !== undefined) {
           expect(r0).toBeInstanceOf(VmError);
           expect((r0 as VmError).message).toContain(c.error);

@@ -59,6 +59,7 @@ export function runConformance(
   bytecode: Uint8Array,
   memory: Uint8Array,
   budget = 10_000_000,
+  options: { jit?: boolean } = {},
 ): bigint | VmError {
   const prog = Program.fromBytes(bytecode);
   if (prog instanceof VmError) return prog;
@@ -77,7 +78,10 @@ export function runConformance(
     if (r instanceof VmError) return r;
     base = CONFORMANCE_MEM_BASE;
   }
-  const rc = vm.run(prog, base, BigInt(memory.length));
+  const rc =
+    options.jit === true
+      ? vm.runJit(prog, base, BigInt(memory.length))
+      : vm.run(prog, base, BigInt(memory.length));
   if (rc !== 0) return vm.error as VmError;
   return vm.r0;
 }

@@ -1,6 +1,7 @@
 import { TWO32, bswap16, bswap32, divmod64, mulhu, scmp, toBig, ucmp } from './arith.js';
 import { VmError } from './errors.js';
 import { AddressSpace, MemFault, PROT_READ, PROT_WRITE, type Region } from './memory.js';
+import { type CompiledFn, compile } from './jit.js';
 import type { Program } from './program.js';
 
 /** A helper or kfunc body. Reads its arguments from the vm (r1-r5) and returns r0: a number
@@ -52,7 +53,8 @@ export class Vm {
   /** The program running now (helpers may look at it). */
   current: Program | null = null;
 
-  private stopValue: bigint | null = null;
+  /** Set by stop(); read by the interpreter and the JIT after each helper. */
+  stopValue: bigint | null = null;
   private readonly tmp = new Int32Array(2);
   private readonly frameRet = new Int32Array(MAX_CALL_FRAMES);
   private readonly frameProg: (Program | null)[] = new Array<Program | null>(MAX_CALL_FRAMES).fill(
@@ -61,8 +63,11 @@ export class Vm {
   /** Callee-saved r6-r9 of each frame's caller. */
   private readonly savedLo = new Int32Array(MAX_CALL_FRAMES * 4);
   private readonly savedHi = new Int32Array(MAX_CALL_FRAMES * 4);
-  private readonly stackTopLo: number;
-  private readonly stackTopHi: number;
+  /** The frame pointer of frame 0 (top of the stack region) as int32 halves. */
+  readonly stackTopLo: number;
+  readonly stackTopHi: number;
+  /** Tail calls taken in the current run (the JIT's driver keeps it across programs). */
+  tailCalls = 0;
 
   private constructor(memory: AddressSpace, stack: Region, options: VmOptions) {
     this.memory = memory;
@@ -123,17 +128,51 @@ export class Vm {
     );
   }
 
-  private failAt(pc: number, err: VmError, executed: number): number {
+  /** Records why a run stopped; returns the negative errno. */
+  failAt(pc: number, err: VmError, executed: number): number {
     this.error = err;
     this.errorPc = pc;
     this.executed = executed;
     return err.code;
   }
 
-  private memFault(pc: number, executed: number): number {
+  /** Records the address space's last fault as the run's error. */
+  memFault(pc: number, executed: number): number {
     const f = this.memory.fault as MemFault;
     this.fault = f;
     return this.failAt(pc, new VmError('EFAULT', `insn ${pc}: ${f.message}`), executed);
+  }
+
+  /**
+   * Runs prog compiled to JavaScript (compiled once per program, then cached on it). Same
+   * results, errors and budget as run().
+   */
+  runJit(prog: Program, ctx = 0n, arg2 = 0n): number {
+    const a = BigInt.asUintN(64, ctx);
+    const b = BigInt.asUintN(64, arg2);
+    this.lo.fill(0);
+    this.hi.fill(0);
+    this.lo[1] = Number(a & 0xffffffffn) | 0;
+    this.hi[1] = Number(a >> 32n) | 0;
+    this.lo[2] = Number(b & 0xffffffffn) | 0;
+    this.hi[2] = Number(b >> 32n) | 0;
+    this.error = null;
+    this.fault = null;
+    this.errorPc = -1;
+    this.stopValue = null;
+    this.tailCalls = 0;
+    this.current = prog;
+    let executed = 0;
+    for (;;) {
+      const p = this.current as Program;
+      const fn = (p.jitted ??= compile(p)) as CompiledFn;
+      const rc = fn(this, this.budget, executed);
+      if (rc !== 1) return rc;
+      // A tail call: the target starts with the caller's r1 and a fresh frame.
+      executed = this.executed;
+      this.lo[2] = 0;
+      this.hi[2] = 0;
+    }
   }
 
   /** Runs prog with r1 and r2 given as int32 halves; returns 0 or a negative errno. */
@@ -840,7 +879,8 @@ export class Vm {
     }
   }
 
-  private atomic32(v: DataView, o: number, aop: number, s: number): void {
+  /** BPF_ATOMIC on a u32 at v[o] with src register s (shared with the JIT). */
+  atomic32(v: DataView, o: number, aop: number, s: number): void {
     const L = this.lo;
     const H = this.hi;
     const old = v.getInt32(o, true);
@@ -876,7 +916,8 @@ export class Vm {
     }
   }
 
-  private atomic64(v: DataView, o: number, aop: number, s: number): void {
+  /** BPF_ATOMIC on a u64 at v[o] with src register s (shared with the JIT). */
+  atomic64(v: DataView, o: number, aop: number, s: number): void {
     const L = this.lo;
     const H = this.hi;
     const olo = v.getInt32(o, true);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // bpf_conformance plugin: program as hex on stdin, input memory as hex in the first argument;
-// prints r0 in hex and exits 0, or prints the error and exits 1.
+// prints r0 in hex and exits 0, or prints the error and exits 1. --jit runs the compiled form.
 import { readFileSync } from 'node:fs';
 import { VmError } from '../errors.js';
 import { parseHex } from '../insn.js';
@@ -22,7 +22,7 @@ function main(argv: string[]): number {
     process.stderr.write(`memory: ${mem.message}\n`);
     return 1;
   }
-  const r0 = runConformance(prog, mem);
+  const r0 = runConformance(prog, mem, 10_000_000, { jit: argv.includes('--jit') });
   if (r0 instanceof VmError) {
     process.stderr.write(`${r0.message}\n`);
     return 1;

@@ -274,9 +274,9 @@ export class KernelImage {
     const offsets = new Uint32Array(n);
     let off = 0x1000;
     // Built-in functions first, then modules, as the kernel loads them above core text.
-    const order = specs
-      .map((_, i) => i)
-      .sort((a, b) => Number(specs[a]?.module !== null) - Number(specs[b]?.module !== null));
+    const order: number[] = [];
+    for (let i = 0; i < n; i++) if (specs[i]?.module === null) order.push(i);
+    for (let i = 0; i < n; i++) if (specs[i]?.module !== null) order.push(i);
     let inModules = false;
     for (const i of order) {
       const s = specs[i] as FuncSpec;
@@ -322,9 +322,8 @@ export class KernelImage {
       if (!this.byName.has(s.name)) this.byName.set(s.name, i);
     });
     this.functions = fns;
-    this.sortedByAddr = order
-      .slice()
-      .sort((a, b) => (offsets[a] as number) - (offsets[b] as number));
+    // Offsets were handed out in `order`, so it is already address order.
+    this.sortedByAddr = order;
     this.offsets = offsets;
   }
 

@@ -1,0 +1,148 @@
+import { readFileSync } from 'node:fs';
+import { PROT_READ, PROT_WRITE, RingBuf } from '@tracelab/vm';
+import { describe, expect, it } from 'vitest';
+import { BpfObject, POISON_HELPER_ID, fakeKernelEnv } from './index.js';
+
+const fixture = (name: string): Uint8Array =>
+  new Uint8Array(readFileSync(new URL(`../testdata/${name}`, import.meta.url)));
+
+const u32 = (n: number): Uint8Array => new Uint8Array(new Uint32Array([n]).buffer);
+const u64 = (n: bigint): Uint8Array => new Uint8Array(new BigUint64Array([n]).buffer);
+const dv = (b: Uint8Array | Error): DataView => {
+  if (b instanceof Error) throw b;
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+};
+
+describe('clang-built programs run in the vm', () => {
+  // run_sum = add_global(base_value + sum of i*i for i < min(16, limit), 1);
+  // run_loop = sum of the indexes bpf_loop(limit, ...) hands its callback.
+  it.each([
+    [10, 100 + 285 + 1, 45],
+    [4, 100 + 14 + 1, 6],
+    [0, 100 + 1, 0],
+    [40, 100 + 1240 + 1, 780],
+  ])('loops with limit %i: BPF-to-BPF calls, .rodata, .data, bpf_loop', (limit, sum, loop) => {
+    const obj = BpfObject.open(fixture('loops.bpfel.o'));
+    obj.map('.rodata').setVar('limit', limit);
+    const loaded = obj.load();
+    expect(loaded.run('run_sum')).toMatchObject({ ret: 0, r0: BigInt(sum) });
+    expect(loaded.run('run_loop')).toMatchObject({ ret: 0, r0: BigInt(loop) });
+  });
+
+  it('.data written before load is what the program reads', () => {
+    const obj = BpfObject.open(fixture('loops.bpfel.o'));
+    obj.map('.data').setVar('base_value', 1000n);
+    expect(obj.load().run('run_sum').r0).toBe(BigInt(1000 + 285 + 1));
+  });
+
+  it('latency: fentry stamps, fexit fills the .bss histogram and bumps .data', () => {
+    const loaded = BpfObject.open(fixture('latency.bpfel.o')).load();
+    expect(loaded.run('read_entry').ret).toBe(0);
+    expect(loaded.map('start').lookup(u32(1000)) instanceof Uint8Array).toBe(true);
+    expect(loaded.run('read_exit').ret).toBe(0);
+    // The fake clock advances 1000 ns per read: log2(1000) = 9.
+    const bss = dv(loaded.map('.bss').lookup(u32(0)));
+    expect(bss.getUint32(9 * 4, true)).toBe(1);
+    expect(bss.getBigUint64(104, true)).toBe(0n);
+    expect(dv(loaded.map('.data').lookup(u32(0))).getBigUint64(0, true)).toBe(8n);
+    expect(loaded.map('start').lookup(u32(1000))).toMatchObject({ errno: 'ENOENT' });
+  });
+
+  it('latency: a .rodata pid filter that does not match leaves only drops', () => {
+    const obj = BpfObject.open(fixture('latency.bpfel.o'));
+    obj.map('.rodata').setVar('target_tgid', 42);
+    const loaded = obj.load();
+    loaded.run('read_entry');
+    loaded.run('read_exit');
+    expect(dv(loaded.map('.bss').lookup(u32(0))).getBigUint64(104, true)).toBe(1n);
+  });
+
+  it('.rodata is frozen: a program cannot store into it', () => {
+    const loaded = BpfObject.open(fixture('loops.bpfel.o')).load();
+    const ro = loaded.map('.rodata').values;
+    expect(ro).not.toBeNull();
+    expect(loaded.memory.regionAt(ro?.base ?? 0n)?.prot).toBe(PROT_READ);
+  });
+
+  it('counts: fentry counts calls per function ip in a BTF-defined hash map', () => {
+    const ip = 0xffffffff81234560n;
+    const obj = BpfObject.open(fixture('counts.bpfel.o'));
+    obj.setTargetBtf(fixture('vmlinux-min.btf'));
+    const loaded = obj.load({ helpers: { 173: () => ip } });
+    loaded.run('count_fentry');
+    loaded.run('count_fentry');
+    loaded.run('count_multi');
+    expect(dv(loaded.map('calls').lookup(u64(ip))).getBigUint64(0, true)).toBe(3n);
+  });
+
+  it('counts: kprobe reads pt_regs->ip through CO-RE against vmlinux', () => {
+    const obj = BpfObject.open(fixture('counts.bpfel.o'));
+    obj.setTargetBtf(fixture('vmlinux-min.btf'));
+    const loaded = obj.load();
+    const ctx = loaded.memory.map({ name: 'pt_regs', base: 0xffffc90000200000n, size: 256, prot: PROT_READ | PROT_WRITE });
+    if (ctx instanceof Error) throw ctx;
+    // pahole: pt_regs.ip is at 128. The kprobe counts ip - 1 (the address after int3).
+    ctx.view.setBigUint64(128, 0xffffffff81000011n, true);
+    expect(loaded.run('count_kprobe', ctx.base).ret).toBe(0);
+    expect(dv(loaded.map('calls').lookup(u64(0xffffffff81000010n))).getBigUint64(0, true)).toBe(1n);
+  });
+
+  it('ringbuf: events carry task fields read through CO-RE', () => {
+    const task = 0xffff888200000000n;
+    const parent = 0xffff888200002000n;
+    const env = { ...fakeKernelEnv(), currentTask: () => task };
+    const obj = BpfObject.open(fixture('ringbuf.bpfel.o'));
+    obj.setTargetBtf(fixture('vmlinux-min.btf'));
+    const loaded = obj.load({ env });
+    // Offsets from pahole -C task_struct: tgid 1268, real_parent 1280, comm 1752.
+    for (const [base, tgid, comm] of [
+      [task, 4321, 'bash'],
+      [parent, 1, 'systemd'],
+    ] as const) {
+      const r = loaded.memory.map({ name: `task${tgid}`, base, size: 3264, prot: PROT_READ });
+      if (r instanceof Error) throw r;
+      r.view.setInt32(1268, tgid, true);
+      r.view.setBigUint64(1280, parent, true);
+      r.bytes.set(new TextEncoder().encode(comm), 1752);
+    }
+    const ctx = loaded.memory.map({ name: 'ctx', base: 0xffffc90000300000n, size: 64, prot: PROT_READ });
+    if (ctx instanceof Error) throw ctx;
+    expect(loaded.run('on_exec', ctx.base)).toMatchObject({ ret: 0, r0: 0n });
+    const ring = loaded.map('events');
+    expect(ring).toBeInstanceOf(RingBuf);
+    const events: { pid: number; ppid: number; comm: string }[] = [];
+    (ring as RingBuf).consume((s) => {
+      const v = dv(s);
+      const comm = s.subarray(8, 24);
+      events.push({
+        pid: v.getInt32(0, true),
+        ppid: v.getInt32(4, true),
+        comm: new TextDecoder().decode(comm.subarray(0, comm.indexOf(0))),
+      });
+    });
+    expect(events).toEqual([{ pid: 4321, ppid: 1, comm: 'bash' }]);
+  });
+
+  it('legacy maps: tracepoint programs update array and hash maps', () => {
+    const loaded = BpfObject.open(fixture('legacy.bpfel.o')).load();
+    loaded.run('on_openat');
+    loaded.run('on_openat');
+    loaded.run('on_close');
+    const counters = loaded.map('counters');
+    expect(dv(counters.lookup(u32(0))).getBigUint64(0, true)).toBe(2n);
+    expect(dv(counters.lookup(u32(1))).getBigUint64(0, true)).toBe(1n);
+    // The fake env's current tgid is 1000.
+    expect(dv(loaded.map('seen').lookup(u32(1000))).getUint32(0, true)).toBe(1);
+  });
+
+  it('a poisoned CO-RE relocation fails at run time at the poisoned instruction', () => {
+    const obj = BpfObject.open(fixture('core.bpfel.o'));
+    obj.setTargetBtf(fixture('vmlinux-min.btf'));
+    obj.setKconfig({ LINUX_KERNEL_VERSION: 1, CONFIG_BPF_SYSCALL: 'y' });
+    obj.setKsymResolver(() => 0xffffffff82a0c000n);
+    const loaded = obj.load();
+    const res = loaded.run('core_all', 0n);
+    expect(res.ret).toBeLessThan(0);
+    expect(res.error?.message).toMatch(new RegExp(String(POISON_HELPER_ID)));
+  });
+});

@@ -122,9 +122,13 @@ export class Cpu {
   readonly irqNext: number[] = [];
   calls = 0;
 
-  constructor(id: number, arch: ArchName) {
+  /** Start of this CPU's per-CPU area. */
+  readonly percpuBase: bigint;
+
+  constructor(id: number, arch: ArchName, percpuBase: bigint) {
     this.id = id;
     this.regs = new PtRegs(arch);
+    this.percpuBase = percpuBase;
   }
 
   get context(): ContextName {
@@ -165,6 +169,10 @@ const OBJECT_AREA: Readonly<Record<ArchName, bigint>> = {
   riscv64: 0xffffffd800000000n,
 };
 const OBJECT_AREA_SIZE = 0x100000;
+/** Each CPU's per-CPU area (for per-CPU variables and BPF per-CPU maps), above the objects. */
+const PERCPU_OFFSET = 0x4000000n;
+const PERCPU_STRIDE = 0x10000;
+const PERCPU_SIZE = 0x8000;
 /** The user-space address a task's outermost kernel call returns to. */
 const USER_RETURN_LO = 0x401000;
 /** Smallest stack headroom (bytes) a call needs before it is a stack overflow. */
@@ -271,7 +279,20 @@ export class Kernel {
     if (!Number.isInteger(n) || n < 1 || n > 64) {
       throw new KernelError('EINVAL', `cpus must be 1..64, got ${n}`);
     }
-    this.cpus = Array.from({ length: n }, (_, i) => new Cpu(i, this.arch));
+    this.cpus = Array.from({ length: n }, (_, i) => {
+      const cpu = new Cpu(
+        i,
+        this.arch,
+        OBJECT_AREA[this.arch] + PERCPU_OFFSET + BigInt(i * PERCPU_STRIDE),
+      );
+      this.mapOrThrow(
+        `percpu:${i}`,
+        cpu.percpuBase,
+        PROT_READ | PROT_WRITE,
+        new Uint8Array(PERCPU_SIZE),
+      );
+      return cpu;
+    });
   }
 
   private mapOrThrow(name: string, base: bigint, prot: number, data: Uint8Array): Region {
@@ -524,10 +545,27 @@ export class Kernel {
     const task = cpu.current;
     if (task === null) return this.raise(cpu, 'EINVAL', 'no current task', null);
     // The outermost call returns to user space, or into the code an interrupt arrived in.
-    const retLo = cpu.depth === 0 ? USER_RETURN_LO : cpu.regs.lo(this.ipField);
-    const retHi = cpu.depth === 0 ? 0 : cpu.regs.hi(this.ipField);
+    const outer = cpu.depth === 0;
+    if (outer) cpu.fault = null;
+    const u = cpu.regs.u32;
+    const retLo = outer ? USER_RETURN_LO : (u[this.ipW] as number);
+    const retHi = outer || this.ws === 4 ? 0 : (u[this.ipW + 1] as number);
+    // What a fault must put back so the CPU can run the next call.
+    const spLo = u[this.spW] as number;
+    const fpLo = u[this.fpW] as number;
+    const fpHi = this.ws === 8 ? (u[this.fpW + 1] as number) : 0;
+    const depth = cpu.depth;
+    const preempt = cpu.preemptCount;
     for (let r = 0; r < node.repeat; r++) {
-      if (!this.call(cpu, task, node, r, retLo, retHi)) return cpu.fault;
+      if (!this.call(cpu, task, node, r, retLo, retHi)) {
+        u[this.spW] = spLo;
+        u[this.fpW] = fpLo;
+        if (this.ws === 8) u[this.fpW + 1] = fpHi;
+        cpu.depth = depth;
+        cpu.preemptCount = preempt;
+        cpu.atEntry = false;
+        return cpu.fault;
+      }
     }
     return null;
   }

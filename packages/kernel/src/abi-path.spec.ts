@@ -12,7 +12,7 @@ import { KernelError } from './errors.js';
 import { KernelImage } from './image.js';
 import { ENTRY_CONTINUE, Kernel, type CallNode, type Cpu } from './machine.js';
 import { helperEnv } from './run.js';
-import { compileWorkload } from './workload.js';
+import { compileWorkload, type CompiledWorkload } from './workload.js';
 
 function boot(arch: (typeof ARCHES)[number]): { k: Kernel; cpu: Cpu } {
   const image = KernelImage.builtin(arch) as KernelImage;
@@ -88,7 +88,7 @@ describe('faults and the helper interface', () => {
     const w = compileWorkload(k.image, {
       name: 'f',
       tasks: [{ comm: 'f', calls: [{ fn: 'vfs_read', calls: [{ fn: 'rw_verify_area' }] }] }],
-    }) as { tasks: { calls: CallNode[] }[] };
+    }) as CompiledWorkload;
     const sp = cpu.regs.stackPointer();
     const fn = k.symbolAddress('rw_verify_area') as bigint;
     k.textPoke(
@@ -127,7 +127,7 @@ describe('faults and the helper interface', () => {
     const w = compileWorkload(k.image, {
       name: 's',
       tasks: [{ comm: 's', calls: [{ fn: 'vfs_read', calls: [{ fn: 'rw_verify_area' }] }] }],
-    }) as { tasks: { calls: CallNode[] }[] };
+    }) as CompiledWorkload;
     k.run(cpu, w.tasks[0]?.calls[0] as CallNode);
     expect(depthTrace.map((a) => k.image.lookup(a)?.fn.name)).toEqual([
       'rw_verify_area',

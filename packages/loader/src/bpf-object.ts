@@ -139,7 +139,11 @@ export class BpfObjectMap {
     const data = this.def.data;
     if (value instanceof Uint8Array) {
       if (value.length !== v.size)
-        throw new LoaderError('EINVAL', `'${name}' has ${v.size} bytes, got ${value.length}`, where);
+        throw new LoaderError(
+          'EINVAL',
+          `'${name}' has ${v.size} bytes, got ${value.length}`,
+          where,
+        );
       data.set(value, v.offset);
       return;
     }
@@ -396,11 +400,16 @@ export class BpfObject {
         name: def.name,
       });
       if (m instanceof VmError)
-        throw new LoaderError(m.errno === 'E2BIG' ? 'E2BIG' : 'EINVAL', `map '${def.name}': ${m.message}`, where);
+        throw new LoaderError(
+          m.errno === 'E2BIG' ? 'E2BIG' : 'EINVAL',
+          `map '${def.name}': ${m.message}`,
+          where,
+        );
       const init = def.source === 'kconfig' ? linked.kconfigData : def.data;
       if (init !== undefined) {
         const err = m.update(new Uint8Array(4), init, 0);
-        if (err !== null) throw new LoaderError('EINVAL', `map '${def.name}': ${err.message}`, where);
+        if (err !== null)
+          throw new LoaderError('EINVAL', `map '${def.name}': ${err.message}`, where);
       }
       ids.push(m.id);
       loaded.maps.set(def.name, m);

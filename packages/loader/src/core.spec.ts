@@ -34,7 +34,13 @@ const EXPECT: { kind: string; access: string; type: string; newVal: number; pois
   { kind: 'signed', access: '0:3', type: 'sample', newVal: 1, poison: false },
   { kind: 'byte_off', access: '0:3', type: 'sample', newVal: 40, poison: false },
   { kind: 'byte_sz', access: '0:3', type: 'sample', newVal: 4, poison: false },
-  { kind: 'lshift_u64', access: '0:3', type: 'sample', newVal: 64 - (339 + 7 - 320), poison: false },
+  {
+    kind: 'lshift_u64',
+    access: '0:3',
+    type: 'sample',
+    newVal: 64 - (339 + 7 - 320),
+    poison: false,
+  },
   // Two right shifts: clang emits the signed and the unsigned one behind a FIELD_SIGNED test.
   { kind: 'rshift_u64', access: '0:3', type: 'sample', newVal: 64 - 7, poison: false },
   { kind: 'rshift_u64', access: '0:3', type: 'sample', newVal: 64 - 7, poison: false },
@@ -138,10 +144,14 @@ describe('CO-RE rules on hand-built BTF', () => {
   const local = new BtfBuilder();
   const int = local.int('int', 4, { signed: true });
   const long = local.int('long', 8, { signed: true });
-  const foo = local.struct('foo', [
-    { name: 'x', type: int, bitsOffset: 0 },
-    { name: 'y', type: long, bitsOffset: 64 },
-  ], 16);
+  const foo = local.struct(
+    'foo',
+    [
+      { name: 'x', type: int, bitsOffset: 0 },
+      { name: 'y', type: long, bitsOffset: 64 },
+    ],
+    16,
+  );
   local.struct('foo___v2', [{ name: 'z', type: int, bitsOffset: 0 }], 4);
   const localBtf = local.build().index();
 
@@ -159,11 +169,15 @@ describe('CO-RE rules on hand-built BTF', () => {
     const t = new BtfBuilder();
     const i = t.int('int', 4, { signed: true });
     const l = t.int('long', 8, { signed: true });
-    t.struct('foo___new', [
-      { name: 'pad', type: l, bitsOffset: 0 },
-      { name: 'x', type: i, bitsOffset: 64 },
-      { name: 'y', type: l, bitsOffset: 128 },
-    ], 24);
+    t.struct(
+      'foo___new',
+      [
+        { name: 'pad', type: l, bitsOffset: 0 },
+        { name: 'x', type: i, bitsOffset: 64 },
+        { name: 'y', type: l, bitsOffset: 128 },
+      ],
+      24,
+    );
     const tb = t.build().index();
     expect(calcCoreRelo(localBtf, tb, relo(BPF_CORE.FIELD_BYTE_OFFSET, '0:1')).newVal).toBe(16);
     expect(calcCoreRelo(localBtf, tb, relo(BPF_CORE.TYPE_SIZE, '0')).newVal).toBe(24);
@@ -184,10 +198,14 @@ describe('CO-RE rules on hand-built BTF', () => {
     const t = new BtfBuilder();
     const i = t.int('int', 4, { signed: true });
     const p = t.ptr(i);
-    t.struct('foo', [
-      { name: 'x', type: p, bitsOffset: 0 },
-      { name: 'y', type: i, bitsOffset: 64 },
-    ], 16);
+    t.struct(
+      'foo',
+      [
+        { name: 'x', type: p, bitsOffset: 0 },
+        { name: 'y', type: i, bitsOffset: 64 },
+      ],
+      16,
+    );
     const tb = t.build().index();
     const r = calcCoreRelo(localBtf, tb, relo(BPF_CORE.FIELD_BYTE_OFFSET, '0:0'));
     expect(r.poison).toBe(true);
@@ -199,16 +217,24 @@ describe('CO-RE rules on hand-built BTF', () => {
     const same = new BtfBuilder();
     const i = same.int('int', 4, { signed: true });
     const l = same.int('long', 8, { signed: true });
-    same.struct('foo', [
-      { name: 'y', type: l, bitsOffset: 0 },
-      { name: 'x', type: i, bitsOffset: 64 },
-    ], 16);
+    same.struct(
+      'foo',
+      [
+        { name: 'y', type: l, bitsOffset: 0 },
+        { name: 'x', type: i, bitsOffset: 64 },
+      ],
+      16,
+    );
     const other = new BtfBuilder();
     const oi = other.int('int', 4, { signed: true });
-    other.struct('foo', [
-      { name: 'x', type: oi, bitsOffset: 0 },
-      { name: 'y', type: oi, bitsOffset: 32 },
-    ], 8);
+    other.struct(
+      'foo',
+      [
+        { name: 'x', type: oi, bitsOffset: 0 },
+        { name: 'y', type: oi, bitsOffset: 32 },
+      ],
+      8,
+    );
     const m = (b: BtfBuilder) =>
       calcCoreRelo(localBtf, b.build().index(), relo(BPF_CORE.TYPE_MATCHES, '0')).newVal;
     expect(m(same)).toBe(1);
@@ -237,10 +263,14 @@ describe('CO-RE rules on hand-built BTF', () => {
   it('adjusts the load size when an integer field changes size', () => {
     const t = new BtfBuilder();
     const i = t.int('int', 4, { signed: true });
-    t.struct('foo', [
-      { name: 'x', type: i, bitsOffset: 0 },
-      { name: 'y', type: i, bitsOffset: 32 },
-    ], 8);
+    t.struct(
+      'foo',
+      [
+        { name: 'x', type: i, bitsOffset: 0 },
+        { name: 'y', type: i, bitsOffset: 32 },
+      ],
+      8,
+    );
     const res = calcCoreRelo(localBtf, t.build().index(), relo(BPF_CORE.FIELD_BYTE_OFFSET, '0:1'));
     // r1 = *(u64 *)(r2 + 8) becomes r1 = *(u32 *)(r2 + 4).
     const insns: Insn[] = [{ code: 0x79, dst: 1, src: 2, off: 8, imm: 0, imm2: 0 }];

@@ -1,10 +1,4 @@
-import {
-  BTF_INT_SIGNED,
-  type Btf,
-  type BtfMember,
-  type BtfType,
-  typeName,
-} from '@tracelab/btf';
+import { BTF_INT_SIGNED, type Btf, type BtfMember, type BtfType, typeName } from '@tracelab/btf';
 import {
   BPF_ALU,
   BPF_ALU64,
@@ -279,18 +273,14 @@ function typesMatch(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): bool
     case 'union': {
       if (!isComposite(t) || l.kind !== t.kind) return false;
       return l.members.every((m) =>
-        t.members.some(
-          (n) => n.name === m.name && typesMatch(lb, m.type, tb, n.type, depth + 1),
-        ),
+        t.members.some((n) => n.name === m.name && typesMatch(lb, m.type, tb, n.type, depth + 1)),
       );
     }
     case 'ptr':
       return t.kind === 'ptr' && typesMatch(lb, l.type, tb, t.type, depth + 1);
     case 'array':
       return (
-        t.kind === 'array' &&
-        l.nelems === t.nelems &&
-        typesMatch(lb, l.type, tb, t.type, depth + 1)
+        t.kind === 'array' && l.nelems === t.nelems && typesMatch(lb, l.type, tb, t.type, depth + 1)
       );
     case 'func_proto': {
       if (t.kind !== 'func_proto' || l.params.length !== t.params.length) return false;
@@ -316,7 +306,8 @@ function findTargetMember(
   if (!isComposite(t) || depth > MAX_DEPTH) return undefined;
   for (let k = 0; k < t.members.length; k++) {
     const m = t.members[k] as BtfMember;
-    if (m.name === name) return { bitsOffset: m.bitsOffset, member: m, idx: k, parent: compositeId };
+    if (m.name === name)
+      return { bitsOffset: m.bitsOffset, member: m, idx: k, parent: compositeId };
     if (m.name === '') {
       const inner = findTargetMember(tb, skipMods(tb, m.type), name, depth + 1);
       if (inner) return { ...inner, bitsOffset: inner.bitsOffset + m.bitsOffset };
@@ -360,7 +351,9 @@ function matchSpec(local: Spec, tb: Btf, targetId: number, kind: number): Spec |
       const found = findTargetMember(tb, id, acc.name);
       if (found === undefined) return undefined;
       const lt = typeAt(lb, acc.typeId);
-      const lm = (lt as Extract<BtfType, { kind: 'struct' | 'union' }>).members[acc.idx] as BtfMember;
+      const lm = (lt as Extract<BtfType, { kind: 'struct' | 'union' }>).members[
+        acc.idx
+      ] as BtfMember;
       if (!fieldsAreCompat(lb, lm.type, tb, found.member.type)) return undefined;
       targ.bitOffset += found.bitsOffset;
       targ.access.push({ typeId: found.parent, idx: found.idx, name: acc.name });
@@ -496,9 +489,12 @@ function calcOne(local: Spec, targ: Spec | undefined, relo: CoreRelo): Omit<Core
     return res;
   }
   if (kind === BPF_CORE.ENUMVAL_EXISTS || kind === BPF_CORE.ENUMVAL_VALUE) {
-    res.origVal = kind === BPF_CORE.ENUMVAL_EXISTS ? 1 : Number(BigInt.asIntN(64, local.enumValue ?? 0n));
-    if (targ === undefined) return kind === BPF_CORE.ENUMVAL_EXISTS ? res : { ...res, poison: true };
-    res.newVal = kind === BPF_CORE.ENUMVAL_EXISTS ? 1 : Number(BigInt.asIntN(64, targ.enumValue ?? 0n));
+    res.origVal =
+      kind === BPF_CORE.ENUMVAL_EXISTS ? 1 : Number(BigInt.asIntN(64, local.enumValue ?? 0n));
+    if (targ === undefined)
+      return kind === BPF_CORE.ENUMVAL_EXISTS ? res : { ...res, poison: true };
+    res.newVal =
+      kind === BPF_CORE.ENUMVAL_EXISTS ? 1 : Number(BigInt.asIntN(64, targ.enumValue ?? 0n));
     return res;
   }
   // Type-based relocations.

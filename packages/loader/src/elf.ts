@@ -308,10 +308,14 @@ function parseSymbols(sections: ElfSection[], dv: DataView, le: boolean): ElfSym
     const nameOff = dv.getUint32(p, le);
     const name = cstr(strtab.data, nameOff, strtab.data.length);
     if (name === undefined) {
-      throw new LoaderError('EINVAL', `symbol #${i} name offset ${nameOff} outside ${strtab.name}`, {
-        section: st.name,
-        offset: i * SYM_SIZE,
-      });
+      throw new LoaderError(
+        'EINVAL',
+        `symbol #${i} name offset ${nameOff} outside ${strtab.name}`,
+        {
+          section: st.name,
+          offset: i * SYM_SIZE,
+        },
+      );
     }
     const info = dv.getUint8(p + 4);
     const shndx = dv.getUint16(p + 6, le);

@@ -1,4 +1,9 @@
-export { LoaderError, isLoaderError, type LoaderErrno, type LoaderErrorPosition } from './errors.js';
+export {
+  LoaderError,
+  isLoaderError,
+  type LoaderErrno,
+  type LoaderErrorPosition,
+} from './errors.js';
 export {
   EM_BPF,
   R_BPF_64_32,
@@ -48,7 +53,13 @@ export {
   type ProgReloc,
   type ProgramDef,
 } from './object.js';
-export { POISON_HELPER_ID, calcCoreRelo, essentialName, patchCoreInsn, type CoreResult } from './core.js';
+export {
+  POISON_HELPER_ID,
+  calcCoreRelo,
+  essentialName,
+  patchCoreInsn,
+  type CoreResult,
+} from './core.js';
 export {
   fillKconfig,
   linkObject,

@@ -144,7 +144,9 @@ export function formatObjectInfo(info: ObjectInfo): string {
  */
 export function dumpObject(bytes: Uint8Array, section?: string): string {
   const obj = parseObject(bytes);
-  const sections = [...obj.code.values()].filter((s) => section === undefined || s.name === section);
+  const sections = [...obj.code.values()].filter(
+    (s) => section === undefined || s.name === section,
+  );
   if (section !== undefined && sections.length === 0) {
     throw new LoaderError('ENOENT', `no code section '${section}'`, { section });
   }
@@ -171,7 +173,9 @@ export function dumpObject(bytes: Uint8Array, section?: string): string {
         out.push(`\t\t${RELOC_NAMES[r.type] ?? r.type}  ${r.symbol || '(section)'}  (${r.kind})`);
       const c = core.get(k);
       if (c !== undefined) {
-        const t = obj.btf?.name(c.typeId) || `[${c.typeId}]`;
+        const b = obj.btf;
+        const t =
+          (b !== undefined && c.typeId < b.typeCount ? b.name(c.typeId) : '') || `[${c.typeId}]`;
         out.push(`\t\tCO-RE <${CORE_RELO_KIND_NAMES[c.kind]}> ${t} ${c.accessStr}`);
       }
       if (isLddw(i)) k++;

@@ -178,7 +178,11 @@ export function linkObject(obj: ParsedObject, opts: LinkOptions = {}): LinkResul
   const coreRelos = applyCore(obj, code, opts);
   const kconfigData = fillKconfig(obj, opts);
   const kconfigMap = obj.maps.findIndex((m) => m.source === 'kconfig');
-  const programs = obj.programs.map((p) => linkProgram(obj, code, p, opts, kconfigMap));
+  const programs = obj.programs.map((p) =>
+    wrapErrors({ section: p.section, offset: p.insnOff * 8 }, `program '${p.name}'`, () =>
+      linkProgram(obj, code, p, opts, kconfigMap),
+    ),
+  );
   return { programs, coreRelos, kconfigData };
 }
 
@@ -279,14 +283,19 @@ function linkProgram(
     // Calls to static functions of the same section may carry no relocation.
     for (let k = f.insnOff; k < end; k++) {
       const i = (code.get(ps.index) as Insn[])[k] as Insn;
-      if (relocated.has(k) || i.code !== (BPF_JMP | BPF_CALL) || i.src !== BPF_PSEUDO_CALL) continue;
+      if (relocated.has(k) || i.code !== (BPF_JMP | BPF_CALL) || i.src !== BPF_PSEUDO_CALL)
+        continue;
       const t = k + 1 + i.imm;
       const tf = funcAt(ps, t);
       if (tf === undefined || tf.insnOff !== t)
-        throw new LoaderError('EINVAL', `call at insn ${k} targets insn ${t}, not a function start`, {
-          section: ps.name,
-          offset: k * 8,
-        });
+        throw new LoaderError(
+          'EINVAL',
+          `call at insn ${k} targets insn ${t}, not a function start`,
+          {
+            section: ps.name,
+            offset: k * 8,
+          },
+        );
       if (t >= f.insnOff && t < end) continue;
       const idx = start + k - f.insnOff;
       (out[idx] as Insn).imm = place(ps, tf) - (idx + 1);
@@ -308,4 +317,3 @@ function linkProgram(
     usedMaps: [...usedMaps].sort((a, b) => a - b),
   };
 }
-

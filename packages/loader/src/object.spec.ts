@@ -47,16 +47,18 @@ describe.each(Object.entries(table))('fixture %s', (name, want) => {
       })),
     ).toEqual(want.programs.map(({ funcs: _f, ...p }) => p));
     expect(obj.maps).toMatchObject(
-      want.maps.map((m) => ({
-        ...m,
-        mapFlags: m.flags,
-        flags: undefined,
-        type: m.type,
-        vars:
-          m.vars === undefined
-            ? expect.anything()
-            : (m.vars as object[]).map((v) => expect.objectContaining(v)),
-      })).map(({ flags: _f, ...m }) => m),
+      want.maps
+        .map((m) => ({
+          ...m,
+          mapFlags: m.flags,
+          flags: undefined,
+          type: m.type,
+          vars:
+            m.vars === undefined
+              ? expect.anything()
+              : (m.vars as object[]).map((v) => expect.objectContaining(v)),
+        }))
+        .map(({ flags: _f, ...m }) => m),
     );
     expect(obj.externs).toMatchObject(want.externs);
   });

@@ -1,4 +1,4 @@
-import { type Btf, type BtfType, parseBtf } from '@tracelab/btf';
+import { BTF_KIND, type Btf, type BtfType, parseBtf, validateBtf } from '@tracelab/btf';
 import { BPF_CALL, BPF_JMP, BPF_PSEUDO_CALL, type Insn, isLddw } from '@tracelab/vm';
 import { type BtfExt, parseBtfExt } from './btf-ext.js';
 import {
@@ -188,6 +188,7 @@ export function parseObject(bytes: Uint8Array): ParsedObject {
   const btfSec = elf.sectionByName('.BTF');
   if (btfSec !== undefined) {
     btf = wrapErrors({ section: '.BTF' }, 'invalid BTF', () => parseBtf(btfSec.data).index());
+    checkObjectBtf(btf);
   }
   const extSec = elf.sectionByName('.BTF.ext');
   if (extSec !== undefined && btf !== undefined) {
@@ -205,10 +206,14 @@ export function parseObject(bytes: Uint8Array): ParsedObject {
   }
 
   const maps: MapDef[] = [];
-  const externs = collectExterns(elf, btf);
-  collectBtfMaps(elf, btf, symsBySection, maps);
+  const externs = wrapErrors({ section: '.BTF' }, 'externs', () => collectExterns(elf, btf));
+  wrapErrors({ section: '.maps' }, 'map definitions', () =>
+    collectBtfMaps(elf, btf, symsBySection, maps),
+  );
   collectLegacyMaps(elf, symsBySection, maps);
-  collectDataMaps(elf, btf, symsBySection, maps);
+  wrapErrors({ section: '.BTF' }, 'global data', () =>
+    collectDataMaps(elf, btf, symsBySection, maps),
+  );
   if (externs.some((e) => e.kind === 'kconfig')) maps.push(kconfigMap(externs));
 
   const code = new Map<number, ProgSection>();
@@ -255,14 +260,38 @@ export function parseObject(bytes: Uint8Array): ParsedObject {
   return { elf, license, kernVersion, btf, btfExt, programs, maps, externs, code };
 }
 
-function dataSecVars(btf: Btf | undefined, name: string): { name: string; typeId: number; size: number }[] {
+/**
+ * Kernel-style validation of the object's BTF, so later lookups cannot fail. DATASECs are
+ * exempt from the size check: clang leaves their sizes 0 and libbpf fills them in at load.
+ */
+function checkObjectBtf(btf: Btf): void {
+  const errs = wrapErrors({ section: '.BTF' }, 'invalid BTF', () =>
+    validateBtf(btf, { maxErrors: 10_000 }),
+  ).filter((e) => e.typeId === undefined || btf.kind(e.typeId) !== BTF_KIND.DATASEC);
+  const e = errs[0];
+  if (e !== undefined) {
+    throw new LoaderError(e.errno === 'E2BIG' ? 'E2BIG' : 'EINVAL', `invalid BTF: ${e.message}`, {
+      section: '.BTF',
+      ...(e.offset === undefined ? {} : { offset: e.offset }),
+    });
+  }
+}
+
+function dataSecVars(
+  btf: Btf | undefined,
+  name: string,
+): { name: string; typeId: number; size: number }[] {
   if (btf === undefined) return [];
   const id = btf.find(name, 'datasec');
   if (id === undefined) return [];
   const ds = btf.typeOf(id, 'datasec');
   return ds.vars.map((v) => {
     const t = btf.type(v.type);
-    return { name: t?.kind === 'var' ? t.name : '', typeId: t?.kind === 'var' ? t.type : 0, size: v.size };
+    return {
+      name: t?.kind === 'var' ? t.name : '',
+      typeId: t?.kind === 'var' ? t.type : 0,
+      size: v.size,
+    };
   });
 }
 
@@ -278,13 +307,28 @@ function collectExterns(elf: ElfFile, btf: Btf | undefined): ExternDef[] {
   // libbpf sorts kconfig externs by size (biggest first) so the map stays compact; so do we.
   const kc = undef
     .filter((s) => kconfig.has(s.name))
-    .sort((a, b) => (kconfig.get(b.name)?.size ?? 0) - (kconfig.get(a.name)?.size ?? 0) || a.name.localeCompare(b.name));
+    .sort(
+      (a, b) =>
+        (kconfig.get(b.name)?.size ?? 0) - (kconfig.get(a.name)?.size ?? 0) ||
+        a.name.localeCompare(b.name),
+    );
   for (const s of kc) {
     const v = kconfig.get(s.name) as { typeId: number; size: number };
-    const size = v.size === 0 && btf !== undefined ? wrapErrors({ section: '.BTF' }, 'extern size', () => btf.sizeOf(v.typeId)) : v.size;
+    const size =
+      v.size === 0 && btf !== undefined
+        ? wrapErrors({ section: '.BTF' }, 'extern size', () => btf.sizeOf(v.typeId))
+        : v.size;
     const align = Math.min(8, size > 0 ? 1 << Math.floor(Math.log2(size)) : 1);
     off = Math.ceil(off / align) * align;
-    out.push({ name: s.name, kind: 'kconfig', weak: s.bind === STB_WEAK, typeId: v.typeId, size, offset: off, isFunc: false });
+    out.push({
+      name: s.name,
+      kind: 'kconfig',
+      weak: s.bind === STB_WEAK,
+      typeId: v.typeId,
+      size,
+      offset: off,
+      isFunc: false,
+    });
     off += size;
   }
   for (const s of undef) {
@@ -301,7 +345,15 @@ function collectExterns(elf: ElfFile, btf: Btf | undefined): ExternDef[] {
         offset: s.index * 24,
       });
     }
-    out.push({ name: s.name, kind: 'ksym', weak: s.bind === STB_WEAK, typeId: v?.typeId ?? 0, size: v?.size ?? 0, offset: 0, isFunc });
+    out.push({
+      name: s.name,
+      kind: 'ksym',
+      weak: s.bind === STB_WEAK,
+      typeId: v?.typeId ?? 0,
+      size: v?.size ?? 0,
+      offset: 0,
+      isFunc,
+    });
   }
   return out;
 }
@@ -428,7 +480,13 @@ function collectBtfMaps(
           break;
         case 'value':
           m.valueTypeId = typeVal();
-          m.valueSize = checkSize(m.valueSize, sized(m.valueTypeId, 'value'), v.name, 'value', where);
+          m.valueSize = checkSize(
+            m.valueSize,
+            sized(m.valueTypeId, 'value'),
+            v.name,
+            'value',
+            where,
+          );
           break;
         case 'values':
           // __array(values, ...): map-in-map or prog array; the value is a 4-byte id.
@@ -459,15 +517,25 @@ function checkSize(
   where: { section: string; offset: number },
 ): number {
   if (prev !== 0 && prev !== next)
-    throw new LoaderError('EINVAL', `map '${map}': conflicting ${what} size ${prev} != ${next}`, where);
+    throw new LoaderError(
+      'EINVAL',
+      `map '${map}': conflicting ${what} size ${prev} != ${next}`,
+      where,
+    );
   return next;
 }
 
 /** Legacy maps: struct bpf_map_def records in a section named "maps", one per symbol. */
-function collectLegacyMaps(elf: ElfFile, symsBySection: Map<number, ElfSymbol[]>, maps: MapDef[]): void {
+function collectLegacyMaps(
+  elf: ElfFile,
+  symsBySection: Map<number, ElfSymbol[]>,
+  maps: MapDef[],
+): void {
   const sec = elf.sectionByName('maps');
   if (sec === undefined) return;
-  const syms = (symsBySection.get(sec.index) ?? []).filter((s) => s.type !== STT_SECTION && s.name !== '');
+  const syms = (symsBySection.get(sec.index) ?? []).filter(
+    (s) => s.type !== STT_SECTION && s.name !== '',
+  );
   if (syms.length === 0) return;
   const defSize = sec.size / syms.length;
   if (!Number.isInteger(defSize) || defSize < 16 || defSize % 4 !== 0)
@@ -517,7 +585,12 @@ function collectDataMaps(
       if (s.type === STT_SECTION || s.name === '' || s.shndx === SHN_ABS || s.shndx === SHN_COMMON)
         continue;
       const bv = btfVars.get(s.name);
-      m.vars.push({ name: s.name, offset: s.value, size: bv?.size ?? s.size, typeId: bv?.typeId ?? 0 });
+      m.vars.push({
+        name: s.name,
+        offset: s.value,
+        size: bv?.size ?? s.size,
+        typeId: bv?.typeId ?? 0,
+      });
     }
     m.vars.sort((a, b) => a.offset - b.offset);
     if (btf !== undefined) {
@@ -546,7 +619,11 @@ function collectRelocs(
   rel.relocs.forEach((r, k) => {
     const where = { section: relName, offset: k * (rel.section.entsize || 16) };
     if (r.offset % 8 !== 0)
-      throw new LoaderError('EINVAL', `relocation #${k} offset 0x${r.offset.toString(16)} is not an instruction boundary`, where);
+      throw new LoaderError(
+        'EINVAL',
+        `relocation #${k} offset 0x${r.offset.toString(16)} is not an instruction boundary`,
+        where,
+      );
     const insnIdx = r.offset / 8;
     const insn = ps.insns[insnIdx] as Insn;
     const sym = elf.symbols[r.symbol] as ElfSymbol;
@@ -564,22 +641,46 @@ function collectRelocs(
     const isCall = insn.code === (BPF_JMP | BPF_CALL);
     if (isCall) {
       if (insn.src !== BPF_PSEUDO_CALL)
-        throw new LoaderError('EINVAL', `relocation #${k} against non-local call at insn ${insnIdx}`, where);
+        throw new LoaderError(
+          'EINVAL',
+          `relocation #${k} against non-local call at insn ${insnIdx}`,
+          where,
+        );
       if (r.type !== R_BPF_64_32)
-        throw new LoaderError('EINVAL', `call relocation #${k} has type ${RELOC_NAMES[r.type] ?? r.type}`, where);
+        throw new LoaderError(
+          'EINVAL',
+          `call relocation #${k} has type ${RELOC_NAMES[r.type] ?? r.type}`,
+          where,
+        );
       const target = code.get(sym.shndx);
       if (target === undefined)
-        throw new LoaderError('EINVAL', `call relocation #${k} to '${sym.name}' outside code`, where);
+        throw new LoaderError(
+          'EINVAL',
+          `call relocation #${k} to '${sym.name}' outside code`,
+          where,
+        );
       const t = sym.value / 8 + insn.imm + 1;
       if (!Number.isInteger(t) || funcAt(target, t)?.insnOff !== t)
-        throw new LoaderError('EINVAL', `call relocation #${k} targets insn ${t} of ${target.name}, not a function start`, where);
+        throw new LoaderError(
+          'EINVAL',
+          `call relocation #${k} targets insn ${t} of ${target.name}, not a function start`,
+          where,
+        );
       out.push({ ...base, kind: 'call', targetSection: target.index, targetInsn: t });
       return;
     }
     if (!isLddw(insn))
-      throw new LoaderError('EINVAL', `relocation #${k} at insn ${insnIdx} is not on lddw or call (code 0x${insn.code.toString(16)})`, where);
+      throw new LoaderError(
+        'EINVAL',
+        `relocation #${k} at insn ${insnIdx} is not on lddw or call (code 0x${insn.code.toString(16)})`,
+        where,
+      );
     if (r.type !== R_BPF_64_64)
-      throw new LoaderError('EINVAL', `lddw relocation #${k} has unsupported type ${RELOC_NAMES[r.type] ?? r.type}`, where);
+      throw new LoaderError(
+        'EINVAL',
+        `lddw relocation #${k} has unsupported type ${RELOC_NAMES[r.type] ?? r.type}`,
+        where,
+      );
     if (sym.shndx === SHN_UNDEF) {
       const e = externs.findIndex((x) => x.name === sym.name);
       if (e < 0)
@@ -589,29 +690,49 @@ function collectRelocs(
     }
     const target = elf.sections[sym.shndx] as ElfSection | undefined;
     if (target === undefined)
-      throw new LoaderError('EINVAL', `relocation #${k} symbol '${sym.name}' has no section`, where);
+      throw new LoaderError(
+        'EINVAL',
+        `relocation #${k} symbol '${sym.name}' has no section`,
+        where,
+      );
     const codeTarget = code.get(sym.shndx);
     if (codeTarget !== undefined) {
       const t = sym.value / 8 + insn.imm / 8;
       if (!Number.isInteger(t) || funcAt(codeTarget, t)?.insnOff !== t)
-        throw new LoaderError('EINVAL', `function address relocation #${k} is not a function start`, where);
+        throw new LoaderError(
+          'EINVAL',
+          `function address relocation #${k} is not a function start`,
+          where,
+        );
       out.push({ ...base, kind: 'subprog_addr', targetSection: codeTarget.index, targetInsn: t });
       return;
     }
     if (target.name === '.maps' || target.name === 'maps') {
       const mi = maps.findIndex((m) => m.section === target.name && m.sectionOffset === sym.value);
       if (mi < 0)
-        throw new LoaderError('EINVAL', `relocation #${k} to '${sym.name}' matches no map definition`, where);
+        throw new LoaderError(
+          'EINVAL',
+          `relocation #${k} to '${sym.name}' matches no map definition`,
+          where,
+        );
       out.push({ ...base, kind: 'map', mapIndex: mi });
       return;
     }
     const mi = maps.findIndex((m) => m.source === 'data' && m.section === target.name);
     if (mi < 0)
-      throw new LoaderError('EINVAL', `relocation #${k} to '${sym.name}' in unsupported section ${target.name}`, where);
+      throw new LoaderError(
+        'EINVAL',
+        `relocation #${k} to '${sym.name}' in unsupported section ${target.name}`,
+        where,
+      );
     const off = sym.value + insn.imm;
     const m = maps[mi] as MapDef;
     if (off < 0 || off >= m.valueSize)
-      throw new LoaderError('EINVAL', `relocation #${k} offset ${off} outside ${m.name} of ${m.valueSize} bytes`, where);
+      throw new LoaderError(
+        'EINVAL',
+        `relocation #${k} offset ${off} outside ${m.name} of ${m.valueSize} bytes`,
+        where,
+      );
     out.push({ ...base, kind: 'map_value', mapIndex: mi, offset: off });
   });
   return out;

@@ -79,7 +79,12 @@ describe('clang-built programs run in the vm', () => {
     const obj = BpfObject.open(fixture('counts.bpfel.o'));
     obj.setTargetBtf(fixture('vmlinux-min.btf'));
     const loaded = obj.load();
-    const ctx = loaded.memory.map({ name: 'pt_regs', base: 0xffffc90000200000n, size: 256, prot: PROT_READ | PROT_WRITE });
+    const ctx = loaded.memory.map({
+      name: 'pt_regs',
+      base: 0xffffc90000200000n,
+      size: 256,
+      prot: PROT_READ | PROT_WRITE,
+    });
     if (ctx instanceof Error) throw ctx;
     // pahole: pt_regs.ip is at 128. The kprobe counts ip - 1 (the address after int3).
     ctx.view.setBigUint64(128, 0xffffffff81000011n, true);
@@ -105,7 +110,12 @@ describe('clang-built programs run in the vm', () => {
       r.view.setBigUint64(1280, parent, true);
       r.bytes.set(new TextEncoder().encode(comm), 1752);
     }
-    const ctx = loaded.memory.map({ name: 'ctx', base: 0xffffc90000300000n, size: 64, prot: PROT_READ });
+    const ctx = loaded.memory.map({
+      name: 'ctx',
+      base: 0xffffc90000300000n,
+      size: 64,
+      prot: PROT_READ,
+    });
     if (ctx instanceof Error) throw ctx;
     expect(loaded.run('on_exec', ctx.base)).toMatchObject({ ret: 0, r0: 0n });
     const ring = loaded.map('events');

@@ -211,6 +211,37 @@ describe('call path', () => {
     },
   );
 
+  it.each(ARCHES)(
+    '%s: a trampoline runs the original with callOrig, then returns for it',
+    (arch) => {
+      const { k, cpu } = boot(arch);
+      const tramp = k.allocText('bpf_trampoline_6442', 128) as bigint;
+      const fregs = new FtraceRegs(arch, { caller: arch === 'i386' ? 'regs_caller' : 'caller' });
+      const log: string[] = [];
+      k.observer = { onCall: (_c, fn) => void log.push(k.image.functions[fn]?.name ?? '?') };
+      k.registerHandler(tramp, 'bpf_trampoline_6442', (c) => {
+        log.push('fentry');
+        expect(k.callOrig(c, tramp + 0x40n)).toBeNull();
+        fregs.saveFrom(c.regs);
+        log.push(`fexit ret=${fregs.returnValue()}`);
+        fregs.overrideFunctionWithReturn((a) => k.readWord(a) as bigint);
+        fregs.restoreTo(c.regs);
+        return ENTRY_SKIP;
+      });
+      patch(k, 'vfs_read', tramp);
+      const sp = cpu.regs.stackPointer();
+      const n = node(k, {
+        fn: 'ksys_read',
+        calls: [{ fn: 'vfs_read', ret: 300, cost: 100, calls: [{ fn: 'rw_verify_area' }] }],
+      });
+      expect(k.run(cpu, n)).toBeNull();
+      expect(log).toEqual(['ksys_read', 'vfs_read', 'fentry', 'rw_verify_area', 'fexit ret=300']);
+      expect(cpu.regs.stackPointer()).toBe(sp);
+      expect(cpu.clock).toBe(50 + 100 + 50);
+      expect(k.callOrig(cpu, tramp)?.message).toContain('outside an entry handler');
+    },
+  );
+
   it('a return to the wrong address is a fault', () => {
     const { k, cpu } = boot('arm64');
     const caller = addrOf(k, 'ftrace_caller');

@@ -118,6 +118,8 @@ export class Cpu {
    * return address is still where the call put it, not yet in a frame record.
    */
   atEntry = false;
+  /** The workload call whose entry is running (what callOrig runs). */
+  node: CallNode | null = null;
   /** Next deadline of each periodic interrupt source (index into Kernel.irqs). */
   readonly irqNext: number[] = [];
   calls = 0;
@@ -609,9 +611,7 @@ export class Kernel {
     const plan = this.plans[fn] ?? this.plan(fn);
     const wide = this.ws === 8;
     const ipW = this.ipW;
-    const fpW = this.fpW;
     const lrW = this.lrW;
-    const words = task.stackWords;
     // Caller side: stack arguments, then the call instruction stores the return address.
     let sp = (u[this.spW] as number) - task.stackBaseLo - plan.stackBytes;
     if (sp < STACK_GUARD) {
@@ -654,6 +654,7 @@ export class Kernel {
     cpu.calls++;
     task.calls++;
     cpu.atEntry = true;
+    cpu.node = node;
     if (this.observer !== null && this.observer.onCall !== undefined) this.observer.onCall(cpu, fn);
 
     // The patchable entry: decoded from the text bytes on every call.
@@ -705,66 +706,10 @@ export class Kernel {
       tHi = wide ? (u[ipW + 1] as number) : 0;
       sp = (u[this.spW] as number) - task.stackBaseLo;
     } else {
-      // Prologue: the frame record that unwinders follow.
+      if (!this.body(cpu, task, node, bodyFn, plan)) return false;
+      tLo = this.outLo;
+      tHi = this.outHi;
       sp = (u[this.spW] as number) - task.stackBaseLo;
-      if (lrW < 0) {
-        sp -= this.ws;
-        this.stackPut(task, sp, u[fpW] as number, wide ? (u[fpW + 1] as number) : 0);
-        u[fpW] = task.stackBaseLo + sp;
-        if (wide) u[fpW + 1] = task.stackBaseHi;
-      } else {
-        sp -= 16;
-        this.stackPut(task, sp + 8, u[lrW] as number, u[lrW + 1] as number);
-        this.stackPut(task, sp, u[fpW] as number, u[fpW + 1] as number);
-        // arm64's x29 points at the record; riscv's s0 just above it (the caller's sp).
-        u[fpW] = task.stackBaseLo + sp + this.fpBias;
-        u[fpW + 1] = task.stackBaseHi;
-      }
-      this.setSp(cpu, task, sp);
-      // Body: its own cost, interrupts that are due, then the calls it makes.
-      const half = node.cost / 2;
-      cpu.clock += half;
-      if (this.irqs.length > 0 && !this.irqsDue(cpu, task, bodyFn)) return false;
-      const kids = node.children;
-      if (kids.length > 0) {
-        const bodyLo = (image.addrLo[bodyFn] as number) + (image.bodyOffsets[bodyFn] as number);
-        const span = (image.sizes[bodyFn] as number) - (image.bodyOffsets[bodyFn] as number) - 16;
-        for (let c = 0; c < kids.length; c++) {
-          const child = kids[c] as CallNode;
-          const cLo = bodyLo + 8 + ((c * 4) % span);
-          for (let r = 0; r < child.repeat; r++) {
-            u[ipW] = cLo;
-            if (wide) u[ipW + 1] = fnHi;
-            if (!this.call(cpu, task, child, r, cLo, wide ? fnHi : 0)) return false;
-          }
-        }
-      }
-      cpu.clock += node.cost - half;
-      if (plan.retWide) {
-        u[plan.ret0] = node.retLo;
-        u[plan.ret1] = node.retHi;
-      } else {
-        u[plan.ret0] = node.retLo;
-        if (wide) u[plan.ret0 + 1] = node.retHi;
-      }
-      // Epilogue and ret.
-      sp = (u[this.spW] as number) - task.stackBaseLo;
-      if (lrW < 0) {
-        u[fpW] = words[sp >> 2] as number;
-        if (wide) u[fpW + 1] = words[(sp >> 2) + 1] as number;
-        sp += this.ws;
-        tLo = words[sp >> 2] as number;
-        tHi = wide ? (words[(sp >> 2) + 1] as number) : 0;
-        sp += this.ws;
-      } else {
-        u[fpW] = words[sp >> 2] as number;
-        u[fpW + 1] = words[(sp >> 2) + 1] as number;
-        tLo = words[(sp + 8) >> 2] as number;
-        tHi = words[((sp + 8) >> 2) + 1] as number;
-        u[lrW] = tLo;
-        u[lrW + 1] = tHi;
-        sp += 16;
-      }
     }
     // A return into hooked text (return_to_handler) runs the hook, which gives the real address.
     if (tHi === this.textHi && this.handlers.size > 0) {
@@ -791,6 +736,142 @@ export class Kernel {
     if (this.observer !== null && this.observer.onReturn !== undefined)
       this.observer.onReturn(cpu, fn);
     return true;
+  }
+
+  /** Where the last body() returned to (set instead of returning a pair, to not allocate). */
+  private outLo = 0;
+  private outHi = 0;
+
+  /**
+   * A function body from its prologue to its `ret`: the frame record, its cost, interrupts that
+   * are due, its calls, the return value and the epilogue. Leaves sp past the popped return
+   * address and the address `ret` jumps to in outLo/outHi.
+   */
+  private body(cpu: Cpu, task: Task, node: CallNode, bodyFn: number, plan: CallPlan): boolean {
+    const u = cpu.regs.u32;
+    const image = this.image;
+    const wide = this.ws === 8;
+    const ipW = this.ipW;
+    const fpW = this.fpW;
+    const lrW = this.lrW;
+    const words = task.stackWords;
+    const fnHi = image.addrHi[bodyFn] as number;
+    let sp: number;
+    // Prologue: the frame record that unwinders follow.
+    sp = (u[this.spW] as number) - task.stackBaseLo;
+    if (lrW < 0) {
+      sp -= this.ws;
+      this.stackPut(task, sp, u[fpW] as number, wide ? (u[fpW + 1] as number) : 0);
+      u[fpW] = task.stackBaseLo + sp;
+      if (wide) u[fpW + 1] = task.stackBaseHi;
+    } else {
+      sp -= 16;
+      this.stackPut(task, sp + 8, u[lrW] as number, u[lrW + 1] as number);
+      this.stackPut(task, sp, u[fpW] as number, u[fpW + 1] as number);
+      // arm64's x29 points at the record; riscv's s0 just above it (the caller's sp).
+      u[fpW] = task.stackBaseLo + sp + this.fpBias;
+      u[fpW + 1] = task.stackBaseHi;
+    }
+    this.setSp(cpu, task, sp);
+    // Body: its own cost, interrupts that are due, then the calls it makes.
+    const half = node.cost / 2;
+    cpu.clock += half;
+    if (this.irqs.length > 0 && !this.irqsDue(cpu, task, bodyFn)) return false;
+    const kids = node.children;
+    if (kids.length > 0) {
+      const bodyLo = (image.addrLo[bodyFn] as number) + (image.bodyOffsets[bodyFn] as number);
+      const span = (image.sizes[bodyFn] as number) - (image.bodyOffsets[bodyFn] as number) - 16;
+      for (let c = 0; c < kids.length; c++) {
+        const child = kids[c] as CallNode;
+        const cLo = bodyLo + 8 + ((c * 4) % span);
+        for (let r = 0; r < child.repeat; r++) {
+          u[ipW] = cLo;
+          if (wide) u[ipW + 1] = fnHi;
+          if (!this.call(cpu, task, child, r, cLo, wide ? fnHi : 0)) return false;
+        }
+      }
+    }
+    cpu.clock += node.cost - half;
+    if (plan.retWide) {
+      u[plan.ret0] = node.retLo;
+      u[plan.ret1] = node.retHi;
+    } else {
+      u[plan.ret0] = node.retLo;
+      if (wide) u[plan.ret0 + 1] = node.retHi;
+    }
+    // Epilogue and ret.
+    sp = (u[this.spW] as number) - task.stackBaseLo;
+    if (lrW < 0) {
+      u[fpW] = words[sp >> 2] as number;
+      if (wide) u[fpW + 1] = words[(sp >> 2) + 1] as number;
+      sp += this.ws;
+      this.outLo = words[sp >> 2] as number;
+      this.outHi = wide ? (words[(sp >> 2) + 1] as number) : 0;
+      sp += this.ws;
+    } else {
+      u[fpW] = words[sp >> 2] as number;
+      u[fpW + 1] = words[(sp >> 2) + 1] as number;
+      this.outLo = words[(sp + 8) >> 2] as number;
+      this.outHi = words[((sp + 8) >> 2) + 1] as number;
+      u[lrW] = this.outLo;
+      u[lrW + 1] = this.outHi;
+      sp += 16;
+    }
+    this.setSp(cpu, task, sp);
+    return true;
+  }
+
+  /**
+   * For an entry handler that calls the traced function itself (a BPF trampoline's orig_call):
+   * runs the function's body as if called from `retAddr` (an address in the handler's text) and
+   * comes back with the return value in the return registers. The handler then makes the function
+   * return (override_function_with_return) and answers ENTRY_SKIP.
+   */
+  callOrig(cpu: Cpu, retAddr: bigint): KernelFault | null {
+    const task = cpu.current;
+    const node = cpu.node;
+    if (task === null || node === null || !cpu.atEntry) {
+      return this.raise(cpu, 'EINVAL', 'callOrig outside an entry handler', null);
+    }
+    const u = cpu.regs.u32;
+    const wide = this.ws === 8;
+    const lo = Number(retAddr & 0xffffffffn);
+    const hi = Number((retAddr >> 32n) & 0xffffffffn);
+    const ipLo = u[this.ipW] as number;
+    const ipHi = wide ? (u[this.ipW + 1] as number) : 0;
+    const lrLo = this.lrW < 0 ? 0 : (u[this.lrW] as number);
+    const lrHi = this.lrW < 0 ? 0 : (u[this.lrW + 1] as number);
+    if (this.lrW < 0) {
+      const sp = (u[this.spW] as number) - task.stackBaseLo - this.ws;
+      this.stackPut(task, sp, lo, hi);
+      this.setSp(cpu, task, sp);
+    } else {
+      u[this.lrW] = lo;
+      u[this.lrW + 1] = hi;
+    }
+    cpu.atEntry = false;
+    if (!this.body(cpu, task, node, node.fn, this.plans[node.fn] ?? this.plan(node.fn))) {
+      return cpu.fault;
+    }
+    if (this.outLo !== lo || this.outHi !== hi) {
+      const msg = `${this.fnName(node.fn)} returned to 0x${hex(this.outHi, this.outLo)}, not 0x${retAddr.toString(16)}`;
+      return this.raise(cpu, 'EFAULT', msg, null);
+    }
+    if (this.lrW >= 0) {
+      // The trampoline kept the parent's return address in its own frame.
+      u[this.lrW] = lrLo;
+      u[this.lrW + 1] = lrHi;
+    }
+    u[this.ipW] = ipLo;
+    if (wide) u[this.ipW + 1] = ipHi;
+    cpu.node = node;
+    cpu.atEntry = true;
+    return null;
+  }
+
+  /** Reads a word of kernel memory (a fault is a value). */
+  readWord(addr: bigint): bigint | MemFault {
+    return this.mm.load(addr, this.ws as 4 | 8);
   }
 
   /** Runs periodic interrupts whose deadline passed, nested in the current call. */

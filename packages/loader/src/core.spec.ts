@@ -123,14 +123,16 @@ describe('CO-RE against vmlinux (BTFgen subset) agrees with pahole', () => {
     ['counts.bpfel.o', 'pt_regs', ['ip']],
   ] as const)('%s: %s', (file, struct, fields) => {
     const obj = parseObject(fixture(file));
+    const local = obj.btf;
+    if (local === undefined) throw new Error(`${file} has no BTF`);
     const { coreRelos } = linkObject(obj, { targetBtf: vmlinux });
     const offsets = paholeOffsets(pahole, struct);
     for (const field of fields) {
       const r = coreRelos.find((x) => {
-        if (x.kindName !== 'byte_off' || obj.btf?.name(x.typeId) !== struct) return false;
-        const comp = obj.btf.typeOf(x.typeId, 'struct');
+        if (x.kindName !== 'byte_off' || local.name(x.typeId) !== (struct as string)) return false;
+        const comp = local.type(x.typeId);
         const idx = Number(x.accessStr.split(':')[1]);
-        return comp.members[idx]?.name === field;
+        return comp?.kind === 'struct' && comp.members[idx]?.name === field;
       });
       expect(r, `${struct}.${field}`).toBeDefined();
       expect(r?.poison).toBe(false);

@@ -46,6 +46,13 @@ function prepare(): Runner[] {
       insns: vm.executed,
       run: () => void vm.run(prog, base, len),
     });
+    if (vm.runJit(prog, base, len) !== 0) throw vm.error;
+    if (vm.r0 !== p.result) throw new Error(`${p.name} (jit): r0 = ${vm.r0}, expected ${p.result}`);
+    runners.push({
+      name: `jit ${p.name}`,
+      insns: vm.executed,
+      run: () => void vm.runJit(prog, base, len),
+    });
   }
   return runners;
 }
@@ -64,12 +71,17 @@ export default function setup(bench: Bench): void {
       return { task: r.name, insns: r.insns, 'ns/insn': Number(((ms * 1e6) / r.insns).toFixed(2)) };
     });
     console.table(rows);
-    const sorted = rows.map((r) => r['ns/insn']).sort((a, b) => a - b);
-    const mid = sorted.length / 2;
-    const median =
-      sorted.length % 2
-        ? sorted[Math.floor(mid)]
-        : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-    console.log(`interpreter median ns per executed instruction: ${median}`);
+    for (const engine of ['interp', 'jit']) {
+      const sorted = rows
+        .filter((r) => r.task.startsWith(`${engine} `))
+        .map((r) => r['ns/insn'])
+        .sort((a, b) => a - b);
+      const mid = sorted.length / 2;
+      const median =
+        sorted.length % 2
+          ? sorted[Math.floor(mid)]
+          : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+      console.log(`${engine} median ns per executed instruction: ${median}`);
+    }
   });
 }

@@ -56,6 +56,7 @@ export function compile(prog: Program): CompiledFn {
       to ? `L[${r}] = l${r}; H[${r}] = h${r};` : `l${r} = L[${r}]; h${r} = H[${r}];`,
     ).join(' ');
   emit(`for (;;) switch (pc) {`);
+  let rest = 0;
   for (let k = 0; k < n; k++) {
     if (leaders.has(k)) {
       // Charge the whole block at its entry.
@@ -65,10 +66,13 @@ export function compile(prog: Program): CompiledFn {
         len++;
         if ((prog.code[j] as number) === 0x18) j++;
       }
+      rest = len;
       emit(
         `case ${k}: if ((n += ${len}) > budget) return vm.failAt(${k}, new VmError('ELOOP', 'insn ${k}: instruction budget of ' + budget + ' exhausted'), n);`,
       );
     }
+    // Instructions of this block after k: a fault here has not executed them.
+    rest--;
     const c = prog.code[k] as number;
     const d = prog.dst[k] as number;
     const s = prog.src[k] as number;
@@ -382,7 +386,7 @@ export function compile(prog: Program): CompiledFn {
         if (off > 0) emit(`if (t >= ${TWO32}) { t -= ${TWO32}; o = (o + 1) | 0; }`);
         if (off < 0) emit(`if (t < 0) { t += ${TWO32}; o = (o - 1) | 0; }`);
         emit(
-          `o = mem.translate(o, t, ${bytes}, ${access}); if (o < 0) return vm.memFault(${k}, n); v = mem.hit.view;`,
+          `o = mem.translate(o, t, ${bytes}, ${access}); if (o < 0) return vm.memFault(${k}, n - ${rest}); v = mem.hit.view;`,
         );
         const S = R(s);
         switch (c) {

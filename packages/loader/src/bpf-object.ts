@@ -176,6 +176,8 @@ export interface LoadOptions {
   env?: KernelEnv;
   /** Extra or replacement helpers by id. */
   helpers?: Record<number, HelperFn>;
+  /** kfunc bodies by name, bound to the FUNC ids of the target BTF. */
+  kfuncs?: Record<string, HelperFn>;
   /** Instruction budget per run. */
   budget?: number;
 }
@@ -417,6 +419,12 @@ export class BpfObject {
     installHelpers(vm, table, env);
     vm.setHelper(BPF_FUNC_loop, (v) => loaded.loopHelper(v));
     for (const [id, fn] of Object.entries(options.helpers ?? {})) vm.setHelper(Number(id), fn);
+    for (const [name, fn] of Object.entries(options.kfuncs ?? {})) {
+      const id = this.targetBtf?.find(name, 'func');
+      if (id === undefined)
+        throw new LoaderError('ENOENT', `kfunc '${name}' has no FUNC in the target BTF`);
+      vm.kfuncs.set(id, fn);
+    }
     const resolveMaps = mapResolver(table);
     for (const lp of linked.programs) {
       // One callback entry per target; the handle exists before its program is built because

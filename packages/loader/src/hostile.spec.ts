@@ -14,9 +14,16 @@ import {
 const fixture = (name: string): Uint8Array =>
   new Uint8Array(readFileSync(new URL(`../testdata/${name}`, import.meta.url)));
 
-const FIXTURES = ['minimal', 'counts', 'latency', 'ringbuf', 'loops', 'legacy', 'core'].flatMap(
-  (n) => [`${n}.bpfel.o`, `${n}.bpfeb.o`],
-);
+const FIXTURES = [
+  'minimal',
+  'counts',
+  'latency',
+  'ringbuf',
+  'loops',
+  'legacy',
+  'core',
+  'kfunc',
+].flatMap((n) => [`${n}.bpfel.o`, `${n}.bpfeb.o`]);
 
 /** Everything the loader does with untrusted bytes, up to linking. */
 function consume(bytes: Uint8Array): void {

@@ -4,13 +4,15 @@ import {
   BPF_JMP,
   BPF_PSEUDO_CALL,
   BPF_PSEUDO_FUNC,
+  BPF_PSEUDO_KFUNC_CALL,
   BPF_PSEUDO_MAP_IDX,
   BPF_PSEUDO_MAP_IDX_VALUE,
   type Insn,
+  isLddw,
   validate,
 } from '@tracelab/vm';
 import { CORE_RELO_KIND_NAMES, type LineInfo } from './btf-ext.js';
-import { type CoreResult, calcCoreRelo, patchCoreInsn } from './core.js';
+import { type CoreResult, POISON_HELPER_ID, calcCoreRelo, patchCoreInsn } from './core.js';
 import { LoaderError, wrapErrors } from './errors.js';
 import { cloneInsns } from './insns.js';
 import type { ExternDef, FuncDef, ParsedObject, ProgSection, ProgramDef } from './object.js';
@@ -186,6 +188,35 @@ export function linkObject(obj: ParsedObject, opts: LinkOptions = {}): LinkResul
   return { programs, coreRelos, kconfigData };
 }
 
+/**
+ * A kfunc call becomes call src BPF_PSEUDO_KFUNC_CALL with the target's FUNC id; taking a
+ * kfunc's address (the `if (kfunc)` test of a weak one) loads that id, 0 when it is missing.
+ * A missing weak kfunc's call is poisoned as libbpf does; a missing strong one is ENOENT.
+ */
+function linkKfunc(
+  out: Insn[],
+  idx: number,
+  e: ExternDef,
+  target: Btf | undefined,
+  where: { section: string; offset: number },
+): void {
+  const id = target?.find(e.name, 'func');
+  if (id === undefined && !e.weak)
+    throw new LoaderError(
+      'ENOENT',
+      `unresolved kfunc '${e.name}' (no FUNC in the target BTF)`,
+      where,
+    );
+  const insn = out[idx] as Insn;
+  if (isLddw(insn)) {
+    setLddw(out, idx, 0, id ?? 0, 0);
+    return;
+  }
+  insn.src = id === undefined ? 0 : BPF_PSEUDO_KFUNC_CALL;
+  insn.imm = id ?? POISON_HELPER_ID;
+  insn.off = 0;
+}
+
 function funcAt(ps: ProgSection, insn: number): FuncDef | undefined {
   return ps.funcs.find((f) => insn >= f.insnOff && insn < f.insnOff + f.insnCnt);
 }
@@ -269,8 +300,10 @@ function linkProgram(
             usedMaps.add(kconfigMap);
             break;
           }
-          if (e.isFunc)
-            throw new LoaderError('EOPNOTSUPP', `kfunc extern '${e.name}' is not supported`, where);
+          if (e.isFunc) {
+            linkKfunc(out, idx, e, opts.targetBtf, where);
+            break;
+          }
           const addr = opts.ksym?.(e.name);
           if (addr === undefined && !e.weak)
             throw new LoaderError('ENOENT', `unresolved ksym '${e.name}'`, where);

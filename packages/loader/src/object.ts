@@ -1,4 +1,12 @@
-import { BTF_KIND, type Btf, type BtfType, parseBtf, validateBtf } from '@tracelab/btf';
+import {
+  BTF_FUNC_EXTERN,
+  BTF_KIND,
+  type Btf,
+  type BtfError,
+  type BtfType,
+  parseBtf,
+  validateBtf,
+} from '@tracelab/btf';
 import { BPF_CALL, BPF_JMP, BPF_PSEUDO_CALL, type Insn, isLddw } from '@tracelab/vm';
 import { type BtfExt, parseBtfExt } from './btf-ext.js';
 import {
@@ -261,13 +269,25 @@ export function parseObject(bytes: Uint8Array): ParsedObject {
 }
 
 /**
- * Kernel-style validation of the object's BTF, so later lookups cannot fail. DATASECs are
- * exempt from the size check: clang leaves their sizes 0 and libbpf fills them in at load.
+ * Errors on what clang emits, the kernel refuses, and libbpf fixes up before load: DATASEC sizes
+ * and .ksyms entries, extern FUNCs of kfuncs, static VARs named `func.var`.
  */
+function libbpfSanitizes(btf: Btf, e: BtfError): boolean {
+  const id = e.typeId;
+  if (id === undefined || id <= 0 || id >= btf.typeCount) return false;
+  const kind = btf.kind(id);
+  if (kind === BTF_KIND.DATASEC) return true;
+  if (kind === BTF_KIND.VAR) return /Invalid name/.test(e.message);
+  if (kind !== BTF_KIND.FUNC) return false;
+  const t = btf.type(id);
+  return t?.kind === 'func' && t.linkage === BTF_FUNC_EXTERN;
+}
+
+/** Kernel-style validation of the object's BTF, so later lookups cannot fail. */
 function checkObjectBtf(btf: Btf): void {
   const errs = wrapErrors({ section: '.BTF' }, 'invalid BTF', () =>
     validateBtf(btf, { maxErrors: 10_000 }),
-  ).filter((e) => e.typeId === undefined || btf.kind(e.typeId) !== BTF_KIND.DATASEC);
+  ).filter((e) => !libbpfSanitizes(btf, e));
   const e = errs[0];
   if (e !== undefined) {
     throw new LoaderError(e.errno === 'E2BIG' ? 'E2BIG' : 'EINVAL', `invalid BTF: ${e.message}`, {
@@ -639,6 +659,18 @@ function collectRelocs(
       externIndex: -1,
     };
     const isCall = insn.code === (BPF_JMP | BPF_CALL);
+    if (isCall && sym.shndx === SHN_UNDEF) {
+      // A call to an extern __ksym function: a kfunc, resolved by name in the target BTF.
+      const e = externs.findIndex((x) => x.name === sym.name && x.isFunc);
+      if (e < 0 || r.type !== R_BPF_64_32)
+        throw new LoaderError(
+          'ENOENT',
+          `call relocation #${k} to unknown function '${sym.name}'`,
+          where,
+        );
+      out.push({ ...base, kind: 'extern', externIndex: e });
+      return;
+    }
     if (isCall) {
       if (insn.src !== BPF_PSEUDO_CALL)
         throw new LoaderError(

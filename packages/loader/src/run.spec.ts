@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PROT_READ, PROT_WRITE, RingBuf } from '@tracelab/vm';
 import { describe, expect, it } from 'vitest';
-import { BpfObject, POISON_HELPER_ID, fakeKernelEnv } from './index.js';
+import { BpfObject, POISON_HELPER_ID, fakeKernelEnv, parseObject } from './index.js';
 
 const fixture = (name: string): Uint8Array =>
   new Uint8Array(readFileSync(new URL(`../testdata/${name}`, import.meta.url)));
@@ -154,5 +154,53 @@ describe('clang-built programs run in the vm', () => {
     const res = loaded.run('core_all', 0n);
     expect(res.ret).toBeLessThan(0);
     expect(res.error?.message).toMatch(new RegExp(String(POISON_HELPER_ID)));
+  });
+
+  it('kfunc: calls bind to the target FUNC ids; a missing weak kfunc is skipped; bpf_printk', () => {
+    const target = parseObject(fixture('target.bpfel.o')).btf;
+    if (target === undefined) throw new Error('target has no BTF');
+    const obj = BpfObject.open(fixture('kfunc.bpfel.o'));
+    obj.setTargetBtf(target);
+    const env = fakeKernelEnv();
+    let released = 0n;
+    const loaded = obj.load({
+      env,
+      kfuncs: {
+        bpf_task_acquire: (v) => v.arg(1),
+        bpf_task_release: (v) => {
+          released = v.arg(1);
+          return 0;
+        },
+      },
+    });
+    // target.c's task_struct: state@0, stack@8, tgid_pad[4]@16, pid@32.
+    const task = loaded.memory.map({
+      name: 'task',
+      base: 0xffff888300000000n,
+      size: 64,
+      prot: PROT_READ,
+    });
+    const ctx = loaded.memory.map({
+      name: 'ctx',
+      base: 0xffffc90000400000n,
+      size: 16,
+      prot: PROT_READ,
+    });
+    if (task instanceof Error || ctx instanceof Error) throw new Error('map failed');
+    task.view.setInt32(32, 77, true);
+    ctx.view.setBigUint64(0, task.base, true);
+    ctx.view.setBigUint64(8, 0x11n, true);
+    expect(loaded.run('on_newtask', ctx.base)).toMatchObject({ ret: 0, r0: 0n });
+    expect(env.printk).toEqual(['new task 77 flags 11']);
+    expect(released).toBe(task.base);
+  });
+
+  it('kfunc: a strong kfunc missing from the target BTF is ENOENT', () => {
+    const obj = BpfObject.open(fixture('kfunc.bpfel.o'));
+    obj.setTargetBtf(fixture('vmlinux-min.btf'));
+    expect(() => obj.link()).toThrow(
+      /ENOENT: unresolved kfunc 'bpf_task_acquire'.*section tp_btf\/task_newtask/,
+    );
+    expect(() => obj.load({ kfuncs: { nope: () => 0 } })).toThrow(/ENOENT/);
   });
 });

@@ -27,6 +27,16 @@ struct task_struct {
 	char comm[16];
 };
 
+/* kfuncs kfunc.c calls: their FUNCs in this BTF are what the calls resolve to. */
+struct task_struct *bpf_task_acquire(struct task_struct *p)
+{
+	return p;
+}
+
+void bpf_task_release(struct task_struct *p)
+{
+}
+
 struct sample s_anchor;
 enum sample_state e_anchor;
 struct task_struct t_anchor;

@@ -35,6 +35,7 @@ export {
   IrqSchema,
   CallSchema,
   parseWorkload,
+  parseWorkloadText,
   compileWorkload,
   builtinWorkload,
   replayWorkload,

@@ -11,6 +11,7 @@ import {
   builtinWorkload,
   compileWorkload,
   parseWorkload,
+  parseWorkloadText,
   replayWorkload,
   type WorkloadSpec,
 } from './workload.js';
@@ -30,6 +31,26 @@ describe('workload validation', () => {
   it('names the source of a bad file', () => {
     const r = parseWorkload({ name: 1 }, 'net.yaml');
     expect((r as KernelError).message).toMatch(/^EINVAL: net\.yaml: name: /);
+  });
+
+  it('reads YAML workload files', () => {
+    const text = readFileSync(new URL('./testdata/timer.yaml', import.meta.url), 'utf8');
+    const spec = parseWorkloadText(text, 'timer.yaml') as WorkloadSpec;
+    expect(spec.tasks[0]?.calls[0]?.args).toEqual([3, 0x7ffd0000, 64]);
+    const r = runWorkload(spec, { arch: 'riscv64' }) as RunSummary;
+    expect(r.fault).toBeNull();
+    // One tick per 10 us of simulated time, checked at call boundaries.
+    const ticks = r.topFunctions.find((f) => f.name === 'hrtimer_interrupt')?.calls ?? 0;
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor(r.elapsedNs / 10000) - 1);
+    expect(ticks).toBeLessThanOrEqual(Math.floor(r.elapsedNs / 10000));
+  });
+
+  it.each([
+    ['name: [unclosed', 'bad.yaml: '],
+    ['name: w\ntasks: 3', 'bad.yaml: tasks: '],
+  ])('rejects bad YAML %j naming the file', (text, msg) => {
+    const r = parseWorkloadText(text.replace('\\n', '\n'), 'bad.yaml');
+    expect((r as KernelError).message).toContain(msg);
   });
 
   it('unknown built-ins are ENOENT', () => {

@@ -1,3 +1,4 @@
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { ArchName } from '@tracelab/arch-isa';
 import { KernelError } from './errors.js';
@@ -92,6 +93,23 @@ export function parseWorkload(input: unknown, source = 'workload'): WorkloadSpec
     'EINVAL',
     `${source}: ${where === '' ? '(root)' : where}: ${issue?.message ?? 'invalid'}`,
   );
+}
+
+/**
+ * Reads a workload file's text (JSON, or YAML, which JSON is a subset of) and validates it.
+ * Syntax errors and schema errors both name the source.
+ */
+export function parseWorkloadText(text: string, source = 'workload'): WorkloadSpec | KernelError {
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (e) {
+    return new KernelError(
+      'EINVAL',
+      `${source}: ${(e as Error).message.split('\n')[0] ?? 'syntax error'}`,
+    );
+  }
+  return parseWorkload(data, source);
 }
 
 /** A workload compiled against a kernel image: nodes hold function indices and split values. */

@@ -339,3 +339,34 @@ describe('text, handlers and objects', () => {
     expect((k.createTask('x', { cpu: 3 }) as KernelError).message).toContain('cpu 3');
   });
 });
+
+describe('interrupt contexts', () => {
+  it('an NMI arrives inside a hardirq, but no irq inside an NMI', () => {
+    const image = KernelImage.builtin('x86_64') as KernelImage;
+    const k = new Kernel({ image });
+    const task = k.createTask('t') as Task;
+    const cpu = k.cpus[0] as Cpu;
+    k.switchTo(cpu, task);
+    const irq = (fn: string, cost: number): CallNode => node(k, { fn, cost });
+    k.irqs.push(
+      { name: 'tick', context: 'hardirq', periodNs: 1000, calls: [irq('hrtimer_interrupt', 4000)] },
+      { name: 'perf', context: 'nmi', periodNs: 1500, calls: [irq('perf_event_nmi_handler', 10)] },
+    );
+    const seen: string[] = [];
+    k.observer = {
+      onCall: (c, fn) => void seen.push(`${k.image.functions[fn]?.name}:${c.context}`),
+    };
+    expect(k.run(cpu, node(k, { fn: 'vfs_read', cost: 2000, repeat: 3 }))).toBeNull();
+    expect(seen).toContain('hrtimer_interrupt:hardirq');
+    expect(seen).toContain('perf_event_nmi_handler:nmi');
+    expect(
+      seen.filter((s) => s.startsWith('hrtimer_interrupt')).every((s) => s.endsWith(':hardirq')),
+    ).toBe(true);
+    // The NMI's calls run while hrtimer_interrupt (hardirq) is still on the stack.
+    const nested = seen.findIndex(
+      (s, i) => s === 'perf_event_nmi_handler:nmi' && seen[i - 1] === 'hrtimer_interrupt:hardirq',
+    );
+    expect(nested).toBeGreaterThan(0);
+    expect(cpu.preemptCount).toBe(0);
+  });
+});

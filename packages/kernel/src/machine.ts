@@ -885,11 +885,15 @@ export class Kernel {
           : src.context === 'hardirq'
             ? HARDIRQ_OFFSET
             : SOFTIRQ_OFFSET;
-      // An interrupt does not nest inside its own context (NMI inside NMI, irq inside irq).
-      if ((mask & (offset * 15)) !== 0 && src.context !== 'softirq') continue;
-      if ((mask & (SOFTIRQ_MASK | HARDIRQ_MASK | NMI_MASK)) !== 0 && src.context === 'softirq') {
-        continue;
-      }
+      // An NMI nests in anything but an NMI; a hardirq not in a hardirq or NMI; a softirq runs
+      // only from task context (on irq exit, or ksoftirqd).
+      const blocked =
+        src.context === 'nmi'
+          ? NMI_MASK
+          : src.context === 'hardirq'
+            ? HARDIRQ_MASK | NMI_MASK
+            : SOFTIRQ_MASK | HARDIRQ_MASK | NMI_MASK;
+      if ((mask & blocked) !== 0) continue;
       if ((cpu.irqNext[i] ?? src.periodNs) > cpu.clock) continue;
       cpu.irqNext[i] = (cpu.irqNext[i] ?? src.periodNs) + src.periodNs;
       cpu.preemptCount += offset;

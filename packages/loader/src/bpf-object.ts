@@ -417,7 +417,9 @@ export class BpfObject {
       loaded.maps.set(def.name, m);
     });
     installHelpers(vm, table, env);
-    vm.setHelper(BPF_FUNC_loop, (v) => loaded.loopHelper(v));
+    // A vm without its own bpf_loop gets the loader's, which runs callbacks on a nested vm.
+    if (vm.helpers[BPF_FUNC_loop] === undefined)
+      vm.setHelper(BPF_FUNC_loop, (v) => loaded.loopHelper(v));
     for (const [id, fn] of Object.entries(options.helpers ?? {})) vm.setHelper(Number(id), fn);
     for (const [name, fn] of Object.entries(options.kfuncs ?? {})) {
       const id = this.targetBtf?.find(name, 'func');

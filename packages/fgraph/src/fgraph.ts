@@ -1,0 +1,537 @@
+import { FtraceRegs, type ArchName } from '@tracelab/arch-isa';
+import { TracelabError } from '@tracelab/contracts';
+import {
+  FTRACE_OPS_FL_ENABLED,
+  FTRACE_OPS_FL_GRAPH,
+  FtraceOps,
+  type Ftrace,
+} from '@tracelab/ftrace-core';
+import { ENTRY_CONTINUE, KernelError, type Cpu, type Kernel, type Task } from '@tracelab/kernel';
+import {
+  FGRAPH_ARRAY_SIZE,
+  FGRAPH_FRAME_OFFSET,
+  FGRAPH_IDX0_WANTS,
+  FGRAPH_MAX_DATA_WORDS,
+  FGRAPH_TYPE_DATA,
+  FGRAPH_TYPE_RESERVED,
+  FGRAPH_TYPE_SHIFT,
+  makeBitmapMarker,
+  makeDataMarker,
+  markerBitmap,
+  markerDataIndex,
+  markerDataWords,
+  markerOffset,
+  markerType,
+  RET_STACK_CALLTIME,
+  RET_STACK_FUNC,
+  RET_STACK_RET,
+  RET_STACK_RETP,
+  SHADOW_STACK_MAX_OFFSET,
+  ShadowStack,
+} from './shadow-stack.js';
+
+/** struct ftrace_graph_ent: what an entry callback sees. Reused for every call (no allocation). */
+export interface FtraceGraphEnt {
+  /** Image index of the traced function. */
+  fn: number;
+  /** Low 32 bits of its address. */
+  func: number;
+  depth: number;
+}
+
+/** struct ftrace_graph_ret: what a return callback sees. */
+export interface FtraceGraphRet {
+  fn: number;
+  func: number;
+  depth: number;
+  /** Simulated nanoseconds at entry and at return (CPU clock). */
+  calltime: number;
+  rettime: number;
+  /** The task's overrun count at return. */
+  overrun: number;
+  /** The return value register, in 32-bit halves. */
+  retvalLo: number;
+  retvalHi: number;
+}
+
+/** trace_func_graph_ent_t: non-zero (or true) asks for the return callback. */
+export type GraphEntryFunc = (
+  trace: FtraceGraphEnt,
+  gops: FgraphOps,
+  fregs: FtraceRegs | null,
+  cpu: Cpu,
+) => number | boolean;
+
+/** trace_func_graph_ret_t: gets the ftrace_regs holding the return value. */
+export type GraphReturnFunc = (
+  trace: FtraceGraphRet,
+  gops: FgraphOps,
+  fregs: FtraceRegs,
+  cpu: Cpu,
+) => void;
+
+export interface FgraphOpsInit {
+  readonly name?: string;
+  readonly entryfunc: GraphEntryFunc;
+  readonly retfunc?: GraphReturnFunc;
+  readonly private?: unknown;
+}
+
+/** struct fgraph_ops: a graph user with its own ftrace_ops filter. */
+export class FgraphOps {
+  readonly name: string;
+  entryfunc: GraphEntryFunc;
+  retfunc: GraphReturnFunc | null;
+  private: unknown;
+  /** Holds this user's filter and notrace hashes; never registered with ftrace itself. */
+  readonly ops: FtraceOps;
+  /** Index into the users array while registered, -1 otherwise. */
+  idx = -1;
+
+  constructor(init: FgraphOpsInit) {
+    this.name = init.name ?? 'fgraph_ops';
+    this.entryfunc = init.entryfunc;
+    this.retfunc = init.retfunc ?? null;
+    this.private = init.private;
+    this.ops = new FtraceOps({ name: this.name, func: () => undefined });
+  }
+}
+
+/** Counters for tests and benchmarks. */
+export interface FgraphStats {
+  entries: number;
+  hooked: number;
+  returns: number;
+}
+
+const RESERVED_MARKER = (FGRAPH_TYPE_RESERVED << FGRAPH_TYPE_SHIFT) | FGRAPH_FRAME_OFFSET;
+
+/**
+ * The function graph infrastructure over one ftrace: up to 16 users on per-task shadow stacks,
+ * one shared ftrace_ops for their entries, and return_to_handler for their returns.
+ */
+export class Fgraph {
+  readonly ftrace: Ftrace;
+  readonly kernel: Kernel;
+  /** Address of return_to_handler. */
+  readonly returnToHandler: bigint;
+  readonly stats: FgraphStats = { entries: 0, hooked: 0, returns: 0 };
+  /** fgraph_array: null where the kernel has fgraph_stub. */
+  private readonly users: (FgraphOps | null)[] = new Array<FgraphOps | null>(
+    FGRAPH_ARRAY_SIZE,
+  ).fill(null);
+  /** fgraph_lru_table: freed indices are reused last, so in-flight frames rarely see a new user. */
+  private readonly lru: number[] = Array.from({ length: FGRAPH_ARRAY_SIZE }, (_, i) => i);
+  private count = 0;
+  /** The only user, when there is exactly one: no filter test on entry. */
+  private single: FgraphOps | null = null;
+  /** The shared ftrace_ops every user's entry goes through. */
+  private readonly graphOps: FtraceOps;
+  private readonly slot: number;
+  private readonly rthLo: number;
+  private readonly rthHi: number;
+  private readonly wide: boolean;
+  private readonly spW: number;
+  private readonly ipW: number;
+  /** Link register as a pt_regs word and as an ftrace_regs field; -1 on x86. */
+  private readonly lrW: number;
+  private readonly fregsLr: number;
+  private readonly retW: [number, number];
+  private readonly ent: FtraceGraphEnt[];
+  private readonly ret: FtraceGraphRet[];
+  private readonly retRegs: FtraceRegs[];
+  /** The stack an entry or return callback runs on (current->ret_stack). */
+  private cur: ShadowStack | null = null;
+  /** The user whose entry callback runs now, and whether it already reserved data. */
+  private inEntry: FgraphOps | null = null;
+  private reserved = false;
+  /** Size in words of the last retrieveData() hit. */
+  retrievedWords = 0;
+
+  private constructor(ftrace: Ftrace, rth: bigint) {
+    this.ftrace = ftrace;
+    const kernel = ftrace.kernel;
+    this.kernel = kernel;
+    this.returnToHandler = rth;
+    this.rthLo = Number(rth & 0xffffffffn);
+    this.rthHi = Number(rth >> 32n);
+    const info = kernel.info;
+    this.wide = info.wordSize === 8;
+    const pt = info.ptRegs;
+    const word = (name: string): number =>
+      (pt.fields[pt.index.get(name) as number]?.offset as number) / 4;
+    this.spW = word(info.ptRoles.sp);
+    this.ipW = word(info.ptRoles.ip);
+    this.lrW = info.ptRoles.lr === null ? -1 : word(info.ptRoles.lr);
+    this.fregsLr =
+      info.ftraceRoles.lr === null ? -1 : (info.ftraceRegs.index.get(info.ftraceRoles.lr) ?? -1);
+    this.retW = [word(info.ptRoles.ret[0]), word(info.ptRoles.ret[1])];
+    this.slot = kernel.allocTaskSlot();
+    const arch: ArchName = kernel.arch;
+    const caller = info.capabilities.withArgs ? 'caller' : 'regs_caller';
+    this.ent = kernel.cpus.map(() => ({ fn: 0, func: 0, depth: 0 }));
+    this.ret = kernel.cpus.map(() => ({
+      fn: 0,
+      func: 0,
+      depth: 0,
+      calltime: 0,
+      rettime: 0,
+      overrun: 0,
+      retvalLo: 0,
+      retvalHi: 0,
+    }));
+    this.retRegs = kernel.cpus.map(() => new FtraceRegs(arch, { caller }));
+    this.graphOps = new FtraceOps({
+      name: 'graph_ops',
+      flags: FTRACE_OPS_FL_GRAPH,
+      func: (ip, _parent, _op, fregs, cpu, fn) => this.entry(ip, fregs, cpu, fn),
+    });
+  }
+
+  /**
+   * Sets up fgraph on an ftrace: return_to_handler at its symbol, and the unwinder hook that maps
+   * it back to real return addresses.
+   */
+  static attach(ftrace: Ftrace): Fgraph | TracelabError {
+    const kernel = ftrace.kernel;
+    const rth = kernel.symbolAddress('return_to_handler');
+    if (rth instanceof KernelError) return new TracelabError(rth.errno, rth.message);
+    const fg = new Fgraph(ftrace, rth);
+    const err = kernel.registerHandler(rth, 'return_to_handler', (cpu, fn) =>
+      fg.returnHandler(cpu, fn),
+    );
+    if (err !== null) return new TracelabError(err.errno, err.message);
+    kernel.graphRetAddr = (task, addr, state) => fg.graphRetAddr(task, addr, state);
+    return fg;
+  }
+
+  /** Registered users by index (fgraph_array without the stubs). */
+  get registered(): readonly (FgraphOps | null)[] {
+    return this.users;
+  }
+
+  /** The shared ftrace_ops, for tracefs views (enabled_functions). */
+  get sharedOps(): FtraceOps {
+    return this.graphOps;
+  }
+
+  /** The task's shadow stack, or null before fgraph has touched it. */
+  stackOf(task: Task): ShadowStack | null {
+    return (task.slots[this.slot] as ShadowStack | undefined) ?? null;
+  }
+
+  private ensureStack(task: Task): ShadowStack {
+    let st = task.slots[this.slot] as ShadowStack | undefined;
+    if (st === undefined) {
+      // A task created after registration gets its stack on its first traced call, as a forked
+      // task gets one in the kernel.
+      st = new ShadowStack();
+      task.slots[this.slot] = st;
+    }
+    return st;
+  }
+
+  // ---- registration ----
+
+  /** register_ftrace_graph(). */
+  register(gops: FgraphOps): TracelabError | null {
+    if (gops.idx >= 0) return new TracelabError('EBUSY', `${gops.name}: already registered`);
+    const idx = this.lru[0];
+    if (idx === undefined) {
+      return new TracelabError(
+        'ENOSPC',
+        `${gops.name}: all ${FGRAPH_ARRAY_SIZE} graph users taken`,
+      );
+    }
+    this.ftrace.initOps(gops.ops);
+    for (const task of this.kernel.tasks) this.ensureStack(task).setTaskVar(idx, 0);
+    this.lru.shift();
+    gops.idx = idx;
+    this.users[idx] = gops;
+    this.count++;
+    const err = this.update();
+    if (err !== null) {
+      this.release(gops);
+      this.update();
+    }
+    return err;
+  }
+
+  /**
+   * unregister_ftrace_graph(): the user's slot goes back to the stub at once, so frames still in
+   * flight skip its return callback; their return addresses are still restored.
+   */
+  unregister(gops: FgraphOps): TracelabError | null {
+    if (gops.idx < 0 || this.users[gops.idx] !== gops) {
+      return new TracelabError('EINVAL', `${gops.name}: not registered`);
+    }
+    this.release(gops);
+    return this.update();
+  }
+
+  private release(gops: FgraphOps): void {
+    this.users[gops.idx] = null;
+    this.lru.push(gops.idx);
+    gops.idx = -1;
+    this.count--;
+  }
+
+  /** Writes a user's filter (or notrace with `notrace`), in set_ftrace_filter syntax. */
+  setFilter(
+    gops: FgraphOps,
+    text: string,
+    options: { notrace?: boolean; append?: boolean } = {},
+  ): TracelabError | null {
+    const err = this.ftrace.setFilter(gops.ops, text, {
+      notrace: options.notrace === true,
+      append: options.append === true,
+    });
+    if (err !== null) return err;
+    return gops.idx >= 0 ? this.update() : null;
+  }
+
+  /**
+   * Makes the shared ftrace_ops trace the union of the users' functions and picks the dispatch:
+   * one user is called without a filter test; several are each tested against their own hashes.
+   */
+  private update(): TracelabError | null {
+    this.single = null;
+    if (this.count === 1) this.single = this.users.find((u) => u !== null) ?? null;
+    const fns: number[] = [];
+    if (this.count > 0) {
+      for (const f of this.ftrace.table.functions) {
+        for (const u of this.users) {
+          if (u !== null && u.ops.traces(f.id)) {
+            fns.push(f.id);
+            break;
+          }
+        }
+      }
+    }
+    const on = (this.graphOps.flags & FTRACE_OPS_FL_ENABLED) !== 0;
+    if (fns.length === 0) {
+      return on ? this.ftrace.unregisterFtraceFunction(this.graphOps) : null;
+    }
+    const err = this.ftrace.setFilterFunctions(this.graphOps, fns, { reset: true });
+    if (err !== null || on) return err;
+    return this.ftrace.registerFtraceFunction(this.graphOps);
+  }
+
+  // ---- data on the shadow stack ----
+
+  /**
+   * fgraph_reserve_data(): `bytes` (1..256) of the current frame for the user whose entry
+   * callback runs now, once per callback. Returns the first word's index into the stack (see
+   * currentStack), or -1 when refused or the stack is full. Dropped if the callback returns 0.
+   */
+  reserveData(gops: FgraphOps, bytes: number): number {
+    const st = this.cur;
+    if (st === null || this.inEntry !== gops || this.reserved) return -1;
+    if (!(bytes >= 1 && bytes <= FGRAPH_MAX_DATA_WORDS * 8)) return -1;
+    const words = Math.ceil(bytes / 8);
+    const top = st.curr;
+    const next = top + words + 1;
+    if (next >= SHADOW_STACK_MAX_OFFSET) return -1;
+    const prev = markerOffset(st.lo(top - 1));
+    st.setWord(next - 1, makeDataMarker(gops.idx, words, prev + words + 1), 0);
+    st.curr = next;
+    this.reserved = true;
+    return top;
+  }
+
+  /**
+   * fgraph_retrieve_parent_data(): the data `gops` reserved in the frame `depth` levels above
+   * the one returning now (0 = this frame). Returns its first word's index and sets
+   * retrievedWords, or -1 when there is none.
+   */
+  retrieveData(gops: FgraphOps, depth = 0): number {
+    const st = this.cur;
+    if (st === null) return -1;
+    let top = st.curr;
+    for (let d = 0; d < depth; d++) {
+      top = st.frameBelow(top);
+      if (top < 0) return -1;
+    }
+    let i = top - 1;
+    while (i >= 0) {
+      const v = st.lo(i);
+      if (markerType(v) !== FGRAPH_TYPE_DATA) return -1;
+      const words = markerDataWords(v);
+      if (markerDataIndex(v) === gops.idx) {
+        this.retrievedWords = words;
+        return i - words;
+      }
+      i -= words + 1;
+    }
+    return -1;
+  }
+
+  /** The shadow stack of the callback running now (current->ret_stack). */
+  get currentStack(): ShadowStack | null {
+    return this.cur;
+  }
+
+  // ---- the traced call ----
+
+  /** function_graph_enter_regs(), called through the shared ftrace_ops. */
+  private entry(ip: number, fregs: FtraceRegs | null, cpu: Cpu, fn: number): void {
+    const task = cpu.current;
+    if (task === null) return;
+    this.stats.entries++;
+    const hookLr = this.lrW >= 0;
+    // Where the return address is: the word at sp (x86), or the link register (kept in fregs,
+    // which the caller writes back to the CPU).
+    if (hookLr && (fregs === null || this.fregsLr < 0)) return;
+    const st = this.ensureStack(task);
+    const frame = st.curr;
+    if (frame + FGRAPH_FRAME_OFFSET >= SHADOW_STACK_MAX_OFFSET) {
+      st.overrun++;
+      return;
+    }
+    const u = cpu.regs.u32;
+    const spLo = u[this.spW] as number;
+    const spHi = this.wide ? (u[this.spW + 1] as number) : 0;
+    const slotW = (spLo - task.stackBaseLo) >> 2;
+    const words = task.stackWords;
+    let retLo: number;
+    let retHi: number;
+    if (hookLr) {
+      retLo = (fregs as FtraceRegs).lo(this.fregsLr);
+      retHi = (fregs as FtraceRegs).hi(this.fregsLr);
+    } else {
+      retLo = words[slotW] as number;
+      retHi = this.wide ? (words[slotW + 1] as number) : 0;
+    }
+    const depth = ++st.depth;
+    const image = this.kernel.image;
+    st.setWord(frame + RET_STACK_RET, retLo, retHi);
+    st.setWord(frame + RET_STACK_FUNC, image.addrLo[fn] as number, image.addrHi[fn] as number);
+    st.f64[frame + RET_STACK_CALLTIME] = cpu.clock;
+    if (hookLr) st.setWord(frame + RET_STACK_RETP, 0, 0);
+    else st.setWord(frame + RET_STACK_RETP, spLo, spHi);
+    st.setWord(frame + FGRAPH_FRAME_OFFSET, RESERVED_MARKER, 0);
+    st.curr = frame + FGRAPH_FRAME_OFFSET + 1;
+    st.entering = true;
+
+    const ent = this.ent[cpu.id] as FtraceGraphEnt;
+    ent.fn = fn;
+    ent.func = ip;
+    ent.depth = depth;
+    const prevCur = this.cur;
+    this.cur = st;
+    let bitmap = 0;
+    const single = this.single;
+    if (single !== null) {
+      if (this.callEntry(single, st, ent, fregs, cpu)) bitmap = 1 << single.idx;
+    } else {
+      const users = this.users;
+      for (let i = 0; i < FGRAPH_ARRAY_SIZE; i++) {
+        const g = users[i];
+        if (g === null || g === undefined || !g.ops.traces(fn)) continue;
+        if (this.callEntry(g, st, ent, fregs, cpu)) bitmap |= 1 << i;
+      }
+    }
+    this.cur = prevCur;
+    st.entering = false;
+    if (bitmap === 0) {
+      // Nobody wants the return: pop, and leave the return address alone.
+      st.curr = frame;
+      st.depth--;
+      return;
+    }
+    const wants0 = (bitmap & 1) !== 0 ? FGRAPH_IDX0_WANTS : 0;
+    st.setWord(frame + FGRAPH_FRAME_OFFSET, makeBitmapMarker(bitmap | 1) | wants0, 0);
+    // prepare_ftrace_return(): the function now returns into return_to_handler.
+    if (hookLr) (fregs as FtraceRegs).setHalves(this.fregsLr, this.rthLo, this.rthHi);
+    else {
+      words[slotW] = this.rthLo;
+      if (this.wide) words[slotW + 1] = this.rthHi;
+    }
+    this.stats.hooked++;
+  }
+
+  /** One user's entry callback; its reserved data is dropped unless it returns non-zero. */
+  private callEntry(
+    g: FgraphOps,
+    st: ShadowStack,
+    ent: FtraceGraphEnt,
+    fregs: FtraceRegs | null,
+    cpu: Cpu,
+  ): boolean {
+    const save = st.curr;
+    this.inEntry = g;
+    this.reserved = false;
+    const r = g.entryfunc(ent, g, fregs, cpu);
+    this.inEntry = null;
+    if (r !== 0 && r !== false) return true;
+    st.curr = save;
+    return false;
+  }
+
+  /**
+   * return_to_handler / ftrace_return_to_handler(): pops the frame, calls each wanting user's
+   * return callback with the return value in ftrace_regs, and resumes at the real return address.
+   */
+  private returnHandler(cpu: Cpu, fn: number): number {
+    const task = cpu.current;
+    const st = task === null ? null : this.stackOf(task);
+    // Without a frame ip stays at return_to_handler and the kernel reports the bad return.
+    if (st === null) return ENTRY_CONTINUE;
+    const frame = st.frameBelow(st.curr);
+    if (frame < 0) return ENTRY_CONTINUE;
+    this.stats.returns++;
+    const u = cpu.regs.u32;
+    const marker = st.lo(frame + FGRAPH_FRAME_OFFSET);
+    const bitmap = markerBitmap(marker);
+    const rt = this.ret[cpu.id] as FtraceGraphRet;
+    rt.fn = fn;
+    rt.func = st.lo(frame + RET_STACK_FUNC);
+    rt.depth = st.depth;
+    rt.calltime = st.f64[frame + RET_STACK_CALLTIME] as number;
+    rt.rettime = cpu.clock;
+    rt.overrun = st.overrun;
+    rt.retvalLo = u[this.retW[0]] as number;
+    rt.retvalHi = this.wide ? (u[this.retW[0] + 1] as number) : (u[this.retW[1]] as number);
+    const fregs = this.retRegs[cpu.id] as FtraceRegs;
+    fregs.saveFrom(cpu.regs);
+    const prevCur = this.cur;
+    this.cur = st;
+    const users = this.users;
+    for (let i = 0; i < FGRAPH_ARRAY_SIZE; i++) {
+      if ((bitmap & (1 << i)) === 0) continue;
+      if (i === 0 && (marker & FGRAPH_IDX0_WANTS) === 0) continue;
+      const g = users[i];
+      if (g === null || g === undefined || g.retfunc === null) continue;
+      g.retfunc(rt, g, fregs, cpu);
+    }
+    this.cur = prevCur;
+    const retLo = st.lo(frame + RET_STACK_RET);
+    const retHi = st.hi(frame + RET_STACK_RET);
+    st.curr = frame;
+    st.depth--;
+    u[this.ipW] = retLo;
+    if (this.wide) u[this.ipW + 1] = retHi;
+    if (this.lrW >= 0) {
+      u[this.lrW] = retLo;
+      u[this.lrW + 1] = retHi;
+    }
+    return ENTRY_CONTINUE;
+  }
+
+  /**
+   * ftrace_graph_ret_addr(): a return_to_handler found by an unwinder is the return address of
+   * the state.index-th hooked frame from the top of the task's shadow stack.
+   */
+  graphRetAddr(task: Task, addr: bigint, state: { index: number }): bigint {
+    if (addr !== this.returnToHandler) return addr;
+    const st = this.stackOf(task);
+    if (st === null) return addr;
+    const frames = st.frames();
+    // A frame whose entry callbacks still run has not hooked its return address yet.
+    const skip = st.entering ? 1 : 0;
+    const f = frames[skip + state.index];
+    if (f === undefined) return addr;
+    state.index++;
+    return st.frameRet(f);
+  }
+}

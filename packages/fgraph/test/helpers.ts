@@ -1,0 +1,88 @@
+import type { ArchName } from '@tracelab/arch-isa';
+import { Ftrace } from '@tracelab/ftrace-core';
+import {
+  compileWorkload,
+  Kernel,
+  KernelError,
+  KernelImage,
+  type CallNode,
+  type CallSpec,
+  type Cpu,
+  type Task,
+} from '@tracelab/kernel';
+import { Fgraph } from '../src/fgraph.js';
+
+export interface Machine {
+  kernel: Kernel;
+  ft: Ftrace;
+  fg: Fgraph;
+  image: KernelImage;
+  cpu: Cpu;
+  task: Task;
+}
+
+export function ok<T>(v: T): Exclude<T, Error> {
+  if (v instanceof Error) throw v;
+  return v as Exclude<T, Error>;
+}
+
+/** A kernel on the built-in image with ftrace and fgraph attached and one task on CPU 0. */
+export function machine(arch: ArchName = 'x86_64', cpus = 1): Machine {
+  const image = ok(KernelImage.builtin(arch));
+  const kernel = new Kernel({ image, cpus });
+  const ft = ok(Ftrace.attach(kernel));
+  const fg = ok(Fgraph.attach(ft));
+  const task = ok(kernel.createTask('bash', { pid: 1977, cpu: 0 }));
+  const cpu = kernel.cpus[0] as Cpu;
+  kernel.switchTo(cpu, task);
+  return { kernel, ft, fg, image, cpu, task };
+}
+
+export function node(image: KernelImage, spec: CallSpec): CallNode {
+  const w = compileWorkload(image, { name: 't', tasks: [{ comm: 't', calls: [spec] }] });
+  if (w instanceof KernelError) throw w;
+  return w.tasks[0]?.calls[0] as CallNode;
+}
+
+export function fnIndex(image: KernelImage, name: string): number {
+  const i = image.indexOf(name);
+  if (i < 0) throw new Error(`no ${name}`);
+  return i;
+}
+
+/** Runs a call on the machine's CPU and fails the test on a fault. */
+export function run(m: Machine, spec: CallSpec): void {
+  const fault = m.kernel.run(m.cpu, node(m.image, spec));
+  if (fault !== null) throw new Error(fault.toString());
+}
+
+/** A read path: ksys_read -> vfs_read -> {rw_verify_area -> security_file_permission, ...}. */
+export const READ: CallSpec = {
+  fn: 'ksys_read',
+  cost: 100,
+  ret: 4,
+  calls: [
+    {
+      fn: 'vfs_read',
+      cost: 200,
+      ret: 4,
+      calls: [
+        {
+          fn: 'rw_verify_area',
+          cost: 50,
+          ret: 0,
+          calls: [{ fn: 'security_file_permission', cost: 30, ret: 0 }],
+        },
+        { fn: 'fsnotify_access', cost: 20 },
+      ],
+    },
+  ],
+};
+
+export const ARCHES: readonly ArchName[] = ['x86_64', 'i386', 'arm64', 'riscv64'];
+
+/** The value, or a thrown error when it is null. */
+export function must<T>(v: T | null): T {
+  if (v === null) throw new Error('unexpected null');
+  return v;
+}

@@ -1,4 +1,5 @@
 import type { Btf } from './btf.js';
+import { BtfError } from './error.js';
 import { alignOfType } from './graph.js';
 import type { BtfComposite, BtfEnum, BtfEnum64, BtfType } from './types.js';
 
@@ -9,6 +10,10 @@ const FOOTER =
   '#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute pop\n#endif\n\n#endif /* __VMLINUX_H__ */\n';
 
 const ORDERING = 1;
+/** Deeper type chains than this only come from reference cycles. */
+const MAX_DEPTH = 512;
+/** Largest hole (in bits, 64 KiB) the C dump spells out with unnamed bitfields. */
+const MAX_PAD_BITS = 64 * 1024 * 8;
 const ORDERED = 2;
 
 const tabs = (n: number): string => '\t'.repeat(n);
@@ -40,6 +45,7 @@ class CDumper {
   /** Generation stamps instead of a Set per walk: seen[id] === gen means visited. */
   private readonly seen: Uint32Array;
   private gen = 0;
+  private depth = 0;
   private readonly alignCache: Int8Array;
   private readonly sizeCache: Float64Array;
 
@@ -116,6 +122,25 @@ class CDumper {
    * "strong": a use of it needs its full definition, not just a forward declaration.
    */
   private orderType(id: number, throughPtr: boolean): boolean {
+    this.enter(id);
+    try {
+      return this.orderTypeInner(id, throughPtr);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** Bounds recursion so cyclic (invalid) BTF fails with an error, not a stack overflow. */
+  private enter(id: number): void {
+    if (++this.depth > MAX_DEPTH) {
+      this.depth = 0;
+      throw new BtfError('ELOOP', `type chain deeper than ${MAX_DEPTH} (a reference cycle?)`, {
+        typeId: id,
+      });
+    }
+  }
+
+  private orderTypeInner(id: number, throughPtr: boolean): boolean {
     if (id === 0 || this.order[id] === ORDERED) return true;
     const t = this.type(id) as BtfType;
     if (this.order[id] === ORDERING) {
@@ -278,14 +303,20 @@ class CDumper {
       if (bits === 0 && mt?.kind === 'int' && mt.bits !== mt.size * 8) bits = mt.bits;
       if (t.kind === 'struct') {
         const align = packed ? 1 : this.safeAlign(m.type);
-        s += this.padding(cur, m.bitsOffset, align, prevBitfield && bits !== 0, indent + 1);
+        s += this.padding(cur, m.bitsOffset, align, prevBitfield && bits !== 0, indent + 1, {
+          id,
+          what: `before member '${m.name}'`,
+        });
       }
       s += `${tabs(indent + 1)}${this.decl(m.type, m.name, indent + 1)}${bits > 0 ? `: ${bits}` : ''};\n`;
       cur = m.bitsOffset + (bits > 0 ? bits : this.safeSize(m.type) * 8);
       prevBitfield = bits !== 0;
     }
     if (t.kind === 'struct') {
-      s += this.padding(cur, t.size * 8, packed ? 1 : this.safeAlign(id), false, indent + 1);
+      s += this.padding(cur, t.size * 8, packed ? 1 : this.safeAlign(id), false, indent + 1, {
+        id,
+        what: 'at the end',
+      });
     }
     return s + `${tabs(indent)}}${packed ? ' __attribute__((packed))' : ''}`;
   }
@@ -334,8 +365,19 @@ class CDumper {
     nextAlign: number,
     inBitfield: boolean,
     indent: number,
+    where: { id: number; what: string },
   ): string {
     if (from >= to) return '';
+    if (to - from > MAX_PAD_BITS) {
+      // Only corrupt BTF has such holes; spelling them out would mean gigabytes of text.
+      throw new BtfError(
+        'E2BIG',
+        `gap of ${Math.floor((to - from) / 8)} bytes ${where.what} is too large to pad`,
+        {
+          typeId: where.id,
+        },
+      );
+    }
     const pads: [string, number][] = [
       ['long', this.btf.ptrSize * 8],
       ['int', 32],
@@ -384,6 +426,15 @@ class CDumper {
 
   /** A C declaration of `inner` (a declarator, possibly empty) with type `id`. */
   decl(id: number, inner: string, indent: number): string {
+    this.enter(id);
+    try {
+      return this.declInner(id, inner, indent);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private declInner(id: number, inner: string, indent: number): string {
     if (id === 0) return join('void', inner);
     const t = this.type(id) as BtfType;
     switch (t.kind) {

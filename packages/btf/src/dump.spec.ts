@@ -154,3 +154,39 @@ describe('C dump of builder-made BTF', () => {
     expect(() => dumpBtf(tricky(), 'yaml' as 'c')).toThrow(/EINVAL: unknown dump format/);
   });
 });
+
+describe('dumps of hostile input', () => {
+  it('either dump or raise BtfError on corrupted blobs', async () => {
+    const { default: fc } = await import('fast-check');
+    const { BtfError } = await import('./error.js');
+    const good = new Uint8Array(readFileSync(join(testdata, 'kinds.btf')));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        (edits) => {
+          const blob = good.slice();
+          for (const [at, v] of edits) blob[at] = v;
+          for (const format of ['raw', 'json', 'c'] as const) {
+            try {
+              dumpBtf(blob, format);
+            } catch (e) {
+              expect(e).toBeInstanceOf(BtfError);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('fails with ELOOP on a pointer cycle instead of overflowing the stack', () => {
+    const b = new BtfBuilder();
+    const p = b.reserve();
+    b.set(p, { kind: 'ptr', type: p });
+    b.typedef('loop_t', p);
+    expect(() => dumpBtf(b.build(), 'c')).toThrow(/ELOOP/);
+  });
+});

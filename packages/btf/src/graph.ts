@@ -11,6 +11,8 @@ export interface TypeSource {
 
 /** The kernel's MAX_RESOLVE_DEPTH: chains of modifiers longer than this are loops. */
 const MAX_RESOLVE_DEPTH = 32;
+/** Bound on by-value nesting walks (struct in struct, anonymous members) so cycles fail cleanly. */
+const MAX_NESTING = 256;
 
 function isModifierKind(kind: string): boolean {
   return (
@@ -74,7 +76,12 @@ export function sizeOfType(src: TypeSource, id: number): number {
 }
 
 /** Natural alignment in bytes, as libbpf's btf__align_of computes it (packed structs -> 1). */
-export function alignOfType(src: TypeSource, id: number): number {
+export function alignOfType(src: TypeSource, id: number, depth = 0): number {
+  if (depth > MAX_NESTING) {
+    throw new BtfError('EINVAL', `nesting deeper than ${MAX_NESTING} (a by-value cycle?)`, {
+      typeId: id,
+    });
+  }
   const rid = resolveType(src, id);
   const t = src.type(rid);
   if (t === undefined) throw new BtfError('EINVAL', 'void has no alignment', { typeId: id });
@@ -87,12 +94,12 @@ export function alignOfType(src: TypeSource, id: number): number {
     case 'ptr':
       return src.ptrSize;
     case 'array':
-      return alignOfType(src, t.type);
+      return alignOfType(src, t.type, depth + 1);
     case 'struct':
     case 'union': {
       let max = 1;
       for (const m of t.members) {
-        const a = alignOfType(src, m.type);
+        const a = alignOfType(src, m.type, depth + 1);
         // A non-bitfield member off its natural alignment means the struct is packed.
         if (m.bitfieldSize === 0 && m.bitsOffset % (8 * a) !== 0) return 1;
         if (a > max) max = a;
@@ -132,7 +139,13 @@ function findMember(
   src: TypeSource,
   compositeId: number,
   name: string,
+  depth = 0,
 ): { bitsOffset: number; member: BtfMember } | undefined {
+  if (depth > MAX_NESTING) {
+    throw new BtfError('EINVAL', `anonymous members nested deeper than ${MAX_NESTING}`, {
+      typeId: compositeId,
+    });
+  }
   const t = src.type(compositeId);
   if (t === undefined || (t.kind !== 'struct' && t.kind !== 'union')) return undefined;
   for (const m of t.members) {
@@ -140,7 +153,7 @@ function findMember(
   }
   for (const m of t.members) {
     if (m.name !== '') continue;
-    const inner = findMember(src, resolveType(src, m.type), name);
+    const inner = findMember(src, resolveType(src, m.type), name, depth + 1);
     if (inner) return { bitsOffset: m.bitsOffset + inner.bitsOffset, member: inner.member };
   }
   return undefined;

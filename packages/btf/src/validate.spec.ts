@@ -324,3 +324,33 @@ describe('validateBtf', () => {
     expect(validateBtf(parseBtf(blob2))[0]?.message).toContain('not NUL-terminated');
   });
 });
+
+describe('validateBtf on hostile input', () => {
+  it('reports errors (never throws, never hangs) on randomly corrupted blobs', async () => {
+    const { default: fc } = await import('fast-check');
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const good = new Uint8Array(readFileSync(join(import.meta.dirname, 'testdata', 'kinds.btf')));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        (edits) => {
+          const blob = good.slice();
+          for (const [at, v] of edits) blob[at] = v;
+          let btf;
+          try {
+            btf = parseBtf(blob);
+          } catch {
+            return;
+          }
+          const errs = validateBtf(btf);
+          for (const e of errs) expect(e.typeId !== undefined || e.offset !== undefined).toBe(true);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});

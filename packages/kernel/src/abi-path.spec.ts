@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { KernelError } from './errors.js';
 import { KernelImage } from './image.js';
 import { ENTRY_CONTINUE, Kernel, type CallNode, type Cpu } from './machine.js';
-import { helperEnv } from './run.js';
+import { kernelEnv } from './run.js';
 import { compileWorkload, type CompiledWorkload } from './workload.js';
 
 function boot(arch: (typeof ARCHES)[number]): { k: Kernel; cpu: Cpu } {
@@ -108,22 +108,28 @@ describe('faults and the helper interface', () => {
     expect(cpu.fault).toBeNull();
   });
 
-  it('serves current task, time, CPU, stack and memory reads to BPF helpers', () => {
+  it("serves vm's KernelEnv: current task, time, CPU, stack, printk, prandom", () => {
     const { k, cpu } = boot('arm64');
-    const env = helperEnv(k);
-    expect(env.currentPidTgid(0)).toBe((70n << 32n) | 77n);
-    expect(env.currentComm(0)).toBe('abi');
-    expect(env.currentComm(1)).toBe('swapper');
-    expect(env.currentTask(0)).toBe(k.tasks[0]?.taskStruct);
+    const env = kernelEnv(k, 0);
+    const idle = kernelEnv(k, 1);
+    expect(env.currentPidTgid()).toBe((70n << 32n) | 77n);
+    expect(new TextDecoder().decode(env.currentComm())).toBe('abi');
+    expect(new TextDecoder().decode(idle.currentComm())).toBe('swapper');
+    expect(idle.currentPidTgid()).toBe(0n);
+    expect(env.currentTask()).toBe(k.tasks[0]?.taskStruct);
     cpu.clock = 1234.5;
-    expect(env.ktimeGetNs(0)).toBe(1234n);
-    expect(env.smpProcessorId(1)).toBe(1);
-    const fault = env.readKernel(0x10n, 8);
-    expect(isMemFault(fault)).toBe(true);
-    const pid = env.readKernel(env.currentTask(0), 4);
-    expect(pid).toBeInstanceOf(Uint8Array);
-    let depthTrace: bigint[] = [];
-    k.observer = { onCall: (c) => void (c.depth === 2 && (depthTrace = env.stack(c.id, 8))) };
+    expect(env.ktimeGetNs()).toBe(1234n);
+    expect(idle.smpProcessorId()).toBe(1);
+    env.tracePrintk('hello');
+    expect(k.printkLines).toEqual(['hello']);
+    k.seed(3);
+    const a = env.prandomU32();
+    k.seed(3);
+    expect(env.prandomU32()).toBe(a);
+    expect(isMemFault(k.mm.read(0x10n, 8))).toBe(true);
+    expect(() => kernelEnv(k, 5)).toThrow(/no cpu 5/);
+    let depthTrace: readonly bigint[] = [];
+    k.observer = { onCall: (c) => void (c.depth === 2 && (depthTrace = env.stack(false))) };
     const w = compileWorkload(k.image, {
       name: 's',
       tasks: [{ comm: 's', calls: [{ fn: 'vfs_read', calls: [{ fn: 'rw_verify_area' }] }] }],
@@ -133,6 +139,7 @@ describe('faults and the helper interface', () => {
       'rw_verify_area',
       'vfs_read',
     ]);
+    expect(env.stack(true)).toEqual([]);
   });
 
   it('maps a per-CPU area for every CPU', () => {

@@ -52,8 +52,7 @@ export {
   loadImage,
   kernelInfo,
   formatSymbols,
-  helperEnv,
-  type KernelHelperEnv,
+  kernelEnv,
   type RunOptions,
   type RunSummary,
 } from './run.js';

@@ -211,6 +211,8 @@ export class Kernel {
   readonly tasks: Task[] = [];
   readonly irqs: IrqSource[] = [];
   observer: CallObserver | null = null;
+  /** Lines BPF programs printed with trace_printk (the default sink of kernelEnv). */
+  readonly printkLines: string[] = [];
   private readonly handlers = new Map<number, TextHandler>();
   private readonly handlerNames = new Map<number, string>();
   private readonly pokes: TextPokeRecord[] = [];

@@ -1,5 +1,5 @@
 import { archInfo, type ArchName } from '@tracelab/arch-isa';
-import { MemFault } from '@tracelab/vm';
+import type { KernelEnv } from '@tracelab/vm';
 import { KernelError } from './errors.js';
 import { KernelImage } from './image.js';
 import { Kernel, type Cpu, type CallNode } from './machine.js';
@@ -189,34 +189,30 @@ export function formatSymbols(
 }
 
 /**
- * The kernel side of BPF helpers, for the vm: current task, pid/tgid, comm, time, CPU, stack
- * and kernel memory reads. Faults come back as values.
+ * The kernel side of BPF helpers for programs running on one CPU: vm's KernelEnv (current task,
+ * pid/tgid, comm, time, CPU, stack traces, trace_printk, prandom). Kernel memory reads go through
+ * `kernel.mm`, the address space the vm is given.
  */
-export interface KernelHelperEnv {
-  currentPidTgid(cpu: number): bigint;
-  currentComm(cpu: number): string;
-  currentTask(cpu: number): bigint;
-  ktimeGetNs(cpu: number): bigint;
-  smpProcessorId(cpu: number): number;
-  stack(cpu: number, max: number): bigint[];
-  readKernel(addr: bigint, len: number): Uint8Array | MemFault;
-}
-
-export function helperEnv(kernel: Kernel): KernelHelperEnv {
-  const cur = (cpu: number): Task | null => kernel.cpus[cpu]?.current ?? null;
+export function kernelEnv(
+  kernel: Kernel,
+  cpu: number,
+  tracePrintk: (line: string) => void = (line) => void kernel.printkLines.push(line),
+): KernelEnv {
+  const c = kernel.cpus[cpu];
+  if (c === undefined) throw new KernelError('EINVAL', `kernelEnv: no cpu ${cpu}`);
+  const encoder = new TextEncoder();
   return {
-    currentPidTgid: (cpu) => {
-      const t = cur(cpu);
+    ktimeGetNs: () => BigInt(Math.floor(c.clock)),
+    smpProcessorId: () => cpu,
+    currentPidTgid: () => {
+      const t = c.current;
       return t === null ? 0n : (BigInt(t.tgid) << 32n) | BigInt(t.pid);
     },
-    currentComm: (cpu) => cur(cpu)?.comm ?? 'swapper',
-    currentTask: (cpu) => cur(cpu)?.taskStruct ?? 0n,
-    ktimeGetNs: (cpu) => BigInt(Math.floor(kernel.cpus[cpu]?.clock ?? 0)),
-    smpProcessorId: (cpu) => cpu,
-    stack: (cpu, max) => {
-      const c = kernel.cpus[cpu];
-      return c === undefined ? [] : kernel.stackTrace(c, max);
-    },
-    readKernel: (addr, len) => kernel.mm.read(addr, len),
+    currentComm: () => encoder.encode((c.current?.comm ?? 'swapper').slice(0, 15)),
+    currentTask: () => c.current?.taskStruct ?? 0n,
+    // The simulated machine runs no user code, so user stacks are empty.
+    stack: (user) => (user ? [] : kernel.stackTrace(c)),
+    tracePrintk,
+    prandomU32: () => kernel.rand(),
   };
 }

@@ -1,8 +1,8 @@
 import { type Insn, formatInsn, isLddw } from '@tracelab/vm';
 import { CORE_RELO_KIND_NAMES, type LineInfo } from './btf-ext.js';
 import { RELOC_NAMES } from './elf.js';
-import { LoaderError } from './errors.js';
-import { type ParsedObject, mapTypeName, parseObject } from './object.js';
+import { LoaderError, wrapErrors } from './errors.js';
+import { type ParsedObject, type ProgSection, mapTypeName, parseObject } from './object.js';
 
 /** What `tracelab obj info` shows: programs, maps, relocations, externs, BTF summary. */
 export interface ObjectInfo {
@@ -94,7 +94,8 @@ function infoOf(obj: ParsedObject): ObjectInfo {
 
 /** Summarises an object file; bad bytes give a LoaderError naming the section and offset. */
 export function objectInfo(bytes: Uint8Array): ObjectInfo {
-  return infoOf(parseObject(bytes));
+  const obj = parseObject(bytes);
+  return wrapErrors({ section: '.BTF' }, 'object info', () => infoOf(obj));
 }
 
 /** Text form of objectInfo, one block per kind of thing, as the CLI prints it. */
@@ -152,35 +153,39 @@ export function dumpObject(bytes: Uint8Array, section?: string): string {
   }
   const out: string[] = [];
   for (const ps of sections) {
-    out.push(`Disassembly of section ${ps.name}:`);
-    const lines = new Map<number, LineInfo>();
-    for (const li of obj.btfExt?.lineInfo.get(ps.name) ?? []) lines.set(li.insnOff, li);
-    const relocs = new Map(ps.relocs.map((r) => [r.insnIdx, r]));
-    const core = new Map((obj.btfExt?.coreRelos.get(ps.name) ?? []).map((r) => [r.insnOff, r]));
-    const funcs = new Map(ps.funcs.map((f) => [f.insnOff, f.name]));
-    for (let k = 0; k < ps.insns.length; k++) {
-      const fname = funcs.get(k);
-      if (fname !== undefined) out.push('', `${fname}:`);
-      const li = lines.get(k);
-      if (li !== undefined) {
-        const file = li.fileName.split('/').pop() ?? li.fileName;
-        out.push(`; ${li.line.trim()}  [${file}:${li.lineNum}:${li.lineCol}]`);
-      }
-      const i = ps.insns[k] as Insn;
-      out.push(`${String(k).padStart(6)}:  ${formatInsn(i)}`);
-      const r = relocs.get(k);
-      if (r !== undefined)
-        out.push(`\t\t${RELOC_NAMES[r.type] ?? r.type}  ${r.symbol || '(section)'}  (${r.kind})`);
-      const c = core.get(k);
-      if (c !== undefined) {
-        const b = obj.btf;
-        const t =
-          (b !== undefined && c.typeId < b.typeCount ? b.name(c.typeId) : '') || `[${c.typeId}]`;
-        out.push(`\t\tCO-RE <${CORE_RELO_KIND_NAMES[c.kind]}> ${t} ${c.accessStr}`);
-      }
-      if (isLddw(i)) k++;
-    }
-    out.push('');
+    wrapErrors({ section: ps.name }, 'dump', () => dumpSection(obj, ps, out));
   }
   return out.join('\n');
+}
+
+function dumpSection(obj: ParsedObject, ps: ProgSection, out: string[]): void {
+  out.push(`Disassembly of section ${ps.name}:`);
+  const lines = new Map<number, LineInfo>();
+  for (const li of obj.btfExt?.lineInfo.get(ps.name) ?? []) lines.set(li.insnOff, li);
+  const relocs = new Map(ps.relocs.map((r) => [r.insnIdx, r]));
+  const core = new Map((obj.btfExt?.coreRelos.get(ps.name) ?? []).map((r) => [r.insnOff, r]));
+  const funcs = new Map(ps.funcs.map((f) => [f.insnOff, f.name]));
+  for (let k = 0; k < ps.insns.length; k++) {
+    const fname = funcs.get(k);
+    if (fname !== undefined) out.push('', `${fname}:`);
+    const li = lines.get(k);
+    if (li !== undefined) {
+      const file = li.fileName.split('/').pop() ?? li.fileName;
+      out.push(`; ${li.line.trim()}  [${file}:${li.lineNum}:${li.lineCol}]`);
+    }
+    const i = ps.insns[k] as Insn;
+    out.push(`${String(k).padStart(6)}:  ${formatInsn(i)}`);
+    const r = relocs.get(k);
+    if (r !== undefined)
+      out.push(`\t\t${RELOC_NAMES[r.type] ?? r.type}  ${r.symbol || '(section)'}  (${r.kind})`);
+    const c = core.get(k);
+    if (c !== undefined) {
+      const b = obj.btf;
+      const t =
+        (b !== undefined && c.typeId < b.typeCount ? b.name(c.typeId) : '') || `[${c.typeId}]`;
+      out.push(`\t\tCO-RE <${CORE_RELO_KIND_NAMES[c.kind]}> ${t} ${c.accessStr}`);
+    }
+    if (isLddw(i)) k++;
+  }
+  out.push('');
 }

@@ -286,8 +286,8 @@ function libbpfSanitizes(btf: Btf, e: BtfError): boolean {
 /** Kernel-style validation of the object's BTF, so later lookups cannot fail. */
 function checkObjectBtf(btf: Btf): void {
   const errs = wrapErrors({ section: '.BTF' }, 'invalid BTF', () =>
-    validateBtf(btf, { maxErrors: 10_000 }),
-  ).filter((e) => !libbpfSanitizes(btf, e));
+    validateBtf(btf, { maxErrors: 10_000 }).filter((e) => !libbpfSanitizes(btf, e)),
+  );
   const e = errs[0];
   if (e !== undefined) {
     throw new LoaderError(e.errno === 'E2BIG' ? 'E2BIG' : 'EINVAL', `invalid BTF: ${e.message}`, {

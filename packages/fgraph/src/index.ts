@@ -33,3 +33,13 @@ export {
   type GraphEntryFunc,
   type GraphReturnFunc,
 } from './fgraph.js';
+export {
+  FunctionGraphTracer,
+  DEFAULT_GRAPH_OPTIONS,
+  durationMark,
+  formatDuration,
+  formatProc,
+  graphHeader,
+  type GraphOptions,
+  type GraphTracerInit,
+} from './graph-tracer.js';

@@ -122,7 +122,7 @@ describe('codec round trips', () => {
       }),
       { numRuns: 300 },
     );
-  });
+  }, 60_000);
 
   it('assemble(disassembly) encodes to the same bytes', () => {
     fc.assert(
@@ -133,7 +133,7 @@ describe('codec round trips', () => {
       }),
       { numRuns: 300 },
     );
-  });
+  }, 60_000);
 });
 
 describe('decode errors', () => {
@@ -162,7 +162,7 @@ describe('decode errors', () => {
       }),
       { numRuns: 2000 },
     );
-  });
+  }, 60_000);
 
   it('rejects bad hex text with the byte position', () => {
     expect((parseHex('b7 0') as VmError).message).toContain('odd number');
@@ -199,7 +199,7 @@ describe('assembler errors', () => {
       }),
       { numRuns: 2000 },
     );
-  });
+  }, 60_000);
 });
 
 describe('both syntaxes', () => {

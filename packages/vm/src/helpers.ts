@@ -104,6 +104,7 @@ export const HELPER_PROTOS: readonly HelperProto[] = [
   ),
   P(132, 'ringbuf_submit', ['ARG_PTR_TO_ALLOC_MEM', 'ARG_ANYTHING'], 'RET_VOID'),
   P(133, 'ringbuf_discard', ['ARG_PTR_TO_ALLOC_MEM', 'ARG_ANYTHING'], 'RET_VOID'),
+  P(181, 'loop', ['ARG_ANYTHING', 'ARG_PTR_TO_FUNC', 'ARG_PTR_TO_STACK_OR_NULL', 'ARG_ANYTHING']),
 ];
 
 /**
@@ -320,6 +321,7 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     if (m instanceof RingBuf) ringOf.set(m.data, m);
   };
   for (const m of maps.all()) maps.onCreate(m);
+  vm.setHelper(181, (v) => v.bpfLoop());
   vm.setHelper(132, commit(false));
   vm.setHelper(133, commit(true));
   vm.tailCall = (handle, index) => {

@@ -126,7 +126,7 @@ describe('JIT against the interpreter', () => {
       }),
       { numRuns: 400 },
     );
-  });
+  }, 60_000);
 
   it('agree on a fault at the same instruction', () => {
     const [interp, jit] = runBoth([insn(0xb7, 1, 0, 0, 16), insn(0x61, 0, 1, 4), insn(0x95)]);

@@ -1,6 +1,7 @@
 import { TWO32, bswap16, bswap32, divmod64, mulhu, scmp, toBig, ucmp } from './arith.js';
 import { VmError } from './errors.js';
-import { BPF_PSEUDO_CALL, type Insn, jumpTarget } from './insn.js';
+import { BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, type Insn, jumpTarget } from './insn.js';
+import { BPF_PSEUDO_FUNC_BASE } from './program.js';
 import { PROT_READ, PROT_WRITE } from './memory.js';
 import type { Program } from './program.js';
 import {
@@ -12,7 +13,13 @@ import {
 } from './vm.js';
 
 /** Result of a compiled program: 0 done, 1 tail call to vm.current, < 0 an errno (vm.error set). */
-export type CompiledFn = (vm: Vm, budget: number, executed: number) => number;
+export type CompiledFn = (
+  vm: Vm,
+  budget: number,
+  executed: number,
+  startPc: number,
+  baseFrame: number,
+) => number;
 
 const TAIL = 1;
 
@@ -29,6 +36,12 @@ export function compile(prog: Program): CompiledFn {
   for (let k = 0; k < n; k++) {
     const c = prog.code[k] as number;
     if (c === 0x18) {
+      // A function pointer's target is entered by bpf_loop, so it starts a block.
+      if ((prog.src[k] as number) === BPF_PSEUDO_FUNC) {
+        leaders.add(
+          Number(toBig(prog.imm[k] as number, prog.imm2[k] as number) - BPF_PSEUDO_FUNC_BASE),
+        );
+      }
       k++;
       continue;
     }
@@ -44,17 +57,17 @@ export function compile(prog: Program): CompiledFn {
   const R = (r: number): string => `l${r}`;
   const Hh = (r: number): string => `h${r}`;
   const regs = Array.from({ length: 11 }, (_, r) => `l${r} = 0, h${r} = 0`).join(', ');
-  emit(`const L = vm.lo, H = vm.hi, mem = vm.memory, tmp = new Int32Array(2);`);
-  emit(
-    `const fRet = new Int32Array(${MAX_CALL_FRAMES}), sLo = new Int32Array(${MAX_CALL_FRAMES * 4}), sHi = new Int32Array(${MAX_CALL_FRAMES * 4});`,
-  );
-  emit(`return function jitted(vm, budget, n) {`);
-  emit(`let ${regs}, t = 0, o = 0, v = null, frame = 0, pc = 0, ret = null;`);
-  emit(`l1 = L[1]; h1 = H[1]; l2 = L[2]; h2 = H[2]; l10 = vm.stackTopLo; h10 = vm.stackTopHi;`);
   const sync = (to: boolean): string =>
     Array.from({ length: 11 }, (_, r) =>
       to ? `L[${r}] = l${r}; H[${r}] = h${r};` : `l${r} = L[${r}]; h${r} = H[${r}];`,
     ).join(' ');
+  emit(`const L = vm.lo, H = vm.hi, mem = vm.memory, tmp = new Int32Array(2);`);
+  emit(
+    `const fRet = new Int32Array(${MAX_CALL_FRAMES}), sLo = new Int32Array(${MAX_CALL_FRAMES * 4}), sHi = new Int32Array(${MAX_CALL_FRAMES * 4});`,
+  );
+  emit(`return function jitted(vm, budget, n, pc0, frame0) {`);
+  emit(`let ${regs}, t = 0, o = 0, v = null, frame = frame0, pc = pc0, ret = null;`);
+  emit(sync(false));
   emit(`for (;;) switch (pc) {`);
   let rest = 0;
   for (let k = 0; k < n; k++) {
@@ -350,18 +363,20 @@ export function compile(prog: Program): CompiledFn {
         emit(
           `if (ret === undefined) return vm.failAt(${k}, new VmError('EINVAL', 'insn ${k}: unknown ' + ${what}), n);`,
         );
-        emit(`vm.executed = n; ret = ret(vm);`);
+        emit(`vm.executed = n; vm.frame = frame; ret = ret(vm); n = vm.executed;`);
         emit(
           `if (typeof ret === 'number') { l0 = ret | 0; h0 = Math.floor(ret / ${TWO32}) | 0; } else { ret = BigInt.asUintN(64, ret); l0 = Number(ret & 0xffffffffn) | 0; h0 = Number(ret >> 32n) | 0; }`,
         );
-        emit(`if (vm.error !== null) return vm.failAt(${k}, vm.error, n);`);
+        emit(
+          `if (vm.error !== null) return vm.failAt(vm.errorPc >= 0 ? vm.errorPc : ${k}, vm.error, n);`,
+        );
         emit(
           `if (vm.stopValue !== null) { L[0] = Number(vm.stopValue & 0xffffffffn) | 0; H[0] = Number(vm.stopValue >> 32n) | 0; vm.executed = n; return 0; }`,
         );
         break;
       }
       case 0x95:
-        emit(`if (frame === 0) { L[0] = l0; H[0] = h0; vm.executed = n; return 0; }`);
+        emit(`if (frame === frame0) { L[0] = l0; H[0] = h0; vm.executed = n; return 0; }`);
         emit(
           `frame--; pc = fRet[frame]; t = frame * 4; l6 = sLo[t]; h6 = sHi[t]; l7 = sLo[t + 1]; h7 = sHi[t + 1]; l8 = sLo[t + 2]; h8 = sHi[t + 2]; l9 = sLo[t + 3]; h9 = sHi[t + 3];`,
         );
@@ -474,12 +489,12 @@ export function compile(prog: Program): CompiledFn {
   ) as (...a: unknown[]) => CompiledFn;
   // Each vm gets its own instance: the frame arrays live in the factory's closure.
   const jitCache = new WeakMap<Vm, CompiledFn>();
-  return (vm, budget, executed) => {
+  return (vm, budget, executed, startPc, baseFrame) => {
     let fn = jitCache.get(vm);
     if (fn === undefined) {
       fn = factory(vm, VmError, mulhu, divmod64, ucmp, scmp, bswap16, bswap32, toBig);
       jitCache.set(vm, fn);
     }
-    return fn(vm, budget, executed);
+    return fn(vm, budget, executed, startPc, baseFrame);
   };
 }

@@ -498,3 +498,60 @@ describe('kernel-facing helpers', () => {
     ).toBe(0xffffffff81000200n);
   });
 });
+
+describe('bpf_loop', () => {
+  const prog = `
+      *(u64 *)(r10 - 8) = 0
+      r6 = 66
+      r1 = 10
+      r2 = func[11, 0] ll
+      r3 = r10
+      r3 += -8
+      r4 = 0
+      call 181
+      r7 = r0
+      r0 = *(u64 *)(r10 - 8)
+      r0 <<= 8
+      r0 |= r7
+      r0 += r6
+      exit
+      *(u64 *)(r10 - 8) = 1000
+      r6 = 0
+      r3 = *(u64 *)(r2 + 0)
+      r3 += r1
+      *(u64 *)(r2 + 0) = r3
+      r0 = 0
+      if r1 != 6 goto +1
+      r0 = 1
+      exit`;
+  for (const jit of [false, true]) {
+    it(`calls the callback in its own frame until it returns 1 (${jit ? 'jit' : 'interpreter'})`, () => {
+      const { vm, load } = setup();
+      const p = load(prog);
+      expect(jit ? vm.runJit(p) : vm.run(p)).toBe(0);
+      // sum 0..6 = 21 over 7 calls; r6 = 66 survives the callback clobbering its own r6.
+      expect(vm.r0).toBe((21n << 8n) + 7n + 66n);
+    });
+
+    it(`rejects flags and too many loops (${jit ? 'jit' : 'interpreter'})`, () => {
+      const { vm, load } = setup();
+      const bad = (nr: string, flags: number) =>
+        load(
+          `r1 = ${nr} ll\nr2 = func[4, 0] ll\nr3 = 0\nr4 = ${flags}\ncall 181\nexit\nr0 = 0\nexit`,
+        );
+      for (const [p, want] of [
+        [bad('1', 1), -22n],
+        [bad('0x800001', 0), -7n],
+        [bad('3', 0), 3n],
+      ] as const) {
+        expect(jit ? vm.runJit(p) : vm.run(p)).toBe(0);
+        expect(BigInt.asIntN(64, vm.r0)).toBe(want);
+      }
+    });
+  }
+
+  it('rejects a function pointer outside the program at load time', () => {
+    const { load } = setup();
+    expect(() => load('r2 = func[40, 0] ll\nexit')).toThrow(/insn 0: function pointer to insn 41/);
+  });
+});

@@ -1,5 +1,8 @@
 import { VmError } from './errors.js';
-import { type Insn, decode, isLddw, validate } from './insn.js';
+import { BPF_PSEUDO_FUNC, type Insn, decode, isLddw, validate } from './insn.js';
+
+/** What lddw with BPF_PSEUDO_FUNC loads: this base plus the callee's instruction index. */
+export const BPF_PSEUDO_FUNC_BASE = 0xffffffffc0000000n;
 
 /**
  * A validated program in the struct-of-arrays form the interpreter walks: one entry per 8-byte
@@ -55,6 +58,19 @@ export class Program {
     for (let k = 0; k < copy.length; k++) {
       const i = copy[k] as Insn;
       if (!isLddw(i) || i.src === 0) continue;
+      if (i.src === BPF_PSEUDO_FUNC) {
+        const target = k + 1 + i.imm;
+        if (target < 0 || target >= copy.length || i.imm2 !== 0) {
+          return new VmError(
+            'EINVAL',
+            `insn ${k}: function pointer to insn ${target} is outside the program`,
+          );
+        }
+        const v = BPF_PSEUDO_FUNC_BASE + BigInt(target);
+        i.imm = Number(v & 0xffffffffn) | 0;
+        i.imm2 = Number(v >> 32n) | 0;
+        continue;
+      }
       if (options.resolveLddw === undefined) {
         return new VmError(
           'EINVAL',

@@ -2,7 +2,7 @@ import { TWO32, bswap16, bswap32, divmod64, mulhu, scmp, toBig, ucmp } from './a
 import { VmError } from './errors.js';
 import { AddressSpace, MemFault, PROT_READ, PROT_WRITE, type Region } from './memory.js';
 import { type CompiledFn, compile } from './jit.js';
-import type { Program } from './program.js';
+import { BPF_PSEUDO_FUNC_BASE, type Program } from './program.js';
 
 /** A helper or kfunc body. Reads its arguments from the vm (r1-r5) and returns r0: a number
  * (a safe integer, negative values sign-extend, so `return -14` is -EFAULT) or a bigint. */
@@ -16,6 +16,9 @@ export const MAX_TAIL_CALL_CNT = 33;
 export const BPF_FUNC_tail_call = 12;
 /** Where the vm maps its stacks unless told otherwise (a vmalloc-like kernel address). */
 export const DEFAULT_STACK_BASE = 0xffffc90000000000n;
+/** BPF_MAX_LOOPS: bpf_loop's limit on nr_loops. */
+export const BPF_MAX_LOOPS = 1 << 23;
+export const BPF_FUNC_loop = 181;
 
 export interface VmOptions {
   /** The address space programs run in; the vm maps its stack region into it. */
@@ -68,6 +71,9 @@ export class Vm {
   readonly stackTopHi: number;
   /** Tail calls taken in the current run (the JIT's driver keeps it across programs). */
   tailCalls = 0;
+  /** The frame that made the current helper call, and whether the run is compiled. */
+  frame = 0;
+  jitMode = false;
 
   private constructor(memory: AddressSpace, stack: Region, options: VmOptions) {
     this.memory = memory;
@@ -161,17 +167,26 @@ export class Vm {
     this.errorPc = -1;
     this.stopValue = null;
     this.tailCalls = 0;
+    this.jitMode = true;
+    this.lo[10] = this.stackTopLo;
+    this.hi[10] = this.stackTopHi;
     this.current = prog;
     let executed = 0;
     for (;;) {
       const p = this.current as Program;
       const fn = (p.jitted ??= compile(p)) as CompiledFn;
-      const rc = fn(this, this.budget, executed);
+      const rc = fn(this, this.budget, executed, 0, 0);
       if (rc !== 1) return rc;
       // A tail call: the target starts with the caller's r1 and a fresh frame.
       executed = this.executed;
-      this.lo[2] = 0;
-      this.hi[2] = 0;
+      const r1lo = this.lo[1] as number;
+      const r1hi = this.hi[1] as number;
+      this.lo.fill(0);
+      this.hi.fill(0);
+      this.lo[1] = r1lo;
+      this.hi[1] = r1hi;
+      this.lo[10] = this.stackTopLo;
+      this.hi[10] = this.stackTopHi;
     }
   }
 
@@ -179,8 +194,6 @@ export class Vm {
   runRaw(prog: Program, r1lo: number, r1hi: number, r2lo: number, r2hi: number): number {
     const L = this.lo;
     const H = this.hi;
-    const mem = this.memory;
-    const tmp = this.tmp;
     L.fill(0);
     H.fill(0);
     L[1] = r1lo;
@@ -194,6 +207,21 @@ export class Vm {
     this.errorPc = -1;
     this.stopValue = null;
     this.current = prog;
+    this.tailCalls = 0;
+    this.jitMode = false;
+    return this.exec(prog, 0, 0, 0);
+  }
+
+  /**
+   * The interpreter loop: runs prog from startPc in frame baseFrame until that frame exits
+   * (so bpf_loop can run a callback in a frame of its own), counting from n0 executed insns.
+   */
+  exec(prog: Program, startPc: number, baseFrame: number, n0: number): number {
+    const L = this.lo;
+    const H = this.hi;
+    const mem = this.memory;
+    const tmp = this.tmp;
+    this.current = prog;
     let code = prog.code;
     let dst = prog.dst;
     let src = prog.src;
@@ -201,11 +229,10 @@ export class Vm {
     let imms = prog.imm;
     let imms2 = prog.imm2;
     let len = code.length;
-    let frame = 0;
-    let tailCalls = 0;
+    let frame = baseFrame;
     const budget = this.budget;
-    let n = 0;
-    let pc = 0;
+    let n = n0;
+    let pc = startPc;
     for (;;) {
       if (pc >= len || pc < 0) {
         return this.failAt(
@@ -690,7 +717,7 @@ export class Vm {
           if (c === 0x85 && s === 0 && id === BPF_FUNC_tail_call) {
             // bpf_tail_call(ctx, prog_array, index): on success never returns, on failure falls through.
             const target =
-              tailCalls < MAX_TAIL_CALL_CNT && this.tailCall !== undefined
+              this.tailCalls < MAX_TAIL_CALL_CNT && this.tailCall !== undefined
                 ? this.tailCall(toBig(L[2] as number, H[2] as number), (L[3] as number) >>> 0)
                 : undefined;
             if (target === undefined) {
@@ -698,7 +725,7 @@ export class Vm {
               H[0] = -1;
               break;
             }
-            tailCalls++;
+            this.tailCalls++;
             this.current = target;
             code = target.code;
             dst = target.dst;
@@ -716,7 +743,10 @@ export class Vm {
             return this.failAt(pc - 1, new VmError('EINVAL', `insn ${pc - 1}: unknown ${what}`), n);
           }
           this.executed = n;
+          this.frame = frame;
           const ret = fn(this);
+          // A helper that ran BPF code (bpf_loop) executed instructions of its own.
+          n = this.executed;
           if (typeof ret === 'number') {
             L[0] = ret | 0;
             H[0] = Math.floor(ret / TWO32) | 0;
@@ -725,7 +755,9 @@ export class Vm {
             L[0] = Number(u & 0xffffffffn) | 0;
             H[0] = Number(u >> 32n) | 0;
           }
-          if (this.error !== null) return this.failAt(pc - 1, this.error, n);
+          if (this.error !== null) {
+            return this.failAt(this.errorPc >= 0 ? this.errorPc : pc - 1, this.error, n);
+          }
           if (this.stopValue !== null) {
             L[0] = Number(this.stopValue & 0xffffffffn) | 0;
             H[0] = Number(this.stopValue >> 32n) | 0;
@@ -735,7 +767,7 @@ export class Vm {
           break;
         }
         case 0x95: {
-          if (frame === 0) {
+          if (frame === baseFrame) {
             this.executed = n;
             return 0;
           }
@@ -964,6 +996,85 @@ export class Vm {
       L[s] = olo;
       H[s] = ohi;
     }
+  }
+
+  /**
+   * bpf_loop(nr_loops, callback_fn, callback_ctx, flags): calls the subprogram callback_fn
+   * (an lddw BPF_PSEUDO_FUNC value) with (index, ctx) in a frame of its own until it returns
+   * non-zero or nr_loops calls are done; returns the number of calls.
+   */
+  bpfLoop(): number {
+    const L = this.lo;
+    const H = this.hi;
+    const nr = this.argNum(1);
+    const fnAddr = this.arg(2);
+    const ctxLo = L[3] as number;
+    const ctxHi = H[3] as number;
+    if (this.argNum(4) !== 0) return -22;
+    if (nr > BPF_MAX_LOOPS) return -7;
+    const prog = this.current as Program;
+    const target = Number(fnAddr - BPF_PSEUDO_FUNC_BASE);
+    if (fnAddr < BPF_PSEUDO_FUNC_BASE || target >= prog.length) {
+      this.abort(
+        new VmError(
+          'EINVAL',
+          `bpf_loop: 0x${fnAddr.toString(16)} is not a function of this program`,
+        ),
+      );
+      return 0;
+    }
+    const depth = this.frame;
+    if (depth + 1 >= MAX_CALL_FRAMES) {
+      this.abort(
+        new VmError('E2BIG', `bpf_loop: the call stack of ${depth + 2} frames is too deep`),
+      );
+      return 0;
+    }
+    // The callback may clobber r6-r9 of its own frame; the caller's must survive, as for a call.
+    const s6 = L[6] as number,
+      t6 = H[6] as number,
+      s7 = L[7] as number,
+      t7 = H[7] as number;
+    const s8 = L[8] as number,
+      t8 = H[8] as number,
+      s9 = L[9] as number,
+      t9 = H[9] as number;
+    const fpLo = L[10] as number;
+    const fpHi = H[10] as number;
+    let done = 0;
+    while (done < nr) {
+      L[1] = done;
+      H[1] = 0;
+      L[2] = ctxLo;
+      H[2] = ctxHi;
+      const x = (fpLo >>> 0) - MAX_BPF_STACK;
+      L[10] = x | 0;
+      H[10] = (fpHi - (x < 0 ? 1 : 0)) | 0;
+      const rc = this.jitMode
+        ? ((prog.jitted ??= compile(prog)) as CompiledFn)(
+            this,
+            this.budget,
+            this.executed,
+            target,
+            depth + 1,
+          )
+        : this.exec(prog, target, depth + 1, this.executed);
+      this.current = prog;
+      done++;
+      if (rc !== 0 || this.stopValue !== null) break;
+      if (L[0] !== 0 || H[0] !== 0) break;
+    }
+    L[6] = s6;
+    H[6] = t6;
+    L[7] = s7;
+    H[7] = t7;
+    L[8] = s8;
+    H[8] = t8;
+    L[9] = s9;
+    H[9] = t9;
+    L[10] = fpLo;
+    H[10] = fpHi;
+    return done;
   }
 
   /** Lets a helper fail the run (e.g. a fault it cannot turn into an errno). */

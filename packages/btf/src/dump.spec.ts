@@ -8,7 +8,7 @@ import { dumpBtf } from './dump.js';
 import { BtfBuilder } from './write.js';
 
 const testdata = join(import.meta.dirname, 'testdata');
-const fixtures = ['kinds'];
+const fixtures = ['kinds', 'kinds.pahole'];
 
 function hasTool(name: string): boolean {
   try {

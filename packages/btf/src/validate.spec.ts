@@ -354,3 +354,24 @@ describe('validateBtf on hostile input', () => {
     );
   });
 });
+
+describe('validateBtf on compiler output', () => {
+  it('accepts pahole-made BTF as the kernel does', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const btf = parseBtf(readFileSync(join(import.meta.dirname, 'testdata', 'kinds.pahole.btf')));
+    expect(validateBtf(btf)).toEqual([]);
+  });
+
+  it('rejects clang object BTF only for the DATASEC sizes libbpf fills in at load time', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const btf = parseBtf(readFileSync(join(import.meta.dirname, 'testdata', 'kinds.btf')));
+    const errs = validateBtf(btf);
+    expect(errs.length).toBeGreaterThan(0);
+    for (const e of errs) {
+      expect(btf.type(e.typeId as number)?.kind).toBe('datasec');
+      expect(e.message).toMatch(/size == 0|Invalid offset\+size/);
+    }
+  });
+});

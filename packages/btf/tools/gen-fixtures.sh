@@ -1,6 +1,7 @@
 #!/bin/sh
 # Regenerates the clang-built BTF fixtures in src/testdata and bpftool's dumps of them.
-# Needs clang (-target bpf), llvm-objcopy and bpftool (Debian: clang llvm bpftool).
+# Needs clang (-target bpf), gcc, pahole, llvm-objcopy and bpftool
+# (Debian: clang llvm gcc dwarves bpftool).
 set -eu
 cd "$(dirname "$0")/../src/testdata"
 tmp=$(mktemp -d)
@@ -16,4 +17,10 @@ for src in *.c; do
 	# The same program for big-endian BPF: the BTF must describe the same types.
 	clang -g -O2 -target bpfeb -fdebug-prefix-map="$(pwd)"=. -c "$src" -o "$tmp/$name.eb.o"
 	llvm-objcopy --dump-section .BTF="$name.be.btf" "$tmp/$name.eb.o" "$tmp/$name.eb.stripped.o"
+	# gcc's DWARF converted by pahole, as the kernel build makes vmlinux BTF (signed enums, ENUM64).
+	gcc -g -O2 -Wno-attributes -c "$src" -o "$tmp/$name.gcc.o"
+	pahole -J "$tmp/$name.gcc.o"
+	llvm-objcopy --dump-section .BTF="$name.pahole.btf" "$tmp/$name.gcc.o" "$tmp/$name.gcc.stripped.o"
+	bpftool btf dump file "$name.pahole.btf" > "$name.pahole.raw.txt"
+	bpftool btf dump file "$name.pahole.btf" format c > "$name.pahole.bpftool.h"
 done

@@ -72,12 +72,14 @@ int prog(void *ctx)
 {
 	struct pair pr = { 1, 2 };
 	init_task.fl.c = -1;
-	return wake_up_process(&init_task) + (int)sum_pair(&pr, 3) + message[0] + __builtin_preserve_access_index(init_task.pid);
+	return wake_up_process(&init_task) + (int)sum_pair(&pr, 3) + message[0] + init_task.pid;
 }
 
-/* CO-RE relocations: a field offset through a pointer, and a field's existence. */
+#ifdef __clang__
+/* CO-RE relocations (clang only): a field offset through a pointer, and a field's existence. */
 int core_read(struct task_struct *t)
 {
 	return __builtin_preserve_access_index(t->fl.d) +
 	       __builtin_preserve_field_info(t->tgid, 2 /* FIELD_EXISTS */);
 }
+#endif

@@ -58,7 +58,8 @@ function runWorkload(arch: ArchName, name: string, trace: boolean): Run {
     }
   }
   const r = runCompiled(kernel, compiled, 7);
-  return { events, clocks: kernel.cpus.map((c) => c.clock), fault: r.fault, traced };
+  const fault = r instanceof KernelError ? r.message : r.fault;
+  return { events, clocks: kernel.cpus.map((c) => c.clock), fault, traced };
 }
 
 describe('traced and untraced runs of the same seeded workload', () => {

@@ -11,6 +11,7 @@ import {
   ENTRY_SKIP,
   KernelError,
   type Cpu,
+  type FunctionInfo,
   type Kernel,
   type TextHandler,
 } from '@tracelab/kernel';
@@ -150,6 +151,10 @@ export class Ftrace {
   private readonly spField: number;
   private readonly lrField: number;
   private readonly freeTrampolines: bigint[] = [];
+  /** The idle entry bytes, encoded once. */
+  readonly nopBytes: Uint8Array;
+  /** Full addresses of call targets by low half, so patching builds no bigint per site. */
+  private readonly targetAddrs = new Map<number, bigint>();
   private readonly funcSyms = new Map<FtraceOps, bigint>();
 
   private constructor(kernel: Kernel, caller: bigint, regsCaller: bigint) {
@@ -168,6 +173,7 @@ export class Ftrace {
     this.recOps = new Array<FtraceOps | null>(image.count).fill(null);
     this.callerAddr = caller;
     this.regsCallerAddr = regsCaller;
+    this.nopBytes = encodeEntryNop(kernel.arch);
     this.textHigh = Number(image.textBase >> 32n);
     this.textLow = Number(image.textBase & 0xffffffffn);
     const pt = this.info.ptRegs.index;
@@ -195,11 +201,14 @@ export class Ftrace {
       regsCaller = r;
     }
     const ft = new Ftrace(kernel, caller, regsCaller);
-    const nop = encodeEntryNop(kernel.arch);
+    const nop = ft.nopBytes;
+    const text = kernel.image.text;
     for (const f of ft.table.functions) {
-      const bytes = kernel.entryBytes(f.id);
-      if (bytes.some((b, i) => b !== nop[i])) {
-        return new FtraceError('EINVAL', `ftrace_init: ${f.name} does not start with the NOP`);
+      const off = kernel.image.textOffset(f.id);
+      for (let i = 0; i < nop.length; i++) {
+        if (text[off + i] !== nop[i]) {
+          return new FtraceError('EINVAL', `ftrace_init: ${f.name} does not start with the NOP`);
+        }
       }
     }
     let err = kernel.registerHandler(caller, 'ftrace_caller', (cpu, fn) =>
@@ -732,11 +741,11 @@ export class Ftrace {
       this.recFlags[fn] = flags;
       this.recOps[fn] = single;
       if (target !== this.siteTarget[fn]) {
-        const addr = image.functions[fn]?.addr as bigint;
+        const addr = (image.functions[fn] as FunctionInfo).addr;
         const bytes =
           target === 0
-            ? encodeEntryNop(this.arch)
-            : (encodeEntryCall(this.arch, addr, this.address(target)) as Uint8Array);
+            ? this.nopBytes
+            : (encodeEntryCall(this.arch, addr, this.targetAddress(target)) as Uint8Array);
         const reason =
           target === 0
             ? 'ftrace: disable'
@@ -750,6 +759,15 @@ export class Ftrace {
     }
     this.stats.lastPokes = pokes;
     this.updateFtraceFunction();
+  }
+
+  private targetAddress(lo: number): bigint {
+    let a = this.targetAddrs.get(lo);
+    if (a === undefined) {
+      a = this.address(lo);
+      this.targetAddrs.set(lo, a);
+    }
+    return a;
   }
 
   private reachable(fn: number, target: bigint): boolean {

@@ -15,6 +15,7 @@ import {
   MapTable,
   PROT_READ,
   Program,
+  ProgArray,
   Vm,
   VmError,
   installHelpers,
@@ -456,6 +457,23 @@ export class BpfObject {
           offset: lp.def.insnOff * 8,
         });
       loaded.programs.set(lp.def.name, prog);
+    }
+    // Prog array slots the object initialises name programs of the object.
+    for (const def of this.parsed.maps) {
+      const m = loaded.maps.get(def.name);
+      for (const { slot, symbol } of def.initSlots) {
+        const prog = loaded.programs.get(symbol);
+        const where = { section: '.maps', offset: def.sectionOffset };
+        if (!(m instanceof ProgArray) || prog === undefined)
+          throw new LoaderError(
+            'EINVAL',
+            `map '${def.name}' slot ${slot}: '${symbol}' is not a program of a prog array`,
+            where,
+          );
+        const err = m.set(slot, prog);
+        if (err !== null)
+          throw new LoaderError('EINVAL', `map '${def.name}': ${err.message}`, where);
+      }
     }
     // Read-only data (.rodata, .kconfig) is frozen: a program store into it faults.
     this.parsed.maps.forEach((def, k) => {

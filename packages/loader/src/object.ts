@@ -15,6 +15,7 @@ import {
   type ElfSymbol,
   R_BPF_64_32,
   R_BPF_64_64,
+  R_BPF_64_ABS64,
   RELOC_NAMES,
   SHF_ALLOC,
   SHF_EXECINSTR,
@@ -95,6 +96,8 @@ export interface MapDef {
   /** Initial value of a data map (whole section); undefined for other maps. */
   data: Uint8Array | undefined;
   vars: DataVar[];
+  /** Slots a BTF map's `values` initialiser fills: prog array slots name programs. */
+  initSlots: { slot: number; symbol: string }[];
 }
 
 /** An extern the object needs from its environment. */
@@ -398,6 +401,7 @@ function kconfigMap(externs: ExternDef[]): MapDef {
     valueTypeId: 0,
     data: new Uint8Array(size),
     vars,
+    initSlots: [],
   };
 }
 
@@ -417,6 +421,7 @@ function emptyMap(name: string, source: MapSource, section: string, offset: numb
     valueTypeId: 0,
     data: undefined,
     vars: [],
+    initSlots: [],
   };
 }
 
@@ -436,6 +441,7 @@ function collectBtfMaps(
   if (dsId === undefined)
     throw new LoaderError('EINVAL', 'no DATASEC .maps in BTF', { section: '.maps' });
   const ds = btf.typeOf(dsId, 'datasec');
+  const valuesAt = new Map<MapDef, number>();
   for (const vi of ds.vars) {
     const v = btf.type(vi.type);
     if (v?.kind !== 'var')
@@ -446,6 +452,7 @@ function collectBtfMaps(
     if (sym === undefined)
       throw new LoaderError('EINVAL', `map '${v.name}' has no ELF symbol`, { section: '.maps' });
     const m = emptyMap(v.name, 'btf', '.maps', sym.value);
+    let valuesOffset = -1;
     const defId = btf.resolve(v.type);
     const def = btf.type(defId);
     if (def?.kind !== 'struct')
@@ -511,6 +518,7 @@ function collectBtfMaps(
         case 'values':
           // __array(values, ...): map-in-map or prog array; the value is a 4-byte id.
           m.valueSize = 4;
+          valuesOffset = sym.value + mem.bitsOffset / 8;
           break;
         default:
           throw new LoaderError(
@@ -526,7 +534,39 @@ function collectBtfMaps(
         offset: sym.value,
       });
     maps.push(m);
+    if (valuesOffset >= 0) valuesAt.set(m, valuesOffset);
   }
+  collectInitSlots(elf, sec.index, valuesAt);
+}
+
+/**
+ * `.values = { [i] = &prog }` initialisers: R_BPF_64_ABS64 relocations of .rel.maps that land in
+ * a map's `values` array give slot i its program (libbpf's init_slots).
+ */
+function collectInitSlots(elf: ElfFile, mapsIndex: number, valuesAt: Map<MapDef, number>): void {
+  const rel = elf.relocations.get(mapsIndex);
+  if (rel === undefined) return;
+  rel.relocs.forEach((r, k) => {
+    const where = { section: rel.section.name, offset: k * 16 };
+    if (r.type !== R_BPF_64_ABS64)
+      throw new LoaderError(
+        'EINVAL',
+        `relocation #${k} of .maps has type ${RELOC_NAMES[r.type] ?? r.type}`,
+        where,
+      );
+    let found: [MapDef, number] | undefined;
+    for (const [m, off] of valuesAt) {
+      if (r.offset >= off && (r.offset - off) / 8 < m.maxEntries) found = [m, off];
+    }
+    if (found === undefined || (r.offset - found[1]) % 8 !== 0)
+      throw new LoaderError(
+        'EINVAL',
+        `relocation #${k} at 0x${r.offset.toString(16)} is in no map's values`,
+        where,
+      );
+    const sym = elf.symbols[r.symbol] as ElfSymbol;
+    found[0].initSlots.push({ slot: (r.offset - found[1]) / 8, symbol: sym.name });
+  });
 }
 
 function checkSize(

@@ -203,4 +203,18 @@ describe('clang-built programs run in the vm', () => {
     );
     expect(() => obj.load({ kfuncs: { nope: () => 0 } })).toThrow(/ENOENT/);
   });
+
+  // entry -> jump_table[first_slot]; slot 0 holds stage_one, which tail-calls slot 1 (stage_two).
+  it.each([
+    [0, 2n, [1n, 1n, 1n]],
+    [1, 2n, [1n, 0n, 1n]],
+    [3, 0n, [1n, 0n, 0n]],
+  ])('tail calls through an object-initialised prog array (first_slot %i)', (slot, r0, hits) => {
+    const obj = BpfObject.open(fixture('tailcall.bpfel.o'));
+    obj.map('.rodata.cfg').setVar('first_slot', slot);
+    const loaded = obj.load();
+    expect(loaded.run('entry')).toMatchObject({ ret: 0, r0 });
+    const stats = dv(loaded.map('.data.stats').lookup(u32(0)));
+    expect([0, 1, 2].map((k) => stats.getBigUint64(k * 8, true))).toEqual(hits);
+  });
 });

@@ -1,0 +1,301 @@
+import { readFileSync } from 'node:fs';
+import { ARCHES, readReturn, type ArchName } from '@tracelab/arch-isa';
+import { TracelabError } from '@tracelab/contracts';
+import { Ftrace, FtraceOps } from '@tracelab/ftrace-core';
+import { BUILTIN_IMAGE, Kernel, KernelImage, type CallNode, type Cpu } from '@tracelab/kernel';
+import { assemble, MemFault, Program, type Insn } from '@tracelab/vm';
+import { describe, expect, it } from 'vitest';
+import {
+  BPF_MAX_TRAMP_LINKS,
+  BPF_TRAMP_FENTRY,
+  BPF_TRAMP_FEXIT,
+  BPF_TRAMP_MODIFY_RETURN,
+  Trampolines,
+} from './trampoline.js';
+
+interface Fixture {
+  functions: { proto: string; args: number[]; ret: number }[];
+  extra: string[];
+}
+const fx = JSON.parse(
+  readFileSync(new URL('../testdata/selftest.json', import.meta.url), 'utf8'),
+) as Fixture;
+const nameOf = (proto: string): string => /(\w+)\(/.exec(proto)?.[1] as string;
+
+interface Rig {
+  k: Kernel;
+  cpu: Cpu;
+  ft: Ftrace;
+  tr: Trampolines;
+  /** Scratch kernel memory the test programs write their verdicts to. */
+  mem: bigint;
+}
+
+function boot(arch: ArchName): Rig {
+  const image = KernelImage.builtin(arch, [
+    ...BUILTIN_IMAGE,
+    { subsystem: 'bpf_test', protos: [...fx.functions.map((f) => f.proto), ...fx.extra] },
+  ]);
+  if (!(image instanceof KernelImage)) throw image;
+  const k = new Kernel({ image, cpus: 2 });
+  const task = k.createTask('test_progs', { pid: 42 });
+  if (!('pid' in task)) throw task;
+  const cpu = k.cpus[0] as Cpu;
+  k.switchTo(cpu, task);
+  const ft = Ftrace.attach(k);
+  if (!(ft instanceof Ftrace)) throw ft;
+  const mem = k.kmalloc(4096) as bigint;
+  return { k, cpu, ft, tr: new Trampolines(k, { ftrace: ft }), mem };
+}
+
+function prog(text: string, name = 'prog'): Program {
+  const insns = assemble(text);
+  if (!Array.isArray(insns)) throw insns;
+  const p = Program.load(insns as Insn[], { name });
+  if (!(p instanceof Program)) throw p;
+  return p;
+}
+
+function node(
+  k: Kernel,
+  name: string,
+  args: readonly number[],
+  ret: number,
+  children: CallNode[] = [],
+): CallNode {
+  const fn = k.image.indexOf(name);
+  expect(fn).toBeGreaterThanOrEqual(0);
+  return {
+    fn,
+    argLo: Uint32Array.from(args),
+    argHi: new Uint32Array(args.length),
+    gen: null,
+    cost: 10,
+    retLo: ret,
+    retHi: 0,
+    repeat: 1,
+    children,
+  };
+}
+
+const word = (k: Kernel, addr: bigint): bigint => {
+  const v = k.mm.load(addr, 8);
+  if (v instanceof MemFault) throw new Error(v.message);
+  return v;
+};
+
+/**
+ * A program that checks what the kernel's selftest checks: each argument in ctx, the return
+ * value (fexit), and the four tracing helpers; it adds 1 to mem[0] when all hold, and counts its
+ * runs in mem[8].
+ */
+function checker(
+  kind: 'fentry' | 'fexit',
+  args: number[],
+  ret: number,
+  ip: bigint,
+  mem: bigint,
+): Program {
+  const n = args.length;
+  const l: string[] = ['mov %r6, %r1', `lddw %r7, 0x${mem.toString(16)}`, 'mov %r8, 0'];
+  args.forEach((a, i) => l.push(`ldxdw %r2, [%r6+${8 * i}]`, `jne %r2, ${a}, out`));
+  if (kind === 'fexit') l.push(`ldxdw %r2, [%r6+${8 * n}]`, `jne %r2, ${ret}, out`);
+  l.push('mov %r1, %r6', 'call 185', `jne %r0, ${n}, out`);
+  args.forEach((a, i) =>
+    l.push(
+      'mov %r1, %r6',
+      `mov %r2, ${i}`,
+      'mov %r3, %r10',
+      'add %r3, -8',
+      'call 183',
+      'jne %r0, 0, out',
+      'ldxdw %r2, [%r10-8]',
+      `jne %r2, ${a}, out`,
+    ),
+  );
+  l.push(
+    'mov %r1, %r6',
+    `mov %r2, ${n}`,
+    'mov %r3, %r10',
+    'add %r3, -8',
+    'call 183',
+    'jne %r0, -22, out',
+  );
+  l.push('mov %r1, %r6', 'mov %r2, %r10', 'add %r2, -8', 'call 184');
+  if (kind === 'fexit') l.push('jne %r0, 0, out', 'ldxdw %r2, [%r10-8]', `jne %r2, ${ret}, out`);
+  else l.push('jne %r0, -95, out');
+  l.push('mov %r1, %r6', 'call 173', `lddw %r2, 0x${ip.toString(16)}`, 'jne %r0, %r2, out');
+  l.push('mov %r8, 1');
+  l.push('out:', 'ldxdw %r2, [%r7+0]', 'add %r2, %r8', 'stxdw [%r7+0], %r2');
+  l.push('ldxdw %r2, [%r7+8]', 'add %r2, 1', 'stxdw [%r7+8], %r2', 'mov %r0, 0', 'exit');
+  return prog(l.join('\n'), `${kind}_check`);
+}
+
+/** Appends `id` to a log at mem (mem[0] = length) and returns `ret`. */
+function logger(id: number, mem: bigint, ret = 0): Program {
+  return prog(
+    [
+      `lddw %r7, 0x${mem.toString(16)}`,
+      'ldxdw %r2, [%r7+0]',
+      'mov %r3, %r2',
+      'lsh %r3, 3',
+      'add %r3, %r7',
+      `stdw [%r3+8], ${id}`,
+      'add %r2, 1',
+      'stxdw [%r7+0], %r2',
+      `mov %r0, ${ret}`,
+      'exit',
+    ].join('\n'),
+    `log${id}`,
+  );
+}
+
+function readLog(k: Kernel, mem: bigint): number[] {
+  const n = Number(word(k, mem));
+  return Array.from({ length: n }, (_, i) => Number(word(k, mem + 8n + BigInt(8 * i))));
+}
+
+describe('fentry/fexit selftest values on every ABI', () => {
+  for (const arch of ARCHES) {
+    it.each(fx.functions)(`${arch}: $proto`, ({ proto, args, ret }) => {
+      const { k, cpu, tr, mem } = boot(arch);
+      const name = nameOf(proto);
+      const ip = k.symbolAddress(name) as bigint;
+      const fentry = tr.attach(checker('fentry', args, ret, ip, mem), BPF_TRAMP_FENTRY, name);
+      const fexit = tr.attach(checker('fexit', args, ret, ip, mem + 16n), BPF_TRAMP_FEXIT, name);
+      expect(fentry).not.toBeInstanceOf(TracelabError);
+      expect(fexit).not.toBeInstanceOf(TracelabError);
+      const fault = k.run(cpu, node(k, name, args, ret));
+      expect(fault).toBeNull();
+      expect([word(k, mem), word(k, mem + 8n)]).toEqual([1n, 1n]);
+      expect([word(k, mem + 16n), word(k, mem + 24n)]).toEqual([1n, 1n]);
+      // The caller still gets the original's return value, and the stack is balanced.
+      expect(readReturn(k.callPlacement(k.image.indexOf(name)), cpu.regs)).toBe(BigInt(ret));
+      expect(cpu.depth).toBe(0);
+      expect(tr.stats.errors).toBe(0);
+    });
+  }
+});
+
+describe('fmod_ret', () => {
+  it.each(ARCHES)(
+    '%s: zero runs the original, non-zero skips it and becomes the return',
+    (arch) => {
+      const { k, cpu, tr, mem } = boot(arch);
+      let childCalls = 0;
+      const child = k.image.indexOf('bpf_fentry_test_child');
+      k.observer = { onCall: (_c, fn) => void (fn === child && childCalls++) };
+      const call = (): CallNode =>
+        node(k, 'bpf_modify_return_test', [1, 0x1000], 4, [
+          node(k, 'bpf_fentry_test_child', [], 0),
+        ]);
+      const fexitLog = mem + 512n;
+      tr.attach(prog('mov %r0, 0\nexit'), BPF_TRAMP_MODIFY_RETURN, 'bpf_modify_return_test');
+      const fx2 = prog(
+        [
+          'mov %r6, %r1',
+          `lddw %r7, 0x${fexitLog.toString(16)}`,
+          'ldxdw %r2, [%r6+16]',
+          'stxdw [%r7+0], %r2',
+          'mov %r0, 0',
+          'exit',
+        ].join('\n'),
+      );
+      tr.attach(fx2, BPF_TRAMP_FEXIT, 'bpf_modify_return_test');
+      const fn = k.image.indexOf('bpf_modify_return_test');
+      expect(k.run(cpu, call())).toBeNull();
+      expect(childCalls).toBe(1);
+      expect(readReturn(k.callPlacement(fn), cpu.regs)).toBe(4n);
+      expect(word(k, fexitLog)).toBe(4n);
+      // A newer fmod_ret that returns non-zero: the body is skipped, fexit sees its value.
+      tr.attach(prog('mov %r0, 1234\nexit'), BPF_TRAMP_MODIFY_RETURN, 'bpf_modify_return_test');
+      expect(k.run(cpu, call())).toBeNull();
+      expect(childCalls).toBe(1);
+      expect(readReturn(k.callPlacement(fn), cpu.regs)).toBe(1234n);
+      expect(word(k, fexitLog)).toBe(1234n);
+      expect(cpu.depth).toBe(0);
+    },
+  );
+});
+
+describe('link order and limits', () => {
+  it.each(ARCHES)('%s: fentry newest first, fmod_ret, fexit newest first', (arch) => {
+    const { k, cpu, tr, mem } = boot(arch);
+    const f = 'bpf_fentry_test2';
+    tr.attach(logger(1, mem), BPF_TRAMP_FENTRY, f);
+    tr.attach(logger(2, mem), BPF_TRAMP_FENTRY, f);
+    tr.attach(logger(3, mem), BPF_TRAMP_FEXIT, f);
+    tr.attach(logger(4, mem), BPF_TRAMP_FEXIT, f);
+    tr.attach(logger(5, mem), BPF_TRAMP_MODIFY_RETURN, f);
+    tr.attach(logger(6, mem), BPF_TRAMP_MODIFY_RETURN, f);
+    expect(k.run(cpu, node(k, f, [2, 3], 5))).toBeNull();
+    expect(readLog(k, mem)).toEqual([2, 1, 6, 5, 4, 3]);
+  });
+
+  it('38 links at most (-E2BIG), the same program twice (-EBUSY)', () => {
+    const { tr } = boot('x86_64');
+    const p = prog('mov %r0, 0\nexit');
+    expect(tr.attach(p, BPF_TRAMP_FENTRY, 'bpf_fentry_test1')).not.toBeInstanceOf(TracelabError);
+    expect((tr.attach(p, BPF_TRAMP_FENTRY, 'bpf_fentry_test1') as TracelabError).code).toBe(
+      'EBUSY',
+    );
+    for (let i = 1; i < BPF_MAX_TRAMP_LINKS; i++) {
+      const r = tr.attach(
+        prog('mov %r0, 0\nexit'),
+        i % 2 === 0 ? BPF_TRAMP_FENTRY : BPF_TRAMP_FEXIT,
+        'bpf_fentry_test1',
+      );
+      expect(r).not.toBeInstanceOf(TracelabError);
+    }
+    const over = tr.attach(prog('mov %r0, 0\nexit'), BPF_TRAMP_FEXIT, 'bpf_fentry_test1');
+    expect((over as TracelabError).code).toBe('E2BIG');
+    expect(
+      tr.links('bpf_fentry_test1').fentry.length + tr.links('bpf_fentry_test1').fexit.length,
+    ).toBe(38);
+  });
+
+  it('rejects notrace functions and unknown names', () => {
+    const { tr } = boot('arm64');
+    const p = prog('mov %r0, 0\nexit');
+    expect((tr.attach(p, BPF_TRAMP_FENTRY, 'ftrace_caller') as TracelabError).code).toBe('EINVAL');
+    expect((tr.attach(p, BPF_TRAMP_FENTRY, 'no_such_fn') as TracelabError).code).toBe('ENOENT');
+  });
+});
+
+describe('sharing the function with ftrace ops', () => {
+  it.each(['x86_64', 'arm64', 'riscv64'] as const)(
+    '%s: a function tracer and a trampoline both run',
+    (arch) => {
+      const { k, cpu, ft, tr, mem } = boot(arch);
+      let seen = 0;
+      const ops = new FtraceOps({ name: 'counter', func: () => void seen++ });
+      expect(ft.setFilterFunctions(ops, [k.image.indexOf('bpf_fentry_test3')])).toBeNull();
+      expect(ft.registerFtraceFunction(ops)).toBeNull();
+      const l = tr.attach(logger(7, mem), BPF_TRAMP_FEXIT, 'bpf_fentry_test3');
+      expect(l).not.toBeInstanceOf(TracelabError);
+      expect(ft.enabledFunctions()).toMatch(/bpf_fentry_test3 \(2\).* D /);
+      expect(k.run(cpu, node(k, 'bpf_fentry_test3', [4, 5, 6], 15))).toBeNull();
+      expect([seen, readLog(k, mem)]).toEqual([1, [7]]);
+      // Alone again: the site calls the trampoline directly.
+      expect(ft.unregisterFtraceFunction(ops)).toBeNull();
+      expect(k.run(cpu, node(k, 'bpf_fentry_test3', [4, 5, 6], 15))).toBeNull();
+      expect([seen, readLog(k, mem)]).toEqual([1, [7, 7]]);
+      expect(k.decodeEntry(k.image.indexOf('bpf_fentry_test3'))).toMatchObject({ kind: 'call' });
+      expect(tr.detach(l as never)).toBeNull();
+      expect(ft.enabledFunctions()).toBe('');
+    },
+  );
+
+  it('i386 has no direct calls: the site is poked, and a site ftrace owns is -EBUSY', () => {
+    const { k, cpu, ft, tr, mem } = boot('i386');
+    const l = tr.attach(logger(1, mem), BPF_TRAMP_FENTRY, 'bpf_fentry_test1');
+    expect(l).not.toBeInstanceOf(TracelabError);
+    expect(k.run(cpu, node(k, 'bpf_fentry_test1', [1], 2))).toBeNull();
+    expect(readLog(k, mem)).toEqual([1]);
+    const ops = new FtraceOps({ name: 'counter', func: () => undefined });
+    ft.setFilterFunctions(ops, [k.image.indexOf('bpf_fentry_test2')]);
+    expect(ft.registerFtraceFunction(ops)).toBeNull();
+    const busy = tr.attach(logger(2, mem), BPF_TRAMP_FENTRY, 'bpf_fentry_test2');
+    expect((busy as TracelabError).code).toBe('EBUSY');
+  });
+});

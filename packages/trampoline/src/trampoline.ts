@@ -1,0 +1,635 @@
+import { archInfo, encodeEntryCall, encodeEntryNop, type ArchName } from '@tracelab/arch-isa';
+import { funcModel } from '@tracelab/btf';
+import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
+import { FtraceOps, type Ftrace } from '@tracelab/ftrace-core';
+import { ENTRY_CONTINUE, ENTRY_SKIP, KernelError, type Cpu, type Kernel } from '@tracelab/kernel';
+import { Vm, type Program } from '@tracelab/vm';
+import { groupPlans } from './groups.js';
+import { installTracingHelpers, TracingState } from './helpers.js';
+import { marshalPlan, SRC_STACK, SRC_ZERO, type MarshalPlan } from './plan.js';
+
+/** enum bpf_tramp_prog_type. */
+export const BPF_TRAMP_FENTRY = 0;
+export const BPF_TRAMP_FEXIT = 1;
+export const BPF_TRAMP_MODIFY_RETURN = 2;
+export type BpfTrampProgType =
+  typeof BPF_TRAMP_FENTRY | typeof BPF_TRAMP_FEXIT | typeof BPF_TRAMP_MODIFY_RETURN;
+/** BPF_MAX_TRAMP_LINKS on x86-64. */
+export const BPF_MAX_TRAMP_LINKS = 38;
+
+/** ctx area on the stack: ctx[-2] ip, ctx[-1] nr_regs, 12 argument slots, the return slot, pad. */
+const CTX_BYTES = 8 * 16;
+const CTX_ARGS = 16;
+const IMAGE_SIZE = 0x40;
+/** The image's second entry: where the original function returns to (the code after `call`). */
+const IMAGE_RET = 0x20;
+
+/** bpf_tracing_link: one program attached as one kind to one or more functions. */
+export class BpfTracingLink {
+  /** Functions (image indices) the link is attached to now. */
+  readonly fns = new Set<number>();
+  constructor(
+    readonly id: number,
+    readonly kind: BpfTrampProgType,
+    readonly prog: Program,
+  ) {}
+}
+
+/** bpf_trampoline: the links of one target function, newest first, per kind. */
+interface BpfTrampoline {
+  readonly fn: number;
+  readonly links: [BpfTracingLink[], BpfTracingLink[], BpfTracingLink[]];
+  image: TrampImage | null;
+}
+
+/**
+ * bpf_tramp_image: code at an address serving functions whose plans fit one leader plan and
+ * which carry the same links. It keeps the programs it was built with, so a call in flight
+ * when the links change returns through the old image and runs the old fexit programs.
+ */
+class TrampImage {
+  readonly fentry: Program[];
+  readonly fexit: Program[];
+  readonly fmodRet: Program[];
+  /** Per traced call, fexit or fmod_ret needs a frame (the original is called from the image). */
+  readonly callOrig: boolean;
+  /** Calls that entered and have not returned yet. */
+  inflight = 0;
+  installed = false;
+  ops: FtraceOps | null = null;
+  /** The return into the image, as halves (what the original's return address becomes). */
+  readonly retLo: number;
+  readonly retHi: number;
+
+  constructor(
+    readonly addr: bigint,
+    readonly plan: MarshalPlan,
+    readonly fns: readonly number[],
+    links: BpfTrampoline['links'],
+  ) {
+    const progs = (k: number): Program[] => links[k]?.map((l) => l.prog) ?? [];
+    this.fentry = progs(BPF_TRAMP_FENTRY);
+    this.fexit = progs(BPF_TRAMP_FEXIT);
+    this.fmodRet = progs(BPF_TRAMP_MODIFY_RETURN);
+    this.callOrig = this.fexit.length > 0 || this.fmodRet.length > 0;
+    const ret = addr + BigInt(IMAGE_RET);
+    this.retLo = Number(ret & 0xffffffffn);
+    this.retHi = Number(ret >> 32n);
+  }
+}
+
+export interface TrampolineOptions {
+  /** Direct calls through ftrace (null: text_poke the call sites, as for non-ftrace functions). */
+  readonly ftrace?: Ftrace | null;
+  /** Run programs with the vm's JIT instead of the interpreter. */
+  readonly jit?: boolean;
+  /** Where the per-CPU BPF stacks are mapped (one 4 KiB region per CPU, 64 KiB apart). */
+  readonly bpfStackBase?: bigint;
+  /** Called once per CPU vm, to install map and kernel helpers. */
+  readonly setupVm?: (vm: Vm, cpu: number) => void;
+}
+
+/** Counters for tests and benchmarks. */
+export interface TrampolineStats {
+  /** Program runs skipped by the per-CPU recursion guard (bpf_prog_inc_misses_counter). */
+  misses: number;
+  /** Program runs that ended in an error (fault, budget). */
+  errors: number;
+  images: number;
+}
+
+const BPF_STACK_BASE: Readonly<Record<ArchName, bigint>> = {
+  x86_64: 0xffffc90040000000n,
+  i386: 0xe8000000n,
+  arm64: 0xffff800140000000n,
+  riscv64: 0xffffffc640000000n,
+};
+
+/**
+ * BPF trampolines over one simulated kernel: links fentry/fexit/fmod_ret programs to functions,
+ * builds one image per (plan, link set), and installs it through ftrace direct calls (sharing
+ * the function with other ftrace ops) or text_poke.
+ */
+export class Trampolines {
+  readonly kernel: Kernel;
+  readonly arch: ArchName;
+  readonly ftrace: Ftrace | null;
+  /** One vm per CPU: the trampoline runs programs on the CPU the traced call runs on. */
+  readonly vms: readonly Vm[];
+  readonly stats: TrampolineStats = { misses: 0, errors: 0, images: 0 };
+  readonly state: TracingState;
+  private readonly jit: boolean;
+  private readonly trampolines = new Map<number, BpfTrampoline>();
+  private readonly plans: (MarshalPlan | TracelabError | undefined)[];
+  private readonly freeAddrs: bigint[] = [];
+  private nextLinkId = 1;
+  private readonly ws: number;
+  private readonly spW: number;
+  private readonly fpW: number;
+  private readonly ipW: number;
+  private readonly lrW: number;
+  /** Per function (image index): ctx slots, whether the return has a high word, stack copy. */
+  private readonly fnSlots: Uint8Array;
+  private readonly fnRetWide: Uint8Array;
+  private readonly fnStack: Uint16Array;
+  /** Per program, per CPU: runs in progress (prog->active). */
+  private readonly active = new Map<Program, Int32Array>();
+
+  constructor(kernel: Kernel, options: TrampolineOptions = {}) {
+    this.kernel = kernel;
+    this.arch = kernel.arch;
+    this.ftrace = options.ftrace ?? null;
+    this.jit = options.jit === true;
+    const info = archInfo(this.arch);
+    this.ws = info.wordSize;
+    const w = (name: string): number =>
+      (info.ptRegs.fields[info.ptRegs.index.get(name) as number]?.offset as number) / 4;
+    this.spW = w(info.ptRoles.sp);
+    this.fpW = w(info.ptRoles.fp);
+    this.ipW = w(info.ptRoles.ip);
+    this.lrW = info.ptRoles.lr === null ? -1 : w(info.ptRoles.lr);
+    const n = kernel.image.count;
+    this.plans = new Array<MarshalPlan | TracelabError | undefined>(n);
+    this.fnSlots = new Uint8Array(n);
+    this.fnRetWide = new Uint8Array(n);
+    this.fnStack = new Uint16Array(n);
+    this.state = new TracingState(kernel.cpus.length);
+    const base = options.bpfStackBase ?? BPF_STACK_BASE[this.arch];
+    this.vms = kernel.cpus.map((cpu) => {
+      const vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id * 0x10000) });
+      if (!(vm instanceof Vm))
+        throw new TracelabError('ENOMEM', `bpf stack of cpu ${cpu.id}: ${vm.message}`);
+      installTracingHelpers(vm, this.state, cpu.id);
+      options.setupVm?.(vm, cpu.id);
+      return vm;
+    });
+  }
+
+  // ---- plans ----
+
+  /** The marshalling plan of function `fn` (image index), or why it cannot be traced. */
+  plan(fn: number): MarshalPlan | TracelabError {
+    const cached = this.plans[fn];
+    if (cached !== undefined) return cached;
+    const image = this.kernel.image;
+    const f = image.functions[fn];
+    let r: MarshalPlan | TracelabError;
+    if (f === undefined) r = new TracelabError('ENOENT', `no function #${fn}`);
+    else if (!f.traceable) {
+      r = new TracelabError('EINVAL', `${f.name} has no patchable entry (notrace)`);
+    } else {
+      const model = image.model(fn);
+      if (model === null) {
+        const why = image.btf === null ? null : funcModel(image.btf, f.btfId, f.name);
+        const msg = why !== null && !why.ok ? why.error.message : `${f.name}: no function model`;
+        r = new TracelabError(
+          (why !== null && !why.ok ? why.error.errno : 'EINVAL') as ErrnoCode,
+          msg,
+        );
+      } else r = marshalPlan(this.arch, model);
+      if (!(r instanceof TracelabError)) {
+        this.fnSlots[fn] = r.ctxSlots;
+        this.fnRetWide[fn] = this.ws === 4 && r.retSize > 4 ? 1 : 0;
+        this.fnStack[fn] = r.stackBytes;
+      }
+    }
+    this.plans[fn] = r;
+    return r;
+  }
+
+  /** Function indices for names and globs (kallsyms order for globs). */
+  resolve(targets: string | readonly string[]): number[] | TracelabError {
+    const list = typeof targets === 'string' ? [targets] : targets;
+    const out: number[] = [];
+    const seen = new Set<number>();
+    for (const t of list) {
+      const ids = /[*?[]/.test(t) ? this.kernel.image.glob(t) : [this.kernel.image.indexOf(t)];
+      if (ids.length === 0 || ids[0] === -1) {
+        return new TracelabError('ENOENT', `no function matches '${t}'`);
+      }
+      for (const id of ids) {
+        if (!seen.has(id)) {
+          seen.add(id);
+          out.push(id);
+        }
+      }
+    }
+    return out;
+  }
+
+  // ---- links ----
+
+  /**
+   * bpf_trampoline_link_prog for every target: attaches `prog` as `kind` to one function, a list
+   * or a glob. All or nothing: any target that cannot take the link fails the whole attach.
+   */
+  attach(
+    prog: Program,
+    kind: BpfTrampProgType,
+    targets: string | readonly string[],
+  ): BpfTracingLink | TracelabError {
+    const fns = this.resolve(targets);
+    if (fns instanceof TracelabError) return fns;
+    for (const fn of fns) {
+      const p = this.plan(fn);
+      if (p instanceof TracelabError) return p;
+      const tr = this.trampolines.get(fn);
+      if (tr === undefined) continue;
+      const name = this.kernel.image.functions[fn]?.name as string;
+      const cnt = tr.links[0].length + tr.links[1].length + tr.links[2].length;
+      if (cnt >= BPF_MAX_TRAMP_LINKS) {
+        return new TracelabError('E2BIG', `${name}: trampoline has ${cnt} links already`);
+      }
+      if (tr.links[kind].some((l) => l.prog === prog)) {
+        return new TracelabError('EBUSY', `${name}: program ${prog.name} is already linked`);
+      }
+    }
+    const link = new BpfTracingLink(this.nextLinkId++, kind, prog);
+    for (const fn of fns) {
+      let tr = this.trampolines.get(fn);
+      if (tr === undefined) {
+        tr = { fn, links: [[], [], []], image: null };
+        this.trampolines.set(fn, tr);
+      }
+      // Newest first, as hlist_add_head leaves it.
+      tr.links[kind].unshift(link);
+      link.fns.add(fn);
+    }
+    if (!this.active.has(prog)) this.active.set(prog, new Int32Array(this.kernel.cpus.length));
+    const err = this.update(fns);
+    if (err !== null) {
+      this.unlinkFrom(link, fns);
+      this.update(fns);
+      return err;
+    }
+    return link;
+  }
+
+  /** Detaches a link from some of its functions (names or globs) or from all of them. */
+  detach(link: BpfTracingLink, targets?: string | readonly string[]): TracelabError | null {
+    let fns: number[];
+    if (targets === undefined) fns = [...link.fns];
+    else {
+      const r = this.resolve(targets);
+      if (r instanceof TracelabError) return r;
+      fns = r.filter((fn) => link.fns.has(fn));
+    }
+    if (fns.length === 0)
+      return new TracelabError('ENOENT', `link ${link.id} is not attached there`);
+    this.unlinkFrom(link, fns);
+    return this.update(fns);
+  }
+
+  private unlinkFrom(link: BpfTracingLink, fns: readonly number[]): void {
+    for (const fn of fns) {
+      const tr = this.trampolines.get(fn);
+      if (tr === undefined) continue;
+      const list = tr.links[link.kind];
+      const i = list.indexOf(link);
+      if (i >= 0) list.splice(i, 1);
+      link.fns.delete(fn);
+    }
+  }
+
+  /** The links on a function, per kind, newest first. */
+  links(name: string): { fentry: number[]; fexit: number[]; fmodRet: number[] } {
+    const tr = this.trampolines.get(this.kernel.image.indexOf(name));
+    const ids = (k: number): number[] => tr?.links[k]?.map((l) => l.id) ?? [];
+    return { fentry: ids(0), fexit: ids(1), fmodRet: ids(2) };
+  }
+
+  /** Images installed now (trampolines the attached functions run through). */
+  get imageCount(): number {
+    const set = new Set<TrampImage>();
+    for (const tr of this.trampolines.values()) if (tr.image !== null) set.add(tr.image);
+    return set.size;
+  }
+
+  /** The image address function `name` calls now, or null. */
+  imageOf(name: string): bigint | null {
+    return this.trampolines.get(this.kernel.image.indexOf(name))?.image?.addr ?? null;
+  }
+
+  // ---- images ----
+
+  /**
+   * bpf_trampoline_update for a set of functions: every image serving one of them is replaced;
+   * the functions of those images are regrouped by (link set, plan) into new images.
+   */
+  private update(changed: readonly number[]): TracelabError | null {
+    const old = new Set<TrampImage>();
+    const fns = new Set<number>(changed);
+    for (const fn of changed) {
+      const img = this.trampolines.get(fn)?.image;
+      if (img !== null && img !== undefined) old.add(img);
+    }
+    for (const img of old) for (const fn of img.fns) fns.add(fn);
+    for (const img of old) this.uninstall(img);
+    const bySig = new Map<string, { plan: MarshalPlan; item: number }[]>();
+    for (const fn of fns) {
+      const tr = this.trampolines.get(fn) as BpfTrampoline;
+      tr.image = null;
+      if (tr.links[0].length + tr.links[1].length + tr.links[2].length === 0) {
+        this.trampolines.delete(fn);
+        continue;
+      }
+      const sig = tr.links.map((l) => l.map((x) => x.id).join(',')).join('|');
+      let list = bySig.get(sig);
+      if (list === undefined) bySig.set(sig, (list = []));
+      list.push({ plan: this.plan(fn) as MarshalPlan, item: fn });
+    }
+    for (const items of bySig.values()) {
+      const links = (this.trampolines.get(items[0]?.item as number) as BpfTrampoline).links;
+      for (const bucket of groupPlans(items)) {
+        const addr = this.allocImage();
+        if (addr instanceof TracelabError) return addr;
+        const img = new TrampImage(addr, bucket.plan, bucket.members, links);
+        const err = this.install(img);
+        if (err !== null) {
+          this.freeAddrs.push(addr);
+          return err;
+        }
+        for (const fn of bucket.members) (this.trampolines.get(fn) as BpfTrampoline).image = img;
+      }
+    }
+    return null;
+  }
+
+  private allocImage(): bigint | TracelabError {
+    const reused = this.freeAddrs.pop();
+    if (reused !== undefined) return reused;
+    const a = this.kernel.allocText('bpf_trampoline', IMAGE_SIZE);
+    return a instanceof KernelError ? new TracelabError(a.errno, a.message) : a;
+  }
+
+  private install(img: TrampImage): TracelabError | null {
+    const k = this.kernel;
+    let err = k.registerHandler(img.addr, 'bpf_trampoline', (cpu, fn) => this.enter(img, cpu, fn));
+    if (err === null) {
+      err = k.registerHandler(img.addr + BigInt(IMAGE_RET), 'bpf_trampoline', (cpu, fn) =>
+        this.leave(img, cpu, fn),
+      );
+    }
+    if (err !== null) return new TracelabError(err.errno, err.message);
+    const ft = this.ftrace;
+    if (ft !== null && ft.info.capabilities.directCalls) {
+      // One ops per image: the kernel's tr->fops, with the share commands accepted because the
+      // trampoline never moves ip (it is not IPMODIFY).
+      const ops = new FtraceOps({
+        name: 'bpf_trampoline',
+        func: () => undefined,
+        opsFunc: () => 0,
+      });
+      const e1 = ft.setFilterFunctions(ops, img.fns);
+      const e2 =
+        e1 ?? ft.registerFtraceDirect(ops, img.addr, (cpu, fn) => this.enter(img, cpu, fn));
+      if (e2 !== null) {
+        this.dropHandlers(img);
+        return e2;
+      }
+      img.ops = ops;
+    } else {
+      // bpf_arch_text_poke: only a site that is still the idle NOP may become a call.
+      const nop = encodeEntryNop(this.arch);
+      for (const fn of img.fns) {
+        const cur = k.entryBytes(fn);
+        if (cur.some((b, i) => b !== nop[i])) {
+          this.pokeBack(img, fn);
+          this.dropHandlers(img);
+          const name = k.image.functions[fn]?.name as string;
+          return new TracelabError('EBUSY', `${name}: call site is not the NOP (ftrace owns it)`);
+        }
+        const addr = k.image.functions[fn]?.addr as bigint;
+        k.textPoke(addr, encodeEntryCall(this.arch, addr, img.addr) as Uint8Array, 'bpf: attach');
+      }
+    }
+    img.installed = true;
+    this.stats.images++;
+    return null;
+  }
+
+  /** Restores the NOP at the sites of img up to (not including) `upto`. */
+  private pokeBack(img: TrampImage, upto: number): void {
+    const nop = encodeEntryNop(this.arch);
+    for (const fn of img.fns) {
+      if (fn === upto) break;
+      const addr = this.kernel.image.functions[fn]?.addr as bigint;
+      this.kernel.textPoke(addr, nop, 'bpf: detach');
+    }
+  }
+
+  private uninstall(img: TrampImage): void {
+    if (!img.installed) return;
+    img.installed = false;
+    this.stats.images--;
+    if (img.ops !== null) {
+      this.ftrace?.unregisterFtraceDirect(img.ops, img.addr);
+      img.ops = null;
+    } else this.pokeBack(img, -1);
+    this.kernel.unregisterHandler(img.addr);
+    // The return half stays until the last call in flight has left (the kernel's image ref).
+    if (img.inflight === 0) this.freeImage(img);
+  }
+
+  private dropHandlers(img: TrampImage): void {
+    this.kernel.unregisterHandler(img.addr);
+    this.kernel.unregisterHandler(img.addr + BigInt(IMAGE_RET));
+  }
+
+  private freeImage(img: TrampImage): void {
+    this.kernel.unregisterHandler(img.addr + BigInt(IMAGE_RET));
+    this.freeAddrs.push(img.addr);
+  }
+
+  // ---- the traced call (allocation-free) ----
+
+  /** Runs one program on the CPU's vm with r1 = ctx; false when the recursion guard skipped it. */
+  private runProg(prog: Program, cpu: number, ctxLo: number, ctxHi: number): boolean {
+    const active = this.active.get(prog) as Int32Array;
+    if ((active[cpu] = (active[cpu] as number) + 1) !== 1) {
+      active[cpu] = (active[cpu] as number) - 1;
+      this.stats.misses++;
+      return false;
+    }
+    const vm = this.vms[cpu] as Vm;
+    const rc = this.jit
+      ? vm.runJit(prog, BigInt(ctxLo >>> 0) | (BigInt(ctxHi >>> 0) << 32n))
+      : vm.runRaw(prog, ctxLo, ctxHi, 0, 0);
+    if (rc !== 0) this.stats.errors++;
+    active[cpu] = (active[cpu] as number) - 1;
+    return rc === 0;
+  }
+
+  /** The image's entry: save args to ctx, fentry, fmod_ret, then call the original or skip it. */
+  private enter(img: TrampImage, cpu: Cpu, fn: number): number {
+    const task = cpu.current;
+    if (task === null) return ENTRY_CONTINUE;
+    const u = cpu.regs.u32;
+    const words = task.stackWords;
+    const base = task.stackBaseLo;
+    const wide = this.ws === 8;
+    const oldSp = (u[this.spW] as number) - base;
+    const top = this.lrW < 0 ? this.ws : 16;
+    const ctxOff = oldSp - top - CTX_BYTES;
+    const n = this.fnSlots[fn] as number;
+    const image = this.kernel.image;
+    const cw = ctxOff >> 2;
+    words[cw] = image.addrLo[fn] as number;
+    words[cw + 1] = image.addrHi[fn] as number;
+    words[cw + 2] = n;
+    words[cw + 3] = 0;
+    const src = img.plan.src;
+    const a = (ctxOff + CTX_ARGS) >> 2;
+    for (let h = 0; h < 2 * n; h++) {
+      const s = src[h] as number;
+      words[a + h] =
+        s >= 0
+          ? (u[s] as number)
+          : s === SRC_ZERO
+            ? 0
+            : (words[(oldSp >> 2) + SRC_STACK - s] as number);
+    }
+    const r = a + 2 * n;
+    words[r] = 0;
+    words[r + 1] = 0;
+    const ctxLo = base + ctxOff + CTX_ARGS;
+    const ctxHi = task.stackBaseHi;
+    const st = this.state;
+    const c = cpu.id;
+    st.begin(c, image.functions[fn]?.addr as bigint, 0);
+    const fentry = img.fentry;
+    for (let i = 0; i < fentry.length; i++) this.runProg(fentry[i] as Program, c, ctxLo, ctxHi);
+    if (!img.callOrig) {
+      st.end(c);
+      return ENTRY_CONTINUE;
+    }
+    const fmod = img.fmodRet;
+    if (fmod.length > 0) {
+      st.kind[c] = BPF_TRAMP_MODIFY_RETURN;
+      const vm = this.vms[c] as Vm;
+      for (let i = 0; i < fmod.length; i++) {
+        if (!this.runProg(fmod[i] as Program, c, ctxLo, ctxHi)) continue;
+        words[r] = vm.lo[0] as number;
+        words[r + 1] = vm.hi[0] as number;
+        if (words[r] !== 0 || words[r + 1] !== 0) {
+          this.skipOriginal(img, cpu, fn, oldSp, r, ctxLo, ctxHi);
+          st.end(c);
+          return ENTRY_SKIP;
+        }
+      }
+    }
+    st.end(c);
+    // Call the original from the image: copy stack args below the frame, link a frame record
+    // for unwinders, and make the original return into the image.
+    const sb = this.fnStack[fn] as number;
+    const argsAt = ctxOff - sb;
+    const entryArgs = oldSp + archInfo(this.arch).stackArgOffset;
+    for (let k = 0; k < sb >> 2; k++)
+      words[(argsAt >> 2) + k] = words[(entryArgs >> 2) + k] as number;
+    const retLo = img.retLo;
+    const retHi = img.retHi;
+    let newSp = argsAt;
+    if (this.lrW < 0) {
+      // x86: push rbp at the top of the frame, then `call` pushes the return into the image.
+      words[(oldSp - this.ws) >> 2] = u[this.fpW] as number;
+      if (wide) words[((oldSp - this.ws) >> 2) + 1] = u[this.fpW + 1] as number;
+      u[this.fpW] = base + oldSp - this.ws;
+      newSp -= this.ws;
+      words[newSp >> 2] = retLo;
+      if (wide) words[(newSp >> 2) + 1] = retHi;
+    } else {
+      // arm64/riscv: a {fp, lr} frame record at the top, then lr = the return into the image.
+      const rec = (oldSp - 16) >> 2;
+      words[rec] = u[this.fpW] as number;
+      words[rec + 1] = u[this.fpW + 1] as number;
+      words[rec + 2] = u[this.lrW] as number;
+      words[rec + 3] = u[this.lrW + 1] as number;
+      u[this.fpW] = base + oldSp - (this.arch === 'riscv64' ? 0 : 16);
+      u[this.fpW + 1] = task.stackBaseHi;
+      u[this.lrW] = retLo;
+      u[this.lrW + 1] = retHi;
+    }
+    u[this.spW] = base + newSp;
+    img.inflight++;
+    return ENTRY_CONTINUE;
+  }
+
+  /** fmod_ret returned non-zero: the return value is the ret slot, fexit runs, no original. */
+  private skipOriginal(
+    img: TrampImage,
+    cpu: Cpu,
+    fn: number,
+    oldSp: number,
+    r: number,
+    ctxLo: number,
+    ctxHi: number,
+  ): void {
+    const task = cpu.current as NonNullable<Cpu['current']>;
+    const words = task.stackWords;
+    const u = cpu.regs.u32;
+    this.setReturn(img, u, fn, words[r] as number, words[r + 1] as number);
+    this.runFexit(img, cpu.id, ctxLo, ctxHi);
+    // Return straight to the caller (override_function_with_return).
+    if (this.lrW < 0) {
+      u[this.ipW] = words[oldSp >> 2] as number;
+      if (this.ws === 8) u[this.ipW + 1] = words[(oldSp >> 2) + 1] as number;
+      u[this.spW] = task.stackBaseLo + oldSp + this.ws;
+    } else {
+      u[this.ipW] = u[this.lrW] as number;
+      u[this.ipW + 1] = u[this.lrW + 1] as number;
+    }
+  }
+
+  private setReturn(img: TrampImage, u: Uint32Array, fn: number, lo: number, hi: number): void {
+    const rs = img.plan.retSrc;
+    u[rs[0] as number] = lo;
+    if (this.ws === 8 || this.fnRetWide[fn] === 1) u[rs[1] as number] = hi;
+  }
+
+  private runFexit(img: TrampImage, c: number, ctxLo: number, ctxHi: number): void {
+    const fexit = img.fexit;
+    if (fexit.length === 0) return;
+    this.state.kind[c] = BPF_TRAMP_FEXIT;
+    for (let i = 0; i < fexit.length; i++) this.runProg(fexit[i] as Program, c, ctxLo, ctxHi);
+  }
+
+  /** The image's second half: the original returned into it. fexit, then return to the caller. */
+  private leave(img: TrampImage, cpu: Cpu, fn: number): number {
+    const task = cpu.current as NonNullable<Cpu['current']>;
+    const u = cpu.regs.u32;
+    const words = task.stackWords;
+    const base = task.stackBaseLo;
+    const sp = (u[this.spW] as number) - base;
+    const ctxOff = sp + (this.fnStack[fn] as number);
+    const top = this.lrW < 0 ? this.ws : 16;
+    const oldSp = ctxOff + CTX_BYTES + top;
+    const n = this.fnSlots[fn] as number;
+    const r = ((ctxOff + CTX_ARGS) >> 2) + 2 * n;
+    const rs = img.plan.retSrc;
+    words[r] = u[rs[0] as number] as number;
+    words[r + 1] = this.ws === 8 || this.fnRetWide[fn] === 1 ? (u[rs[1] as number] as number) : 0;
+    const c = cpu.id;
+    this.state.begin(c, this.kernel.image.functions[fn]?.addr as bigint, BPF_TRAMP_FEXIT);
+    this.runFexit(img, c, base + ctxOff + CTX_ARGS, task.stackBaseHi);
+    this.state.end(c);
+    if (this.lrW < 0) {
+      const fp = (oldSp - this.ws) >> 2;
+      u[this.fpW] = words[fp] as number;
+      if (this.ws === 8) u[this.fpW + 1] = words[fp + 1] as number;
+      u[this.ipW] = words[oldSp >> 2] as number;
+      if (this.ws === 8) u[this.ipW + 1] = words[(oldSp >> 2) + 1] as number;
+      u[this.spW] = base + oldSp + this.ws;
+    } else {
+      const rec = (oldSp - 16) >> 2;
+      u[this.fpW] = words[rec] as number;
+      u[this.fpW + 1] = words[rec + 1] as number;
+      u[this.ipW] = words[rec + 2] as number;
+      u[this.ipW + 1] = words[rec + 3] as number;
+      u[this.lrW] = words[rec + 2] as number;
+      u[this.lrW + 1] = words[rec + 3] as number;
+      u[this.spW] = base + oldSp;
+    }
+    if (--img.inflight === 0 && !img.installed) this.freeImage(img);
+    return ENTRY_CONTINUE;
+  }
+}

@@ -256,6 +256,33 @@ describe('CO-RE rules on hand-built BTF', () => {
     );
   });
 
+  it('follows array indexes in access strings and checks their bounds', () => {
+    const lb = new BtfBuilder();
+    const li = lb.int('int', 4, { signed: true });
+    const bar = lb.struct('bar', [
+      { name: 'arr', type: lb.array(li, 4) },
+      { name: 'z', type: li },
+    ]);
+    const localBar = lb.build().index();
+    const target = (nelems: number) => {
+      const tb = new BtfBuilder();
+      const ti = tb.int('int', 4, { signed: true });
+      const tl = tb.int('long', 8, { signed: true });
+      tb.struct('bar', [
+        { name: 'pad', type: tl },
+        { name: 'arr', type: tb.array(ti, nelems) },
+      ]);
+      return tb.build().index();
+    };
+    const r = { insnOff: 0, typeId: bar, accessStr: '0:0:2', kind: BPF_CORE.FIELD_BYTE_OFFSET };
+    // local: arr[2] at 8; target: pad (8 bytes) then arr, so arr[2] at 16.
+    expect(calcCoreRelo(localBar, target(8), r)).toMatchObject({ origVal: 8, newVal: 16 });
+    expect(calcCoreRelo(localBar, target(2), r).poison).toBe(true);
+    // The first index is pointer arithmetic on the root: (&b[1])->z.
+    const r2 = { insnOff: 0, typeId: bar, accessStr: '1:1', kind: BPF_CORE.FIELD_BYTE_OFFSET };
+    expect(calcCoreRelo(localBar, localBar, r2)).toMatchObject({ origVal: 20 + 16, newVal: 36 });
+  });
+
   it('refuses to patch an instruction that does not hold the local value', () => {
     const insns: Insn[] = [{ code: 0xb7, dst: 1, src: 0, off: 0, imm: 5, imm2: 0 }];
     const res = calcCoreRelo(localBtf, localBtf, relo(BPF_CORE.FIELD_BYTE_OFFSET, '0:1'));

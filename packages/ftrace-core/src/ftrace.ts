@@ -825,7 +825,7 @@ export class Ftrace {
     op.flags |= FTRACE_OPS_FL_DIRECT;
     if (!this.info.capabilities.withArgs) op.flags |= FTRACE_OPS_FL_SAVE_REGS;
     op.trampoline = Number(this.regsCallerAddr & 0xffffffffn);
-    op.directCall = addr;
+    op.setDirectCall(addr);
     const ids = hash.ids();
     for (const fn of ids) this.directFunctions.set(fn, addr);
     this.directHandlers.set(Number(addr & 0xffffffffn), handler);
@@ -835,7 +835,7 @@ export class Ftrace {
       op.func = savedFunc;
       op.flags &= ~FTRACE_OPS_FL_DIRECT;
       op.trampoline = 0;
-      op.directCall = 0n;
+      op.setDirectCall(0n);
     }
     return err;
   }
@@ -854,7 +854,7 @@ export class Ftrace {
     const ids = (op.filterHash as FtraceHash).ids();
     for (const fn of ids) this.directFunctions.delete(fn);
     const err = this.unregisterFtraceFunction(op);
-    op.directCall = 0n;
+    op.setDirectCall(0n);
     op.trampoline = 0;
     return err;
   }
@@ -879,7 +879,7 @@ export class Ftrace {
     if (err !== null) return err;
     this.directHandlers.set(Number(addr & 0xffffffffn), handler);
     for (const fn of (op.filterHash as FtraceHash).ids()) this.directFunctions.set(fn, addr);
-    op.directCall = addr;
+    op.setDirectCall(addr);
     return this.unregisterFtraceFunction(stub);
   }
 
@@ -947,9 +947,9 @@ export class Ftrace {
 
 /** call_direct_funcs(): the func of a DIRECT ops asks the caller to jump to ops->direct_call. */
 const callDirectFuncs: FtraceFunc = (_ip, _parent, op, fregs) => {
-  const addr = op.directCall;
-  if (addr === 0n || fregs === null) return;
+  if (fregs === null || (op.directLo === 0 && op.directHi === 0)) return;
   const dir = fregs.roles.direct;
   if (dir === null) return;
-  fregs.write(dir, addr);
+  const idx = fregs.layout.index.get(dir);
+  if (idx !== undefined) fregs.setHalves(idx, op.directLo, op.directHi);
 };

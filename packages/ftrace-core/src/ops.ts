@@ -80,6 +80,16 @@ export class FtraceOps {
   trampoline = 0;
   /** The direct call target of a DIRECT ops (ops->direct_call), 0n when none. */
   directCall = 0n;
+  /** directCall in 32-bit halves, so the traced call writes it without bigint arithmetic. */
+  directLo = 0;
+  directHi = 0;
+
+  /** Sets ops->direct_call. */
+  setDirectCall(addr: bigint): void {
+    this.directCall = addr;
+    this.directLo = Number(addr & 0xffffffffn);
+    this.directHi = Number((addr >> 32n) & 0xffffffffn);
+  }
 
   constructor(init: FtraceOpsInit) {
     this.name = init.name ?? 'ftrace_ops';

@@ -383,6 +383,14 @@ export class BpfObject {
 
   /** Creates the maps in a vm MapTable, fills global data, and loads every program. */
   load(options: LoadOptions = {}): LoadedObject {
+    this.checkOpen('load the object again');
+    if (!this.littleEndian) {
+      // The vm's memory is little-endian: big-endian global data would read back swapped.
+      throw new LoaderError('EOPNOTSUPP', 'big-endian objects link but do not load into the vm', {
+        section: 'ELF header',
+        offset: 5,
+      });
+    }
     const linked = this.link();
     const memory = options.memory ?? new AddressSpace();
     const table = new MapTable(memory);

@@ -125,6 +125,15 @@ describe('object API', () => {
     expect(() => obj.map('start').setMaxEntries(8)).toThrow(/after load/);
   });
 
+  it('loads once, and only little-endian objects (the vm is little-endian)', () => {
+    const obj = BpfObject.open(fixture('minimal.bpfel.o'));
+    obj.load();
+    expect(() => obj.load()).toThrow(/cannot load the object again after load/);
+    const be = BpfObject.open(fixture('minimal.bpfeb.o'));
+    expect(be.link().programs).toHaveLength(1);
+    expect(() => be.load()).toThrow(/EOPNOTSUPP: big-endian objects link but do not load/);
+  });
+
   it('writes rodata in the object byte order', () => {
     const obj = BpfObject.open(fixture('latency.bpfeb.o'));
     obj.map('.rodata').setVar('target_tgid', 0x01020304);

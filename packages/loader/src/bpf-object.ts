@@ -21,6 +21,7 @@ import {
   installHelpers,
   mapResolver,
 } from '@tracelab/vm';
+import type { LineInfo } from './btf-ext.js';
 import { LoaderError, wrapErrors } from './errors.js';
 import { type LinkOptions, type LinkResult, type LinkedProgram, linkObject } from './link.js';
 import {
@@ -189,6 +190,8 @@ export interface RunResult {
   ret: number;
   r0: bigint;
   error: VmError | null;
+  /** The source line (from line_info) of the instruction a failed run stopped at. */
+  line: LineInfo | undefined;
 }
 
 /** A deterministic kernel environment for programs run outside a simulated kernel. */
@@ -243,7 +246,18 @@ export class LoadedObject {
   /** Runs a program with r1 = ctx. */
   run(name: string, ctx = 0n): RunResult {
     const ret = this.vm.run(this.program(name), ctx);
-    return { ret, r0: this.vm.r0, error: this.vm.error };
+    const line = ret === 0 ? undefined : this.lineAt(name, this.vm.errorPc);
+    return { ret, r0: this.vm.r0, error: this.vm.error, line };
+  }
+
+  /** The line_info record covering instruction insn of a linked program (for logs). */
+  lineAt(name: string, insn: number): LineInfo | undefined {
+    const lp = this.linked.programs.find((p) => p.def.name === name);
+    let best: LineInfo | undefined;
+    for (const li of lp?.lineInfo ?? []) {
+      if (li.insnOff <= insn && (best === undefined || li.insnOff >= best.insnOff)) best = li;
+    }
+    return best;
   }
 
   /** Reserves a callback entry (for bpf_loop) and returns the handle its lddw loads. */

@@ -25,7 +25,10 @@ import {
 export interface ParseOptions {
   /** Base BTF for split (module) BTF: ids and string offsets continue after the base's. */
   base?: Btf;
-  /** Pointer size of the target; default 8. */
+  /**
+   * Pointer size of the target. By default it is the size of the C `long` this BTF
+   * describes (as libbpf guesses it), else the base's, else 8.
+   */
   ptrSize?: number;
 }
 
@@ -129,7 +132,7 @@ export class Btf implements TypeSource {
   readonly startId: number;
   /** First string offset defined by this blob (0, or the base's string length). */
   readonly startStrOff: number;
-  readonly ptrSize: number;
+  private ptrSizeValue: number | undefined;
   /** The raw blob (kept so strict validation and dumps can cite byte offsets). */
   readonly blob: Uint8Array;
 
@@ -152,7 +155,7 @@ export class Btf implements TypeSource {
     this.littleEndian = littleEndian;
     this.blob = blob;
     this.base = opts.base;
-    this.ptrSize = opts.ptrSize ?? opts.base?.ptrSize ?? 8;
+    this.ptrSizeValue = opts.ptrSize;
     this.startId = opts.base ? opts.base.typeCount : 1;
     this.startStrOff = opts.base ? opts.base.strLen : 0;
     this.dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
@@ -233,6 +236,23 @@ export class Btf implements TypeSource {
     this.recOff = offs.subarray(0, n);
     this.infos = infos.subarray(0, n);
     this.cache = new Array<BtfType | undefined>(n);
+  }
+
+  /** Size of a pointer on the target (see ParseOptions.ptrSize), determined on first use. */
+  get ptrSize(): number {
+    if (this.ptrSizeValue === undefined) {
+      let size: number | undefined;
+      for (const name of ['long', 'long int', 'unsigned long', 'long unsigned int']) {
+        const id = this.find(name, 'int');
+        const t = id === undefined ? undefined : this.type(id);
+        if (t?.kind === 'int' && (t.size === 4 || t.size === 8)) {
+          size = t.size;
+          break;
+        }
+      }
+      this.ptrSizeValue = size ?? this.base?.ptrSize ?? 8;
+    }
+    return this.ptrSizeValue;
   }
 
   /** Total number of type ids, including void (id 0) and any base types. */

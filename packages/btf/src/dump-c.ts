@@ -16,7 +16,8 @@ const MAX_DEPTH = 512;
 const MAX_PAD_BITS = 64 * 1024 * 8;
 const ORDERED = 2;
 
-const tabs = (n: number): string => '\t'.repeat(n);
+const TABS = Array.from({ length: 64 }, (_, i) => '\t'.repeat(i));
+const tabs = (n: number): string => TABS[n] ?? '\t'.repeat(n);
 
 function join(base: string, declarator: string): string {
   return declarator === '' ? base : `${base} ${declarator}`;
@@ -38,7 +39,7 @@ class CDumper {
   /** 0 nothing emitted, 1 forward-declared, 2 defined. */
   private readonly emitted: Uint8Array;
   private readonly referenced: Uint8Array;
-  private readonly names = new Map<number, string>();
+  private readonly names: (string | undefined)[];
   private readonly typeNames = new Map<string, number>();
   private readonly identNames = new Map<string, number>();
   private readonly queue: number[] = [];
@@ -46,6 +47,8 @@ class CDumper {
   private readonly seen: Uint32Array;
   private gen = 0;
   private depth = 0;
+  /** Padding types from widest to narrowest, `long` being pointer-sized. */
+  private readonly pads: readonly (readonly [string, number])[];
   private readonly alignCache: Int8Array;
   private readonly sizeCache: Float64Array;
 
@@ -54,6 +57,13 @@ class CDumper {
     this.order = new Uint8Array(n);
     this.emitted = new Uint8Array(n);
     this.referenced = new Uint8Array(n);
+    this.pads = [
+      ['long', btf.ptrSize * 8],
+      ['int', 32],
+      ['short', 16],
+      ['char', 8],
+    ];
+    this.names = new Array<string | undefined>(n);
     this.seen = new Uint32Array(n);
     this.alignCache = new Int8Array(n);
     this.sizeCache = new Float64Array(n).fill(-1);
@@ -100,14 +110,14 @@ class CDumper {
   }
 
   private resolveName(id: number, t: BtfType & { name: string }): string {
-    const cached = this.names.get(id);
+    const cached = this.names[id];
     if (cached !== undefined) return cached;
     if (t.name === '') return '';
     const map = t.kind === 'typedef' ? this.identNames : this.typeNames;
     const count = (map.get(t.name) ?? 0) + 1;
     map.set(t.name, count);
     const name = count > 1 ? `${t.name}___${count}` : t.name;
-    this.names.set(id, name);
+    this.names[id] = name;
     return name;
   }
 
@@ -378,12 +388,7 @@ class CDumper {
         },
       );
     }
-    const pads: [string, number][] = [
-      ['long', this.btf.ptrSize * 8],
-      ['int', 32],
-      ['short', 16],
-      ['char', 8],
-    ];
+    const pads = this.pads;
     let s = '';
     let cur = from;
     let [padType, padBits] = pads[pads.length - 1] as [string, number];

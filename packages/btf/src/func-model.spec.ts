@@ -157,3 +157,27 @@ describe('funcModel (btf_distill_func_proto)', () => {
     expect(s.maxArgs).toBe(12);
   });
 });
+
+describe('pointer size of the target', () => {
+  it('follows the C long of a 32-bit BTF when not given', async () => {
+    const { parseBtf } = await import('./btf.js');
+    const b = new BtfBuilder({ ptrSize: 4 });
+    b.int('long int', 4, { signed: true });
+    const f = b.function('f', b.ptr(0), [b.ptr(0), b.int('long long', 8, { signed: true })]);
+    const btf = parseBtf(b.write());
+    expect(btf.ptrSize).toBe(4);
+    const r = funcModel(btf, f);
+    expect(r.ok && r.model).toEqual({
+      retSize: 4,
+      retFlags: 0,
+      nrArgs: 2,
+      argSize: [4, 8],
+      argFlags: [0, SIGNED],
+    });
+  });
+
+  it('defaults to 8 when the BTF has no long', async () => {
+    const { parseBtf } = await import('./btf.js');
+    expect(parseBtf(new BtfBuilder().write()).ptrSize).toBe(8);
+  });
+});

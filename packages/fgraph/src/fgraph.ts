@@ -7,28 +7,30 @@ import {
   type Ftrace,
 } from '@tracelab/ftrace-core';
 import { ENTRY_CONTINUE, KernelError, type Cpu, type Kernel, type Task } from '@tracelab/kernel';
-import {
-  FGRAPH_ARRAY_SIZE,
-  FGRAPH_FRAME_OFFSET,
-  FGRAPH_IDX0_WANTS,
-  FGRAPH_MAX_DATA_WORDS,
-  FGRAPH_TYPE_DATA,
-  FGRAPH_TYPE_RESERVED,
-  FGRAPH_TYPE_SHIFT,
-  makeBitmapMarker,
-  makeDataMarker,
-  markerBitmap,
-  markerDataIndex,
-  markerDataWords,
-  markerOffset,
-  markerType,
-  RET_STACK_CALLTIME,
-  RET_STACK_FUNC,
-  RET_STACK_RET,
-  RET_STACK_RETP,
-  SHADOW_STACK_MAX_OFFSET,
-  ShadowStack,
-} from './shadow-stack.js';
+import * as ss from './shadow-stack.js';
+import { ShadowStack } from './shadow-stack.js';
+
+// Module-local copies: the hot path reads plain bindings, not cross-module live bindings
+// (which some loaders turn into getter calls).
+const FGRAPH_ARRAY_SIZE = ss.FGRAPH_ARRAY_SIZE;
+const FGRAPH_FRAME_OFFSET = ss.FGRAPH_FRAME_OFFSET;
+const FGRAPH_IDX0_WANTS = ss.FGRAPH_IDX0_WANTS;
+const FGRAPH_MAX_DATA_WORDS = ss.FGRAPH_MAX_DATA_WORDS;
+const FGRAPH_TYPE_DATA = ss.FGRAPH_TYPE_DATA;
+const SHADOW_STACK_MAX_OFFSET = ss.SHADOW_STACK_MAX_OFFSET;
+const RET_STACK_CALLTIME = ss.RET_STACK_CALLTIME;
+const RET_STACK_FUNC = ss.RET_STACK_FUNC;
+const RET_STACK_RET = ss.RET_STACK_RET;
+const RET_STACK_RETP = ss.RET_STACK_RETP;
+const makeBitmapMarker = ss.makeBitmapMarker;
+const markerBitmap = ss.markerBitmap;
+const markerOffset = ss.markerOffset;
+const markerType = ss.markerType;
+const markerDataWords = ss.markerDataWords;
+const markerDataIndex = ss.markerDataIndex;
+const makeDataMarker = ss.makeDataMarker;
+const FGRAPH_TYPE_RESERVED = ss.FGRAPH_TYPE_RESERVED;
+const FGRAPH_TYPE_SHIFT = ss.FGRAPH_TYPE_SHIFT;
 
 /** struct ftrace_graph_ent: what an entry callback sees. Reused for every call (no allocation). */
 export interface FtraceGraphEnt {

@@ -16,6 +16,11 @@ export class Program {
   readonly off: Int32Array;
   readonly imm: Int32Array;
   readonly imm2: Int32Array;
+  /**
+   * The interpreter's packed form: code | dst << 8 | src << 12 | off << 16 per slot, plus one
+   * sentinel slot (code 0) past the end, so falling off the program needs no bounds check.
+   */
+  readonly words: Int32Array;
   /** Set by the JIT the first time it compiles this program. */
   jitted: unknown = undefined;
 
@@ -28,8 +33,9 @@ export class Program {
     this.dst = new Uint8Array(n);
     this.src = new Uint8Array(n);
     this.off = new Int32Array(n);
-    this.imm = new Int32Array(n);
-    this.imm2 = new Int32Array(n);
+    this.imm = new Int32Array(n + 1);
+    this.imm2 = new Int32Array(n + 1);
+    this.words = new Int32Array(n + 1);
     insns.forEach((i, k) => {
       this.code[k] = i.code;
       this.dst[k] = i.dst;
@@ -37,6 +43,7 @@ export class Program {
       this.off[k] = i.off;
       this.imm[k] = i.imm;
       this.imm2[k] = i.imm2;
+      this.words[k] = i.code | (i.dst << 8) | (i.src << 12) | (i.off << 16);
     });
   }
 

@@ -222,25 +222,15 @@ export class Vm {
     const mem = this.memory;
     const tmp = this.tmp;
     this.current = prog;
-    let code = prog.code;
-    let dst = prog.dst;
-    let src = prog.src;
-    let offs = prog.off;
+    let words = prog.words;
     let imms = prog.imm;
     let imms2 = prog.imm2;
-    let len = code.length;
+    let len = prog.length;
     let frame = baseFrame;
     const budget = this.budget;
     let n = n0;
     let pc = startPc;
     for (;;) {
-      if (pc >= len || pc < 0) {
-        return this.failAt(
-          pc,
-          new VmError('EINVAL', `insn ${pc}: execution left the program (${len} insns)`),
-          n,
-        );
-      }
       if (++n > budget) {
         return this.failAt(
           pc,
@@ -248,11 +238,12 @@ export class Vm {
           n,
         );
       }
-      const c = code[pc] as number;
-      const d = dst[pc] as number;
-      const s = src[pc] as number;
+      const w = words[pc] as number;
+      const c = w & 0xff;
+      const d = (w >> 8) & 0xf;
+      const s = (w >> 12) & 0xf;
+      const off = w >> 16;
       const imm = imms[pc] as number;
-      const off = offs[pc] as number;
       pc++;
       switch (c) {
         // ---- ALU64, immediate then register operand ----
@@ -727,13 +718,10 @@ export class Vm {
             }
             this.tailCalls++;
             this.current = target;
-            code = target.code;
-            dst = target.dst;
-            src = target.src;
-            offs = target.off;
+            words = target.words;
             imms = target.imm;
             imms2 = target.imm2;
-            len = code.length;
+            len = target.length;
             pc = 0;
             break;
           }
@@ -776,13 +764,10 @@ export class Vm {
           const p = this.frameProg[frame] as Program;
           if (p !== this.current) {
             this.current = p;
-            code = p.code;
-            dst = p.dst;
-            src = p.src;
-            offs = p.off;
+            words = p.words;
             imms = p.imm;
             imms2 = p.imm2;
-            len = code.length;
+            len = p.length;
           }
           const b = frame * 4;
           for (let r = 0; r < 4; r++) {
@@ -798,6 +783,14 @@ export class Vm {
         default: {
           // Memory: LDX reads [src+off], ST/STX write [dst+off].
           const k = c & 7;
+          if (pc - 1 === len) {
+            // The sentinel slot: the last instruction fell through.
+            return this.failAt(
+              len,
+              new VmError('EINVAL', `insn ${len}: execution left the program (${len} insns)`),
+              n - 1,
+            );
+          }
           if (k < 1 || k > 3) {
             return this.failAt(
               pc - 1,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { BtfBuilder, parseBtf } from '@tracelab/btf';
 import { BPF_CALL, BPF_JMP, type Insn } from '@tracelab/vm';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   BPF_CORE,
@@ -312,5 +313,61 @@ describe('CO-RE rules on hand-built BTF', () => {
     obj.setTargetBtf(fixture('vmlinux-min.btf'));
     const linked = obj.link();
     expect(linked.coreRelos.every((r) => !r.poison)).toBe(true);
+  });
+});
+
+describe('CO-RE property: field offsets follow the target layout', () => {
+  const SIZES = [1, 2, 4, 8] as const;
+  const field = fc.record({ size: fc.constantFrom(...SIZES), pad: fc.integer({ min: 0, max: 3 }) });
+
+  it('byte_off and byte_sz of every member equal the target offsetOf and size', () => {
+    fc.assert(
+      fc.property(
+        fc.array(field, { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 0, max: 1_000_000 }),
+        (fields, seed) => {
+          const build = (order: number[], withPad: boolean) => {
+            const b = new BtfBuilder();
+            const ints = SIZES.map((sz) => b.int(`u${sz * 8}`, sz));
+            const members: { name: string; type: number }[] = [];
+            for (const k of order) {
+              const f = fields[k] as { size: 1 | 2 | 4 | 8; pad: number };
+              if (withPad && f.pad > 0)
+                members.push({ name: `pad${k}`, type: b.array(ints[0] as number, f.pad) });
+              members.push({ name: `f${k}`, type: ints[SIZES.indexOf(f.size)] as number });
+            }
+            const id = b.struct('rec', members);
+            return { btf: b.build().index(), id };
+          };
+          const idx = fields.map((_, k) => k);
+          const shuffled = [...idx].sort(
+            (a, b) => ((a * 7919 + seed) % 97) - ((b * 7919 + seed) % 97),
+          );
+          const local = build(idx, false);
+          const target = build(shuffled, true);
+          fields.forEach((_, k) => {
+            const accessStr = `0:${k}`;
+            const off = calcCoreRelo(local.btf, target.btf, {
+              insnOff: 0,
+              typeId: local.id,
+              accessStr,
+              kind: BPF_CORE.FIELD_BYTE_OFFSET,
+            });
+            const loc = target.btf.offsetOf(`f${k}`, target.id);
+            expect(off.poison).toBe(false);
+            expect(off.newVal).toBe(loc.byteOffset);
+            expect(off.origVal).toBe(local.btf.offsetOf(`f${k}`, local.id).byteOffset);
+            const sz = calcCoreRelo(local.btf, target.btf, {
+              insnOff: 0,
+              typeId: local.id,
+              accessStr,
+              kind: BPF_CORE.FIELD_BYTE_SIZE,
+            });
+            expect(sz.newVal).toBe((fields[k] as { size: number }).size);
+          });
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

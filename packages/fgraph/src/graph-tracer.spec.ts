@@ -18,6 +18,8 @@ interface GraphCase {
   graphNotrace?: string;
   maxDepth?: number;
   clock?: number;
+  bufferEvents?: number;
+  irq?: { periodNs: number; calls: CallSpec[] };
   runs: { comm: string; pid: number; call: CallSpec }[];
 }
 
@@ -29,7 +31,18 @@ const CASES = JSON.parse(
 describe('function_graph output (hand-written golden files)', () => {
   it.each(CASES)('$name', (c) => {
     const m = machine();
-    const tr = new FunctionGraphTracer(m.fg, { options: c.options ?? {} });
+    const tr = new FunctionGraphTracer(m.fg, {
+      options: c.options ?? {},
+      bufferEvents: c.bufferEvents ?? 1024,
+    });
+    if (c.irq !== undefined) {
+      m.kernel.irqs.push({
+        name: 'timer',
+        context: 'hardirq',
+        periodNs: c.irq.periodNs,
+        calls: c.irq.calls.map((call) => node(m.image, call)),
+      });
+    }
     if (c.graphFunction !== undefined) expect(tr.setGraphFunction(c.graphFunction)).toBeNull();
     if (c.graphNotrace !== undefined) expect(tr.setGraphNotrace(c.graphNotrace)).toBeNull();
     tr.maxDepth = c.maxDepth ?? 0;

@@ -298,6 +298,9 @@ export function graphHeader(o: GraphOptions): string {
   return `${l1}               FUNCTION CALLS\n${l2}               |   |   |   |\n`;
 }
 
+/** Deepest nesting the output matches braces for (a shadow stack holds fewer frames). */
+const MAX_DEPTH = 512;
+
 const SEPARATOR = ' ------------------------------------------\n';
 
 interface CpuCursor {
@@ -307,6 +310,8 @@ interface CpuCursor {
   lastPid: number;
   /** Depth of the function that entered hardirq context, -1 outside. */
   irqDepth: number;
+  /** The function whose `{` was printed at each depth, to match closing braces. */
+  readonly enter: Int32Array;
 }
 
 function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): string {
@@ -362,6 +367,7 @@ function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): st
     k: 0,
     lastPid: -1,
     irqDepth: -1,
+    enter: new Int32Array(MAX_DEPTH).fill(-1),
   }));
   for (;;) {
     // The next event in time over all CPUs (lower CPU first on a tie).
@@ -414,18 +420,23 @@ function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): st
           out += irqMarker(c, b.time[j] as number, pid, false);
         }
       } else {
+        if (depth < MAX_DEPTH) c.enter[depth] = fn;
         out += `${context(c, ts, pid)}${fill('full')}${indent}${fname(fn)}() {\n`;
       }
       continue;
     }
+    const matched = depth < MAX_DEPTH && c.enter[depth] === fn;
+    if (depth < MAX_DEPTH) c.enter[depth] = -1;
     const d = ts - (b.calltime[i] as number);
     let line = `${context(c, ts, pid)}${duration(d)}${indent}`;
     if (o.retval) {
       const r = retval(b, i);
       line +=
         r.err === null ? `} /* ${fname(fn)} = ${r.hex} */` : `} /* ${fname(fn)} = ${r.err} */`;
-    } else if (o.tail) line += `} /* ${fname(fn)} */`;
-    else line += '}';
+    } else if (o.tail || !matched) {
+      // A return whose entry was lost (overwritten, or before the trace began) names its function.
+      line += `} /* ${fname(fn)} */`;
+    } else line += '}';
     out += `${line}\n`;
     if (c.irqDepth === depth) {
       c.irqDepth = -1;

@@ -69,14 +69,56 @@ export type DispatchMode = typeof DISPATCH_STUB | typeof DISPATCH_SINGLE | typeo
 
 /** One nesting level of a caller on one CPU: what the kernel keeps in the caller's stack frame. */
 interface Frame {
-  /** The CPU registers at entry, restored after the callbacks as the caller's epilogue does. */
+  /** The CPU registers at entry when there is no ftrace_regs to keep them in. */
   readonly save: Uint32Array;
   /** ftrace_caller's sparse ftrace_regs, or null without DYNAMIC_FTRACE_WITH_ARGS. */
   readonly args: FtraceRegs | null;
   /** ftrace_regs_caller's full set, or null without DYNAMIC_FTRACE_WITH_REGS. */
   readonly full: FtraceRegs | null;
-  readonly argsDirect: number;
-  readonly fullDirect: number;
+}
+
+/**
+ * Word-level copy plan between pt_regs and one ftrace_regs layout: pairs (ftrace_regs word,
+ * pt_regs word) for the held fields, the word to zero after saving (x86 cs), and the words of
+ * the direct-call field. Precomputed so the traced call copies with plain typed-array moves.
+ */
+interface RegsPlan {
+  readonly pairs: Int32Array;
+  readonly zeroLo: number;
+  readonly zeroHi: number;
+  readonly directLo: number;
+  readonly directHi: number;
+}
+
+function regsPlan(info: ArchInfo, fregs: FtraceRegs | null, full: boolean): RegsPlan {
+  const none = { pairs: new Int32Array(0), zeroLo: -1, zeroHi: -1, directLo: -1, directHi: -1 };
+  if (fregs === null) return none;
+  const layout = fregs.layout;
+  const pairs: number[] = [];
+  layout.fields.forEach((f, i) => {
+    if (fregs.held[i] !== 1) return;
+    // ftrace_partial_regs() naming: arm64 keeps fp and lr as x29 and x30 in pt_regs.
+    let ptName = f.name;
+    if (!full && info.name === 'arm64' && f.name === 'fp') ptName = 'x29';
+    if (!full && info.name === 'arm64' && f.name === 'lr') ptName = 'x30';
+    const p = info.ptRegs.index.get(ptName);
+    if (p === undefined) return;
+    const pf = info.ptRegs.fields[p] as { offset: number; size: number };
+    for (let k = 0; k < f.size / 4; k++) pairs.push(f.offset / 4 + k, pf.offset / 4 + k);
+  });
+  // x86 ftrace_caller stores cs = 0 so ftrace_get_regs() knows the pt_regs is partial.
+  const cs = !full && info.ptRoles.lr === null ? layout.index.get('cs') : undefined;
+  const csField = cs !== undefined && fregs.held[cs] === 1 ? layout.fields[cs] : undefined;
+  const dirName = full ? info.ptRoles.direct : info.ftraceRoles.direct;
+  const dir = dirName === null ? undefined : layout.index.get(dirName);
+  const dirField = dir === undefined ? undefined : layout.fields[dir];
+  return {
+    pairs: Int32Array.from(pairs),
+    zeroLo: csField === undefined ? -1 : csField.offset / 4,
+    zeroHi: csField === undefined || csField.size !== 8 ? -1 : csField.offset / 4 + 1,
+    directLo: dirField === undefined ? -1 : dirField.offset / 4,
+    directHi: dirField === undefined || dirField.size !== 8 ? -1 : dirField.offset / 4 + 1,
+  };
 }
 
 const reverseErrno = new Map<number, ErrnoCode>(
@@ -151,6 +193,8 @@ export class Ftrace {
   private readonly spField: number;
   private readonly lrField: number;
   private readonly freeTrampolines: bigint[] = [];
+  private readonly argsPlan: RegsPlan;
+  private readonly fullPlan: RegsPlan;
   /** The idle entry bytes, encoded once. */
   readonly nopBytes: Uint8Array;
   /** Full addresses of call targets by low half, so patching builds no bigint per site. */
@@ -185,6 +229,9 @@ export class Ftrace {
     for (let c = 0; c < kernel.cpus.length; c++) {
       for (let d = 0; d < 8; d++) this.frames[c]?.push(this.makeFrame());
     }
+    const f0 = this.frames[0]?.[0] as Frame;
+    this.argsPlan = regsPlan(this.info, f0.args, false);
+    this.fullPlan = regsPlan(this.info, f0.full, true);
   }
 
   /**
@@ -223,21 +270,11 @@ export class Ftrace {
   }
 
   private makeFrame(): Frame {
-    const info = this.info;
-    const args = info.capabilities.withArgs
-      ? new FtraceRegs(this.arch, { caller: 'caller' })
-      : null;
-    const full = info.capabilities.withRegs
-      ? new FtraceRegs(this.arch, { caller: 'regs_caller' })
-      : null;
-    const dArgs = info.ftraceRoles.direct;
-    const dFull = info.ptRoles.direct;
+    const caps = this.info.capabilities;
     return {
-      save: new Uint32Array(info.ptRegs.size / 4),
-      args,
-      full,
-      argsDirect: args !== null && dArgs !== null ? (info.ftraceRegs.index.get(dArgs) ?? -1) : -1,
-      fullDirect: full !== null && dFull !== null ? (info.ptRegs.index.get(dFull) ?? -1) : -1,
+      save: new Uint32Array(this.info.ptRegs.size / 4),
+      args: caps.withArgs ? new FtraceRegs(this.arch, { caller: 'caller' }) : null,
+      full: caps.withRegs ? new FtraceRegs(this.arch, { caller: 'regs_caller' }) : null,
     };
   }
 
@@ -278,14 +315,9 @@ export class Ftrace {
   /** ftrace_caller / ftrace_regs_caller: save, dispatch, restore, then direct or ip change. */
   private callerEntry(cpu: Cpu, fn: number, regsCaller: boolean): number {
     const frame = this.frame(cpu.id);
-    const regs = cpu.regs;
-    frame.save.set(regs.u32);
     const fregs = regsCaller ? frame.full : frame.args;
-    const directIdx = regsCaller ? frame.fullDirect : frame.argsDirect;
-    if (fregs !== null) {
-      fregs.saveFrom(regs);
-      if (directIdx >= 0) fregs.setHalves(directIdx, 0, 0);
-    }
+    const plan = regsCaller ? this.fullPlan : this.argsPlan;
+    this.save(cpu, frame, fregs, plan);
     if (regsCaller) this.stats.regsCallerHits++;
     else this.stats.callerHits++;
     const ip = this.kernel.image.addrLo[fn] as number;
@@ -298,24 +330,38 @@ export class Ftrace {
     } else if (this.mode === DISPATCH_LIST) {
       this.listFunc(ip, parent, fregs, cpu, fn, regsCaller);
     }
-    return this.finish(cpu, fn, frame, fregs, directIdx);
+    return this.finish(cpu, fn, frame, fregs, plan);
   }
 
   /** A per-ops trampoline: calls its one ops without testing hashes. */
   private trampolineEntry(cpu: Cpu, fn: number, op: FtraceOps): number {
     const frame = this.frame(cpu.id);
-    const regs = cpu.regs;
-    frame.save.set(regs.u32);
     const full = (op.flags & FTRACE_OPS_FL_SAVE_REGS) !== 0 && frame.full !== null;
     const fregs = full ? frame.full : frame.args;
-    const directIdx = full ? frame.fullDirect : frame.argsDirect;
-    if (fregs !== null) {
-      fregs.saveFrom(regs);
-      if (directIdx >= 0) fregs.setHalves(directIdx, 0, 0);
-    }
+    const plan = full ? this.fullPlan : this.argsPlan;
+    this.save(cpu, frame, fregs, plan);
     this.stats.trampolineHits++;
     this.callOps(op, this.kernel.image.addrLo[fn] as number, this.parentIp(cpu), fregs, cpu, fn);
-    return this.finish(cpu, fn, frame, fregs, directIdx);
+    return this.finish(cpu, fn, frame, fregs, plan);
+  }
+
+  /** The caller's prologue: keep the CPU registers and fill the ftrace_regs it hands out. */
+  private save(cpu: Cpu, frame: Frame, fregs: FtraceRegs | null, plan: RegsPlan): void {
+    const u = cpu.regs.u32;
+    // Without an ftrace_regs (i386 ftrace_caller) keep every register: callbacks may call
+    // kernel code. With one, its held set is what a call can clobber, so it is the save area.
+    if (fregs === null) {
+      frame.save.set(u);
+      return;
+    }
+    const f = fregs.u32;
+    const pairs = plan.pairs;
+    for (let k = 0; k < pairs.length; k += 2)
+      f[pairs[k] as number] = u[pairs[k + 1] as number] as number;
+    if (plan.zeroLo >= 0) f[plan.zeroLo] = 0;
+    if (plan.zeroHi >= 0) f[plan.zeroHi] = 0;
+    if (plan.directLo >= 0) f[plan.directLo] = 0;
+    if (plan.directHi >= 0) f[plan.directHi] = 0;
   }
 
   /** ftrace_ops_get_func(): the ops' func, through the assist wrapper when it asks for one. */
@@ -364,21 +410,28 @@ export class Ftrace {
     this.recursion.unlock(pid, bit);
   }
 
+  /** The caller's epilogue: restore, apply what callbacks changed, then direct call or ip move. */
   private finish(
     cpu: Cpu,
     fn: number,
     frame: Frame,
     fregs: FtraceRegs | null,
-    directIdx: number,
+    plan: RegsPlan,
   ): number {
     const regs = cpu.regs;
-    regs.u32.set(frame.save);
+    const u = regs.u32;
     this.nest[cpu.id] = (this.nest[cpu.id] as number) - 1;
-    if (fregs === null) return ENTRY_CONTINUE;
-    fregs.restoreTo(regs);
-    if (directIdx >= 0) {
-      const lo = fregs.lo(directIdx);
-      if (lo !== 0 || fregs.hi(directIdx) !== 0) {
+    if (fregs === null) {
+      u.set(frame.save);
+      return ENTRY_CONTINUE;
+    }
+    const f = fregs.u32;
+    const pairs = plan.pairs;
+    for (let k = 0; k < pairs.length; k += 2)
+      u[pairs[k + 1] as number] = f[pairs[k] as number] as number;
+    if (plan.directLo >= 0) {
+      const lo = f[plan.directLo] as number;
+      if (lo !== 0 || (plan.directHi >= 0 && f[plan.directHi] !== 0)) {
         // A callback asked for a direct call (arch_ftrace_set_direct_caller): jump there.
         const h = this.directHandlers.get(lo);
         if (h !== undefined) {

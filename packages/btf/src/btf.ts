@@ -287,6 +287,13 @@ export class Btf implements TypeSource {
     };
   }
 
+  /** The raw name offset of a type (0 for anonymous types). */
+  nameOff(id: number): number {
+    if (id < this.startId) return this.base ? this.base.nameOff(id) : 0;
+    this.checkRange(id);
+    return this.dv.getUint32(this.recOff[id - this.startId] as number, this.littleEndian);
+  }
+
   /** Absolute byte range of the string section inside `blob`. */
   get stringSection(): { start: number; end: number } {
     return { start: this.strStart, end: this.strEnd };

@@ -25,9 +25,9 @@ function linkage(l: number): string {
 }
 
 function nameOrAnon(btf: Btf, id: number, t: BtfType): string {
-  const { nameOff } = btf.rawHeader(id);
-  if (nameOff === 0) return '(anon)';
-  return 'name' in t ? t.name : btf.str(nameOff);
+  const off = btf.nameOff(id);
+  if (off === 0) return '(anon)';
+  return 'name' in t ? t.name : btf.str(off);
 }
 
 function anon(s: string): string {

@@ -375,3 +375,23 @@ describe('validateBtf on compiler output', () => {
     }
   });
 });
+
+describe('validateBtf on split BTF', () => {
+  it('accepts a module whose types use the base, and names bad module ids', async () => {
+    const { BtfBuilder } = await import('./write.js');
+    const b = new BtfBuilder();
+    const int = b.int('int', 4, { signed: true });
+    const base = b.build();
+    const m = new BtfBuilder({ base });
+    const s = m.struct('mod_state', [{ name: 'n', type: int }]);
+    m.function('mod_init', int, [{ name: 'st', type: m.ptr(s) }]);
+    const mod = parseBtf(m.write(), { base });
+    expect(validateBtf(mod)).toEqual([]);
+
+    const bad = new BtfBuilder({ base });
+    bad.add({ kind: 'ptr', type: 40 });
+    const errs = validateBtf(parseBtf(bad.write(), { base }));
+    expect(errs[0]?.typeId).toBe(base.typeCount);
+    expect(errs[0]?.message).toContain('Invalid type_id 40');
+  });
+});

@@ -105,7 +105,6 @@ function checkMeta(btf: Btf, id: number, t: BtfType): void {
       if (enc !== 0 && enc !== BTF_INT_SIGNED && enc !== BTF_INT_CHAR && enc !== BTF_INT_BOOL) {
         bad(`Unsupported encoding ${enc}`);
       }
-      if (!validIdent(t.name.replace(/ /g, '_'))) bad('Invalid name');
       return;
     }
     case 'ptr':
@@ -209,7 +208,6 @@ function checkMeta(btf: Btf, id: number, t: BtfType): void {
       noVlen();
       noKflag();
       if (![2, 4, 8, 12, 16].includes(t.size)) bad(`Invalid type_size ${t.size}`);
-      if (!validIdent(t.name.replace(/ /g, '_'))) bad('Invalid name');
       return;
     case 'decl_tag':
       noVlen();

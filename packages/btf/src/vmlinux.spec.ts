@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseBtf } from './btf.js';
 import { dumpBtf } from './dump.js';
@@ -8,6 +10,17 @@ import { validateBtf } from './validate.js';
 
 const VMLINUX = '/sys/kernel/btf/vmlinux';
 const hasVmlinux = existsSync(VMLINUX);
+const hasClang = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v clang'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (hasVmlinux && !hasClang) {
+  console.warn('vmlinux.spec: clang is absent; the vmlinux.h compile check is skipped');
+}
 const hasBpftool = (() => {
   try {
     execFileSync('sh', ['-c', 'command -v bpftool'], { stdio: 'ignore' });
@@ -78,6 +91,27 @@ describe.skipIf(!hasVmlinux)('the machine vmlinux BTF', () => {
     'C dump equals bpftool format c',
     () => {
       expect(dumpBtf(get(), 'c') === bpftool('format', 'c')).toBe(true);
+    },
+    120_000,
+  );
+
+  it.skipIf(!hasClang)(
+    'C dump compiles with clang -target bpf',
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'btf-vmlinux-'));
+      try {
+        writeFileSync(join(dir, 'vmlinux.h'), dumpBtf(get(), 'c'));
+        writeFileSync(
+          join(dir, 'prog.c'),
+          '#include "vmlinux.h"\nint pid_of(struct task_struct *t) { return t->pid + t->tgid; }\n',
+        );
+        execFileSync('clang', ['-target', 'bpf', '-O2', '-c', 'prog.c', '-o', 'prog.o'], {
+          cwd: dir,
+          stdio: 'pipe',
+        });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
     120_000,
   );

@@ -216,7 +216,11 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     const map = mapArg(v, maps, 1);
     if (map === undefined || map.values === null) return 0;
     const slot = keySlot(v, map, 2, env.smpProcessorId());
-    return slot < 0 ? 0 : map.values.base + BigInt(slot);
+    if (slot < 0) return 0;
+    // Value address without a bigint: map regions are far smaller than 4 GiB.
+    const lo = map.values.baseLo + slot;
+    v.setR0(lo, map.values.baseHi + (lo >= 0x100000000 ? 1 : 0));
+    return undefined;
   });
   vm.setHelper(2, (v) => {
     const map = mapArg(v, maps, 1);

@@ -365,7 +365,7 @@ export function compile(prog: Program): CompiledFn {
         );
         emit(`vm.executed = n; vm.frame = frame; ret = ret(vm); n = vm.executed;`);
         emit(
-          `if (typeof ret === 'number') { l0 = ret | 0; h0 = Math.floor(ret / ${TWO32}) | 0; } else { ret = BigInt.asUintN(64, ret); l0 = Number(ret & 0xffffffffn) | 0; h0 = Number(ret >> 32n) | 0; }`,
+          `if (typeof ret === 'number') { l0 = ret | 0; h0 = Math.floor(ret / ${TWO32}) | 0; } else if (ret !== undefined) { ret = BigInt.asUintN(64, ret); l0 = Number(ret & 0xffffffffn) | 0; h0 = Number(ret >> 32n) | 0; } else { l0 = L[0]; h0 = H[0]; }`,
         );
         emit(
           `if (vm.error !== null) return vm.failAt(vm.errorPc >= 0 ? vm.errorPc : ${k}, vm.error, n);`,

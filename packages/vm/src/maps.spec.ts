@@ -62,8 +62,9 @@ function setup(ncpus = 2, env = fakeEnv()) {
     if (p instanceof VmError) throw p;
     return p;
   };
-  const run = (asm: string | Program, ctx = 0n): bigint => {
-    const rc = vm.run(typeof asm === 'string' ? load(asm) : asm, ctx);
+  const run = (asm: string | Program, ctx = 0n, jit = false): bigint => {
+    const p = typeof asm === 'string' ? load(asm) : asm;
+    const rc = jit ? vm.runJit(p, ctx) : vm.run(p, ctx);
     if (rc !== 0) throw vm.error;
     return vm.r0;
   };
@@ -236,7 +237,7 @@ describe('hash maps', () => {
       lock *(u64 *)(r0 + 0) += r1
       r0 = 0
       exit`;
-    for (let k = 0; k < 5; k++) expect(run(prog)).toBe(0n);
+    for (let k = 0; k < 5; k++) expect(run(prog, 0n, k % 2 === 1)).toBe(0n);
     expect(readU64(h.lookup(u32(7)) as Uint8Array)).toBe(5n);
     // map_update_elem with BPF_NOEXIST on an existing key returns -EEXIST to the program.
     const again = `
@@ -400,6 +401,8 @@ describe('tail calls', () => {
     expect(run(self)).toBe(99n);
     // The first run plus 33 tail calls, then the 34th attempt falls through.
     expect(readU64(counter.lookup(u32(0)) as Uint8Array)).toBe(34n);
+    expect(run(self, 0n, true)).toBe(99n);
+    expect(readU64(counter.lookup(u32(0)) as Uint8Array)).toBe(68n);
     expect(run('r2 = map_fd[' + pa.id + ', 0] ll\nr3 = 3\ncall 12\nr0 = 5\nexit')).toBe(5n);
     expect(errno(pa.set(4, self))).toBe('E2BIG');
   });

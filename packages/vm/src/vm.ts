@@ -4,9 +4,12 @@ import { AddressSpace, MemFault, PROT_READ, PROT_WRITE, type Region } from './me
 import { type CompiledFn, compile } from './jit.js';
 import { BPF_PSEUDO_FUNC_BASE, type Program } from './program.js';
 
-/** A helper or kfunc body. Reads its arguments from the vm (r1-r5) and returns r0: a number
- * (a safe integer, negative values sign-extend, so `return -14` is -EFAULT) or a bigint. */
-export type HelperFn = (vm: Vm) => number | bigint;
+/**
+ * A helper or kfunc body. Reads its arguments from the vm (r1-r5) and returns r0: a number (a
+ * safe integer; negative values sign-extend, so `return -14` is -EFAULT), a bigint, or nothing
+ * after setting r0 itself with setR0 (the allocation-free way to return a 64-bit address).
+ */
+export type HelperFn = (vm: Vm) => number | bigint | void;
 
 /** Stack bytes per frame and frames per program (MAX_BPF_STACK, MAX_CALL_FRAMES). */
 export const MAX_BPF_STACK = 512;
@@ -110,6 +113,12 @@ export class Vm {
   /** Argument n as a number: exact for values below 2^53 (lengths, sizes, small ids). */
   argNum(n: number): number {
     return ((this.hi[n] as number) >>> 0) * TWO32 + ((this.lo[n] as number) >>> 0);
+  }
+
+  /** Sets r0 from int32 halves; a helper that does this returns nothing. */
+  setR0(lo: number, hi: number): void {
+    this.lo[0] = lo | 0;
+    this.hi[0] = hi | 0;
   }
 
   get r0(): bigint {
@@ -738,7 +747,7 @@ export class Vm {
           if (typeof ret === 'number') {
             L[0] = ret | 0;
             H[0] = Math.floor(ret / TWO32) | 0;
-          } else {
+          } else if (ret !== undefined) {
             const u = BigInt.asUintN(64, ret);
             L[0] = Number(u & 0xffffffffn) | 0;
             H[0] = Number(u >> 32n) | 0;

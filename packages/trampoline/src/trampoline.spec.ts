@@ -4,6 +4,7 @@ import { TracelabError } from '@tracelab/contracts';
 import { Ftrace, FtraceOps } from '@tracelab/ftrace-core';
 import { BUILTIN_IMAGE, Kernel, KernelImage, type CallNode, type Cpu } from '@tracelab/kernel';
 import { assemble, MemFault, Program, type Insn } from '@tracelab/vm';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   BPF_MAX_TRAMP_LINKS,
@@ -297,5 +298,187 @@ describe('sharing the function with ftrace ops', () => {
     expect(ft.registerFtraceFunction(ops)).toBeNull();
     const busy = tr.attach(logger(2, mem), BPF_TRAMP_FENTRY, 'bpf_fentry_test2');
     expect((busy as TracelabError).code).toBe('EBUSY');
+  });
+});
+
+/** Adds 1 to the u64 at mem. */
+const counter = (mem: bigint): Program =>
+  prog(
+    [
+      `lddw %r7, 0x${mem.toString(16)}`,
+      'ldxdw %r2, [%r7+0]',
+      'add %r2, 1',
+      'stxdw [%r7+0], %r2',
+      'mov %r0, 0',
+      'exit',
+    ].join('\n'),
+    'count',
+  );
+
+describe('multi-attach', () => {
+  // By hand from the ABIs: on the 64-bit arches every selftest function passes its arguments in
+  // order, so one image serves all; on i386 the leaves of the plan tree are test2..test6.
+  const expected: Record<ArchName, number> = { x86_64: 1, arm64: 1, riscv64: 1, i386: 5 };
+  it.each(ARCHES)('%s: one program on a glob, M images, detach part', (arch) => {
+    const { k, cpu, tr, mem } = boot(arch);
+    const link = tr.attach(counter(mem), BPF_TRAMP_FEXIT, 'bpf_fentry_test*');
+    if (link instanceof TracelabError) throw link;
+    expect(link.fns.size).toBe(7);
+    expect(tr.imageCount).toBe(expected[arch]);
+    const runAll = (): void => {
+      for (const f of fx.functions.slice(0, 6)) {
+        expect(k.run(cpu, node(k, nameOf(f.proto), f.args, f.ret))).toBeNull();
+        expect(readReturn(k.callPlacement(k.image.indexOf(nameOf(f.proto))), cpu.regs)).toBe(
+          BigInt(f.ret),
+        );
+      }
+    };
+    runAll();
+    expect(word(k, mem)).toBe(6n);
+    expect(tr.detach(link, ['bpf_fentry_test1', 'bpf_fentry_test2'])).toBeNull();
+    expect(link.fns.size).toBe(5);
+    runAll();
+    expect(word(k, mem)).toBe(10n);
+    expect(tr.detach(link)).toBeNull();
+    expect(tr.imageCount).toBe(0);
+    runAll();
+    expect(word(k, mem)).toBe(10n);
+    // Every site is back to the idle NOP.
+    for (const f of fx.functions.slice(0, 6)) {
+      expect(k.decodeEntry(k.image.indexOf(nameOf(f.proto)))).toMatchObject({ kind: 'nop' });
+    }
+  });
+
+  it('a function with its own extra link moves to its own image and back', () => {
+    const { k, cpu, tr, mem } = boot('x86_64');
+    const all = tr.attach(counter(mem), BPF_TRAMP_FENTRY, 'bpf_fentry_test*') as never;
+    const one = tr.attach(counter(mem + 8n), BPF_TRAMP_FENTRY, 'bpf_fentry_test3');
+    expect(tr.imageCount).toBe(2);
+    expect(tr.imageOf('bpf_fentry_test3')).not.toBe(tr.imageOf('bpf_fentry_test4'));
+    expect(k.run(cpu, node(k, 'bpf_fentry_test3', [4, 5, 6], 15))).toBeNull();
+    expect([word(k, mem), word(k, mem + 8n)]).toEqual([1n, 1n]);
+    expect(tr.detach(one as never)).toBeNull();
+    expect(tr.imageCount).toBe(1);
+    expect(tr.detach(all)).toBeNull();
+  });
+});
+
+describe('unwinding through a trampoline', () => {
+  it.each(ARCHES)('%s: the original returns into the image, which the stack shows', (arch) => {
+    const { k, cpu, tr, mem } = boot(arch);
+    tr.attach(counter(mem), BPF_TRAMP_FEXIT, 'bpf_fentry_test2');
+    const child = k.image.indexOf('bpf_fentry_test_child');
+    let trace: string[] = [];
+    k.observer = {
+      onCall: (c, fn) => {
+        if (fn === child) trace = k.stackTrace(c).map((a) => k.symbolize(a).replace(/\+.*/, ''));
+      },
+    };
+    const outer = node(k, 'bpf_fentry_test1', [1], 2, [
+      node(k, 'bpf_fentry_test2', [2, 3], 5, [node(k, 'bpf_fentry_test_child', [], 0)]),
+    ]);
+    expect(k.run(cpu, outer)).toBeNull();
+    expect(trace).toEqual([
+      'bpf_fentry_test_child',
+      'bpf_fentry_test2',
+      'bpf_trampoline',
+      'bpf_fentry_test1',
+    ]);
+    expect(word(k, mem)).toBe(1n);
+  });
+});
+
+describe('detaching while calls are in flight', () => {
+  const KINDS = [BPF_TRAMP_FENTRY, BPF_TRAMP_FEXIT, BPF_TRAMP_MODIFY_RETURN] as const;
+  const FNS = ['bpf_fentry_test1', 'bpf_fentry_test2', 'bpf_fentry_test3', 'bpf_fentry_test_child'];
+
+  /** A nested call tree: test3 -> (test1, test2 -> (child, test1)), each with its ret. */
+  const tree = (k: Kernel): CallNode =>
+    node(k, 'bpf_fentry_test3', [4, 5, 6], 15, [
+      node(k, 'bpf_fentry_test1', [1], 2),
+      node(k, 'bpf_fentry_test2', [2, 3], 5, [
+        node(k, 'bpf_fentry_test_child', [], 0),
+        node(k, 'bpf_fentry_test1', [1], 2),
+      ]),
+    ]);
+
+  interface Op {
+    at: number;
+    attach: boolean;
+    kind: (typeof KINDS)[number];
+    fn: string;
+    pick: number;
+  }
+  const op: fc.Arbitrary<Op> = fc.record({
+    at: fc.nat({ max: 6 }),
+    attach: fc.boolean(),
+    kind: fc.constantFrom(...KINDS),
+    fn: fc.constantFrom(...FNS),
+    pick: fc.nat(),
+  });
+
+  it.each(ARCHES)('%s: attach/detach at random calls keeps execution and stacks right', (arch) => {
+    fc.assert(
+      fc.property(
+        fc.array(op, { maxLength: 8 }),
+        fc.array(op, { maxLength: 4 }),
+        (during, before) => {
+          const { k, cpu, tr, mem } = boot(arch);
+          const links: { detach: () => void }[] = [];
+          const apply = (o: Op): void => {
+            if (o.attach || links.length === 0) {
+              const l = tr.attach(counter(mem), o.kind, o.fn);
+              if (!(l instanceof TracelabError)) {
+                links.push({ detach: () => expect(tr.detach(l)).toBeNull() });
+              }
+            } else {
+              const [l] = links.splice(o.pick % links.length, 1);
+              l?.detach();
+            }
+          };
+          for (const o of before) apply(o);
+          // Untraced reference: stacks (without trampoline frames) and the caller's view.
+          const sp0 = cpu.regs.stackPointer();
+          const fp0 = cpu.regs.framePointer();
+          let n = 0;
+          const traces: string[][] = [];
+          k.observer = {
+            onCall: (c) => {
+              traces.push(
+                k
+                  .stackTrace(c)
+                  .map((a) => k.symbolize(a).replace(/\+.*/, ''))
+                  .filter((s) => s !== 'bpf_trampoline'),
+              );
+              for (const o of during) if (o.at === n) apply(o);
+              n++;
+            },
+          };
+          expect(k.run(cpu, tree(k))).toBeNull();
+          expect(cpu.depth).toBe(0);
+          expect(cpu.regs.stackPointer()).toBe(sp0);
+          expect(cpu.regs.framePointer()).toBe(fp0);
+          expect(readReturn(k.callPlacement(k.image.indexOf('bpf_fentry_test3')), cpu.regs)).toBe(
+            15n,
+          );
+          expect(tr.stats.errors).toBe(0);
+          const ref = boot(arch);
+          const refTraces: string[][] = [];
+          ref.k.observer = {
+            onCall: (c) =>
+              void refTraces.push(
+                ref.k.stackTrace(c).map((a) => ref.k.symbolize(a).replace(/\+.*/, '')),
+              ),
+          };
+          expect(ref.k.run(ref.cpu, tree(ref.k))).toBeNull();
+          expect(traces).toEqual(refTraces);
+          // Everything detached: no image left once nothing is in flight.
+          k.observer = null;
+          for (const l of links.splice(0)) l.detach();
+          expect(tr.imageCount).toBe(0);
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });

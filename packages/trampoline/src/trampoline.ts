@@ -63,6 +63,8 @@ class TrampImage {
 
   constructor(
     readonly addr: bigint,
+    /** The link ids per kind: functions with equal signatures can share the image. */
+    readonly sig: string,
     readonly plan: MarshalPlan,
     readonly fns: readonly number[],
     links: BpfTrampoline['links'],
@@ -120,6 +122,8 @@ export class Trampolines {
   readonly state: TracingState;
   private readonly jit: boolean;
   private readonly trampolines = new Map<number, BpfTrampoline>();
+  /** Installed images by link signature. */
+  private readonly bySig = new Map<string, Set<TrampImage>>();
   private readonly plans: (MarshalPlan | TracelabError | undefined)[];
   private readonly freeAddrs: bigint[] = [];
   private nextLinkId = 1;
@@ -338,12 +342,22 @@ export class Trampolines {
       if (list === undefined) bySig.set(sig, (list = []));
       list.push({ plan: this.plan(fn) as MarshalPlan, item: fn });
     }
-    for (const items of bySig.values()) {
+    // Functions left with the same links as an image that stays merge into it: rebuild it too.
+    for (const [sig, items] of bySig) {
+      for (const img of this.bySig.get(sig) ?? []) {
+        this.uninstall(img);
+        for (const fn of img.fns) {
+          (this.trampolines.get(fn) as BpfTrampoline).image = null;
+          items.push({ plan: this.plan(fn) as MarshalPlan, item: fn });
+        }
+      }
+    }
+    for (const [sig, items] of bySig) {
       const links = (this.trampolines.get(items[0]?.item as number) as BpfTrampoline).links;
       for (const bucket of groupPlans(items)) {
         const addr = this.allocImage();
         if (addr instanceof TracelabError) return addr;
-        const img = new TrampImage(addr, bucket.plan, bucket.members, links);
+        const img = new TrampImage(addr, sig, bucket.plan, bucket.members, links);
         const err = this.install(img);
         if (err !== null) {
           this.freeAddrs.push(addr);
@@ -404,6 +418,9 @@ export class Trampolines {
       }
     }
     img.installed = true;
+    let set = this.bySig.get(img.sig);
+    if (set === undefined) this.bySig.set(img.sig, (set = new Set()));
+    set.add(img);
     this.stats.images++;
     return null;
   }
@@ -421,6 +438,9 @@ export class Trampolines {
   private uninstall(img: TrampImage): void {
     if (!img.installed) return;
     img.installed = false;
+    const set = this.bySig.get(img.sig) as Set<TrampImage>;
+    set.delete(img);
+    if (set.size === 0) this.bySig.delete(img.sig);
     this.stats.images--;
     if (img.ops !== null) {
       this.ftrace?.unregisterFtraceDirect(img.ops, img.addr);

@@ -12,9 +12,11 @@ for src in *.c; do
   name="${src%.c}"
   for target in bpfel bpfeb; do
     "$clang" -O2 -g -target "$target" -mcpu=v3 -I. -c "$src" -o "$name.$target.o"
+    # llvm-readelf's view of sections and relocations: the ELF parser's tests compare with it.
+    "${READELF:-llvm-readelf}" -S -r --wide "$name.$target.o" >"$name.$target.readelf.txt"
   done
 done
-echo "built $(ls "$dir"/*.o | wc -l) objects in $dir"
+echo "built $(ls ./*.o | wc -l) objects in $dir"
 
 # A minimal vmlinux BTF for the CO-RE tests (bpftool's BTFgen keeps only the types and members
 # the fixtures relocate against) and pahole's view of the same structs, which the tests compare

@@ -276,6 +276,35 @@ describe('the two callers', () => {
   });
 });
 
+describe('ip modification', () => {
+  it('an IPMODIFY callback that moves ip to another function runs that body instead', () => {
+    const m = machine();
+    const vfsWrite = m.image.addrLo[fnIndex(m.image, 'vfs_write')] as number;
+    const patch = new FtraceOps({
+      name: 'klp',
+      flags: FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY,
+      func: (_ip, _p, _op, fregs) => {
+        const f = fregs as FtraceRegs;
+        f.setHalves(f.fieldIndex('ip'), vfsWrite, m.ft.textHigh);
+      },
+    });
+    const parents: string[] = [];
+    const watch = new FtraceOps({
+      name: 'watch',
+      static: true,
+      func: (_ip, parent) => void parents.push(m.kernel.symbolize(m.ft.address(parent))),
+    });
+    m.ft.setFilter(patch, 'vfs_read');
+    m.ft.setFilter(watch, 'rw_verify_area');
+    m.ft.registerFtraceFunction(patch);
+    m.ft.registerFtraceFunction(watch);
+    run(m, readPath);
+    // The child is now called from inside the replacement's body.
+    expect(parents).toHaveLength(1);
+    expect(parents[0]).toMatch(/^vfs_write\+0x/);
+  });
+});
+
 describe('enabled_functions and touched_functions', () => {
   it('shows flags and counts as ops with different flags come and go', () => {
     const m = machine();

@@ -7,6 +7,7 @@ import {
   FGRAPH_TYPE_BITMAP,
   markerBitmap,
   markerType,
+  SHADOW_STACK_SIZE,
   SHADOW_STACK_TASK_VARS,
 } from './shadow-stack.js';
 
@@ -93,6 +94,49 @@ describe('registration', () => {
       expect(st.taskVar(idx)).toBe(0);
       expect(st.lo(SHADOW_STACK_TASK_VARS + idx)).toBe(0);
     }
+  });
+});
+
+describe('the shared ftrace_ops', () => {
+  it('one ftrace_ops carries every user; one user skips the filter test', () => {
+    const m = machine();
+    const a = recorder(m, 'a');
+    const b = recorder(m, 'b');
+    expect(m.fg.dispatch).toBe('none');
+    expect(m.ft.ops).toEqual([]);
+    m.fg.register(a.gops);
+    expect(m.fg.dispatch).toBe('single');
+    expect(m.ft.ops).toEqual([m.fg.sharedOps]);
+    m.fg.register(b.gops);
+    expect(m.fg.dispatch).toBe('list');
+    expect(m.ft.ops).toEqual([m.fg.sharedOps]);
+    m.fg.unregister(a.gops);
+    expect(m.fg.dispatch).toBe('single');
+    m.fg.unregister(b.gops);
+    expect(m.ft.ops).toEqual([]);
+    const vfsRead = fnIndex(m.image, 'vfs_read');
+    expect(m.ft.siteTarget[vfsRead]).toBe(0);
+  });
+
+  it('the shared filter is the union of the users filters', () => {
+    const m = machine();
+    const a = recorder(m, 'a');
+    const b = recorder(m, 'b');
+    m.fg.register(a.gops);
+    m.fg.register(b.gops);
+    m.fg.setFilter(a.gops, 'vfs_read');
+    m.fg.setFilter(b.gops, 'ksys_read');
+    expect(m.ft.readFilter(m.fg.sharedOps).trim().split('\n').sort()).toEqual([
+      'ksys_read',
+      'vfs_read',
+    ]);
+  });
+
+  it('keeps the shadow stack at 4 KiB per task', () => {
+    const m = machine();
+    m.fg.register(recorder(m, 'a').gops);
+    expect(SHADOW_STACK_SIZE).toBe(4096);
+    expect(must(m.fg.stackOf(m.task)).buffer.byteLength).toBe(4096);
   });
 });
 

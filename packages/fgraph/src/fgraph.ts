@@ -212,6 +212,11 @@ export class Fgraph {
     return this.users;
   }
 
+  /** How entries reach the users: nobody, one user without a filter test, or each user tested. */
+  get dispatch(): 'none' | 'single' | 'list' {
+    return this.count === 0 ? 'none' : this.single !== null ? 'single' : 'list';
+  }
+
   /** The shared ftrace_ops, for tracefs views (enabled_functions). */
   get sharedOps(): FtraceOps {
     return this.graphOps;

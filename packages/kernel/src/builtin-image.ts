@@ -18,10 +18,15 @@ export const BUILTIN_IMAGE: readonly ImageGroup[] = [
     subsystem: 'ftrace',
     protos: [
       'notrace void ftrace_caller(void)',
-      'notrace void ftrace_regs_caller(void)',
       'notrace void ftrace_stub(void)',
       'notrace void return_to_handler(void)',
     ],
+  },
+  {
+    // Only x86 has DYNAMIC_FTRACE_WITH_REGS, so only x86 has a full-regs caller.
+    subsystem: 'ftrace',
+    arches: ['x86_64', 'i386'],
+    protos: ['notrace void ftrace_regs_caller(void)'],
   },
   {
     subsystem: 'entry',

@@ -52,6 +52,9 @@ describe('built-in kernel image', () => {
     expect(image('arm64').indexOf('__arm64_sys_read')).toBeGreaterThanOrEqual(0);
     expect(image('riscv64').indexOf('__riscv_sys_read')).toBeGreaterThanOrEqual(0);
     expect(image('i386').indexOf('__ia32_sys_read')).toBeGreaterThanOrEqual(0);
+    expect(image('x86_64').indexOf('ftrace_regs_caller')).toBeGreaterThanOrEqual(0);
+    expect(image('arm64').indexOf('ftrace_regs_caller')).toBe(-1);
+    expect(image('riscv64').indexOf('ftrace_regs_caller')).toBe(-1);
   });
 
   it.each(globs)('glob $glob', ({ glob, includes, excludes }) => {

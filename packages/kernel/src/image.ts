@@ -378,7 +378,8 @@ export class KernelImage {
       .funcs()
       .map((f) => ({ name: f.name, module: null, traceable: true, btfId: f.id }));
     if (specs.length === 0) return new KernelError('ENOENT', 'BTF has no FUNC types');
-    return new KernelImage(arch, specs, btf, bytes, [32, 512]);
+    // Smaller bodies than the built-in image keep ~56k functions in a few MiB of text.
+    return new KernelImage(arch, specs, btf, bytes, [32, 256]);
   }
 
   get count(): number {

@@ -32,3 +32,7 @@ export { MapTable } from './table.js';
 export * from './buffers.js';
 export { HELPER_PROTOS, installHelpers, mapResolver } from './helpers.js';
 export type { ArgKind, HelperProto, KernelEnv, RetKind } from './helpers.js';
+export { VM_CLI_USAGE, vmCli } from './cli.js';
+export type { CliIo } from './cli.js';
+export { compile } from './jit.js';
+export type { CompiledFn } from './jit.js';

@@ -28,9 +28,11 @@ const TAIL = 1;
  * pairs, each basic block a case of a dispatch switch, and every memory access goes through the
  * same AddressSpace.translate as the interpreter, so faults and permissions are identical.
  * The instruction budget is charged per basic block, which is exact because every block is
- * straight-line code ending at its only jump.
+ * straight-line code ending at its only jump. With trace, vm.traceHook runs before every
+ * instruction with the registers in vm.lo/vm.hi (slow; for debugging only).
  */
-export function compile(prog: Program): CompiledFn {
+export function compile(prog: Program, options: { trace?: boolean } = {}): CompiledFn {
+  const trace = options.trace === true;
   const n = prog.length;
   const leaders = new Set<number>([0]);
   for (let k = 0; k < n; k++) {
@@ -86,6 +88,8 @@ export function compile(prog: Program): CompiledFn {
     }
     // Instructions of this block after k: a fault here has not executed them.
     rest--;
+    // Tracing: registers are written back and the hook sees them before each instruction.
+    if (trace) emit(`${sync(true)} vm.traceHook?.(${k});`);
     const c = prog.code[k] as number;
     const d = prog.dst[k] as number;
     const s = prog.src[k] as number;

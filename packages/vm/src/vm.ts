@@ -158,11 +158,41 @@ export class Vm {
     return this.failAt(pc, new VmError('EFAULT', `insn ${pc}: ${f.message}`), executed);
   }
 
+  /** Called before each instruction by runTraced (with registers in lo/hi). */
+  traceHook: ((pc: number) => void) | undefined = undefined;
+  private readonly traced = new WeakMap<Program, CompiledFn>();
+
+  /** Runs prog compiled with a call to hook(pc) before every instruction. */
+  runTraced(prog: Program, hook: (pc: number) => void, ctx = 0n, arg2 = 0n): number {
+    this.traceHook = hook;
+    try {
+      return this.runCompiled(prog, ctx, arg2, (p) => {
+        let fn = this.traced.get(p);
+        if (fn === undefined) {
+          fn = compile(p, { trace: true });
+          this.traced.set(p, fn);
+        }
+        return fn;
+      });
+    } finally {
+      this.traceHook = undefined;
+    }
+  }
+
   /**
    * Runs prog compiled to JavaScript (compiled once per program, then cached on it). Same
    * results, errors and budget as run().
    */
   runJit(prog: Program, ctx = 0n, arg2 = 0n): number {
+    return this.runCompiled(prog, ctx, arg2, (p) => (p.jitted ??= compile(p)) as CompiledFn);
+  }
+
+  private runCompiled(
+    prog: Program,
+    ctx: bigint,
+    arg2: bigint,
+    compiled: (p: Program) => CompiledFn,
+  ): number {
     const a = BigInt.asUintN(64, ctx);
     const b = BigInt.asUintN(64, arg2);
     this.lo.fill(0);
@@ -183,7 +213,7 @@ export class Vm {
     let executed = 0;
     for (;;) {
       const p = this.current as Program;
-      const fn = (p.jitted ??= compile(p)) as CompiledFn;
+      const fn = compiled(p);
       const rc = fn(this, this.budget, executed, 0, 0);
       if (rc !== 1) return rc;
       // A tail call: the target starts with the caller's r1 and a fresh frame.

@@ -1,6 +1,7 @@
 import type { Btf } from './btf.js';
 import { BtfError } from './error.js';
 import { alignOfType } from './graph.js';
+import { TextSink } from './sink.js';
 import type { BtfComposite, BtfEnum, BtfEnum64, BtfType } from './types.js';
 
 const HEADER =
@@ -34,7 +35,7 @@ function roundUp(v: number, a: number): number {
  * get `___N` suffixes so the header compiles.
  */
 class CDumper {
-  private readonly out: string[] = [];
+  private readonly sink = new TextSink();
   private readonly order: Uint8Array;
   /** 0 nothing emitted, 1 forward-declared, 2 defined. */
   private readonly emitted: Uint8Array;
@@ -227,7 +228,7 @@ class CDumper {
         if (t.name === '') {
           for (const m of t.members) this.emitFwds(m.type, self);
         } else if (id !== self && this.emitted[id] === 0) {
-          this.out.push(`${t.kind} ${this.resolveName(id, t)};\n\n`);
+          this.write(`${t.kind} ${this.resolveName(id, t)};\n\n`);
           this.emitted[id] = 1;
         }
         return;
@@ -247,7 +248,11 @@ class CDumper {
     if (t.name === '__builtin_va_list') return;
     this.newWalk(id);
     this.emitFwds(t.type, id);
-    this.out.push(`typedef ${this.decl(t.type, this.resolveName(id, t), 0)};\n\n`);
+    this.write(`typedef ${this.decl(t.type, this.resolveName(id, t), 0)};\n\n`);
+  }
+
+  private write(text: string): void {
+    this.sink.write(text);
   }
 
   private newWalk(start: number): void {
@@ -257,7 +262,7 @@ class CDumper {
 
   private emitFwdDef(id: number): void {
     const t = this.type(id) as BtfType & { kind: 'fwd' };
-    this.out.push(`${t.union ? 'union' : 'struct'} ${this.resolveName(id, t)};\n\n`);
+    this.write(`${t.union ? 'union' : 'struct'} ${this.resolveName(id, t)};\n\n`);
     this.emitted[id] = 2;
   }
 
@@ -271,14 +276,14 @@ class CDumper {
       case 'enum':
       case 'enum64':
         this.emitted[id] = 2;
-        this.out.push(`${this.enumDef(id, t, 0)};\n\n`);
+        this.write(`${this.enumDef(id, t, 0)};\n\n`);
         return;
       case 'struct':
       case 'union':
         this.newWalk(id);
         for (const m of t.members) this.emitFwds(m.type, id);
         this.emitted[id] = 2;
-        this.out.push(`${this.compositeDef(id, t, 0)};\n\n`);
+        this.write(`${this.compositeDef(id, t, 0)};\n\n`);
         return;
       case 'typedef':
         this.emitTypedef(id, t);
@@ -505,14 +510,14 @@ class CDumper {
   }
 
   dump(): string {
-    this.out.push(HEADER);
+    this.write(HEADER);
     for (let id = 1; id < this.btf.typeCount; id++) {
       this.queue.length = 0;
       this.orderType(id, false);
       for (const q of this.queue) this.emitQueued(q);
     }
-    this.out.push(FOOTER);
-    return this.out.join('');
+    this.write(FOOTER);
+    return this.sink.toString();
   }
 }
 

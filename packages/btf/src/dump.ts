@@ -1,6 +1,7 @@
 import { Btf } from './btf.js';
 import { BtfError } from './error.js';
 import { dumpC } from './dump-c.js';
+import { TextSink } from './sink.js';
 import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, type BtfType } from './types.js';
 
 export type DumpFormat = 'c' | 'raw' | 'json';
@@ -107,9 +108,9 @@ export function rawTypeLine(btf: Btf, id: number): string {
 
 /** bpftool's raw listing of every type this BTF defines (a split BTF lists only its own). */
 export function dumpRaw(btf: Btf): string {
-  const lines: string[] = [];
-  for (let id = btf.startId; id < btf.typeCount; id++) lines.push(rawTypeLine(btf, id));
-  return lines.length ? lines.join('\n') + '\n' : '';
+  const sink = new TextSink();
+  for (let id = btf.startId; id < btf.typeCount; id++) sink.write(`${rawTypeLine(btf, id)}\n`);
+  return sink.toString();
 }
 
 /** JSON with bpftool's `-j` field names: `{ "types": [ { id, kind, name, ... } ] }`. */

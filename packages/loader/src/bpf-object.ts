@@ -1,11 +1,6 @@
 import { type Btf, parseBtf } from '@tracelab/btf';
 import {
   AddressSpace,
-  BPF_CALL,
-  BPF_EXIT,
-  BPF_JMP,
-  BPF_PSEUDO_CALL,
-  BPF_PSEUDO_FUNC,
   BPF_PSEUDO_MAP_IDX,
   BPF_PSEUDO_MAP_IDX_VALUE,
   type BpfMap,
@@ -23,7 +18,7 @@ import {
 } from '@tracelab/vm';
 import type { LineInfo } from './btf-ext.js';
 import { LoaderError, wrapErrors } from './errors.js';
-import { type LinkOptions, type LinkResult, type LinkedProgram, linkObject } from './link.js';
+import { type LinkOptions, type LinkResult, linkObject } from './link.js';
 import {
   BPF_F_RDONLY_PROG,
   type DataVar,
@@ -33,14 +28,6 @@ import {
   mapTypeName,
   parseObject,
 } from './object.js';
-
-/** bpf_loop's helper id and its iteration limit (BPF_MAX_LOOPS). */
-export const BPF_FUNC_loop = 181;
-export const BPF_MAX_LOOPS = 1 << 23;
-/** Where callback handles (lddw of a function address) point: a fake kernel text range. */
-const CALLBACK_BASE = 0xffffffffa0000000n;
-/** The nested vm that runs bpf_loop callbacks has its stack here. */
-const CALLBACK_STACK_BASE = 0xffffc90000100000n;
 
 /** A program of an opened object, as bpf_program__* accessors describe it. */
 export interface BpfProgramInfo {
@@ -219,8 +206,6 @@ export function fakeKernelEnv(): KernelEnv & { printk: string[] } {
 export class LoadedObject {
   readonly programs = new Map<string, Program>();
   readonly maps = new Map<string, BpfMap>();
-  private readonly callbacks: (Program | undefined)[] = [];
-  private nestedVm: Vm | undefined;
 
   constructor(
     readonly object: BpfObject,
@@ -258,52 +243,6 @@ export class LoadedObject {
       if (li.insnOff <= insn && (best === undefined || li.insnOff >= best.insnOff)) best = li;
     }
     return best;
-  }
-
-  /** Reserves a callback entry (for bpf_loop) and returns the handle its lddw loads. */
-  reserveCallback(): { handle: bigint; set: (prog: Program) => void } {
-    const k = this.callbacks.length;
-    this.callbacks.push(undefined);
-    return {
-      handle: CALLBACK_BASE + BigInt(k * 16),
-      set: (prog) => {
-        this.callbacks[k] = prog;
-      },
-    };
-  }
-
-  /** bpf_loop(nr_loops, callback_fn, callback_ctx, flags) on a nested vm sharing memory. */
-  loopHelper(v: Vm): number {
-    const nr = v.argNum(1);
-    const handle = v.arg(2);
-    const ctx = v.arg(3);
-    if (v.arg(4) !== 0n) return -22;
-    if (nr > BPF_MAX_LOOPS) return -7;
-    const k = Number((handle - CALLBACK_BASE) / 16n);
-    const cb = handle >= CALLBACK_BASE ? this.callbacks[k] : undefined;
-    if (cb === undefined) return -22;
-    if (this.nestedVm === undefined) {
-      const nested = Vm.create({ memory: this.memory, stackBase: CALLBACK_STACK_BASE });
-      if (nested instanceof VmError) {
-        v.abort(nested);
-        return 0;
-      }
-      for (let id = 0; id < v.helpers.length; id++) {
-        const h = v.helpers[id];
-        if (h !== undefined) nested.setHelper(id, h);
-      }
-      this.nestedVm = nested;
-    }
-    const nested = this.nestedVm;
-    for (let i = 0; i < nr; i++) {
-      const ret = nested.run(cb, BigInt(i), ctx);
-      if (ret !== 0) {
-        v.abort(nested.error ?? new VmError('EINVAL', 'bpf_loop callback failed'));
-        return 0;
-      }
-      if (nested.r0 !== 0n) return i + 1;
-    }
-    return nr;
   }
 }
 
@@ -440,9 +379,6 @@ export class BpfObject {
       loaded.maps.set(def.name, m);
     });
     installHelpers(vm, table, env);
-    // A vm without its own bpf_loop gets the loader's, which runs callbacks on a nested vm.
-    if (vm.helpers[BPF_FUNC_loop] === undefined)
-      vm.setHelper(BPF_FUNC_loop, (v) => loaded.loopHelper(v));
     for (const [id, fn] of Object.entries(options.helpers ?? {})) vm.setHelper(Number(id), fn);
     for (const [name, fn] of Object.entries(options.kfuncs ?? {})) {
       const id = this.targetBtf?.find(name, 'func');
@@ -452,19 +388,8 @@ export class BpfObject {
     }
     const resolveMaps = mapResolver(table);
     for (const lp of linked.programs) {
-      // One callback entry per target; the handle exists before its program is built because
-      // the callback's own copy of the code holds the same lddw.
-      const cbHandles = new Map<number, bigint>();
+      // Function addresses (bpf_loop callbacks) the vm resolves itself; maps go by index here.
       const resolve = (i: Insn, index: number): bigint | VmError => {
-        if (i.src === BPF_PSEUDO_FUNC) {
-          const target = index + 1 + i.imm;
-          const have = cbHandles.get(target);
-          if (have !== undefined) return have;
-          const slot = loaded.reserveCallback();
-          cbHandles.set(target, slot.handle);
-          slot.set(callbackProgram(lp, target, resolve));
-          return slot.handle;
-        }
         if (i.src === BPF_PSEUDO_MAP_IDX || i.src === BPF_PSEUDO_MAP_IDX_VALUE) {
           const id = ids[i.imm];
           if (id === undefined) return new VmError('EINVAL', `insn ${index}: no map #${i.imm}`);
@@ -506,30 +431,6 @@ export class BpfObject {
     this.loaded = true;
     return loaded;
   }
-}
-
-/**
- * A program entered at insn `target` of a linked program: a two-slot stub (call target; exit)
- * before the linked code, so callbacks run with the program's own subprogram layout.
- */
-function callbackProgram(
-  lp: LinkedProgram,
-  target: number,
-  resolve: (i: Insn, index: number) => bigint | VmError,
-): Program {
-  const stub: Insn[] = [
-    { code: BPF_JMP | BPF_CALL, dst: 0, src: BPF_PSEUDO_CALL, off: 0, imm: target + 1, imm2: 0 },
-    { code: BPF_JMP | BPF_EXIT, dst: 0, src: 0, off: 0, imm: 0, imm2: 0 },
-  ];
-  const p = Program.load([...stub, ...lp.insns], {
-    name: `${lp.def.name}:cb${target}`,
-    resolveLddw: (i, index) => resolve(i, index - 2),
-  });
-  if (p instanceof VmError)
-    throw new LoaderError('EINVAL', `callback at insn ${target}: ${p.message}`, {
-      section: lp.def.section,
-    });
-  return p;
 }
 
 function programInfo(p: ProgramDef): BpfProgramInfo {

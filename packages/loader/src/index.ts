@@ -71,8 +71,6 @@ export {
   type LinkedProgram,
 } from './link.js';
 export {
-  BPF_FUNC_loop,
-  BPF_MAX_LOOPS,
   BpfObject,
   BpfObjectMap,
   LoadedObject,

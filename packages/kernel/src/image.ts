@@ -121,6 +121,7 @@ class ProtoEncoder {
     td('ssize_t', slong);
     td('loff_t', sll);
     td('gfp_t', uint);
+    td('fmode_t', uint);
     td('umode_t', ushort);
     td('pid_t', sint);
     td('ktime_t', this.ids.get('s64') as number);
@@ -130,6 +131,7 @@ class ProtoEncoder {
     td('raw_spinlock_t', b.struct('raw_spinlock', [{ name: 'val', type: uint }]));
     td('nodemask_t', b.struct('', [{ name: 'bits', type: b.array(ulong, 1) }]));
     this.taskStruct(sint, uint, ull);
+    this.file(uint);
     this.ptRegs(arch, ulong);
   }
 
@@ -153,6 +155,19 @@ class ProtoEncoder {
       { name: 'comm', type: comm },
     ]);
     b.set(task, layout);
+  }
+
+  /** struct file with the members tracers read; f_pos is what file_ppos() hands vfs_read. */
+  private file(uint: number): void {
+    const b = this.b;
+    const file = b.struct('file', [
+      { name: 'f_mode', type: this.ids.get('fmode_t') as number },
+      { name: 'f_flags', type: uint },
+      { name: 'f_pos', type: this.ids.get('loff_t') as number },
+      { name: 'f_inode', type: b.ptr(this.base('struct inode')) },
+      { name: 'private_data', type: b.ptr(0) },
+    ]);
+    this.ids.set('struct file', file);
   }
 
   private ptRegs(arch: ArchName, ulong: number): void {

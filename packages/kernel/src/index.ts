@@ -20,6 +20,8 @@ export {
   KernelFault,
   ENTRY_CONTINUE,
   ENTRY_SKIP,
+  fileAddress,
+  NR_OPEN_FILES,
   mulberry32,
   type ArgGenerator,
   type CallNode,

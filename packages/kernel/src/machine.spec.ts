@@ -3,7 +3,15 @@ import { MemFault } from '@tracelab/vm';
 import { describe, expect, it } from 'vitest';
 import { KernelError } from './errors.js';
 import { KernelImage } from './image.js';
-import { ENTRY_CONTINUE, ENTRY_SKIP, Kernel, type CallNode, type Cpu } from './machine.js';
+import {
+  ENTRY_CONTINUE,
+  ENTRY_SKIP,
+  fileAddress,
+  Kernel,
+  NR_OPEN_FILES,
+  type CallNode,
+  type Cpu,
+} from './machine.js';
 import type { Task } from './task.js';
 import { compileWorkload, type CallSpec } from './workload.js';
 
@@ -331,6 +339,19 @@ describe('text, handlers and objects', () => {
       16,
     );
     expect(new TextDecoder().decode(comm as Uint8Array)).toBe('test');
+  });
+
+  it.each(ARCHES)('%s: the boot file table holds a struct file per fd at BTF offsets', (arch) => {
+    const { k } = boot(arch);
+    const btf = k.image.btf;
+    if (btf === null) throw new Error('no btf');
+    const at = (fd: number, member: string): bigint =>
+      fileAddress(arch, fd) + BigInt(btf.offsetOf(`file.${member}`).bitsOffset / 8);
+    expect(k.mm.load(at(3, 'f_mode'), 4)).toBe(3n);
+    expect(k.mm.load(at(3, 'f_pos'), 8)).toBe(0n);
+    // The workloads pass &file->f_pos as vfs_read's ppos, as file_ppos() does.
+    expect(at(3, 'f_pos')).toBe(fileAddress(arch, 3) + 8n);
+    expect(k.mm.regionAt(fileAddress(arch, NR_OPEN_FILES - 1))?.name).toBe('kmalloc');
   });
 
   it('rejects duplicate pids and bad cpus', () => {

@@ -171,6 +171,17 @@ const OBJECT_AREA: Readonly<Record<ArchName, bigint>> = {
   riscv64: 0xffffffd800000000n,
 };
 const OBJECT_AREA_SIZE = 0x100000;
+/** Open files 0..NR_OPEN_FILES-1 of every task: one struct file per fd, made at boot. */
+export const NR_OPEN_FILES = 16;
+const FILE_STRIDE = 0x1000;
+const FILE_TABLE_SIZE = FILE_STRIDE * (NR_OPEN_FILES + 1);
+/** FMODE_READ | FMODE_WRITE. */
+const FMODE_RDWR = 3;
+
+/** Address of the struct file behind file descriptor fd (the same for every task). */
+export function fileAddress(arch: ArchName, fd: number): bigint {
+  return OBJECT_AREA[arch] + BigInt(FILE_STRIDE * (fd + 1));
+}
 /** Each CPU's per-CPU area (for per-CPU variables and BPF per-CPU maps), above the objects. */
 const PERCPU_OFFSET = 0x4000000n;
 const PERCPU_STRIDE = 0x10000;
@@ -236,7 +247,8 @@ export class Kernel {
   private readonly ptRegRet: [number, number];
   private trampolineNext: number;
   private readonly trampolineSymbols: { offset: number; size: number; name: string }[] = [];
-  private objectNext = 0;
+  /** kmalloc starts above the boot-time file table. */
+  private objectNext = FILE_TABLE_SIZE;
   private readonly objects: Region;
   private slotCount = 0;
   private nextPid = 1;
@@ -260,6 +272,7 @@ export class Kernel {
       PROT_READ | PROT_WRITE,
       new Uint8Array(OBJECT_AREA_SIZE),
     );
+    this.bootFiles();
     this.textHi = Number(image.textBase >> 32n);
     this.textLo = Number(image.textBase & 0xffffffffn);
     this.textSize = image.text.length;
@@ -297,6 +310,16 @@ export class Kernel {
       );
       return cpu;
     });
+  }
+
+  /** Lays out a struct file per fd at its BTF offsets, readable and writable, position 0. */
+  private bootFiles(): void {
+    const btf = this.image.btf;
+    if (btf === null || btf.find('file', 'struct') === undefined) return;
+    const mode = btf.offsetOf('file.f_mode').bitsOffset / 8;
+    for (let fd = 0; fd < NR_OPEN_FILES; fd++) {
+      this.mm.store(fileAddress(this.arch, fd) + BigInt(mode), 4, BigInt(FMODE_RDWR));
+    }
   }
 
   private mapOrThrow(name: string, base: bigint, prot: number, data: Uint8Array): Region {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ArchName } from '@tracelab/arch-isa';
 import { KernelError } from './errors.js';
 import type { KernelImage } from './image.js';
-import type { ArgGenerator, CallNode, IrqSource } from './machine.js';
+import { fileAddress, type ArgGenerator, type CallNode, type IrqSource } from './machine.js';
 
 const Int = z.number().int();
 /** A 64-bit value: a safe integer, or a decimal/hex string for values past 2^53. */
@@ -287,28 +287,33 @@ function syscall(
   }
 }
 
-const readPath = (fd: number, count: number): CallSpec => ({
+/** Pointer arguments to the boot-time struct file of an fd, and to its f_pos (file_ppos()). */
+const file = (arch: ArchName, fd: number): string => `0x${fileAddress(arch, fd).toString(16)}`;
+const ppos = (arch: ArchName, fd: number): string =>
+  `0x${(fileAddress(arch, fd) + 8n).toString(16)}`;
+
+const readPath = (arch: ArchName, fd: number, count: number): CallSpec => ({
   fn: 'ksys_read',
   args: [fd, '0x7ffd0000', count],
   cost: 30,
   ret: count,
   calls: [
-    { fn: '__fdget_pos', args: [fd], cost: 20, ret: '0xffff888000001000' },
+    { fn: '__fdget_pos', args: [fd], cost: 20, ret: file(arch, fd) },
     {
       fn: 'vfs_read',
-      args: ['0xffff888000001000', '0x7ffd0000', count, '0xffffc90000004f00'],
+      args: [file(arch, fd), '0x7ffd0000', count, ppos(arch, fd)],
       cost: 40,
       ret: count,
       calls: [
         {
           fn: 'rw_verify_area',
-          args: [0, '0xffff888000001000', '0xffffc90000004f00', count],
+          args: [0, file(arch, fd), ppos(arch, fd), count],
           cost: 15,
-          calls: [{ fn: 'security_file_permission', args: ['0xffff888000001000', 4], cost: 25 }],
+          calls: [{ fn: 'security_file_permission', args: [file(arch, fd), 4], cost: 25 }],
         },
         {
           fn: 'new_sync_read',
-          args: ['0xffff888000001000', '0x7ffd0000', count, '0xffffc90000004f00'],
+          args: [file(arch, fd), '0x7ffd0000', count, ppos(arch, fd)],
           cost: 30,
           ret: count,
           calls: [
@@ -336,16 +341,16 @@ const readPath = (fd: number, count: number): CallSpec => ({
   ],
 });
 
-const writePath = (fd: number, count: number): CallSpec => ({
+const writePath = (arch: ArchName, fd: number, count: number): CallSpec => ({
   fn: 'ksys_write',
   args: [fd, '0x7ffd1000', count],
   cost: 30,
   ret: count,
   calls: [
-    { fn: '__fdget_pos', args: [fd], cost: 20, ret: '0xffff888000002000' },
+    { fn: '__fdget_pos', args: [fd], cost: 20, ret: file(arch, fd) },
     {
       fn: 'vfs_write',
-      args: ['0xffff888000002000', '0x7ffd1000', count, '0xffffc90000004f00'],
+      args: [file(arch, fd), '0x7ffd1000', count, ppos(arch, fd)],
       cost: 40,
       ret: count,
       calls: [
@@ -641,8 +646,8 @@ export function builtinWorkload(name: string, arch: ArchName): WorkloadSpec | Ke
             pid: 1977,
             loops: 20,
             calls: [
-              syscall(arch, 'read', [0, '0x7ffd0000', 128], [readPath(0, 128)], 128),
-              syscall(arch, 'write', [1, '0x7ffd1000', 64], [writePath(1, 64)], 64),
+              syscall(arch, 'read', [0, '0x7ffd0000', 128], [readPath(arch, 0, 128)], 128),
+              syscall(arch, 'write', [1, '0x7ffd1000', 64], [writePath(arch, 1, 64)], 64),
             ],
           },
           {
@@ -651,7 +656,7 @@ export function builtinWorkload(name: string, arch: ArchName): WorkloadSpec | Ke
             loops: 20,
             calls: [
               syscall(arch, 'openat', [-100, '0x7ffd2000', 0], [openPath], 3),
-              syscall(arch, 'read', [3, '0x7ffd0000', 4096], [readPath(3, 4096)], 4096),
+              syscall(arch, 'read', [3, '0x7ffd0000', 4096], [readPath(arch, 3, 4096)], 4096),
               syscall(arch, 'close', [3], [closePath], 0),
             ],
           },
@@ -659,7 +664,7 @@ export function builtinWorkload(name: string, arch: ArchName): WorkloadSpec | Ke
             comm: 'sshd',
             pid: 1234,
             loops: 20,
-            calls: [syscall(arch, 'write', [4, '0x7ffd1000', 512], [writePath(4, 512)], 512)],
+            calls: [syscall(arch, 'write', [4, '0x7ffd1000', 512], [writePath(arch, 4, 512)], 512)],
           },
           {
             comm: 'logger',
@@ -667,7 +672,7 @@ export function builtinWorkload(name: string, arch: ArchName): WorkloadSpec | Ke
             loops: 10,
             calls: [
               syscall(arch, 'openat', [-100, '0x7ffd2000', 0], [openPath], 3),
-              syscall(arch, 'write', [3, '0x7ffd1000', 80], [writePath(3, 80)], 80),
+              syscall(arch, 'write', [3, '0x7ffd1000', 80], [writePath(arch, 3, 80)], 80),
               syscall(arch, 'close', [3], [closePath], 0),
             ],
           },
@@ -682,7 +687,7 @@ export function builtinWorkload(name: string, arch: ArchName): WorkloadSpec | Ke
             comm: 'stress',
             pid: 500,
             loops: 200,
-            calls: [syscall(arch, 'read', [0, '0x7ffd0000', 64], [readPath(0, 64)], 64)],
+            calls: [syscall(arch, 'read', [0, '0x7ffd0000', 64], [readPath(arch, 0, 64)], 64)],
           },
         ],
         irqs: [{ name: 'timer', context: 'hardirq', periodNs: 4000, calls: [timerIrq(arch)] }],

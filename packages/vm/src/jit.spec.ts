@@ -100,12 +100,14 @@ const program = fc
     return slots;
   });
 
-function runBoth(slots: Insn[]): [unknown, unknown] {
+function runBoth(slots: Insn[], budget = 1_000_000): [unknown, unknown] {
   const prog = Program.load(slots);
   if (prog instanceof VmError) throw prog;
   const results = [false, true].map((jit) => {
-    const vm = Vm.create({ memory: new AddressSpace() }) as Vm;
+    const vm = Vm.create({ memory: new AddressSpace(), budget }) as Vm;
     const rc = jit ? vm.runJit(prog) : vm.run(prog);
+    // After an error, registers and memory are unspecified (the JIT may stop before a block).
+    if (rc !== 0) return { rc, error: vm.error?.message, pc: vm.errorPc, executed: vm.executed };
     return {
       rc,
       r0: vm.r0,
@@ -125,6 +127,16 @@ describe('JIT against the interpreter', () => {
         expect(jit).toEqual(interp);
       }),
       { numRuns: 400 },
+    );
+  }, 60_000);
+
+  it('stop at the same instruction when the budget runs out', () => {
+    fc.assert(
+      fc.property(program, fc.integer({ min: 1, max: 80 }), (slots, budget) => {
+        const [interp, jit] = runBoth(slots, budget);
+        expect(jit).toEqual(interp);
+      }),
+      { numRuns: 300 },
     );
   }, 60_000);
 

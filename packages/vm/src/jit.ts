@@ -28,7 +28,8 @@ const TAIL = 1;
  * pairs, each basic block a case of a dispatch switch, and every memory access goes through the
  * same AddressSpace.translate as the interpreter, so faults and permissions are identical.
  * The instruction budget is charged per basic block, which is exact because every block is
- * straight-line code ending at its only jump. With trace, vm.traceHook runs before every
+ * straight-line code ending at its only jump; a block that would cross the budget fails at the
+ * same instruction as the interpreter. With trace, vm.traceHook runs before every
  * instruction with the registers in vm.lo/vm.hi (slow; for debugging only).
  */
 export function compile(prog: Program, options: { trace?: boolean } = {}): CompiledFn {
@@ -72,18 +73,22 @@ export function compile(prog: Program, options: { trace?: boolean } = {}): Compi
   emit(sync(false));
   emit(`for (;;) switch (pc) {`);
   let rest = 0;
+  const blockSlots: number[][] = [];
   for (let k = 0; k < n; k++) {
     if (leaders.has(k)) {
       // Charge the whole block at its entry.
-      let len = 0;
+      const slots: number[] = [];
       for (let j = k; j < n; j++) {
         if (j > k && leaders.has(j)) break;
-        len++;
+        slots.push(j);
         if ((prog.code[j] as number) === 0x18) j++;
       }
+      const len = slots.length;
       rest = len;
+      // Over budget inside this block: fail at the very instruction the interpreter would.
+      blockSlots.push(slots);
       emit(
-        `case ${k}: if ((n += ${len}) > budget) return vm.failAt(${k}, new VmError('ELOOP', 'insn ${k}: instruction budget of ' + budget + ' exhausted'), n);`,
+        `case ${k}: if (n + ${len} > budget) return overBudget(vm, ${blockSlots.length - 1}, n, budget); n += ${len};`,
       );
     }
     // Instructions of this block after k: a fault here has not executed them.
@@ -489,14 +494,23 @@ export function compile(prog: Program, options: { trace?: boolean } = {}): Compi
     'bswap16',
     'bswap32',
     'toBig',
+    'overBudget',
     out.join('\n'),
   ) as (...a: unknown[]) => CompiledFn;
+  const overBudget = (vm: Vm, block: number, n: number, budget: number): number => {
+    const pc = (blockSlots[block] as number[])[budget - n] as number;
+    return vm.failAt(
+      pc,
+      new VmError('ELOOP', `insn ${pc}: instruction budget of ${budget} exhausted`),
+      budget + 1,
+    );
+  };
   // Each vm gets its own instance: the frame arrays live in the factory's closure.
   const jitCache = new WeakMap<Vm, CompiledFn>();
   return (vm, budget, executed, startPc, baseFrame) => {
     let fn = jitCache.get(vm);
     if (fn === undefined) {
-      fn = factory(vm, VmError, mulhu, divmod64, ucmp, scmp, bswap16, bswap32, toBig);
+      fn = factory(vm, VmError, mulhu, divmod64, ucmp, scmp, bswap16, bswap32, toBig, overBudget);
       jitCache.set(vm, fn);
     }
     return fn(vm, budget, executed, startPc, baseFrame);

@@ -266,6 +266,26 @@ function boundOffset(r: RegState): void {
 
 /** reg_bounds_sync. */
 export function regBoundsSync(r: RegState): void {
+  if (tnumIsConst(r.varOff)) {
+    // A known value consistent with every range: nothing to deduce (the common loop counter).
+    const u = r.varOff.value;
+    const sv = BigInt.asIntN(64, u);
+    const lo = u & U32_MAX;
+    const s32 = BigInt.asIntN(32, lo);
+    if (
+      r.umin <= u &&
+      u <= r.umax &&
+      r.smin <= sv &&
+      sv <= r.smax &&
+      r.u32min <= lo &&
+      lo <= r.u32max &&
+      r.s32min <= s32 &&
+      s32 <= r.s32max
+    ) {
+      markKnown(r, u);
+      return;
+    }
+  }
   updateRegBounds(r);
   deduceBounds(r);
   deduceBounds(r);

@@ -103,10 +103,14 @@ export class VerifierState {
 
 /** A stored state at a prune point (struct bpf_verifier_state_list). */
 export interface Explored {
-  state: VerifierState;
+  /** The stored state; null once evicted (the entry then only counts branches). */
+  state: VerifierState | null;
   /** Paths below this checkpoint still being explored; 0 = fully verified. */
   branches: number;
   parent: Explored | null;
+  /** Prunes this state gave, and comparisons that failed (for eviction). */
+  hits: number;
+  misses: number;
 }
 
 /** Maps old ids to current ids consistently (check_ids). */

@@ -296,10 +296,43 @@ function refine(a: RegState, b: RegState, rel: Rel, is32: boolean): void {
   regBoundsSync(b);
 }
 
+/** `x rel y` for known values (unsigned bit patterns of the given width). */
+function holds(x: bigint, y: bigint, rel: Rel, bits: 32 | 64): boolean {
+  const sx = BigInt.asIntN(bits, x);
+  const sy = BigInt.asIntN(bits, y);
+  switch (rel) {
+    case 'eq':
+      return x === y;
+    case 'ne':
+      return x !== y;
+    case 'ugt':
+      return x > y;
+    case 'uge':
+      return x >= y;
+    case 'ult':
+      return x < y;
+    case 'ule':
+      return x <= y;
+    case 'sgt':
+      return sx > sy;
+    case 'sge':
+      return sx >= sy;
+    case 'slt':
+      return sx < sy;
+    case 'sle':
+      return sx <= sy;
+    case 'set':
+      return (x & y) !== 0n;
+    case 'nset':
+      return (x & y) === 0n;
+  }
+}
+
 /** Can `a rel b` hold for some values? (JSET uses the known bits.) */
 function mayHold(a: RegState, b: RegState, rel: Rel, is32: boolean): boolean {
   const bt = is32 ? tnumSubreg(b.varOff) : b.varOff;
   const at = is32 ? tnumSubreg(a.varOff) : a.varOff;
+  if (tnumIsConst(at) && tnumIsConst(bt)) return holds(at.value, bt.value, rel, is32 ? 32 : 64);
   if (rel === 'set' && tnumIsConst(bt)) return ((at.value | at.mask) & bt.value) !== 0n;
   if (rel === 'nset' && tnumIsConst(bt)) return (at.value & bt.value) === 0n;
   const x = a.clone();
@@ -319,6 +352,8 @@ class Env {
   readonly limit: number;
   processed = 0;
   totalStates = 0;
+  liveStates = 0;
+  peakStates = 0;
   maxStatesPerInsn = 0;
   private nextId = 0;
   insn = 0;
@@ -441,21 +476,33 @@ class Env {
   isStateVisited(cur: VerifierState, idx: number): boolean {
     const list = this.explored.get(idx) ?? [];
     const live = this.liveFrames(cur, idx);
-    for (const e of list) {
+    for (let k = 0; k < list.length; k++) {
+      const e = list[k] as Explored;
+      const old = e.state as VerifierState;
       if (e.branches > 0) {
-        if (statesEqual(e.state, cur, live, true)) {
+        if (statesEqual(old, cur, live, true)) {
           this.reject(`infinite loop detected at insn ${idx}`, 'EINVAL');
         }
-        continue;
+      } else if (statesEqual(old, cur, live, false)) {
+        e.hits++;
+        return true;
       }
-      if (statesEqual(e.state, cur, live, false)) return true;
+      // As the kernel does, forget states that keep missing so long loops stay linear.
+      if (++e.misses > e.hits * 3 + 3) {
+        list.splice(k, 1);
+        e.state = null;
+        this.liveStates--;
+        k--;
+      }
     }
-    const e: Explored = { state: cur.clone(), branches: 1, parent: cur.parent };
-    e.state.parent = null;
+    const e: Explored = { state: cur.clone(), branches: 1, parent: cur.parent, hits: 0, misses: 0 };
+    (e.state as VerifierState).parent = null;
     list.push(e);
     this.explored.set(idx, list);
     cur.parent = e;
     this.totalStates++;
+    this.liveStates++;
+    if (this.liveStates > this.peakStates) this.peakStates = this.liveStates;
     if (list.length > this.maxStatesPerInsn) this.maxStatesPerInsn = list.length;
     return false;
   }
@@ -1513,7 +1560,7 @@ export function verify(insns: readonly Insn[], options: VerifyOptions): VerifyRe
   }
   stats.processedInsns = env.processed;
   stats.totalStates = env.totalStates;
-  stats.peakStates = env.totalStates;
+  stats.peakStates = env.peakStates;
   stats.maxStatesPerInsn = env.maxStatesPerInsn;
   stats.stackDepth = [...env.stackDepth];
   return finish(env.lines, err);

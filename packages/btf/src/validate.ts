@@ -81,24 +81,39 @@ function checkHeader(btf: Btf): BtfError | undefined {
   return undefined;
 }
 
+const INT_SIZES = new Set([1, 2, 4, 8, 16]);
+const ENUM_SIZES = new Set([1, 2, 4, 8]);
+const FLOAT_SIZES = new Set([2, 4, 8, 12, 16]);
+
+function typeOk(btf: Btf, ref: number, what = 'type_id'): void {
+  if (ref >= btf.typeCount) bad(`Invalid ${what} ${ref}`);
+}
+
+function noVlen(vlen: number): void {
+  if (vlen !== 0) bad('vlen != 0');
+}
+
+function noKflag(kflag: boolean): void {
+  if (kflag) bad('Invalid btf_info kind_flag');
+}
+
+function noName(nameOff: number): void {
+  if (nameOff !== 0) bad('Invalid name');
+}
+
 /** Per-type checks done before resolution (the kernel's check_meta callbacks). */
 function checkMeta(btf: Btf, id: number, t: BtfType): void {
-  const raw = btf.rawHeader(id);
-  const vlen = raw.info & 0xffff;
-  const kflag = raw.info >>> 31 === 1;
-  const kind = (raw.info >>> 24) & 0x1f;
-  if ((raw.info & INFO_RESERVED) !== 0) bad(`Invalid btf_info 0x${(raw.info >>> 0).toString(16)}`);
-  const typeOk = (ref: number, what = 'type_id') => {
-    if (ref >= btf.typeCount) bad(`Invalid ${what} ${ref}`);
-  };
-  const noVlen = () => vlen === 0 || bad('vlen != 0');
-  const noKflag = () => !kflag || bad('Invalid btf_info kind_flag');
-  const noName = () => raw.nameOff === 0 || bad('Invalid name');
+  const info = btf.info(id);
+  const nameOff = btf.nameOff(id);
+  const vlen = info & 0xffff;
+  const kflag = info >>> 31 === 1;
+  const kind = (info >>> 24) & 0x1f;
+  if ((info & INFO_RESERVED) !== 0) bad(`Invalid btf_info 0x${(info >>> 0).toString(16)}`);
   switch (t.kind) {
     case 'int': {
-      noVlen();
-      noKflag();
-      if (![1, 2, 4, 8, 16].includes(t.size)) bad(`Unsupported size ${t.size}`);
+      noVlen(vlen);
+      noKflag(kflag);
+      if (!INT_SIZES.has(t.size)) bad(`Unsupported size ${t.size}`);
       if (t.bits > 128 || t.bitsOffset + t.bits > 128) bad('Invalid int_data: nr_bits exceeds 128');
       if (Math.ceil((t.bitsOffset + t.bits) / 8) > t.size) bad('nr_bits exceeds type_size');
       const enc = t.encoding;
@@ -111,37 +126,38 @@ function checkMeta(btf: Btf, id: number, t: BtfType): void {
     case 'const':
     case 'volatile':
     case 'restrict':
-      noVlen();
-      noKflag();
-      noName();
-      typeOk(t.type);
+      noVlen(vlen);
+      noKflag(kflag);
+      noName(nameOff);
+      typeOk(btf, t.type);
       return;
     case 'typedef':
-      noVlen();
-      noKflag();
+      noVlen(vlen);
+      noKflag(kflag);
       if (!validIdent(t.name)) bad('Invalid name');
-      typeOk(t.type);
+      typeOk(btf, t.type);
       return;
     case 'type_tag':
-      noVlen();
+      noVlen(vlen);
       if (t.name === '') bad('Invalid name');
-      typeOk(t.type);
+      typeOk(btf, t.type);
       return;
     case 'array':
-      noVlen();
-      noKflag();
-      noName();
-      if (raw.sizeOrType !== 0) bad('size != 0');
-      typeOk(t.type, 'elem type_id');
-      typeOk(t.indexType, 'index type_id');
+      noVlen(vlen);
+      noKflag(kflag);
+      noName(nameOff);
+      if (btf.rawHeader(id).sizeOrType !== 0) bad('size != 0');
+      typeOk(btf, t.type, 'elem type_id');
+      typeOk(btf, t.indexType, 'index type_id');
       return;
     case 'struct':
     case 'union': {
       if (t.name !== '' && !validIdent(t.name)) bad('Invalid name');
       let last = 0;
-      t.members.forEach((m, i) => {
+      for (let i = 0; i < t.members.length; i++) {
+        const m = t.members[i] as (typeof t.members)[number];
         if (m.name !== '' && !validIdent(m.name)) bad(`Invalid member name (member ${i})`);
-        typeOk(m.type, `member type_id (member ${i})`);
+        typeOk(btf, m.type, `member type_id (member ${i})`);
         if (m.type === 0) bad(`Invalid member (member ${i} is void)`);
         if (t.kind === 'union' && m.bitsOffset !== 0)
           bad(`Invalid member bits_offset (member ${i})`);
@@ -150,76 +166,89 @@ function checkMeta(btf: Btf, id: number, t: BtfType): void {
         if (Math.ceil(m.bitsOffset / 8) > t.size) {
           bad(`Member bits_offset exceeds its struct size (member ${i})`);
         }
-      });
+      }
       return;
     }
     case 'enum':
     case 'enum64':
-      if (![1, 2, 4, 8].includes(t.size)) bad(`Unexpected size ${t.size}`);
+      if (!ENUM_SIZES.has(t.size)) bad(`Unexpected size ${t.size}`);
       if (t.name !== '' && !validIdent(t.name)) bad('Invalid name');
-      t.values.forEach((v, i) => {
+      for (let i = 0; i < t.values.length; i++) {
+        const v = t.values[i] as (typeof t.values)[number];
         if (!validIdent(v.name)) bad(`Invalid name (value ${i})`);
-      });
+      }
       return;
     case 'fwd':
-      noVlen();
+      noVlen(vlen);
       if (!validIdent(t.name)) bad('Invalid name');
       return;
     case 'func':
-      noKflag();
+      noKflag(kflag);
       if (vlen > BTF_FUNC_GLOBAL) bad(`Invalid func linkage ${vlen}`);
       if (!validIdent(t.name)) bad('Invalid name');
-      typeOk(t.type);
+      typeOk(btf, t.type);
       return;
     case 'func_proto':
-      noKflag();
-      noName();
-      typeOk(t.returnType, 'return type_id');
-      t.params.forEach((p, i) => {
-        typeOk(p.type, `arg#${i} type_id`);
+      noKflag(kflag);
+      noName(nameOff);
+      typeOk(btf, t.returnType, 'return type_id');
+      for (let i = 0; i < t.params.length; i++) {
+        const p = t.params[i] as (typeof t.params)[number];
+        typeOk(btf, p.type, `arg#${i} type_id`);
         if (p.type === 0 && (i !== t.params.length - 1 || p.name !== ''))
           bad(`Invalid arg#${i + 1}`);
         if (p.name !== '' && !validIdent(p.name)) bad(`Invalid arg#${i + 1} name`);
-      });
+      }
       return;
     case 'var':
-      noVlen();
-      noKflag();
+      noVlen(vlen);
+      noKflag(kflag);
       if (!validIdent(t.name)) bad('Invalid name');
       if (t.linkage > BTF_VAR_GLOBAL_EXTERN) bad(`Linkage ${t.linkage} not supported`);
-      typeOk(t.type);
+      typeOk(btf, t.type);
       return;
     case 'datasec': {
-      noKflag();
+      noKflag(kflag);
       if (!validSection(t.name)) bad('Invalid name');
       if (vlen === 0) bad('vlen == 0');
       if (t.size === 0) bad('size == 0');
       let end = 0;
-      t.vars.forEach((v, i) => {
-        typeOk(v.type, `var type_id (var ${i})`);
+      for (let i = 0; i < t.vars.length; i++) {
+        const v = t.vars[i] as (typeof t.vars)[number];
+        typeOk(btf, v.type, `var type_id (var ${i})`);
         if (v.size === 0) bad(`Invalid size (var ${i})`);
         if (v.offset < end) bad(`Invalid offset (var ${i})`);
         if (v.offset + v.size > t.size) bad(`Invalid offset+size (var ${i})`);
         end = v.offset + v.size;
-      });
+      }
       return;
     }
     case 'float':
-      noVlen();
-      noKflag();
-      if (![2, 4, 8, 12, 16].includes(t.size)) bad(`Invalid type_size ${t.size}`);
+      noVlen(vlen);
+      noKflag(kflag);
+      if (!FLOAT_SIZES.has(t.size)) bad(`Invalid type_size ${t.size}`);
       return;
     case 'decl_tag':
-      noVlen();
+      noVlen(vlen);
       if (t.name === '') bad('Invalid name');
       if (t.componentIdx < -1) bad(`Invalid component_idx ${t.componentIdx}`);
-      typeOk(t.type);
+      typeOk(btf, t.type);
       return;
   }
   bad(`Unknown kind ${kind}`);
 }
 
 const SIZED_KINDS = new Set(['int', 'enum', 'enum64', 'float', 'struct', 'union', 'ptr', 'array']);
+
+/** Size of a member/element type, which must be a sized kind (not void, fwd, func...). */
+function sizedSize(btf: Btf, ref: number, what: string, member?: number): number {
+  const where = member === undefined ? what : `${what} (member ${member})`;
+  if (ref === 0) bad(`Invalid ${where}: void`);
+  const r = btf.type(btf.resolve(ref));
+  if (r === undefined || !SIZED_KINDS.has(r.kind))
+    bad(`Invalid ${where}: ${r?.kind ?? 'void'} has no size`);
+  return btf.sizeOf(ref);
+}
 
 /**
  * Resolution (btf_resolve): follows by-value references, detects loops, and checks
@@ -232,13 +261,6 @@ function resolve(btf: Btf, id: number, state: Uint8Array, depth: number): void {
   if (depth >= MAX_RESOLVE_DEPTH) bad(`Exceeded max resolving depth ${MAX_RESOLVE_DEPTH}`, 'E2BIG');
   state[id] = 1;
   const t = btf.type(id) as BtfType;
-  const sizeOf = (ref: number, what: string): number => {
-    if (ref === 0) bad(`Invalid ${what}: void`);
-    const r = btf.type(btf.resolve(ref));
-    if (r === undefined || !SIZED_KINDS.has(r.kind))
-      bad(`Invalid ${what}: ${r?.kind ?? 'void'} has no size`);
-    return btf.sizeOf(ref);
-  };
   switch (t.kind) {
     case 'typedef':
     case 'const':
@@ -247,7 +269,7 @@ function resolve(btf: Btf, id: number, state: Uint8Array, depth: number): void {
     case 'type_tag':
     case 'var':
       resolve(btf, t.type, state, depth + 1);
-      if (t.kind === 'var') sizeOf(t.type, 'type_id');
+      if (t.kind === 'var') sizedSize(btf, t.type, 'type_id');
       break;
     case 'ptr':
       // Pointers end a by-value chain, but the pointee must itself be well-formed later.
@@ -257,16 +279,17 @@ function resolve(btf: Btf, id: number, state: Uint8Array, depth: number): void {
       resolve(btf, t.indexType, state, depth + 1);
       const idx = btf.type(btf.resolve(t.indexType));
       if (idx?.kind !== 'int') bad('Invalid index');
-      const elem = sizeOf(t.type, 'elem');
+      const elem = sizedSize(btf, t.type, 'elem');
       if (elem * t.nelems > 0xffffffff) bad('Array size overflows U32_MAX');
       break;
     }
     case 'struct':
     case 'union':
-      t.members.forEach((m, i) => {
+      for (let i = 0; i < t.members.length; i++) {
+        const m = t.members[i] as (typeof t.members)[number];
         resolve(btf, m.type, state, depth + 1);
         const target = btf.type(btf.resolve(m.type));
-        const size = sizeOf(m.type, `member (member ${i})`);
+        const size = sizedSize(btf, m.type, 'member', i);
         let bits = m.bitfieldSize;
         let start = m.bitsOffset;
         if (bits === 0 && target?.kind === 'int' && target.bits !== target.size * 8) {
@@ -285,7 +308,7 @@ function resolve(btf: Btf, id: number, state: Uint8Array, depth: number): void {
           if (start % 8 !== 0) bad(`Member is not byte aligned (member ${i})`);
           if (start / 8 + size > t.size) bad(`Member exceeds struct_size (member ${i})`);
         }
-      });
+      }
       break;
     case 'func': {
       const p = btf.type(t.type);
@@ -298,20 +321,22 @@ function resolve(btf: Btf, id: number, state: Uint8Array, depth: number): void {
         if (r?.kind === 'fwd' || r?.kind === 'func' || r?.kind === 'datasec')
           bad('Invalid return type');
       }
-      t.params.forEach((p, i) => {
-        if (p.type === 0) return;
+      for (let i = 0; i < t.params.length; i++) {
+        const p = t.params[i] as (typeof t.params)[number];
+        if (p.type === 0) continue;
         const r = btf.type(btf.resolve(p.type));
         if (r === undefined || r.kind === 'func' || r.kind === 'datasec' || r.kind === 'var') {
           bad(`Invalid arg#${i + 1}`);
         }
-      });
+      }
       break;
     case 'datasec':
-      t.vars.forEach((v, i) => {
+      for (let i = 0; i < t.vars.length; i++) {
+        const v = t.vars[i] as (typeof t.vars)[number];
         const r = btf.type(v.type);
         if (r?.kind !== 'var') bad(`Not a VAR kind member (var ${i})`);
         if (btf.sizeOf(r.type) > v.size) bad(`Invalid size (var ${i})`);
-      });
+      }
       break;
     case 'decl_tag': {
       const target = btf.type(t.type);

@@ -10,6 +10,7 @@ import {
   BPF_MAP_TYPE_HASH,
   BPF_MAP_TYPE_LRU_HASH,
   BPF_MAP_TYPE_PERCPU_ARRAY,
+  BPF_MAP_TYPE_PERCPU_HASH,
   BPF_MAP_TYPE_PERF_EVENT_ARRAY,
   BPF_MAP_TYPE_PROG_ARRAY,
   BPF_MAP_TYPE_RINGBUF,
@@ -200,6 +201,27 @@ describe('hash maps', () => {
         expect(new DataView((v as Uint8Array).buffer).getUint32(0, true)).toBe(model.get(key));
       else expect(errno(v)).toBe('ENOENT');
     }
+  });
+
+  it('percpu_hash keeps one value per CPU; user updates set all CPUs at once', () => {
+    const { maps, run } = setup(2);
+    const h = create(maps, BPF_MAP_TYPE_PERCPU_HASH, 4, 4, 4);
+    const all = new Uint8Array(16);
+    all.set(u32(5), 0);
+    all.set(u32(6), 8);
+    expect(h.update(u32(1), all, BPF_ANY)).toBeNull();
+    expect([...(h.lookup(u32(1)) as Uint8Array)]).toEqual([...all]);
+    // The program runs on CPU 1 and sees only that CPU's copy.
+    expect(
+      run(`
+        *(u32 *)(r10 - 4) = 1
+        r1 = map_fd[${h.id}, 0] ll
+        r2 = r10
+        r2 += -4
+        call 1
+        r0 = *(u32 *)(r0 + 0)
+        exit`),
+    ).toBe(6n);
   });
 
   it('lru_hash evicts the least recently used element instead of failing', () => {

@@ -120,5 +120,6 @@ describe('attach and detach graph users while calls are in flight', () => {
     );
     // The runs did hook returns, so the checks above were exercised.
     expect(retCalls).toBeGreaterThan(100);
-  });
+    // A ceiling for a loaded CI machine, not a timing assertion.
+  }, 120_000);
 });

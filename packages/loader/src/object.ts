@@ -3,7 +3,6 @@ import {
   BTF_KIND,
   type Btf,
   type BtfError,
-  type BtfType,
   parseBtf,
   validateBtf,
 } from '@tracelab/btf';
@@ -808,9 +807,4 @@ function collectRelocs(
     out.push({ ...base, kind: 'map_value', mapIndex: mi, offset: off });
   });
   return out;
-}
-
-/** A BTF type id -> type, or undefined when out of range (safe on hostile ids). */
-export function btfTypeAt(btf: Btf, id: number): BtfType | undefined {
-  return id > 0 && id < btf.typeCount ? btf.type(id) : undefined;
 }

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { BtfBuilder } from '@tracelab/btf';
+import { type Insn, assemble } from '@tracelab/vm';
+import { verify } from './index.js';
+
+/** A small kernel BTF: struct task_struct { int pid; struct task_struct *parent; } and
+ * int wake_up_process(struct task_struct *p, int flags). */
+function kernelBtf() {
+  const b = new BtfBuilder();
+  const int = b.int('int', 4, { signed: true });
+  const task = b.reserve();
+  const ptr = b.ptr(task);
+  b.set(
+    task,
+    b.layout('struct', 'task_struct', [
+      { name: 'pid', type: int },
+      { name: 'parent', type: ptr },
+    ]),
+  );
+  b.function('wake_up_process', int, [
+    { name: 'p', type: ptr },
+    { name: 'flags', type: int },
+  ]);
+  return b.build();
+}
+
+function asm(t: string): Insn[] {
+  const r = assemble(t);
+  if (!Array.isArray(r)) throw r;
+  return r;
+}
+
+const btf = kernelBtf();
+const base = {
+  progType: 'tracing' as const,
+  btf,
+  attachTarget: 'wake_up_process',
+  logLevel: 2 as const,
+};
+
+describe('tracing programs typed by BTF', () => {
+  it('reads fields through a typed argument and walks pointers', () => {
+    const res = verify(
+      asm(`r1 = *(u64 *)(r1 + 0)
+r2 = *(u32 *)(r1 + 0)
+r1 = *(u64 *)(r1 + 8)
+r2 = *(u32 *)(r1 + 0)
+r0 = 0
+exit`),
+      { ...base, attachType: 'fentry' },
+    );
+    expect(res.error).toBeNull();
+    expect(res.log).toContain('R1=trusted_ptr_task_struct()');
+    expect(res.log).toContain('R1=untrusted_ptr_task_struct()');
+  });
+
+  it('rejects an argument the function does not have', () => {
+    const res = verify(asm('r0 = *(u64 *)(r1 + 16)\nr0 = 0\nexit'), {
+      ...base,
+      attachType: 'fentry',
+    });
+    expect(res.error?.message).toBe("func 'wake_up_process' doesn't have 3-th argument");
+  });
+
+  it('gives fexit the return value after the arguments', () => {
+    const res = verify(asm('r0 = *(u64 *)(r1 + 16)\nr0 = 0\nexit'), {
+      ...base,
+      attachType: 'fexit',
+    });
+    expect(res.ok).toBe(true);
+  });
+
+  it('rejects reads past the struct and writes through BTF pointers', () => {
+    const past = verify(asm('r1 = *(u64 *)(r1 + 0)\nr0 = *(u32 *)(r1 + 16)\nr0 = 0\nexit'), {
+      ...base,
+      attachType: 'fentry',
+    });
+    expect(past.error?.message).toBe('access beyond struct task_struct at off 16 size 4');
+    const write = verify(asm('r1 = *(u64 *)(r1 + 0)\n*(u32 *)(r1 + 0) = 1\nr0 = 0\nexit'), {
+      ...base,
+      attachType: 'fentry',
+    });
+    expect(write.error?.message).toBe('only read is supported');
+  });
+
+  it('rejects an unaligned context offset', () => {
+    const res = verify(asm('r0 = *(u32 *)(r1 + 4)\nr0 = 0\nexit'), {
+      ...base,
+      attachType: 'fentry',
+    });
+    expect(res.error?.message).toBe("func 'wake_up_process' offset 4 is not multiple of 8");
+  });
+});
+
+describe('log and stats', () => {
+  it('prints each processed instruction kernel-style and the processed line', () => {
+    const res = verify(asm('r0 = 0\nif r1 == 0 goto +1\nr0 = 1\nexit'), {
+      progType: 'kprobe',
+      logLevel: 1,
+    });
+    const lines = res.log.trim().split('\n');
+    expect(lines[0]).toBe('0: (b7) r0 = 0');
+    expect(lines[1]).toBe('1: (15) if r1 == 0x0 goto pc+1');
+    expect(lines.at(-1)).toMatch(
+      /^processed \d+ insns \(limit 1000000\) max_states_per_insn \d+ total_states \d+ peak_states \d+ mark_read 0$/,
+    );
+    expect(res.stats.processedInsns).toBeGreaterThanOrEqual(4);
+  });
+
+  it('level 2 appends the register state to each instruction', () => {
+    const res = verify(asm('r0 = 7\nexit'), { progType: 'kprobe', logLevel: 2 });
+    expect(res.log.split('\n')[0]).toMatch(/^0: \(b7\) r0 = 7\s+; R0=7 R1=ctx\(\) R10=fp0$/);
+  });
+
+  it('level 0 keeps no log', () => {
+    expect(verify(asm('exit'), { progType: 'kprobe' }).log).toBe('');
+  });
+});

@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { isToken } from '@tracelab/contracts';
 import { Command, InvalidArgumentError } from 'commander';
 import { registerBtf } from './commands/btf.js';
+import { registerKernel } from './commands/kernel.js';
 import { startStack } from './stack.js';
 import { VERSION } from './version.js';
 
@@ -101,5 +102,6 @@ export function buildProgram(
     });
 
   registerBtf(program);
+  registerKernel(program);
   return program;
 }

@@ -51,6 +51,9 @@ struct pair {
 	long b;
 };
 
+/* RESTRICT and an old-style qualifier chain, kept by a global of pointer-to-function type. */
+void *(*copy_fn)(void *restrict dst, const void *restrict src, unsigned long n);
+
 int counter = 1;
 const char message[] = "hi";
 struct task_struct init_task;

@@ -32,9 +32,9 @@ function seed(value: string): number {
 }
 
 /** Layer results are error values; the CLI turns them back into thrown errors at its edge. */
-function unwrap<T>(value: T | Error): T {
+function unwrap<T>(value: T): Exclude<T, Error> {
   if (value instanceof Error) throw value;
-  return value;
+  return value as Exclude<T, Error>;
 }
 
 interface ImageOpts {

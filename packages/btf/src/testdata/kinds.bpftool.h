@@ -67,6 +67,8 @@ struct pair {
 	long b;
 };
 
+typedef void * (*copy_fn_t)(void * restrict, const void * restrict, unsigned long);
+
 #ifndef BPF_NO_PRESERVE_ACCESS_INDEX
 #pragma clang attribute pop
 #endif

@@ -52,7 +52,9 @@ struct pair {
 };
 
 /* RESTRICT and an old-style qualifier chain, kept by a global of pointer-to-function type. */
-void *(*copy_fn)(void *restrict dst, const void *restrict src, unsigned long n);
+typedef void *(*copy_fn_t)(void *restrict dst, const void *restrict src, unsigned long n);
+copy_fn_t copy_fn;
+const volatile int * const volatile cv_ptr;
 
 int counter = 1;
 const char message[] = "hi";

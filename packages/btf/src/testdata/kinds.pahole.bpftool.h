@@ -67,6 +67,8 @@ struct pair {
 	long int b;
 };
 
+typedef void * (*copy_fn_t)(void * restrict, const void * restrict, long unsigned int);
+
 #ifndef BPF_NO_PRESERVE_ACCESS_INDEX
 #pragma clang attribute pop
 #endif

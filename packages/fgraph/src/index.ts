@@ -43,3 +43,4 @@ export {
   type GraphOptions,
   type GraphTracerInit,
 } from './graph-tracer.js';
+export { traceFunctionGraph, type FunctionGraphRun } from './trace-workload.js';

@@ -51,6 +51,10 @@ class TrampImage {
   readonly fentry: Program[];
   readonly fexit: Program[];
   readonly fmodRet: Program[];
+  /** Each program's per-CPU run counter (prog->active), beside it so the call needs no lookup. */
+  readonly fentryActive: Int32Array[];
+  readonly fexitActive: Int32Array[];
+  readonly fmodRetActive: Int32Array[];
   /** Per traced call, fexit or fmod_ret needs a frame (the original is called from the image). */
   readonly callOrig: boolean;
   /** Calls that entered and have not returned yet. */
@@ -68,11 +72,15 @@ class TrampImage {
     readonly plan: MarshalPlan,
     readonly fns: readonly number[],
     links: BpfTrampoline['links'],
+    activeOf: (prog: Program) => Int32Array,
   ) {
     const progs = (k: number): Program[] => links[k]?.map((l) => l.prog) ?? [];
     this.fentry = progs(BPF_TRAMP_FENTRY);
     this.fexit = progs(BPF_TRAMP_FEXIT);
     this.fmodRet = progs(BPF_TRAMP_MODIFY_RETURN);
+    this.fentryActive = this.fentry.map(activeOf);
+    this.fexitActive = this.fexit.map(activeOf);
+    this.fmodRetActive = this.fmodRet.map(activeOf);
     this.callOrig = this.fexit.length > 0 || this.fmodRet.length > 0;
     const ret = addr + BigInt(IMAGE_RET);
     this.retLo = Number(ret & 0xffffffffn);
@@ -137,7 +145,7 @@ export class Trampolines {
   private readonly fnRetWide: Uint8Array;
   private readonly fnStack: Uint16Array;
   /** Per program, per CPU: runs in progress (prog->active). */
-  private readonly active = new Map<Program, Int32Array>();
+  private readonly active = new WeakMap<Program, Int32Array>();
 
   constructor(kernel: Kernel, options: TrampolineOptions = {}) {
     this.kernel = kernel;
@@ -259,7 +267,6 @@ export class Trampolines {
       tr.links[kind].unshift(link);
       link.fns.add(fn);
     }
-    if (!this.active.has(prog)) this.active.set(prog, new Int32Array(this.kernel.cpus.length));
     const err = this.update(fns);
     if (err !== null) {
       this.unlinkFrom(link, fns);
@@ -357,7 +364,9 @@ export class Trampolines {
       for (const bucket of groupPlans(items)) {
         const addr = this.allocImage();
         if (addr instanceof TracelabError) return addr;
-        const img = new TrampImage(addr, sig, bucket.plan, bucket.members, links);
+        const img = new TrampImage(addr, sig, bucket.plan, bucket.members, links, (p) =>
+          this.activeOf(p),
+        );
         const err = this.install(img);
         if (err !== null) {
           this.freeAddrs.push(addr);
@@ -464,8 +473,19 @@ export class Trampolines {
   // ---- the traced call (allocation-free) ----
 
   /** Runs one program on the CPU's vm with r1 = ctx; false when the recursion guard skipped it. */
-  private runProg(prog: Program, cpu: number, ctxLo: number, ctxHi: number): boolean {
-    const active = this.active.get(prog) as Int32Array;
+  private activeOf(prog: Program): Int32Array {
+    let a = this.active.get(prog);
+    if (a === undefined) this.active.set(prog, (a = new Int32Array(this.kernel.cpus.length)));
+    return a;
+  }
+
+  private runProg(
+    prog: Program,
+    active: Int32Array,
+    cpu: number,
+    ctxLo: number,
+    ctxHi: number,
+  ): boolean {
     if ((active[cpu] = (active[cpu] as number) + 1) !== 1) {
       active[cpu] = (active[cpu] as number) - 1;
       this.stats.misses++;
@@ -518,7 +538,9 @@ export class Trampolines {
     const c = cpu.id;
     st.begin(c, image.functions[fn]?.addr as bigint, 0);
     const fentry = img.fentry;
-    for (let i = 0; i < fentry.length; i++) this.runProg(fentry[i] as Program, c, ctxLo, ctxHi);
+    for (let i = 0; i < fentry.length; i++) {
+      this.runProg(fentry[i] as Program, img.fentryActive[i] as Int32Array, c, ctxLo, ctxHi);
+    }
     if (!img.callOrig) {
       st.end(c);
       return ENTRY_CONTINUE;
@@ -528,7 +550,8 @@ export class Trampolines {
       st.kind[c] = BPF_TRAMP_MODIFY_RETURN;
       const vm = this.vms[c] as Vm;
       for (let i = 0; i < fmod.length; i++) {
-        if (!this.runProg(fmod[i] as Program, c, ctxLo, ctxHi)) continue;
+        const act = img.fmodRetActive[i] as Int32Array;
+        if (!this.runProg(fmod[i] as Program, act, c, ctxLo, ctxHi)) continue;
         words[r] = vm.lo[0] as number;
         words[r + 1] = vm.hi[0] as number;
         if (words[r] !== 0 || words[r + 1] !== 0) {
@@ -610,7 +633,9 @@ export class Trampolines {
     const fexit = img.fexit;
     if (fexit.length === 0) return;
     this.state.kind[c] = BPF_TRAMP_FEXIT;
-    for (let i = 0; i < fexit.length; i++) this.runProg(fexit[i] as Program, c, ctxLo, ctxHi);
+    for (let i = 0; i < fexit.length; i++) {
+      this.runProg(fexit[i] as Program, img.fexitActive[i] as Int32Array, c, ctxLo, ctxHi);
+    }
   }
 
   /** The image's second half: the original returned into it. fexit, then return to the caller. */

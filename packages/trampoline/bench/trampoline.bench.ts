@@ -1,0 +1,103 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { Bench } from 'tinybench';
+import { ARCHES, type ArchName } from '@tracelab/arch-isa';
+import { TracelabError } from '@tracelab/contracts';
+import { Ftrace } from '@tracelab/ftrace-core';
+import { Kernel, KernelImage, type CallNode, type Cpu } from '@tracelab/kernel';
+import { assemble, Program, type Insn } from '@tracelab/vm';
+import {
+  BPF_TRAMP_FENTRY,
+  BPF_TRAMP_FEXIT,
+  Trampolines,
+  type BpfTracingLink,
+} from '../src/index.js';
+
+const BATCH = 1000;
+
+function load(text: string): Program {
+  const p = Program.load(assemble(text) as Insn[], { name: 'count' });
+  if (!(p instanceof Program)) throw p;
+  return p;
+}
+
+/** The fentry counting program: one u64 counter in kernel memory, +1 per call. */
+const counting = (mem: bigint): Program =>
+  load(
+    [
+      `lddw %r1, 0x${mem.toString(16)}`,
+      'ldxdw %r2, [%r1+0]',
+      'add %r2, 1',
+      'stxdw [%r1+0], %r2',
+      'mov %r0, 0',
+      'exit',
+    ].join('\n'),
+  );
+
+function rig(image: KernelImage): { k: Kernel; cpu: Cpu; tr: Trampolines; mem: bigint } {
+  const k = new Kernel({ image });
+  const task = k.createTask('bench');
+  if (!('pid' in task)) throw task;
+  const cpu = k.cpus[0] as Cpu;
+  k.switchTo(cpu, task);
+  const ft = Ftrace.attach(k);
+  if (!(ft instanceof Ftrace)) throw ft;
+  return { k, cpu, tr: new Trampolines(k, { ftrace: ft }), mem: k.kmalloc(64) as bigint };
+}
+
+function vfsRead(k: Kernel): CallNode {
+  return {
+    fn: k.image.indexOf('vfs_read'),
+    argLo: Uint32Array.of(0x1000, 0x7ffd0000, 300, 0x4f00),
+    argHi: Uint32Array.of(0xffff8880, 0, 0, 0xffffc900),
+    gen: null,
+    cost: 10,
+    retLo: 300,
+    retHi: 0,
+    repeat: BATCH,
+    children: [],
+  };
+}
+
+export default function (bench: Bench): void {
+  // Per traced call over untraced = (traced mean - untraced mean) / BATCH.
+  for (const arch of ARCHES) {
+    const image = KernelImage.builtin(arch);
+    if (!(image instanceof KernelImage)) throw image;
+    const plain = rig(image);
+    const node = vfsRead(plain.k);
+    bench.add(`${arch}: ${BATCH} untraced vfs_read calls`, () => {
+      plain.k.run(plain.cpu, node);
+    });
+    for (const kind of [BPF_TRAMP_FENTRY, BPF_TRAMP_FEXIT] as const) {
+      const r = rig(KernelImage.builtin(arch) as KernelImage);
+      const l = r.tr.attach(counting(r.mem), kind, 'vfs_read');
+      if (l instanceof TracelabError) throw l;
+      const n = vfsRead(r.k);
+      bench.add(
+        `${arch}: ${BATCH} vfs_read calls, ${kind === BPF_TRAMP_FENTRY ? 'fentry' : 'fexit'} counting (interpreter)`,
+        () => {
+          r.k.run(r.cpu, n);
+        },
+      );
+    }
+  }
+  // Attaching one program to 10k functions of vmlinux (multi-attach: M images, M ftrace ops).
+  const path = '/sys/kernel/btf/vmlinux';
+  if (!existsSync(path)) return;
+  const bytes = new Uint8Array(readFileSync(path));
+  for (const arch of ['x86_64', 'i386'] as ArchName[]) {
+    const image = KernelImage.fromBtf(arch, bytes);
+    if (!(image instanceof KernelImage)) throw image;
+    const r = rig(image);
+    const names: string[] = [];
+    for (const f of image.functions) {
+      if (names.length === 10_000) break;
+      if (!(r.tr.plan(f.index) instanceof TracelabError)) names.push(f.name);
+    }
+    const prog = counting(r.mem);
+    bench.add(`${arch}: attach + detach one fentry program on 10k vmlinux functions`, () => {
+      const l = r.tr.attach(prog, BPF_TRAMP_FENTRY, names) as BpfTracingLink;
+      r.tr.detach(l);
+    });
+  }
+}

@@ -28,7 +28,7 @@ const FIXTURES = [
 /** Everything the loader does with untrusted bytes, up to linking. */
 function consume(bytes: Uint8Array): void {
   const obj = parseObject(bytes);
-  objectInfo(bytes);
+  objectInfo(bytes, obj.btf === undefined ? {} : { targetBtf: obj.btf });
   dumpObject(bytes);
   linkObject(obj, {
     targetBtf: obj.btf,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { LoaderError, dumpObject, formatObjectInfo, objectInfo } from './index.js';
+import { LoaderError, dumpObject, formatObjectInfo, objectInfo, parseObject } from './index.js';
 
 const fixture = (name: string): Uint8Array =>
   new Uint8Array(readFileSync(new URL(`../testdata/${name}`, import.meta.url)));
@@ -35,6 +35,31 @@ describe('obj info', () => {
     const core = objectInfo(fixture('core.bpfel.o'));
     expect(core.externs).toContainEqual({ name: 'CONFIG_HZ', kind: 'kconfig', weak: true });
     expect(core.btf?.coreRelos).toBeGreaterThan(20);
+  });
+});
+
+describe('obj info with a target BTF', () => {
+  it('lists each CO-RE relocation with its result', () => {
+    const target = parseObject(fixture('target.bpfel.o')).btf;
+    const info = objectInfo(
+      fixture('core.bpfel.o'),
+      target === undefined ? {} : { targetBtf: target },
+    );
+    // target.c moved sample.name from 16 to 24 and has no pt_regs at all.
+    expect(info.core).toContainEqual(
+      expect.objectContaining({
+        kind: 'byte_off',
+        type: 'sample',
+        access: '0:5',
+        result: '16 -> 24',
+      }),
+    );
+    expect(info.core.filter((c) => c.type === 'pt_regs').map((c) => c.result)).toEqual([
+      'poisoned',
+      'poisoned',
+    ]);
+    expect(formatObjectInfo(info)).toMatch(/<enumval_value>\s+sample_state 1\s+1 -> 9/);
+    expect(objectInfo(fixture('core.bpfel.o')).core).toEqual([]);
   });
 });
 

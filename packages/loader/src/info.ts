@@ -1,5 +1,7 @@
+import type { Btf } from '@tracelab/btf';
 import { type Insn, formatInsn, isLddw } from '@tracelab/vm';
 import { CORE_RELO_KIND_NAMES, type LineInfo } from './btf-ext.js';
+import { calcCoreRelo } from './core.js';
 import { RELOC_NAMES } from './elf.js';
 import { LoaderError, wrapErrors } from './errors.js';
 import { type ParsedObject, type ProgSection, mapTypeName, parseObject } from './object.js';
@@ -28,6 +30,15 @@ export interface ObjectInfo {
   }[];
   relocations: { section: string; insn: number; type: string; symbol: string; kind: string }[];
   externs: { name: string; kind: string; weak: boolean }[];
+  /** CO-RE relocations resolved against a target BTF (only when one is given). */
+  core: {
+    section: string;
+    insn: number;
+    kind: string;
+    type: string;
+    access: string;
+    result: string;
+  }[];
   btf:
     | {
         types: number;
@@ -42,7 +53,33 @@ export interface ObjectInfo {
 const count = <T>(m: Map<string, T[]> | undefined): number =>
   m === undefined ? 0 : [...m.values()].reduce((n, l) => n + l.length, 0);
 
-function infoOf(obj: ParsedObject): ObjectInfo {
+function coreOf(obj: ParsedObject, target: Btf | undefined): ObjectInfo['core'] {
+  const local = obj.btf;
+  const out: ObjectInfo['core'] = [];
+  if (target === undefined || local === undefined || obj.btfExt === undefined) return out;
+  for (const [section, relos] of obj.btfExt.coreRelos) {
+    for (const r of relos) {
+      let result: string;
+      try {
+        const res = calcCoreRelo(local, target, r);
+        result = res.poison ? 'poisoned' : `${res.origVal} -> ${res.newVal}`;
+      } catch (e) {
+        result = `error: ${e instanceof Error ? e.message : String(e)}`;
+      }
+      out.push({
+        section,
+        insn: r.insnOff,
+        kind: CORE_RELO_KIND_NAMES[r.kind] as string,
+        type: r.typeId < local.typeCount ? local.name(r.typeId) : `[${r.typeId}]`,
+        access: r.accessStr,
+        result,
+      });
+    }
+  }
+  return out;
+}
+
+function infoOf(obj: ParsedObject, target: Btf | undefined): ObjectInfo {
   const relocations: ObjectInfo['relocations'] = [];
   for (const ps of obj.code.values()) {
     for (const r of ps.relocs) {
@@ -79,6 +116,7 @@ function infoOf(obj: ParsedObject): ObjectInfo {
     })),
     relocations,
     externs: obj.externs.map((e) => ({ name: e.name, kind: e.kind, weak: e.weak })),
+    core: coreOf(obj, target),
     btf:
       obj.btf === undefined
         ? undefined
@@ -92,10 +130,13 @@ function infoOf(obj: ParsedObject): ObjectInfo {
   };
 }
 
-/** Summarises an object file; bad bytes give a LoaderError naming the section and offset. */
-export function objectInfo(bytes: Uint8Array): ObjectInfo {
+/**
+ * Summarises an object file; with a target BTF it also resolves the CO-RE relocations. Bad bytes
+ * give a LoaderError naming the section and offset.
+ */
+export function objectInfo(bytes: Uint8Array, options: { targetBtf?: Btf } = {}): ObjectInfo {
   const obj = parseObject(bytes);
-  return wrapErrors({ section: '.BTF' }, 'object info', () => infoOf(obj));
+  return wrapErrors({ section: '.BTF' }, 'object info', () => infoOf(obj, options.targetBtf));
 }
 
 /** Text form of objectInfo, one block per kind of thing, as the CLI prints it. */
@@ -123,6 +164,14 @@ export function formatObjectInfo(info: ObjectInfo): string {
   if (info.externs.length > 0) {
     out.push(`externs: ${info.externs.length}`);
     for (const e of info.externs) out.push(`  ${e.name}  ${e.kind}${e.weak ? ' weak' : ''}`);
+  }
+  if (info.core.length > 0) {
+    out.push(`CO-RE against the target BTF: ${info.core.length}`);
+    for (const c of info.core) {
+      out.push(
+        `  ${c.section}+${c.insn}  <${c.kind}>  ${c.type || '(anon)'} ${c.access}  ${c.result}`,
+      );
+    }
   }
   if (info.btf === undefined) {
     out.push('BTF: none');

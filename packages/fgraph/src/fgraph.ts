@@ -85,7 +85,10 @@ export class FgraphOps {
   entryfunc: GraphEntryFunc;
   retfunc: GraphReturnFunc | null;
   private: unknown;
-  /** Holds this user's filter and notrace hashes; never registered with ftrace itself. */
+  /**
+   * Holds this user's filter and notrace hashes; never registered with ftrace itself. Change
+   * them through Fgraph.setFilter, which also updates the shared ops and the per-function masks.
+   */
   readonly ops: FtraceOps;
   /** Index into the users array while registered, -1 otherwise. */
   idx = -1;
@@ -127,6 +130,8 @@ export class Fgraph {
   private count = 0;
   /** The only user, when there is exactly one: no filter test on entry. */
   private single: FgraphOps | null = null;
+  /** Per function: bit i set when user i's hashes trace it (the list walk without hash tests). */
+  private readonly fnUsers: Uint16Array;
   /** The shared ftrace_ops every user's entry goes through. */
   private readonly graphOps: FtraceOps;
   private readonly slot: number;
@@ -169,6 +174,7 @@ export class Fgraph {
       info.ftraceRoles.lr === null ? -1 : (info.ftraceRegs.index.get(info.ftraceRoles.lr) ?? -1);
     this.retW = [word(info.ptRoles.ret[0]), word(info.ptRoles.ret[1])];
     this.slot = kernel.allocTaskSlot();
+    this.fnUsers = new Uint16Array(kernel.image.count);
     const arch: ArchName = kernel.arch;
     const caller = info.capabilities.withArgs ? 'caller' : 'regs_caller';
     this.ent = kernel.cpus.map(() => ({ fn: 0, func: 0, depth: 0 }));
@@ -305,14 +311,15 @@ export class Fgraph {
     this.single = null;
     if (this.count === 1) this.single = this.users.find((u) => u !== null) ?? null;
     const fns: number[] = [];
+    this.fnUsers.fill(0);
     if (this.count > 0) {
       for (const f of this.ftrace.table.functions) {
+        let mask = 0;
         for (const u of this.users) {
-          if (u !== null && u.ops.traces(f.id)) {
-            fns.push(f.id);
-            break;
-          }
+          if (u !== null && u.ops.traces(f.id)) mask |= 1 << u.idx;
         }
+        this.fnUsers[f.id] = mask;
+        if (mask !== 0) fns.push(f.id);
       }
     }
     const on = (this.graphOps.flags & FTRACE_OPS_FL_ENABLED) !== 0;
@@ -432,9 +439,11 @@ export class Fgraph {
       if (this.callEntry(single, st, ent, fregs, cpu)) bitmap = 1 << single.idx;
     } else {
       const users = this.users;
-      for (let i = 0; i < FGRAPH_ARRAY_SIZE; i++) {
+      // Lowest index first, as the kernel walks fgraph_array.
+      for (let mask = this.fnUsers[fn] as number; mask !== 0; mask &= mask - 1) {
+        const i = 31 - Math.clz32(mask & -mask);
         const g = users[i];
-        if (g === null || g === undefined || !g.ops.traces(fn)) continue;
+        if (g === null || g === undefined) continue;
         if (this.callEntry(g, st, ent, fregs, cpu)) bitmap |= 1 << i;
       }
     }
@@ -504,9 +513,9 @@ export class Fgraph {
     const prevCur = this.cur;
     this.cur = st;
     const users = this.users;
-    for (let i = 0; i < FGRAPH_ARRAY_SIZE; i++) {
-      if ((bitmap & (1 << i)) === 0) continue;
-      if (i === 0 && (marker & FGRAPH_IDX0_WANTS) === 0) continue;
+    const mine = (marker & FGRAPH_IDX0_WANTS) === 0 ? bitmap & ~1 : bitmap;
+    for (let mask = mine; mask !== 0; mask &= mask - 1) {
+      const i = 31 - Math.clz32(mask & -mask);
       const g = users[i];
       if (g === null || g === undefined || g.retfunc === null) continue;
       g.retfunc(rt, g, fregs, cpu);

@@ -1,54 +1,8 @@
 import { ARCHES, type ArchName } from '@tracelab/arch-isa';
-import {
-  BUILTIN_WORKLOADS,
-  formatSymbols,
-  kernelInfo,
-  parseWorkloadText,
-  replayWorkload,
-  runWorkload,
-  type RunSummary,
-  type WorkloadSpec,
-} from '@tracelab/kernel';
-import { type Command, InvalidArgumentError } from 'commander';
+import { formatSymbols, kernelInfo, runWorkload, type RunSummary } from '@tracelab/kernel';
+import type { Command } from 'commander';
 import { readInput } from '../input.js';
-
-function arch(value: string): ArchName {
-  const a = ARCHES.find((x) => x === value);
-  if (!a) throw new InvalidArgumentError(`expected one of ${ARCHES.join(', ')}`);
-  return a;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
-
-function seed(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
-    throw new InvalidArgumentError('expected an integer from 0 to 2^32-1');
-  return n;
-}
-
-/** Layer results are error values; the CLI turns them back into thrown errors at its edge. */
-function unwrap<T>(value: T): Exclude<T, Error> {
-  if (value instanceof Error) throw value;
-  return value as Exclude<T, Error>;
-}
-
-interface ImageOpts {
-  arch: ArchName;
-  btf?: string;
-}
-
-const decoder = new TextDecoder();
-
-function workloadSpec(workload: string, replay: boolean): string | WorkloadSpec {
-  if (replay) return unwrap(replayWorkload(decoder.decode(readInput(workload)), workload));
-  if ((BUILTIN_WORKLOADS as readonly string[]).includes(workload)) return workload;
-  return unwrap(parseWorkloadText(decoder.decode(readInput(workload)), workload));
-}
+import { arch, positiveInt, seed, unwrap, WORKLOAD_HELP, workloadSpec } from '../workload.js';
 
 function printSummary(s: RunSummary): void {
   console.log(`workload ${s.workload} on ${s.arch}, ${s.cpus} CPUs, seed ${s.seed}`);
@@ -95,10 +49,7 @@ export function registerKernel(program: Command): void {
     });
 
   imageOptions(kernel.command('run').description('run a workload and summarise what ran'))
-    .argument(
-      '<workload>',
-      `a built-in workload (${BUILTIN_WORKLOADS.join(', ')}) or a JSON/YAML workload file`,
-    )
+    .argument('<workload>', WORKLOAD_HELP)
     .option('--cpus <n>', 'number of CPUs', positiveInt)
     .option('--seed <n>', 'scheduler seed', seed, 1)
     .option('--replay', 'WORKLOAD is a function_graph trace to replay')

@@ -155,6 +155,8 @@ export function checkCfg(insns: readonly Insn[], allowLoops: boolean): Cfg | Cfg
   for (let k = 0; k < n; k++) {
     if (!lddwHalf[k] && state[k] === 0) return { insn: k, message: `unreachable insn ${k}` };
   }
+  // Subprogram entries are where callback runs meet; states are kept there too.
+  for (const s of subprogs) prunePoint[s] = 1;
   return { subprogs, prunePoint, lddwHalf, liveIn: liveness(insns, lddwHalf) };
 }
 

@@ -85,5 +85,5 @@ describe('soundness against the vm', () => {
     console.log(
       `soundness: ${stats.run} random programs verified, ${stats.accepted} accepted and run`,
     );
-  });
+  }, 120_000);
 });

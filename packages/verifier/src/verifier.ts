@@ -206,6 +206,8 @@ interface Pending {
   state: VerifierState;
   insn: number;
   from: number;
+  /** Re-entry of a bpf_loop callback: may prune against states still being explored. */
+  callback: boolean;
 }
 
 /** Refines a and b (at 32 or 64 bits) with the fact `a rel b`. */
@@ -357,6 +359,8 @@ class Env {
   maxStatesPerInsn = 0;
   private nextId = 0;
   insn = 0;
+  /** The path being explored re-enters a callback (see Pending.callback). */
+  callbackEntry = false;
 
   constructor(
     readonly insns: readonly Insn[],
@@ -454,6 +458,7 @@ class Env {
     const p = this.pending.pop();
     if (p === undefined) return [null, 0, false];
     if (this.level > 0) this.verbose(`from ${p.from} to ${p.insn}: ${this.stateStr(p.state)}`);
+    this.callbackEntry = p.callback;
     return [p.state, p.insn, false];
   }
 
@@ -467,9 +472,9 @@ class Env {
     }
   }
 
-  pushBranch(st: VerifierState, insn: number, from: number): void {
+  pushBranch(st: VerifierState, insn: number, from: number, callback = false): void {
     if (st.parent !== null) st.parent.branches++;
-    this.pending.push({ state: st, insn, from });
+    this.pending.push({ state: st, insn, from, callback });
   }
 
   /** is_state_visited: prune against verified states, detect loops that repeat a state. */
@@ -479,7 +484,13 @@ class Env {
     for (let k = 0; k < list.length; k++) {
       const e = list[k] as Explored;
       const old = e.state as VerifierState;
-      if (e.branches > 0) {
+      if (e.branches > 0 && this.callbackEntry) {
+        // Callback runs converge when one adds nothing new (the kernel's callback states).
+        if (statesEqual(old, cur, live, false)) {
+          this.callbackEntry = false;
+          return true;
+        }
+      } else if (e.branches > 0) {
         if (statesEqual(old, cur, live, true)) {
           this.reject(`infinite loop detected at insn ${idx}`, 'EINVAL');
         }
@@ -495,6 +506,7 @@ class Env {
         k--;
       }
     }
+    this.callbackEntry = false;
     const e: Explored = { state: cur.clone(), branches: 1, parent: cur.parent, hits: 0, misses: 0 };
     (e.state as VerifierState).parent = null;
     list.push(e);
@@ -1098,16 +1110,24 @@ class Env {
       const ret = r0.clone();
       st.frames.pop();
       const caller = st.cur;
-      clobberCallerSaved(caller);
-      (caller.regs[0] as RegState).copyFrom(ret);
-      if (callee.callsite < 0) return -1;
       const callInsn = this.insns[callee.callsite] as Insn;
-      if (callInsn.src === BPF_PSEUDO_CALL && cls(callInsn.code) === BPF_JMP)
+      if (callInsn.src === BPF_PSEUDO_CALL) {
+        clobberCallerSaved(caller);
+        (caller.regs[0] as RegState).copyFrom(ret);
         return callee.callsite + 1;
+      }
       // A bpf_loop callback: the callback's r0 must be 0 or 1; the helper returns a count.
       if (!(ret.type === 'scalar' && ret.umax <= 1n)) {
         this.reject(this.retRangeMsg('At callback return', ret, 0, 1), 'EINVAL');
       }
+      // The callback may run again with what this run left in the caller's memory.
+      const again = st.clone();
+      const start = this.cfg.subprogs[callee.subprog] as number;
+      this.checkFuncCall(again, callee.callsite, start, {
+        args: [scalarOfSize(4), (again.cur.regs[3] as RegState).clone()],
+      });
+      this.pushBranch(again, start, callee.callsite, true);
+      clobberCallerSaved(caller);
       (caller.regs[0] as RegState).copyFrom(scalarOfSize(4));
       return callee.callsite + 1;
     }

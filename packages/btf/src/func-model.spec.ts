@@ -181,3 +181,15 @@ describe('pointer size of the target', () => {
     expect(parseBtf(new BtfBuilder().write()).ptrSize).toBe(8);
   });
 });
+
+describe('funcModel on malformed BTF', () => {
+  it('returns ENOENT for a FUNC whose prototype id is out of range', async () => {
+    const { parseBtf } = await import('./btf.js');
+    const { writeBtf } = await import('./write.js');
+    const btf = parseBtf(writeBtf([{ kind: 'func', name: 'f', type: 99, linkage: 1 }]));
+    const r = funcModel(btf, 1);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.error.errno).toBe('ENOENT');
+    expect(funcModel(btf, 7).ok).toBe(false);
+  });
+});

@@ -84,6 +84,16 @@ function fail(typeId: number, message: string): FuncModelResult {
  * which gives the kernel's fallback of 5 eight-byte arguments.
  */
 export function funcModel(btf: Btf, id: number | null, name?: string): FuncModelResult {
+  try {
+    return distill(btf, id, name);
+  } catch (e) {
+    // Ids out of range or modifier loops in malformed BTF are rejections too, not crashes.
+    if (e instanceof BtfError) return { ok: false, error: e };
+    throw e;
+  }
+}
+
+function distill(btf: Btf, id: number | null, name?: string): FuncModelResult {
   if (id === null) {
     return {
       ok: true,

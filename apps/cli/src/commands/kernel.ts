@@ -4,6 +4,11 @@ import type { Command } from 'commander';
 import { readInput } from '../input.js';
 import { arch, positiveInt, seed, unwrap, WORKLOAD_HELP, workloadSpec } from '../workload.js';
 
+interface ImageOpts {
+  arch: ArchName;
+  btf?: string;
+}
+
 function printSummary(s: RunSummary): void {
   console.log(`workload ${s.workload} on ${s.arch}, ${s.cpus} CPUs, seed ${s.seed}`);
   console.log(

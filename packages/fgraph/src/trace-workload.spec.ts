@@ -27,6 +27,33 @@ describe('traceFunctionGraph (tracelab trace --tracer function_graph)', () => {
     },
   );
 
+  it.each(
+    (['x86_64', 'i386', 'arm64', 'riscv64'] as const).flatMap((arch) =>
+      (['syscalls', 'timer', 'net-rx', 'recursion'] as const).map((w) => [arch, w] as const),
+    ),
+  )('%s %s: braces balance on every CPU, interrupts are marked in and out', (arch, w) => {
+    const out = traceFunctionGraph(w, { arch, bufferEvents: 1 << 18 });
+    if (typeof out !== 'string') throw out;
+    expect(out).not.toContain('LOST');
+    const open = new Map<string, number>();
+    let irqIn = 0;
+    let irqOut = 0;
+    for (const l of out.split('\n')) {
+      if (l.includes('==========>')) irqIn++;
+      if (l.includes('<==========')) irqOut++;
+      const f = fnColumn(l);
+      if (f === null) continue;
+      const cpu = l.slice(0, 4);
+      const n =
+        (open.get(cpu) ?? 0) + (f.endsWith('{') ? 1 : f.trimStart().startsWith('}') ? -1 : 0);
+      expect(n).toBeGreaterThanOrEqual(0);
+      open.set(cpu, n);
+    }
+    for (const n of open.values()) expect(n).toBe(0);
+    expect(irqOut).toBe(irqIn);
+    if (w === 'timer') expect(irqIn).toBeGreaterThan(0);
+  });
+
   it('max_graph_depth 1 prints only outermost calls, one line each', () => {
     const out = traceFunctionGraph('syscalls', { maxDepth: 1 });
     if (typeof out !== 'string') throw out;

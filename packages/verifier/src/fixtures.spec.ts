@@ -87,6 +87,7 @@ describe('kernel selftest-style programs', () => {
       expect(res.error?.message).toBe(h.get('errstr'));
       expect(res.log).toContain(h.get('errstr'));
       expect(res.errno).toBe(Number(h.get('errno') ?? '13'));
+      if (h.has('insn')) expect(res.error?.insn).toBe(Number(h.get('insn')));
     }
   });
 });

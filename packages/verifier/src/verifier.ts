@@ -914,7 +914,7 @@ class Env {
     }
     if (total < -MAX_BPF_STACK || total + bytes > 0) {
       this.reject(
-        `invalid ${write ? 'write to' : 'read from'} stack R${r} off=${total} size=${bytes}`,
+        `invalid ${write ? 'write to' : 'read from'} stack R${r} off=${reg.off + off} size=${bytes}`,
       );
     }
     this.growStack(f, -total);
@@ -966,6 +966,11 @@ class Env {
     bytes: number,
     write: boolean,
   ): RegState {
+    if (reg.smax >= BPF_MAX_VAR_OFF || reg.smin <= -BPF_MAX_VAR_OFF) {
+      this.reject(
+        `invalid unbounded variable-offset ${write ? 'write to' : 'read from'} stack R${r}`,
+      );
+    }
     const lo = reg.smin + BigInt(reg.off + off);
     const hi = reg.smax + BigInt(reg.off + off);
     if (lo < -BigInt(MAX_BPF_STACK) || hi + BigInt(bytes) > 0n) {

@@ -26,6 +26,15 @@ export interface Grouping {
   readonly groupOf: ReadonlyMap<string, number>;
 }
 
+/** Full-length keys by plan: plans are cached per function, so each key is built once. */
+const fullKeys = new WeakMap<MarshalPlan, string>();
+
+const fullKey = (plan: MarshalPlan): string => {
+  let k = fullKeys.get(plan);
+  if (k === undefined) fullKeys.set(plan, (k = prefixKey(plan, plan.ctxSlots)));
+  return k;
+};
+
 const prefixKey = (plan: MarshalPlan, slots: number): string => {
   let k = `${plan.retSrc[0]}:${plan.retSrc[1]}|`;
   for (let i = 0; i < slots * 2; i++) k += `${plan.src[i]},`;
@@ -48,7 +57,7 @@ export function groupPlans<T>(items: readonly { plan: MarshalPlan; item: T }[]):
   const buckets: PlanBucket<T>[] = [];
   const byPrefix = new Map<string, PlanBucket<T>>();
   for (const { plan, item } of sorted) {
-    let b = byPrefix.get(prefixKey(plan, plan.ctxSlots));
+    let b = byPrefix.get(fullKey(plan));
     if (b === undefined) {
       b = { plan, members: [] };
       buckets.push(b);

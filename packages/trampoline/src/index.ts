@@ -35,6 +35,7 @@ export {
   BpfTracingLink,
   Trampolines,
   type BpfTrampProgType,
+  type Targets,
   type TrampolineOptions,
   type TrampolineStats,
 } from './trampoline.js';

@@ -32,7 +32,7 @@ interface Rig {
   mem: bigint;
 }
 
-function boot(arch: ArchName): Rig {
+function boot(arch: ArchName, jit = false): Rig {
   const image = KernelImage.builtin(arch, [
     ...BUILTIN_IMAGE,
     { subsystem: 'bpf_test', protos: [...fx.functions.map((f) => f.proto), ...fx.extra] },
@@ -46,7 +46,7 @@ function boot(arch: ArchName): Rig {
   const ft = Ftrace.attach(k);
   if (!(ft instanceof Ftrace)) throw ft;
   const mem = k.kmalloc(4096) as bigint;
-  return { k, cpu, ft, tr: new Trampolines(k, { ftrace: ft }), mem };
+  return { k, cpu, ft, tr: new Trampolines(k, { ftrace: ft, jit }), mem };
 }
 
 function prog(text: string, name = 'prog'): Program {
@@ -157,9 +157,12 @@ function readLog(k: Kernel, mem: bigint): number[] {
 }
 
 describe('fentry/fexit selftest values on every ABI', () => {
-  for (const arch of ARCHES) {
-    it.each(fx.functions)(`${arch}: $proto`, ({ proto, args, ret }) => {
-      const { k, cpu, tr, mem } = boot(arch);
+  for (const [arch, jit] of [
+    ...ARCHES.map((a) => [a, false] as const),
+    ['x86_64', true] as const,
+  ]) {
+    it.each(fx.functions)(`${arch}${jit ? ' (JIT)' : ''}: $proto`, ({ proto, args, ret }) => {
+      const { k, cpu, tr, mem } = boot(arch, jit);
       const name = nameOf(proto);
       const ip = k.symbolAddress(name) as bigint;
       const fentry = tr.attach(checker('fentry', args, ret, ip, mem), BPF_TRAMP_FENTRY, name);

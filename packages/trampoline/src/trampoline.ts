@@ -88,6 +88,20 @@ class TrampImage {
   }
 }
 
+/** The link ids of a trampoline, per kind: equal signatures may share an image. */
+function linkSig(tr: BpfTrampoline): string {
+  let sig = '';
+  for (let k = 0; k < 3; k++) {
+    const list = tr.links[k] as BpfTracingLink[];
+    for (let i = 0; i < list.length; i++) sig += `${(list[i] as BpfTracingLink).id},`;
+    sig += '|';
+  }
+  return sig;
+}
+
+/** Functions to attach to: a name or glob, a list of them, or image indices. */
+export type Targets = string | readonly string[] | readonly number[];
+
 export interface TrampolineOptions {
   /** Direct calls through ftrace (null: text_poke the call sites, as for non-ftrace functions). */
   readonly ftrace?: Ftrace | null;
@@ -209,12 +223,26 @@ export class Trampolines {
     return r;
   }
 
-  /** Function indices for names and globs (kallsyms order for globs). */
-  resolve(targets: string | readonly string[]): number[] | TracelabError {
-    const list = typeof targets === 'string' ? [targets] : targets;
+  /**
+   * Function indices for names, globs (kallsyms order) or image indices (the kernel attaches by
+   * BTF id; an index is what the image has for it).
+   */
+  resolve(targets: Targets): number[] | TracelabError {
+    const list: readonly (string | number)[] = typeof targets === 'string' ? [targets] : targets;
     const out: number[] = [];
     const seen = new Set<number>();
+    const count = this.kernel.image.count;
     for (const t of list) {
+      if (typeof t === 'number') {
+        if (!Number.isInteger(t) || t < 0 || t >= count) {
+          return new TracelabError('ENOENT', `no function #${t}`);
+        }
+        if (!seen.has(t)) {
+          seen.add(t);
+          out.push(t);
+        }
+        continue;
+      }
       const ids = /[*?[]/.test(t) ? this.kernel.image.glob(t) : [this.kernel.image.indexOf(t)];
       if (ids.length === 0 || ids[0] === -1) {
         return new TracelabError('ENOENT', `no function matches '${t}'`);
@@ -235,11 +263,7 @@ export class Trampolines {
    * bpf_trampoline_link_prog for every target: attaches `prog` as `kind` to one function, a list
    * or a glob. All or nothing: any target that cannot take the link fails the whole attach.
    */
-  attach(
-    prog: Program,
-    kind: BpfTrampProgType,
-    targets: string | readonly string[],
-  ): BpfTracingLink | TracelabError {
+  attach(prog: Program, kind: BpfTrampProgType, targets: Targets): BpfTracingLink | TracelabError {
     const fns = this.resolve(targets);
     if (fns instanceof TracelabError) return fns;
     for (const fn of fns) {
@@ -277,7 +301,7 @@ export class Trampolines {
   }
 
   /** Detaches a link from some of its functions (names or globs) or from all of them. */
-  detach(link: BpfTracingLink, targets?: string | readonly string[]): TracelabError | null {
+  detach(link: BpfTracingLink, targets?: Targets): TracelabError | null {
     let fns: number[];
     if (targets === undefined) fns = [...link.fns];
     else {
@@ -344,7 +368,7 @@ export class Trampolines {
         this.trampolines.delete(fn);
         continue;
       }
-      const sig = tr.links.map((l) => l.map((x) => x.id).join(',')).join('|');
+      const sig = linkSig(tr);
       let list = bySig.get(sig);
       if (list === undefined) bySig.set(sig, (list = []));
       list.push({ plan: this.plan(fn) as MarshalPlan, item: fn });

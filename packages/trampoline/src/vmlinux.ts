@@ -1,16 +1,58 @@
 import { archInfo, type ArchName } from '@tracelab/arch-isa';
-import { funcModel, globToRegExp, parseBtf } from '@tracelab/btf';
+import { funcModel, globToRegExp, parseBtf, type Btf, type FuncModel } from '@tracelab/btf';
 import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
 import { groupTargets, type AttachTarget, type Grouping } from './groups.js';
 
+const MODIFIERS = new Set(['typedef', 'const', 'volatile', 'restrict', 'type_tag']);
+
+/** Whether a type is C `long`/`unsigned long` (through typedefs): 4 bytes on a 32-bit build. */
+function isLong(btf: Btf, id: number): boolean {
+  let t = btf.type(id);
+  for (let depth = 0; t !== undefined && MODIFIERS.has(t.kind) && depth < 32; depth++) {
+    t = btf.type((t as { type: number }).type);
+  }
+  return t?.kind === 'int' && t.size === 8 && /\blong\b/.test(t.name) && !/long long/.test(t.name);
+}
+
+/**
+ * A 64-bit kernel's model as a 32-bit build of the same source would see it: `long` and
+ * `unsigned long` (size_t, ...) shrink to 4 bytes; pointers already have the arch's size.
+ */
+function ilp32Model(btf: Btf, protoId: number, m: FuncModel): FuncModel {
+  const proto = btf.type(protoId);
+  if (proto?.kind !== 'func_proto') return m;
+  const argSize = m.argSize.map((s, i) => {
+    const p = proto.params[i];
+    return p !== undefined && isLong(btf, p.type) ? 4 : s;
+  });
+  const retSize = isLong(btf, proto.returnType) ? 4 : m.retSize;
+  return { ...m, argSize, retSize };
+}
+
+export interface BtfTargetOptions {
+  /** Only functions whose names match this glob. */
+  readonly glob?: string;
+  /**
+   * For a 32-bit arch reading a 64-bit kernel's BTF: treat `long` as 4 bytes, as that kernel
+   * built for the 32-bit arch would. Default: true for 32-bit arches.
+   */
+  readonly ilp32?: boolean;
+}
+
 /**
  * Attach targets from a BTF blob (such as /sys/kernel/btf/vmlinux) for an arch: the blob is read
- * with that arch's pointer size, each FUNC distilled to its btf_func_model (btf_distill_func_proto).
- * Functions are deduplicated by name as kallsyms would list them once.
+ * with that arch's pointer size and each FUNC distilled to its btf_func_model
+ * (btf_distill_func_proto). Functions are deduplicated by name as kallsyms lists them once.
  */
-export function btfTargets(arch: ArchName, bytes: Uint8Array, glob?: string): AttachTarget[] {
-  const btf = parseBtf(bytes, { ptrSize: archInfo(arch).wordSize });
-  const re = glob === undefined ? null : globToRegExp(glob);
+export function btfTargets(
+  arch: ArchName,
+  bytes: Uint8Array,
+  options: BtfTargetOptions = {},
+): AttachTarget[] {
+  const ws = archInfo(arch).wordSize;
+  const btf = parseBtf(bytes, { ptrSize: ws });
+  const re = options.glob === undefined ? null : globToRegExp(options.glob);
+  const ilp32 = options.ilp32 ?? ws === 4;
   const seen = new Set<string>();
   const out: AttachTarget[] = [];
   for (const f of btf.funcs()) {
@@ -19,13 +61,21 @@ export function btfTargets(arch: ArchName, bytes: Uint8Array, glob?: string): At
     const r = funcModel(btf, f.id);
     out.push({
       name: f.name,
-      model: r.ok ? r.model : new TracelabError(r.error.errno as ErrnoCode, r.error.message),
+      model: !r.ok
+        ? new TracelabError(r.error.errno as ErrnoCode, r.error.message)
+        : ilp32
+          ? ilp32Model(btf, f.protoId, r.model)
+          : r.model,
     });
   }
   return out;
 }
 
 /** The multi-attach report of a BTF blob for one arch. */
-export function btfGrouping(arch: ArchName, bytes: Uint8Array, glob?: string): Grouping {
-  return groupTargets(arch, btfTargets(arch, bytes, glob));
+export function btfGrouping(
+  arch: ArchName,
+  bytes: Uint8Array,
+  options: BtfTargetOptions = {},
+): Grouping {
+  return groupTargets(arch, btfTargets(arch, bytes, options));
 }

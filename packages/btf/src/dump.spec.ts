@@ -7,6 +7,7 @@ import { parseBtf } from './btf.js';
 import { dumpBtf } from './dump.js';
 import { BtfBuilder } from './write.js';
 
+const BtfErrorRe = /E(INVAL|NOENT)/;
 const testdata = join(import.meta.dirname, 'testdata');
 const fixtures = ['kinds', 'kinds.pahole'];
 
@@ -188,5 +189,39 @@ describe('dumps of hostile input', () => {
     b.set(p, { kind: 'ptr', type: p });
     b.typedef('loop_t', p);
     expect(() => dumpBtf(b.build(), 'c')).toThrow(/ELOOP/);
+  });
+});
+
+describe('split BTF made by pahole --btf_base', () => {
+  const base = parseBtf(readFileSync(join(testdata, 'kinds.pahole.btf')));
+  const mod = parseBtf(readFileSync(join(testdata, 'module.split.btf')), { base });
+
+  it('continues ids and strings after the base and shares its types', () => {
+    expect(mod.startId).toBe(base.typeCount);
+    const st = mod.get('mod_state', 'struct');
+    expect(st).toBeGreaterThanOrEqual(mod.startId);
+    const node = mod.offsetOf('mod_state.node');
+    expect(node.type).toBe(base.get('list_head', 'struct'));
+    expect(mod.offsetOf('mod_state.node.prev').byteOffset).toBe(8);
+    expect(mod.funcs().map((f) => f.name)).toContain('mod_probe');
+  });
+
+  it('passes strict validation on top of its base', async () => {
+    const { validateBtf } = await import('./validate.js');
+    expect(validateBtf(mod)).toEqual([]);
+  });
+
+  it('raw dump lists only the module types, as bpftool -B does', () => {
+    expect(dumpBtf(mod, 'raw')).toBe(readFileSync(join(testdata, 'module.split.raw.txt'), 'utf8'));
+  });
+
+  it('C dump covers base and module, as bpftool -B does', () => {
+    expect(dumpBtf(mod, 'c')).toBe(readFileSync(join(testdata, 'module.split.bpftool.h'), 'utf8'));
+  });
+
+  it('needs its base: without it the ids and names do not resolve', () => {
+    expect(() => dumpBtf(readFileSync(join(testdata, 'module.split.btf')), 'raw')).toThrow(
+      BtfErrorRe,
+    );
   });
 });

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/../src/testdata"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for src in *.c; do
+for src in kinds.c; do
 	name=${src%.c}
 	# Relative paths keep the line_info file names independent of the checkout location.
 	clang -g -O2 -target bpf -fdebug-prefix-map="$(pwd)"=. -c "$src" -o "$tmp/$name.o"
@@ -24,3 +24,9 @@ for src in *.c; do
 	bpftool btf dump file "$name.pahole.btf" > "$name.pahole.raw.txt"
 	bpftool btf dump file "$name.pahole.btf" format c > "$name.pahole.bpftool.h"
 done
+# Split BTF: module.c encoded by pahole on top of kinds.pahole.btf, deduplicated against it.
+gcc -g -O2 -c module.c -o "$tmp/module.o"
+pahole -J --btf_base kinds.pahole.btf "$tmp/module.o"
+llvm-objcopy --dump-section .BTF=module.split.btf "$tmp/module.o" "$tmp/module.stripped.o"
+bpftool btf dump file module.split.btf -B kinds.pahole.btf > module.split.raw.txt
+bpftool btf dump file module.split.btf -B kinds.pahole.btf format c > module.split.bpftool.h

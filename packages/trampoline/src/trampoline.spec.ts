@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { ARCHES, readReturn, type ArchName } from '@tracelab/arch-isa';
+import { archInfo, ARCHES, readReturn, type ArchName } from '@tracelab/arch-isa';
+import { BtfBuilder } from '@tracelab/btf';
 import { TracelabError } from '@tracelab/contracts';
 import { Ftrace, FtraceOps } from '@tracelab/ftrace-core';
 import { BUILTIN_IMAGE, Kernel, KernelImage, type CallNode, type Cpu } from '@tracelab/kernel';
@@ -90,16 +91,22 @@ const word = (k: Kernel, addr: bigint): bigint => {
  * value (fexit), and the four tracing helpers; it adds 1 to mem[0] when all hold, and counts its
  * runs in mem[8].
  */
+/** `if r2 != a goto out`, through r3 when a does not fit an imm32. */
+const cmp = (a: number | bigint): string[] =>
+  BigInt(a) <= 0x7fffffffn
+    ? [`jne %r2, ${a}, out`]
+    : [`lddw %r3, 0x${BigInt(a).toString(16)}`, 'jne %r2, %r3, out'];
+
 function checker(
   kind: 'fentry' | 'fexit',
-  args: number[],
+  args: readonly (number | bigint)[],
   ret: number,
   ip: bigint,
   mem: bigint,
 ): Program {
   const n = args.length;
   const l: string[] = ['mov %r6, %r1', `lddw %r7, 0x${mem.toString(16)}`, 'mov %r8, 0'];
-  args.forEach((a, i) => l.push(`ldxdw %r2, [%r6+${8 * i}]`, `jne %r2, ${a}, out`));
+  args.forEach((a, i) => l.push(`ldxdw %r2, [%r6+${8 * i}]`, ...cmp(a)));
   if (kind === 'fexit') l.push(`ldxdw %r2, [%r6+${8 * n}]`, `jne %r2, ${ret}, out`);
   l.push('mov %r1, %r6', 'call 185', `jne %r0, ${n}, out`);
   args.forEach((a, i) =>
@@ -111,7 +118,7 @@ function checker(
       'call 183',
       'jne %r0, 0, out',
       'ldxdw %r2, [%r10-8]',
-      `jne %r2, ${a}, out`,
+      ...cmp(a),
     ),
   );
   l.push(
@@ -489,4 +496,66 @@ describe('detaching while calls are in flight', () => {
     },
     120_000,
   );
+});
+
+describe('struct arguments up to 16 bytes', () => {
+  /** A kernel whose BTF has a 16-byte struct passed by value, first and after five u64s. */
+  function structKernel(arch: ArchName): Rig {
+    const b = new BtfBuilder({ ptrSize: archInfo(arch).wordSize });
+    const int = b.int('int', 4, { signed: true });
+    const u64 = b.int('long long unsigned int', 8);
+    const pair = b.struct('pair', [
+      { name: 'a', type: u64 },
+      { name: 'b', type: u64, bitsOffset: 64 },
+    ]);
+    for (const f of ['ftrace_caller', 'ftrace_regs_caller']) b.function(f, 0, []);
+    b.function('f_struct', int, [
+      { name: 'p', type: pair },
+      { name: 'x', type: int },
+    ]);
+    b.function('f_struct_late', int, [
+      ...['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, type: u64 })),
+      { name: 'p', type: pair },
+      { name: 'x', type: int },
+    ]);
+    const image = KernelImage.fromBtf(arch, b.write());
+    if (!(image instanceof KernelImage)) throw image;
+    const k = new Kernel({ image });
+    const task = k.createTask('structs');
+    if (!('pid' in task)) throw task;
+    const cpu = k.cpus[0] as Cpu;
+    k.switchTo(cpu, task);
+    const ft = Ftrace.attach(k);
+    if (!(ft instanceof Ftrace)) throw ft;
+    return { k, cpu, ft, tr: new Trampolines(k, { ftrace: ft }), mem: k.kmalloc(256) as bigint };
+  }
+
+  const P = 0x1122334455667788n;
+  // The workload passes a struct's first 8 bytes; the rest of it is zero. Each 8 bytes is a slot.
+  const cases = [
+    { fn: 'f_struct', values: [P, 7n], ctx: [P, 0n, 7n], ret: 9 },
+    {
+      fn: 'f_struct_late',
+      values: [1n, 2n, 3n, 4n, 5n, P, 7n],
+      ctx: [1n, 2n, 3n, 4n, 5n, P, 0n, 7n],
+      ret: 23,
+    },
+  ];
+  for (const arch of ARCHES) {
+    it.each(cases)(`${arch}: $fn`, ({ fn, values, ctx, ret }) => {
+      const { k, cpu, tr, mem } = structKernel(arch);
+      const ip = k.symbolAddress(fn) as bigint;
+      expect(
+        tr.attach(checker('fexit', ctx, ret, ip, mem), BPF_TRAMP_FEXIT, fn),
+      ).not.toBeInstanceOf(TracelabError);
+      const call = node(k, fn, [], ret);
+      const n: CallNode = {
+        ...call,
+        argLo: Uint32Array.from(values, (v) => Number(v & 0xffffffffn)),
+        argHi: Uint32Array.from(values, (v) => Number(v >> 32n)),
+      };
+      expect(k.run(cpu, n)).toBeNull();
+      expect([word(k, mem), word(k, mem + 8n)]).toEqual([1n, 1n]);
+    });
+  }
 });

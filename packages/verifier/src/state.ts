@@ -153,7 +153,9 @@ function regsafe(old: RegState, cur: RegState, ids: IdMap, exact: boolean): bool
   if (old.type === 'not_init') return exact ? cur.type === 'not_init' : true;
   if (old.type !== cur.type) return false;
   if (old.type === 'scalar') {
-    return exact ? rangeEqual(old, cur) : rangeWithin(old, cur);
+    const ranges = exact ? rangeEqual(old, cur) : rangeWithin(old, cur);
+    // Scalars old verified as linked copies must still be linked (check_scalar_ids).
+    return ranges && (old.id === 0 ? !exact || cur.id === 0 : ids.check(old.id, cur.id));
   }
   if (!samePointerTarget(old, cur)) return false;
   const ranges = exact ? rangeEqual(old, cur) : rangeWithin(old, cur);

@@ -667,6 +667,7 @@ class Env {
         dst.copyFrom(r);
       } else {
         coerceToSize(dst, insn.imm / 8);
+        dst.id = 0;
       }
       return;
     }
@@ -675,11 +676,14 @@ class Env {
       const dst = this.writeReg(st, insn.dst);
       if (isX && insn.off !== 0) {
         const v = src.isPointer() ? scalarUnknown() : src.clone();
+        v.id = 0;
         signExtend(v, insn.off / 8, is32);
         dst.copyFrom(v);
         return;
       }
       if (!is32) {
+        // Copies of an unknown scalar share an id so a later bounds check refines all of them.
+        if (isX && src.type === 'scalar' && src.id === 0 && !src.isConst()) src.id = this.newId();
         dst.copyFrom(src);
         if (!isX) markKnown(dst, BigInt(insn.imm));
         return;
@@ -1083,9 +1087,20 @@ class Env {
       const src = this.reg(st, insn.src);
       if (insn.src === insn.dst) return;
       refine(dst, src, rel, is32);
+      this.syncLinked(st, src);
     } else {
       const k = scalarConst(is32 ? BigInt(insn.imm >>> 0) : BigInt(insn.imm));
       refine(dst, k, rel, is32);
+    }
+    this.syncLinked(st, dst);
+  }
+
+  /** find_equal_scalars: copies of a refined scalar (same id) learn the same bounds. */
+  syncLinked(st: VerifierState, reg: RegState): void {
+    if (reg.type !== 'scalar' || reg.id === 0) return;
+    for (const r of st.allRegs()) {
+      if (r === reg || r.type !== 'scalar' || r.id !== reg.id) continue;
+      r.copyFrom(reg);
     }
   }
 

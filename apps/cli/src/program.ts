@@ -3,6 +3,7 @@ import { isToken } from '@tracelab/contracts';
 import { Command, InvalidArgumentError } from 'commander';
 import { registerBtf } from './commands/btf.js';
 import { registerKernel } from './commands/kernel.js';
+import { registerObj } from './commands/obj.js';
 import { registerTrace } from './commands/trace.js';
 import { startStack } from './stack.js';
 import { VERSION } from './version.js';
@@ -105,5 +106,6 @@ export function buildProgram(
   registerBtf(program);
   registerKernel(program);
   registerTrace(program);
+  registerObj(program);
   return program;
 }

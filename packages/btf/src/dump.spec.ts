@@ -68,6 +68,20 @@ describe.each(fixtures)('dumps of clang-built fixture %s', (name) => {
   });
 });
 
+describe('JSON dump', () => {
+  it('keeps 64-bit enum values exact', () => {
+    const b = new BtfBuilder();
+    b.enum64('big', [
+      ['MAX', 2n ** 64n - 1n],
+      ['ODD', 2n ** 53n + 1n],
+    ]);
+    const text = dumpBtf(b.build(), 'json');
+    expect(text).toContain('"val":18446744073709551615');
+    expect(text).toContain('"val":9007199254740993');
+    expect(() => JSON.parse(text) as unknown).not.toThrow();
+  });
+});
+
 describe('big-endian BTF from clang -target bpfeb', () => {
   const le = parseBtf(readFileSync(join(testdata, 'kinds.btf')));
   const be = parseBtf(readFileSync(join(testdata, 'kinds.be.btf')));

@@ -31,6 +31,11 @@ export interface Cfg {
   lddwHalf: Uint8Array;
   /** Registers r0-r9 live on entry to each instruction, one bit each. */
   liveIn: Uint16Array;
+  /**
+   * Registers whose scalar value may still reach a safety decision (a branch, an address, a
+   * helper argument, a stored value, the return value): the static stand-in for precision marks.
+   */
+  preciseIn: Uint16Array;
 }
 
 function isJmp(i: Insn): boolean {
@@ -157,7 +162,13 @@ export function checkCfg(insns: readonly Insn[], allowLoops: boolean): Cfg | Cfg
   }
   // Subprogram entries are where callback runs meet; states are kept there too.
   for (const s of subprogs) prunePoint[s] = 1;
-  return { subprogs, prunePoint, lddwHalf, liveIn: liveness(insns, lddwHalf) };
+  return {
+    subprogs,
+    prunePoint,
+    lddwHalf,
+    liveIn: liveness(insns, lddwHalf),
+    preciseIn: precision(insns, lddwHalf),
+  };
 }
 
 const ARGS = 0b111110; // r1-r5
@@ -221,4 +232,62 @@ function liveness(insns: readonly Insn[], lddwHalf: Uint8Array): Uint16Array {
     }
   }
   return live;
+}
+
+/** Registers an instruction uses where their value matters (sinks), uses only to compute its
+ * result (data), and defines. */
+function sinkDataDef(i: Insn): [number, number, number] {
+  const c = cls(i.code);
+  const d = i.dst <= 9 ? 1 << i.dst : 0;
+  const s = i.src <= 9 ? 1 << i.src : 0;
+  switch (c) {
+    case 0x04:
+    case 0x07: {
+      const o = op(i.code);
+      const x = srcBit(i.code) === BPF_X;
+      if (o === 0xb0) return [0, x ? s : 0, d];
+      return [0, d | (x ? s : 0), d];
+    }
+    case 0x01:
+      return [s, 0, d];
+    case 0x02:
+      return [d, 0, 0];
+    case 0x03:
+      if ((i.code & 0xe0) === 0xc0) {
+        if (i.imm === 0xf1) return [d | s | 1, 0, 1];
+        return [d | s, 0, (i.imm & 1) !== 0 ? s : 0];
+      }
+      return [d | s, 0, 0];
+    case BPF_LD:
+      if (isLddw(i)) return [0, 0, d];
+      return [(1 << 6) | ((i.code & 0xe0) === 0x40 ? s : 0), 0, CALLER_SAVED];
+    default:
+      if (isExit(i)) return [1, 0, 0];
+      if (isCall(i)) return [ARGS, 0, CALLER_SAVED];
+      if (isJa(i)) return [0, 0, 0];
+      return [d | (srcBit(i.code) === BPF_X ? s : 0), 0, 0];
+  }
+}
+
+/** Backward "needed" analysis: a value is needed at a sink, or to compute a needed value. */
+function precision(insns: readonly Insn[], lddwHalf: Uint8Array): Uint16Array {
+  const n = insns.length;
+  const need = new Uint16Array(n);
+  const sdd = insns.map((i) => sinkDataDef(i));
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (let k = n - 1; k >= 0; k--) {
+      if (lddwHalf[k]) continue;
+      let out = 0;
+      for (const t of successors(insns, k)) if (t < n) out |= need[t] as number;
+      const [sink, data, def] = sdd[k] as [number, number, number];
+      const inn = sink | (out & ~def) | ((out & def) !== 0 ? data : 0);
+      if (inn !== need[k]) {
+        need[k] = inn;
+        changed = true;
+      }
+    }
+  }
+  return need;
 }

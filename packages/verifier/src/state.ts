@@ -202,6 +202,7 @@ export function statesEqual(
   cur: VerifierState,
   liveIn: readonly number[],
   exact: boolean,
+  preciseIn: readonly number[] = liveIn,
 ): boolean {
   if (old.frames.length !== cur.frames.length) return false;
   if (old.refs.length !== cur.refs.length) return false;
@@ -211,9 +212,17 @@ export function statesEqual(
     const c = cur.frames[f] as FuncState;
     if (o.callsite !== c.callsite) return false;
     const live = liveIn[f] as number;
+    const precise = preciseIn[f] as number;
     for (let r = 0; r < 10; r++) {
       if (!exact && (live & (1 << r)) === 0) continue;
-      if (!regsafe(o.regs[r] as RegState, c.regs[r] as RegState, ids, exact)) return false;
+      const or = o.regs[r] as RegState;
+      const cr = c.regs[r] as RegState;
+      // A scalar whose value reaches no safety decision matches any scalar.
+      if (!exact && (precise & (1 << r)) === 0 && or.type === 'scalar') {
+        if (cr.type !== 'scalar') return false;
+        continue;
+      }
+      if (!regsafe(or, cr, ids, exact)) return false;
     }
     if (!stacksafe(o, c, ids, exact)) return false;
   }

@@ -405,11 +405,11 @@ class Env {
   }
 
   /** Liveness per frame at insn: the current frame at insn, callers after their call site. */
-  liveFrames(st: VerifierState, insn: number): number[] {
+  liveFrames(st: VerifierState, insn: number, sets: Uint16Array = this.cfg.liveIn): number[] {
     return st.frames.map((f, k) => {
-      if (k === st.frames.length - 1) return this.cfg.liveIn[insn] as number;
+      if (k === st.frames.length - 1) return sets[insn] as number;
       const ret = (st.frames[k + 1] as FuncState).callsite + 1;
-      return ((this.cfg.liveIn[ret] as number) & ~0x3f) | 0;
+      return ((sets[ret] as number) & ~0x3f) | 0;
     });
   }
 
@@ -481,12 +481,13 @@ class Env {
   isStateVisited(cur: VerifierState, idx: number): boolean {
     const list = this.explored.get(idx) ?? [];
     const live = this.liveFrames(cur, idx);
+    const precise = this.liveFrames(cur, idx, this.cfg.preciseIn);
     for (let k = 0; k < list.length; k++) {
       const e = list[k] as Explored;
       const old = e.state as VerifierState;
       if (e.branches > 0 && this.callbackEntry) {
         // Callback runs converge when one adds nothing new (the kernel's callback states).
-        if (statesEqual(old, cur, live, false)) {
+        if (statesEqual(old, cur, live, false, precise)) {
           this.callbackEntry = false;
           return true;
         }
@@ -494,7 +495,7 @@ class Env {
         if (statesEqual(old, cur, live, true)) {
           this.reject(`infinite loop detected at insn ${idx}`, 'EINVAL');
         }
-      } else if (statesEqual(old, cur, live, false)) {
+      } else if (statesEqual(old, cur, live, false, precise)) {
         e.hits++;
         return true;
       }

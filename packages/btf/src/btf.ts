@@ -1,9 +1,11 @@
 import { BtfError } from './error.js';
 import {
   alignOfType,
+  memberAt,
   memberOffset,
   resolveType,
   sizeOfType,
+  type MemberAccess,
   type MemberLocation,
   type TypeSource,
 } from './graph.js';
@@ -687,6 +689,11 @@ export class Btf implements TypeSource {
     const id = this.find(root, 'struct') ?? this.find(root, 'union') ?? this.find(root, 'typedef');
     if (id === undefined) throw new BtfError('ENOENT', `no struct, union or typedef '${root}'`);
     return memberOffset(this, id, path.slice(dot + 1));
+  }
+
+  /** Which member an access of `size` bytes at byte `offset` into `rootId` reads. */
+  memberAt(rootId: number, offset: number, size: number): MemberAccess {
+    return memberAt(this, rootId, offset, size);
   }
 
   /** Every FUNC with its prototype, in id order (base functions first). */

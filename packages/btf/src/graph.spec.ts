@@ -129,4 +129,35 @@ describe('type graph queries', () => {
     expect(btf.get('int', 'int')).toBe(ids.int);
     expect(() => btf.get('missing', 'func')).toThrow(/ENOENT/);
   });
+
+  it.each([
+    ['task_struct', 16, 4, 'pid', 128, 0, false],
+    ['task_struct', 17, 1, 'pid', 128, 0, true],
+    ['task_struct', 27, 1, 'comm[3]', 216, 0, false],
+    ['task_struct', 40, 8, 'parent', 320, 0, false],
+    ['sock', 8, 2, '__sk_common.skc_family', 64, 0, false],
+    ['sock_common', 4, 4, 'skc_hash', 32, 0, false],
+    ['sock_common', 6, 2, 'skc_hash', 32, 0, true],
+    ['sock_common', 11, 1, 'skc_reuse', 88, 4, true],
+    ['sock', 16, 8, 'sk_owner', 128, 0, false],
+  ] as const)(
+    'memberAt(%s, off %d, size %d) -> %s',
+    (root, off, size, path, bits, bitfield, partial) => {
+      const id = btf.get(root, 'struct');
+      expect(btf.memberAt(id, off, size)).toMatchObject({
+        path,
+        bitsOffset: bits,
+        bitfieldSize: bitfield,
+        partial,
+      });
+    },
+  );
+
+  it.each([
+    ['task_struct', 48, 1, 'access beyond struct'],
+    ['task_struct', 14, 4, "crosses member 'flags'"],
+    ['task_struct', 5, 1, 'no member of struct'],
+  ] as const)('memberAt(%s, off %d, size %d) fails: %s', (root, off, size, text) => {
+    expect(() => btf.memberAt(btf.get(root, 'struct'), off, size)).toThrow(text);
+  });
 });

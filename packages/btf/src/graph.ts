@@ -220,3 +220,123 @@ export function memberOffset(src: TypeSource, rootId: number, path: string): Mem
   }
   return { bitsOffset: bits, bitfieldSize, type: cur, byteOffset: Math.floor(bits / 8) };
 }
+
+/** What an access at a byte offset inside a type touches (see memberAt). */
+export interface MemberAccess {
+  /** C member path from the root, e.g. `se.avg.load_avg` or `comm[3]`; '' for the root itself. */
+  path: string;
+  /** Type of the innermost member (or array element) that holds the access. */
+  type: number;
+  /** Offset of that member from the start of the root, in bits. */
+  bitsOffset: number;
+  /** Bitfield width when the access lands in a bitfield, else 0. */
+  bitfieldSize: number;
+  /** True when the access covers only part of a scalar or pointer member. */
+  partial: boolean;
+}
+
+const isAggregate = (t: BtfType | undefined): boolean =>
+  t !== undefined && (t.kind === 'struct' || t.kind === 'union' || t.kind === 'array');
+
+/**
+ * Which member an access of `size` bytes at byte `offset` into type `rootId` reads,
+ * descending through nested structs, unions (first matching member) and arrays, the
+ * way the verifier walks a PTR_TO_BTF_ID access (btf_struct_walk).
+ */
+export function memberAt(
+  src: TypeSource,
+  rootId: number,
+  offset: number,
+  size: number,
+): MemberAccess {
+  let cur = rootId;
+  let off = offset * 8;
+  const end = off + size * 8;
+  let base = 0;
+  let path = '';
+  for (let depth = 0; depth <= MAX_NESTING; depth++) {
+    const id = resolveType(src, cur);
+    const t = src.type(id);
+    if (t === undefined) throw new BtfError('EINVAL', 'access into void', { typeId: cur });
+    const tsize = sizeOfType(src, id) * 8;
+    if (off < 0 || end - base > tsize) {
+      throw new BtfError(
+        'EINVAL',
+        `access beyond ${t.kind} '${'name' in t ? t.name : ''}' at off ${offset} size ${size}`,
+        { typeId: id },
+      );
+    }
+    if (t.kind === 'array') {
+      const elemBits = sizeOfType(src, t.type) * 8;
+      const idx = elemBits === 0 ? 0 : Math.floor((off - base) / elemBits);
+      base += idx * elemBits;
+      path += `[${idx}]`;
+      cur = t.type;
+      if (!isAggregate(src.type(resolveType(src, cur)))) {
+        const partial = off !== base || end - base !== elemBits;
+        return { path, type: cur, bitsOffset: base, bitfieldSize: 0, partial };
+      }
+      continue;
+    }
+    if (t.kind !== 'struct' && t.kind !== 'union') {
+      const partial = off !== base || end - base !== tsize;
+      return { path, type: cur, bitsOffset: base, bitfieldSize: 0, partial };
+    }
+    let found: BtfMember | undefined;
+    let mStart = 0;
+    let mBits = 0;
+    for (const m of t.members) {
+      const bf = memberBitfield(src, m);
+      const start = base + m.bitsOffset + bf.extraBits;
+      const width = bf.width !== 0 ? bf.width : sizeOfType(src, m.type) * 8;
+      // The access must start inside the member; a zero-sized member only matches exactly.
+      if (off >= start && (off < start + width || (width === 0 && off === start && end === off))) {
+        found = m;
+        mStart = start;
+        mBits = bf.width;
+        break;
+      }
+    }
+    if (!found) {
+      throw new BtfError(
+        'EINVAL',
+        `no member of ${t.kind} '${t.name}' at off ${offset} size ${size}`,
+        {
+          typeId: id,
+        },
+      );
+    }
+    if (found.name !== '') path += path === '' ? found.name : `.${found.name}`;
+    base = mStart;
+    cur = found.type;
+    if (mBits !== 0) {
+      return {
+        path,
+        type: cur,
+        bitsOffset: base,
+        bitfieldSize: mBits,
+        partial: off !== base || end - base !== mBits,
+      };
+    }
+    if (!isAggregate(src.type(resolveType(src, cur)))) {
+      const width = sizeOfType(src, cur) * 8;
+      if (end > base + width) {
+        throw new BtfError(
+          'EINVAL',
+          `access at off ${offset} size ${size} crosses member '${path}'`,
+          {
+            typeId: id,
+          },
+        );
+      }
+      return {
+        path,
+        type: cur,
+        bitsOffset: base,
+        bitfieldSize: 0,
+        partial: off !== base || end - base !== width,
+      };
+    }
+  }
+  throw new BtfError('EINVAL', `nesting deeper than ${MAX_NESTING}`, { typeId: rootId });
+}

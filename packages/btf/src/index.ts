@@ -9,7 +9,7 @@ export {
   type BtfFuncEntry,
   type ParseOptions,
 } from './btf.js';
-export { type MemberLocation, type TypeSource } from './graph.js';
+export { type MemberAccess, type MemberLocation, type TypeSource } from './graph.js';
 export {
   BtfBuilder,
   writeBtf,

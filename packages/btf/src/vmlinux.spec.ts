@@ -52,6 +52,11 @@ describe.skipIf(!hasVmlinux)('the machine vmlinux BTF', () => {
     const b = get();
     const pid = b.offsetOf('task_struct.pid');
     expect(b.sizeOf(pid.type)).toBe(4);
+    expect(b.memberAt(b.get('task_struct', 'struct'), pid.byteOffset, 4).path).toBe('pid');
+    const fam = b.offsetOf('sock.__sk_common.skc_family');
+    expect(b.memberAt(b.get('sock', 'struct'), fam.byteOffset, 2).path).toBe(
+      '__sk_common.skc_family',
+    );
     expect(b.offsetOf('sock.__sk_common.skc_family').byteOffset).toBeLessThan(
       b.sizeOf(b.get('sock', 'struct')),
     );

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { FtraceRegs } from '@tracelab/arch-isa';
 import { ARCHES, fnIndex, machine, must, ok, READ, run, type Machine } from '../test/helpers.js';
 import { FgraphOps, type FtraceGraphRet } from './fgraph.js';
 import {
@@ -474,5 +475,27 @@ describe('return record', () => {
     expect(inner.rettime - inner.calltime).toBe(50);
     expect(outer.rettime - outer.calltime).toBe(250);
     expect(outer.calltime).toBe(1000);
+  });
+});
+
+describe.each(ARCHES)('%s: return ftrace_regs', (arch) => {
+  it('holds what ftrace_caller would save at that point (return value, sp, ip)', () => {
+    const m = machine(arch);
+    let seen: Record<string, bigint> = {};
+    let expected: Record<string, bigint> = {};
+    m.fg.register(
+      new FgraphOps({
+        entryfunc: () => 1,
+        retfunc: (_t, _g, fregs, cpu) => {
+          seen = fregs.toObject();
+          const ref = new FtraceRegs(arch, { caller: fregs.caller });
+          ref.saveFrom(cpu.regs);
+          expected = ref.toObject();
+        },
+      }),
+    );
+    run(m, { fn: 'vfs_read', cost: 4, ret: 77 });
+    expect(Object.keys(seen).length).toBeGreaterThan(3);
+    expect(seen).toEqual(expected);
   });
 });

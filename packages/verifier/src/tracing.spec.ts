@@ -112,6 +112,20 @@ describe('log and stats', () => {
     expect(res.log.split('\n')[0]).toMatch(/^0: \(b7\) r0 = 7\s+; R0=7 R1=ctx\(\) R10=fp0$/);
   });
 
+  it('prunes paths that reach a verified state and says so', () => {
+    const diamonds = ['r6 = *(u32 *)(r1 + 0)', 'r7 = 0'];
+    for (let k = 0; k < 16; k++) {
+      diamonds.push(`if r6 > ${k} goto +2`, 'r7 += 1', 'goto +1', 'r7 += 2', 'r6 >>= 1');
+    }
+    diamonds.push('r0 = 0', 'exit');
+    const res = verify(asm(diamonds.join('\n')), { progType: 'kprobe', logLevel: 1 });
+    expect(res.ok).toBe(true);
+    expect(res.log).toMatch(/^\d+: safe$/m);
+    // Without pruning the 16 diamonds would take 2^16 paths.
+    expect(res.stats.processedInsns).toBeLessThan(2000);
+    expect(res.stats.peakStates).toBeLessThanOrEqual(res.stats.totalStates);
+  });
+
   it('level 0 keeps no log', () => {
     expect(verify(asm('exit'), { progType: 'kprobe' }).log).toBe('');
   });

@@ -559,3 +559,22 @@ describe('struct arguments up to 16 bytes', () => {
     });
   }
 });
+
+describe('updating a trampoline in place', () => {
+  it.each(ARCHES)('%s: a new link moves the sites to the new image in one poke each', (arch) => {
+    const { k, cpu, tr, mem } = boot(arch);
+    tr.attach(logger(1, mem), BPF_TRAMP_FENTRY, 'bpf_fentry_test1');
+    const first = tr.imageOf('bpf_fentry_test1');
+    const before = k.textPokeLog().length;
+    tr.attach(logger(2, mem), BPF_TRAMP_FEXIT, 'bpf_fentry_test1');
+    const pokes = k.textPokeLog().slice(before);
+    // modify_ftrace_direct routes the site through ftrace_caller (a stub ops), then to the new
+    // image; without direct calls the site's call is rewritten once. Never back to the NOP.
+    expect(pokes.map((p) => p.reason)).toEqual(
+      arch === 'i386' ? ['bpf: modify'] : ['ftrace: modify', 'ftrace: modify'],
+    );
+    expect(tr.imageOf('bpf_fentry_test1')).not.toBe(first);
+    expect(k.run(cpu, node(k, 'bpf_fentry_test1', [1], 2))).toBeNull();
+    expect(readLog(k, mem)).toEqual([1, 2]);
+  });
+});

@@ -88,6 +88,11 @@ class TrampImage {
   }
 }
 
+/** A function set as a key (images are compared by the functions they serve). */
+function fnsKey(fns: readonly number[]): string {
+  return [...fns].sort((a, b) => a - b).join(',');
+}
+
 /** The link ids of a trampoline, per kind: equal signatures may share an image. */
 function linkSig(tr: BpfTrampoline): string {
   let sig = '';
@@ -359,7 +364,6 @@ export class Trampolines {
       if (img !== null && img !== undefined) old.add(img);
     }
     for (const img of old) for (const fn of img.fns) fns.add(fn);
-    for (const img of old) this.uninstall(img);
     const bySig = new Map<string, { plan: MarshalPlan; item: number }[]>();
     for (const fn of fns) {
       const tr = this.trampolines.get(fn) as BpfTrampoline;
@@ -376,29 +380,78 @@ export class Trampolines {
     // Functions left with the same links as an image that stays merge into it: rebuild it too.
     for (const [sig, items] of bySig) {
       for (const img of this.bySig.get(sig) ?? []) {
-        this.uninstall(img);
+        if (old.has(img)) continue;
+        old.add(img);
         for (const fn of img.fns) {
           (this.trampolines.get(fn) as BpfTrampoline).image = null;
           items.push({ plan: this.plan(fn) as MarshalPlan, item: fn });
         }
       }
     }
+    const fresh: TrampImage[] = [];
     for (const [sig, items] of bySig) {
       const links = (this.trampolines.get(items[0]?.item as number) as BpfTrampoline).links;
       for (const bucket of groupPlans(items)) {
         const addr = this.allocImage();
         if (addr instanceof TracelabError) return addr;
-        const img = new TrampImage(addr, sig, bucket.plan, bucket.members, links, (p) =>
-          this.activeOf(p),
+        fresh.push(
+          new TrampImage(addr, sig, bucket.plan, bucket.members, links, (p) => this.activeOf(p)),
         );
-        const err = this.install(img);
-        if (err !== null) {
-          this.freeAddrs.push(addr);
-          return err;
-        }
-        for (const fn of bucket.members) (this.trampolines.get(fn) as BpfTrampoline).image = img;
       }
     }
+    // An image for exactly the functions of an old one takes its place in one step, as
+    // modify_fentry does: the sites switch from the old image to the new without a gap.
+    const oldByFns = new Map<string, TrampImage>();
+    for (const img of old) oldByFns.set(fnsKey(img.fns), img);
+    const rest: TrampImage[] = [];
+    for (const img of fresh) {
+      const key = fnsKey(img.fns);
+      const prev = oldByFns.get(key);
+      if (prev === undefined) {
+        rest.push(img);
+        continue;
+      }
+      oldByFns.delete(key);
+      old.delete(prev);
+      const err = this.replace(prev, img);
+      if (err !== null) return err;
+    }
+    for (const img of old) this.uninstall(img);
+    for (const img of rest) {
+      const err = this.install(img);
+      if (err !== null) {
+        this.freeAddrs.push(img.addr);
+        return err;
+      }
+    }
+    for (const img of fresh) {
+      for (const fn of img.fns) (this.trampolines.get(fn) as BpfTrampoline).image = img;
+    }
+    return null;
+  }
+
+  /** Moves the sites of `prev` to `img` (modify_ftrace_direct, or one text_poke per site). */
+  private replace(prev: TrampImage, img: TrampImage): TracelabError | null {
+    const err = this.registerHandlers(img);
+    if (err !== null) return err;
+    if (prev.ops !== null) {
+      const ft = this.ftrace as Ftrace;
+      const e = ft.modifyFtraceDirect(prev.ops, img.addr, (cpu, fn) => this.enter(img, cpu, fn));
+      if (e !== null) {
+        this.dropHandlers(img);
+        return e;
+      }
+      img.ops = prev.ops;
+      prev.ops = null;
+    } else {
+      for (const fn of img.fns) {
+        const addr = this.kernel.image.functions[fn]?.addr as bigint;
+        const call = encodeEntryCall(this.arch, addr, img.addr) as Uint8Array;
+        this.kernel.textPoke(addr, call, 'bpf: modify');
+      }
+    }
+    this.retire(prev);
+    this.installed(img);
     return null;
   }
 
@@ -409,7 +462,7 @@ export class Trampolines {
     return a instanceof KernelError ? new TracelabError(a.errno, a.message) : a;
   }
 
-  private install(img: TrampImage): TracelabError | null {
+  private registerHandlers(img: TrampImage): TracelabError | null {
     const k = this.kernel;
     let err = k.registerHandler(img.addr, 'bpf_trampoline', (cpu, fn) => this.enter(img, cpu, fn));
     if (err === null) {
@@ -417,7 +470,21 @@ export class Trampolines {
         this.leave(img, cpu, fn),
       );
     }
-    if (err !== null) return new TracelabError(err.errno, err.message);
+    return err === null ? null : new TracelabError(err.errno, err.message);
+  }
+
+  private installed(img: TrampImage): void {
+    img.installed = true;
+    let set = this.bySig.get(img.sig);
+    if (set === undefined) this.bySig.set(img.sig, (set = new Set()));
+    set.add(img);
+    this.stats.images++;
+  }
+
+  private install(img: TrampImage): TracelabError | null {
+    const k = this.kernel;
+    const err = this.registerHandlers(img);
+    if (err !== null) return err;
     const ft = this.ftrace;
     if (ft !== null && ft.info.capabilities.directCalls) {
       // One ops per image: the kernel's tr->fops, with the share commands accepted because the
@@ -450,11 +517,7 @@ export class Trampolines {
         k.textPoke(addr, encodeEntryCall(this.arch, addr, img.addr) as Uint8Array, 'bpf: attach');
       }
     }
-    img.installed = true;
-    let set = this.bySig.get(img.sig);
-    if (set === undefined) this.bySig.set(img.sig, (set = new Set()));
-    set.add(img);
-    this.stats.images++;
+    this.installed(img);
     return null;
   }
 
@@ -470,15 +533,20 @@ export class Trampolines {
 
   private uninstall(img: TrampImage): void {
     if (!img.installed) return;
+    if (img.ops !== null) {
+      this.ftrace?.unregisterFtraceDirect(img.ops, img.addr);
+      img.ops = null;
+    } else this.pokeBack(img, -1);
+    this.retire(img);
+  }
+
+  /** The image no longer runs from any site: drop its entry, keep its return while in flight. */
+  private retire(img: TrampImage): void {
     img.installed = false;
     const set = this.bySig.get(img.sig) as Set<TrampImage>;
     set.delete(img);
     if (set.size === 0) this.bySig.delete(img.sig);
     this.stats.images--;
-    if (img.ops !== null) {
-      this.ftrace?.unregisterFtraceDirect(img.ops, img.addr);
-      img.ops = null;
-    } else this.pokeBack(img, -1);
     this.kernel.unregisterHandler(img.addr);
     // The return half stays until the last call in flight has left (the kernel's image ref).
     if (img.inflight === 0) this.freeImage(img);

@@ -140,6 +140,27 @@ describe('JIT against the interpreter', () => {
     );
   }, 60_000);
 
+  it('agree when a program moves r10 (no direct stack addressing then)', () => {
+    const [interp, jit] = runBoth([
+      insn(0x07, 10, 0, 0, -16),
+      insn(0x7a, 10, 0, 8, 5),
+      insn(0x79, 0, 10, 8),
+      insn(0x95),
+    ]);
+    expect(jit).toEqual(interp);
+    expect((interp as { r0: bigint }).r0).toBe(5n);
+  });
+
+  it('agree on misaligned stack accesses in a strict-alignment address space', () => {
+    const prog = Program.load([insn(0x7a, 10, 0, -12, 1), insn(0x95)]) as Program;
+    const [a, b] = [false, true].map((jit) => {
+      const vm = Vm.create({ memory: new AddressSpace({ strictAlignment: true }) }) as Vm;
+      return [jit ? vm.runJit(prog) : vm.run(prog), vm.error?.message];
+    });
+    expect(b).toEqual(a);
+    expect(a?.[1]).toContain('insn 0: misaligned write of 8 byte(s)');
+  });
+
   it('agree on a fault at the same instruction', () => {
     const [interp, jit] = runBoth([insn(0xb7, 1, 0, 0, 16), insn(0x61, 0, 1, 4), insn(0x95)]);
     expect(jit).toEqual(interp);

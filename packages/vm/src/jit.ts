@@ -12,6 +12,25 @@ import {
   type Vm,
 } from './vm.js';
 
+/** Whether any instruction writes r10 (the kernel's verifier forbids it; the decoder does not). */
+function writesR10(prog: Program): boolean {
+  for (let k = 0; k < prog.length; k++) {
+    const c = prog.code[k] as number;
+    const cls = c & 7;
+    if ((cls === 0 || cls === 1 || cls === 4 || cls === 7) && (prog.dst[k] as number) === 10)
+      return true;
+    // Atomics with fetch (and xchg/cmpxchg) write their src register.
+    if (
+      (c & 0xe0) === 0xc0 &&
+      cls === 3 &&
+      ((prog.imm[k] as number) & 1) !== 0 &&
+      (prog.src[k] as number) === 10
+    )
+      return true;
+  }
+  return false;
+}
+
 /** Result of a compiled program: 0 done, 1 tail call to vm.current, < 0 an errno (vm.error set). */
 export type CompiledFn = (
   vm: Vm,
@@ -55,6 +74,9 @@ export function compile(prog: Program, options: { trace?: boolean } = {}): Compi
     const t = jumpTarget(prog.insns[k] as Insn, k);
     if (t !== null) leaders.add(t);
   }
+  // Stack accesses skip translate when r10 provably holds the frame pointer: nothing in the
+  // program writes r10 and the address space does not fault on alignment.
+  const fpFixed = !writesR10(prog);
   const out: string[] = [];
   const emit = (s: string): number => out.push(s);
   const R = (r: number): string => `l${r}`;
@@ -64,6 +86,7 @@ export function compile(prog: Program, options: { trace?: boolean } = {}): Compi
     Array.from({ length: 11 }, (_, r) =>
       to ? `L[${r}] = l${r}; H[${r}] = h${r};` : `l${r} = L[${r}]; h${r} = H[${r}];`,
     ).join(' ');
+  emit(`const SV = vm.stack.view, STACK_SIZE = vm.stack.size, STRICT = vm.memory.strictAlignment;`);
   emit(`const L = vm.lo, H = vm.hi, mem = vm.memory, tmp = new Int32Array(2);`);
   emit(
     `const fRet = new Int32Array(${MAX_CALL_FRAMES}), sLo = new Int32Array(${MAX_CALL_FRAMES * 4}), sHi = new Int32Array(${MAX_CALL_FRAMES * 4});`,
@@ -406,12 +429,20 @@ export function compile(prog: Program, options: { trace?: boolean } = {}): Compi
         const bytes = sz === 0x10 ? 1 : sz === 0x08 ? 2 : sz === 0x00 ? 4 : 8;
         const atomic = (c & 0xe0) === 0xc0;
         const access = cls === 1 ? PROT_READ : atomic ? PROT_READ | PROT_WRITE : PROT_WRITE;
-        emit(`t = (${R(base)} >>> 0) + ${off}; o = ${Hh(base)};`);
-        if (off > 0) emit(`if (t >= ${TWO32}) { t -= ${TWO32}; o = (o + 1) | 0; }`);
-        if (off < 0) emit(`if (t < 0) { t += ${TWO32}; o = (o - 1) | 0; }`);
-        emit(
+        const generic = [
+          `t = (${R(base)} >>> 0) + ${off}; o = ${Hh(base)};`,
+          off > 0 ? `if (t >= ${TWO32}) { t -= ${TWO32}; o = (o + 1) | 0; }` : '',
+          off < 0 ? `if (t < 0) { t += ${TWO32}; o = (o - 1) | 0; }` : '',
           `o = mem.translate(o, t, ${bytes}, ${access}); if (o < 0) return vm.memFault(${k}, n - ${rest}); v = mem.hit.view;`,
-        );
+        ].join(' ');
+        if (base === 10 && fpFixed && off < 0 && off + bytes <= 0) {
+          // r10 is frame * 512 below the stack top: address the stack region directly.
+          emit(
+            `o = STACK_SIZE + ${off} - frame * ${MAX_BPF_STACK}; if (o >= 0 && !STRICT) v = SV; else { ${generic} }`,
+          );
+        } else {
+          emit(generic);
+        }
         const S = R(s);
         switch (c) {
           case 0x71:

@@ -634,8 +634,10 @@ export class Btf implements TypeSource {
   idsByName(name: string): number[] {
     const out = this.base ? this.base.idsByName(name) : [];
     if (name === '') return out;
+    const head = this.lookupHead(name);
+    // lookupHead builds the index on first use, so read the chains only after it.
     const next = this.nameNext as Int32Array;
-    for (let i = this.lookupHead(name); i >= 0; i = next[i] as number) out.push(this.startId + i);
+    for (let i = head; i >= 0; i = next[i] as number) out.push(this.startId + i);
     return out;
   }
 
@@ -647,8 +649,10 @@ export class Btf implements TypeSource {
       if (b !== undefined) return b;
     }
     if (name === '') return undefined;
+    const head = this.lookupHead(name);
+    // lookupHead builds the index on first use, so read the chains only after it.
     const next = this.nameNext as Int32Array;
-    for (let i = this.lookupHead(name); i >= 0; i = next[i] as number) {
+    for (let i = head; i >= 0; i = next[i] as number) {
       if ((((this.infos[i] as number) >>> 24) & 0x1f) === want) return this.startId + i;
     }
     return undefined;

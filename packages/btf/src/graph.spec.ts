@@ -161,3 +161,15 @@ describe('type graph queries', () => {
     expect(() => btf.memberAt(btf.get(root, 'struct'), off, size)).toThrow(text);
   });
 });
+
+describe('name index', () => {
+  it('finds a later type of the wanted kind when the first of that name has another kind', () => {
+    const b = new BtfBuilder();
+    b.typedef('thing', b.int('int', 4, { signed: true }));
+    const s = b.struct('thing', []);
+    const fresh = b.build();
+    // The first lookup on a fresh Btf builds the index and then walks the chain.
+    expect(fresh.find('thing', 'struct')).toBe(s);
+    expect(b.build().idsByName('thing')).toEqual([s - 1, s]);
+  });
+});

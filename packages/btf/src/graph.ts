@@ -250,7 +250,7 @@ export function memberAt(
   size: number,
 ): MemberAccess {
   let cur = rootId;
-  let off = offset * 8;
+  const off = offset * 8;
   const end = off + size * 8;
   let base = 0;
   let path = '';

@@ -39,6 +39,7 @@ describe('vm cli', () => {
       expect(r.out).toContain('\tr0 = 7\n');
       expect(r.out).toContain('\texit\n');
     }
+    expect(cli(['disasm', 'p', '--conformance'], { p: hex }).out).toContain('\tmov %r0, 7\n');
   });
 
   it('run assembles, maps --mem at r1 and prints r0, on both engines', () => {

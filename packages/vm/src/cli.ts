@@ -13,9 +13,10 @@ export interface CliIo {
   stderr(text: string): void;
 }
 
-export const VM_CLI_USAGE = `usage: vm asm FILE | vm disasm FILE | vm run FILE [--mem HEX | --mem-file F] [--trace] [--jit]
+export const VM_CLI_USAGE = `usage: vm asm FILE | vm disasm FILE [--conformance] | vm run FILE [--mem HEX | --mem-file F] [--trace] [--jit]
   asm     assemble FILE (either syntax) and print the bytecode as hex
   disasm  disassemble FILE (hex text or raw bytecode) as llvm-objdump -d prints it
+          (--conformance: in the bpf_conformance suite's syntax)
   run     run FILE (assembly or hex bytecode) with the input memory at r1 and its length in r2`;
 
 /** Bytecode from a file: hex text, assembly text, or raw bytes. */
@@ -67,7 +68,8 @@ export function vmCli(argv: readonly string[], io: CliIo): number {
     return 1;
   }
   if (cmd === 'disasm') {
-    io.stdout(disassemble(insns));
+    const conf = rest.includes('--conformance');
+    io.stdout(disassemble(insns, { syntax: conf ? 'conformance' : 'llvm' }));
     return 0;
   }
   let mem: Uint8Array = new Uint8Array(0);

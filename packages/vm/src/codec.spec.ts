@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AsmError, assemble } from './asm.js';
-import { disassemble, formatInsn } from './disasm.js';
+import { disassemble, formatInsn, formatInsnConformance } from './disasm.js';
 import { VmError } from './errors.js';
 import { type Insn, decode, encode, insn, isLddw, parseHex } from './insn.js';
 
@@ -100,10 +100,10 @@ const program: fc.Arbitrary<Insn[]> = fc
     return slots;
   });
 
-function text(prog: Insn[]): string {
+function text(prog: Insn[], fmt: (i: Insn) => string = formatInsn): string {
   const lines: string[] = [];
   for (let k = 0; k < prog.length; k++) {
-    lines.push(formatInsn(prog[k] as Insn));
+    lines.push(fmt(prog[k] as Insn));
     if (isLddw(prog[k] as Insn)) k++;
   }
   return lines.join('\n');
@@ -134,6 +134,38 @@ describe('codec round trips', () => {
       { numRuns: 300 },
     );
   }, 60_000);
+});
+
+describe('conformance-syntax disassembly', () => {
+  it('assembles back to the same bytes', () => {
+    fc.assert(
+      fc.property(program, (p) => {
+        const back = assemble(text(p, formatInsnConformance));
+        if (back instanceof VmError)
+          throw new Error(`${back.message}\n${text(p, formatInsnConformance)}`);
+        expect(encode(back)).toEqual(encode(p));
+      }),
+      { numRuns: 300 },
+    );
+  }, 60_000);
+
+  it('prints the suite spelling', () => {
+    const p = assemble(
+      'lddw %r0, 0x123456789\nldxsh %r1, [%r10-8]\nlock fetch add32 [%r1+4], %r2\njsgt32 %r1, -3, +0\nexit',
+    ) as Insn[];
+    expect(
+      disassemble(p, { syntax: 'conformance' })
+        .split('\n')
+        .map((l) => l.split('\t')[2]),
+    ).toEqual([
+      'lddw %r0, 0x123456789',
+      'ldxsh %r1, [%r10-8]',
+      'lock fetch add32 [%r1+4], %r2',
+      'jsgt32 %r1, -3, +0',
+      'exit',
+      undefined,
+    ]);
+  });
 });
 
 describe('decode errors', () => {

@@ -152,11 +152,106 @@ export function formatInsn(i: Insn): string {
   return `*(${ty} *)${memRef(i.dst, i.off)} = r${i.src}`;
 }
 
+const CONF_ALU: Record<number, string> = {
+  0x00: 'add',
+  0x10: 'sub',
+  0x20: 'mul',
+  0x30: 'div',
+  0x40: 'or',
+  0x50: 'and',
+  0x60: 'lsh',
+  0x70: 'rsh',
+  0x90: 'mod',
+  0xa0: 'xor',
+  0xb0: 'mov',
+  0xc0: 'arsh',
+};
+const CONF_JMP: Record<number, string> = {
+  0x10: 'jeq',
+  0x20: 'jgt',
+  0x30: 'jge',
+  0x40: 'jset',
+  0x50: 'jne',
+  0x60: 'jsgt',
+  0x70: 'jsge',
+  0xa0: 'jlt',
+  0xb0: 'jle',
+  0xc0: 'jslt',
+  0xd0: 'jsle',
+};
+const CONF_SIZE: Record<number, string> = { 1: 'b', 2: 'h', 4: 'w', 8: 'dw' };
+
+function confMem(reg: number, off: number): string {
+  return `[%r${reg}${off < 0 ? '-' : '+'}${Math.abs(off)}]`;
+}
+
+/**
+ * One instruction in the bpf_conformance suite's syntax. Forms that syntax has no spelling for
+ * (lddw of maps, functions and BTF ids; legacy packet loads) are printed in LLVM's syntax, which
+ * the assembler accepts on the same lines.
+ */
+export function formatInsnConformance(i: Insn): string {
+  const c = i.code;
+  const k = cls(c);
+  if (k === BPF_ALU || k === BPF_ALU64) {
+    const sfx = k === BPF_ALU ? '32' : '';
+    const o = op(c);
+    const rhs = srcBit(c) === BPF_X ? `%r${i.src}` : `${i.imm}`;
+    if (o === BPF_END) {
+      const kind = k === BPF_ALU64 ? 'bswap' : srcBit(c) === BPF_X ? 'be' : 'le';
+      return `${kind}${i.imm} %r${i.dst}`;
+    }
+    if (o === BPF_NEG) return `neg${sfx} %r${i.dst}`;
+    if (o === BPF_MOV && i.off !== 0)
+      return `movsx${i.off}${k === BPF_ALU ? '32' : '64'} %r${i.dst}, %r${i.src}`;
+    const name = (i.off === 1 ? 's' : '') + (CONF_ALU[o] as string);
+    return `${name}${sfx} %r${i.dst}, ${rhs}`;
+  }
+  if (k === BPF_JMP || k === BPF_JMP32) {
+    const o = op(c);
+    if (o === BPF_JA) return k === BPF_JMP32 ? `ja32 ${rel(i.imm)}` : `ja ${rel(i.off)}`;
+    if (o === BPF_EXIT) return 'exit';
+    if (o === BPF_CALL) {
+      if (srcBit(c) === BPF_X) return `call helper %r${i.dst}`;
+      if (i.src === 1) return `call local ${rel(i.imm)}`;
+      if (i.src === 2) return `call runtime ${i.imm}`;
+      return `call helper ${i.imm}`;
+    }
+    const rhs = srcBit(c) === BPF_X ? `%r${i.src}` : `${i.imm}`;
+    return `${CONF_JMP[o] as string}${k === BPF_JMP32 ? '32' : ''} %r${i.dst}, ${rhs}, ${rel(i.off)}`;
+  }
+  if (k === BPF_LD) {
+    if (isLddw(i) && i.src === 0) return `lddw %r${i.dst}, 0x${lddwValue(i).toString(16)}`;
+    return formatInsn(i);
+  }
+  const bytes = sizeBytes(size(c));
+  const sz = CONF_SIZE[bytes] as string;
+  if (k === BPF_LDX)
+    return `ldx${mode(c) === BPF_MEMSX ? 's' : ''}${sz} %r${i.dst}, ${confMem(i.src, i.off)}`;
+  if (k === BPF_ST) return `st${sz} ${confMem(i.dst, i.off)}, ${i.imm}`;
+  if (mode(c) === BPF_ATOMIC) {
+    const sfx = bytes === 4 ? '32' : '';
+    const name =
+      i.imm === BPF_XCHG
+        ? 'xchg'
+        : i.imm === BPF_CMPXCHG
+          ? 'cmpxchg'
+          : `${(i.imm & BPF_FETCH) !== 0 ? 'fetch ' : ''}${ATOMIC_NAMES[i.imm & ~BPF_FETCH] as string}`;
+    return `lock ${name}${sfx} ${confMem(i.dst, i.off)}, %r${i.src}`;
+  }
+  return `stx${sz} ${confMem(i.dst, i.off)}, %r${i.src}`;
+}
+
 /**
  * Disassembles slots as `llvm-objdump -d` prints BPF: index, raw bytes (16 for lddw), text.
- * The second slot of lddw gets no line of its own.
+ * The second slot of lddw gets no line of its own. syntax 'conformance' prints the
+ * conformance suite's spelling instead.
  */
-export function disassemble(prog: readonly Insn[]): string {
+export function disassemble(
+  prog: readonly Insn[],
+  options: { syntax?: 'llvm' | 'conformance' } = {},
+): string {
+  const fmt = options.syntax === 'conformance' ? formatInsnConformance : formatInsn;
   const bytes = encode(prog);
   const lines: string[] = [];
   for (let k = 0; k < prog.length; k++) {
@@ -165,7 +260,7 @@ export function disassemble(prog: readonly Insn[]): string {
     const raw = Array.from(bytes.subarray(k * 8, (k + (wide ? 2 : 1)) * 8), (b) =>
       b.toString(16).padStart(2, '0'),
     );
-    lines.push(`${String(k).padStart(8)}:\t${raw.join(' ')}\t${formatInsn(i)}`);
+    lines.push(`${String(k).padStart(8)}:\t${raw.join(' ')}\t${fmt(i)}`);
     if (wide) k++;
   }
   return lines.join('\n') + '\n';

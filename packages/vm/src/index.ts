@@ -25,7 +25,7 @@ export {
 } from './vm.js';
 export type { HelperFn, VmOptions } from './vm.js';
 export { AsmError, assemble } from './asm.js';
-export { disassemble, formatInsn } from './disasm.js';
+export { disassemble, formatInsn, formatInsnConformance } from './disasm.js';
 export { CONFORMANCE_MEM_BASE, installConformanceHelpers, runConformance } from './conformance.js';
 export * from './maps.js';
 export { MapTable } from './table.js';

@@ -80,3 +80,4 @@ export {
   type RunResult,
 } from './bpf-object.js';
 export { dumpObject, formatObjectInfo, objectInfo, type ObjectInfo } from './info.js';
+export { verifyObject, type ProgramVerdict, type VerifyObjectOptions } from './verify.js';

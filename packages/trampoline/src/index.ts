@@ -18,7 +18,7 @@ export {
   type PlanBucket,
   type PlanGroup,
 } from './groups.js';
-export { btfGrouping, btfTargets } from './vmlinux.js';
+export { btfGrouping, btfPlanText, btfTargets, type BtfTargetOptions } from './vmlinux.js';
 export {
   BPF_FUNC_get_func_arg,
   BPF_FUNC_get_func_arg_cnt,

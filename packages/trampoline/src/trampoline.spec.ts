@@ -578,3 +578,40 @@ describe('updating a trampoline in place', () => {
     expect(readLog(k, mem)).toEqual([1, 2]);
   });
 });
+
+describe('verifying tracing programs against the target BTF', () => {
+  it('the return slot is readable in fexit, not in fentry; typed args are', () => {
+    const { k, cpu, ft } = boot('x86_64');
+    const tr = new Trampolines(k, { ftrace: ft, verify: true });
+    // bpf_fentry_test1(int a): ctx[0] is a, ctx[1] the return value.
+    const readRet = (): Program => prog('r0 = *(u64 *)(r1 + 8)\nr0 = 0\nexit');
+    const fentry = tr.attach(readRet(), BPF_TRAMP_FENTRY, 'bpf_fentry_test1');
+    expect(fentry).toBeInstanceOf(TracelabError);
+    expect((fentry as TracelabError).message).toContain('fentry/bpf_fentry_test1');
+    expect(tr.attach(readRet(), BPF_TRAMP_FEXIT, 'bpf_fentry_test1')).not.toBeInstanceOf(
+      TracelabError,
+    );
+    // Typed argument and the ctx helpers pass (raw kernel addresses would not: programs
+    // write through maps, which these specs do not need).
+    const typed = prog(
+      [
+        'r6 = r1',
+        'r2 = *(u64 *)(r6 + 0)',
+        'r1 = r6',
+        'call 185',
+        'r1 = r6',
+        'r2 = 0',
+        'r3 = r10',
+        'r3 += -8',
+        'call 183',
+        'r0 = 0',
+        'exit',
+      ].join('\n'),
+    );
+    expect(tr.attach(typed, BPF_TRAMP_FENTRY, 'bpf_fentry_test1')).not.toBeInstanceOf(
+      TracelabError,
+    );
+    expect(k.run(cpu, node(k, 'bpf_fentry_test1', [1], 2))).toBeNull();
+    expect(tr.stats.errors).toBe(0);
+  });
+});

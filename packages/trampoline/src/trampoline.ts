@@ -3,6 +3,7 @@ import { funcModel } from '@tracelab/btf';
 import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
 import { FtraceOps, type Ftrace } from '@tracelab/ftrace-core';
 import { ENTRY_CONTINUE, ENTRY_SKIP, KernelError, type Cpu, type Kernel } from '@tracelab/kernel';
+import { verify, type AttachType } from '@tracelab/verifier';
 import { Vm, type Program } from '@tracelab/vm';
 import { groupPlans } from './groups.js';
 import { installTracingHelpers, TracingState } from './helpers.js';
@@ -114,6 +115,11 @@ export interface TrampolineOptions {
   readonly jit?: boolean;
   /** Where the per-CPU BPF stacks are mapped (one 4 KiB region per CPU, 64 KiB apart). */
   readonly bpfStackBase?: bigint;
+  /**
+   * Verify each program as a tracing program against every target's BTF prototype before it is
+   * linked (typed ctx arguments; the return slot only for fexit/fmod_ret).
+   */
+  readonly verify?: boolean;
   /** Called once per CPU vm, to install map and kernel helpers. */
   readonly setupVm?: (vm: Vm, cpu: number) => void;
 }
@@ -126,6 +132,9 @@ export interface TrampolineStats {
   errors: number;
   images: number;
 }
+
+/** Room for 64 CPUs' BPF stacks. */
+const STACK_WINDOW = 64 * 0x10000;
 
 const BPF_STACK_BASE: Readonly<Record<ArchName, bigint>> = {
   x86_64: 0xffffc90040000000n,
@@ -148,6 +157,9 @@ export class Trampolines {
   readonly stats: TrampolineStats = { misses: 0, errors: 0, images: 0 };
   readonly state: TracingState;
   private readonly jit: boolean;
+  private readonly verifyProgs: boolean;
+  /** Verdicts by program, kind and prototype id (functions share deduplicated prototypes). */
+  private readonly verdicts = new WeakMap<Program, Map<string, TracelabError | null>>();
   private readonly trampolines = new Map<number, BpfTrampoline>();
   /** Installed images by link signature. */
   private readonly bySig = new Map<string, Set<TrampImage>>();
@@ -171,6 +183,7 @@ export class Trampolines {
     this.arch = kernel.arch;
     this.ftrace = options.ftrace ?? null;
     this.jit = options.jit === true;
+    this.verifyProgs = options.verify === true;
     const info = archInfo(this.arch);
     this.ws = info.wordSize;
     const w = (name: string): number =>
@@ -187,7 +200,12 @@ export class Trampolines {
     this.state = new TracingState(kernel.cpus.length);
     const base = options.bpfStackBase ?? BPF_STACK_BASE[this.arch];
     this.vms = kernel.cpus.map((cpu) => {
-      const vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id * 0x10000) });
+      // A second Trampolines on the same kernel finds the next free stack window.
+      let vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id * 0x10000) });
+      for (let w = 1; !(vm instanceof Vm) && w < 16; w++) {
+        const at = base + BigInt(w * STACK_WINDOW + cpu.id * 0x10000);
+        vm = Vm.create({ memory: kernel.mm, stackBase: at });
+      }
       if (!(vm instanceof Vm))
         throw new TracelabError('ENOMEM', `bpf stack of cpu ${cpu.id}: ${vm.message}`);
       installTracingHelpers(vm, this.state, cpu.id);
@@ -274,6 +292,10 @@ export class Trampolines {
     for (const fn of fns) {
       const p = this.plan(fn);
       if (p instanceof TracelabError) return p;
+      if (this.verifyProgs) {
+        const v = this.verdict(prog, kind, fn);
+        if (v !== null) return v;
+      }
       const tr = this.trampolines.get(fn);
       if (tr === undefined) continue;
       const name = this.kernel.image.functions[fn]?.name as string;
@@ -303,6 +325,37 @@ export class Trampolines {
       return err;
     }
     return link;
+  }
+
+  /** The verifier's answer for prog as `kind` on function fn, cached per prototype. */
+  private verdict(prog: Program, kind: BpfTrampProgType, fn: number): TracelabError | null {
+    const image = this.kernel.image;
+    const f = image.functions[fn] as { name: string; btfId: number };
+    const btf = image.btf;
+    if (btf === null) return new TracelabError('EINVAL', `${f.name}: no BTF to verify against`);
+    const t = btf.type(f.btfId);
+    const key = `${kind}:${t?.kind === 'func' ? t.type : f.btfId}`;
+    let byKey = this.verdicts.get(prog);
+    if (byKey === undefined) this.verdicts.set(prog, (byKey = new Map()));
+    const cached = byKey.get(key);
+    if (cached !== undefined) return cached;
+    const attachType: AttachType =
+      kind === BPF_TRAMP_FENTRY ? 'fentry' : kind === BPF_TRAMP_FEXIT ? 'fexit' : 'fmod_ret';
+    const r = verify(prog.insns, {
+      progType: 'tracing',
+      attachType,
+      btf,
+      attachTarget: f.name,
+      arch: this.arch,
+    });
+    const v = r.ok
+      ? null
+      : new TracelabError(
+          (r.errnoName ?? 'EINVAL') as ErrnoCode,
+          `${attachType}/${f.name}: ${r.error?.message ?? 'rejected'} (insn ${r.error?.insn ?? -1})`,
+        );
+    byKey.set(key, v);
+    return v;
   }
 
   /** Detaches a link from some of its functions (names or globs) or from all of them. */

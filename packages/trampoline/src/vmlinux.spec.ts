@@ -1,6 +1,7 @@
 import { BtfBuilder } from '@tracelab/btf';
+import { TracelabError } from '@tracelab/contracts';
 import { describe, expect, it } from 'vitest';
-import { btfGrouping, btfTargets } from './vmlinux.js';
+import { btfGrouping, btfPlanText, btfTargets } from './vmlinux.js';
 import { marshalPlan, type MarshalPlan } from './plan.js';
 import type { FuncModelLike } from '@tracelab/arch-isa';
 
@@ -55,5 +56,15 @@ describe('targets from a BTF blob', () => {
     expect(g.rejected.map((r) => r.name)).toEqual(['f_var']);
     expect(g.rejected[0]?.reason).toContain('with variable args is unsupported');
     expect(btfGrouping('x86_64', miniVmlinux(), { glob: 'f_s*' }).n).toBe(1);
+  });
+
+  it('prints one plan, or why there is none', () => {
+    const text = btfPlanText('x86_64', miniVmlinux(), 'f_struct') as string;
+    expect(text).toContain('arg0: struct 16 bytes <- di, si -> ctx[0..1]');
+    expect(text).toContain('arg1: 4 bytes <- dx -> ctx[2]');
+    expect((btfPlanText('x86_64', miniVmlinux(), 'nope') as TracelabError).code).toBe('ENOENT');
+    expect((btfPlanText('x86_64', miniVmlinux(), 'f_var') as TracelabError).message).toContain(
+      'variable args',
+    );
   });
 });

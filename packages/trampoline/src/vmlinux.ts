@@ -2,6 +2,7 @@ import { archInfo, type ArchName } from '@tracelab/arch-isa';
 import { funcModel, globToRegExp, parseBtf, type Btf, type FuncModel } from '@tracelab/btf';
 import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
 import { groupTargets, type AttachTarget, type Grouping } from './groups.js';
+import { formatPlan, marshalPlan } from './plan.js';
 
 const MODIFIERS = new Set(['typedef', 'const', 'volatile', 'restrict', 'type_tag']);
 
@@ -78,4 +79,18 @@ export function btfGrouping(
   options: BtfTargetOptions = {},
 ): Grouping {
   return groupTargets(arch, btfTargets(arch, bytes, options));
+}
+
+/** `tracelab trampoline plan FUNC --arch A`: one function's plan from a BTF blob, as text. */
+export function btfPlanText(
+  arch: ArchName,
+  bytes: Uint8Array,
+  name: string,
+  options: Omit<BtfTargetOptions, 'glob'> = {},
+): string | TracelabError {
+  const t = btfTargets(arch, bytes, { ...options, glob: name }).find((x) => x.name === name);
+  if (t === undefined) return new TracelabError('ENOENT', `no function '${name}' in the BTF`);
+  if (t.model instanceof TracelabError) return t.model;
+  const plan = marshalPlan(arch, t.model);
+  return plan instanceof TracelabError ? plan : formatPlan(name, plan);
 }

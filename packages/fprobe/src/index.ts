@@ -12,3 +12,13 @@ export {
   type FprobeInit,
   type FprobeStats,
 } from './fprobe.js';
+export {
+  BPF_F_KPROBE_MULTI_RETURN,
+  MAX_KPROBE_MULTI_CNT,
+  KprobeMultiLink,
+  kprobeMultiLinkAttach,
+  type KprobeMultiOpts,
+  type KprobeMultiProg,
+  type KprobeMultiRunCtx,
+  type KprobeMultiStats,
+} from './kprobe-multi.js';

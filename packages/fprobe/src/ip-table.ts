@@ -13,9 +13,10 @@ export class FprobeIpTable<T> {
   private used = 0;
   private static readonly MIN = 16;
 
-  constructor(capacity = FprobeIpTable.MIN) {
+  /** `expected`: how many ips to size for without a rehash. */
+  constructor(expected = 0) {
     let cap = FprobeIpTable.MIN;
-    while (cap < capacity * 2) cap *= 2;
+    while (cap < expected * 2) cap *= 2;
     this.keys = new Uint32Array(cap);
     this.vals = new Array<readonly T[] | null>(cap).fill(null);
     this.mask = cap - 1;

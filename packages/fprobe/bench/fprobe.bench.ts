@@ -1,0 +1,109 @@
+import type { Bench } from 'tinybench';
+import { Fgraph } from '@tracelab/fgraph';
+import { Ftrace } from '@tracelab/ftrace-core';
+import {
+  BUILTIN_IMAGE,
+  compileWorkload,
+  Kernel,
+  KernelError,
+  KernelImage,
+  type CallNode,
+  type Cpu,
+} from '@tracelab/kernel';
+import { Fprobe, Fprobes } from '../src/index.js';
+
+const BATCH = 1000;
+const VMLINUX_FUNCS = 8000;
+
+function ok<T>(v: T): Exclude<T, Error> {
+  if (v instanceof Error) throw v;
+  return v as Exclude<T, Error>;
+}
+
+/**
+ * The built-in image plus 8,000 synthetic functions (a BTF-loaded image has no
+ * return_to_handler, so fgraph cannot attach to it yet; seven vmlinux-sized images exhaust the
+ * heap).
+ */
+function image(): KernelImage {
+  const protos = Array.from({ length: VMLINUX_FUNCS }, (_, i) => `void bench_fn_${i}(void)`);
+  return ok(KernelImage.builtin('x86_64', [...BUILTIN_IMAGE, { subsystem: 'bench', protos }]));
+}
+
+/** One call with BATCH leaf children: per-call cost is mean / (BATCH + 1). */
+function setup(): { k: Kernel; cpu: Cpu; call: CallNode; fp: Fprobes } {
+  // A kernel patches its image's text, so every kernel gets its own image.
+  const img = image();
+  const k = new Kernel({ image: img });
+  const task = ok(k.createTask('bench'));
+  const cpu = k.cpus[0] as Cpu;
+  k.switchTo(cpu, task);
+  const w = compileWorkload(img, {
+    name: 'bench',
+    tasks: [
+      {
+        comm: 'bench',
+        calls: [
+          {
+            fn: 'vfs_read',
+            cost: 10,
+            calls: [{ fn: 'rw_verify_area', cost: 2, ret: 0, repeat: BATCH }],
+          },
+        ],
+      },
+    ],
+  });
+  if (w instanceof KernelError) throw w;
+  const fp = Fprobes.attach(ok(Fgraph.attach(ok(Ftrace.attach(k)))));
+  return { k, cpu, call: w.tasks[0]?.calls[0] as CallNode, fp };
+}
+
+// Handlers write here so their work is not optimised away.
+const hits = new Float64Array(1);
+const entryOnly = (): Fprobe =>
+  new Fprobe({
+    entryHandler: () => {
+      hits[0]++;
+    },
+  });
+const entryExit = (): Fprobe =>
+  new Fprobe({
+    entryDataSize: 8,
+    entryHandler: (_fp, ip, _r, _f, d) => {
+      d?.setWord(0, ip);
+    },
+    exitHandler: () => {
+      hits[0]++;
+    },
+  });
+
+export default function (bench: Bench): void {
+  const plain = setup();
+  const n = plain.k.image.count;
+  const label = `(${n} fns; ${BATCH + 1} calls, per call = mean / ${BATCH + 1})`;
+  bench.add(`untraced ${label}`, () => {
+    plain.k.run(plain.cpu, plain.call);
+  });
+  for (const [kind, make] of [
+    ['entry-only', entryOnly],
+    ['entry+exit', entryExit],
+  ] as const) {
+    const one = setup();
+    ok(one.fp.registerFprobe(make(), 'vfs_read'));
+    ok(one.fp.registerFprobe(make(), 'rw_verify_area'));
+    bench.add(`fprobe ${kind}, target functions only ${label}`, () => {
+      one.k.run(one.cpu, one.call);
+    });
+    const all = setup();
+    ok(all.fp.registerFprobe(make(), '*'));
+    bench.add(`fprobe ${kind}, every function attached ${label}`, () => {
+      all.k.run(all.cpu, all.call);
+    });
+  }
+  const a = setup();
+  bench.add(`register_fprobe('*') + unregister, ${n} functions`, () => {
+    const p = entryOnly();
+    ok(a.fp.registerFprobe(p, '*'));
+    ok(a.fp.unregisterFprobe(p));
+  });
+}

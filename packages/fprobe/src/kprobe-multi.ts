@@ -1,0 +1,242 @@
+import { ftracePartialRegs, PtRegs, type FtraceRegs } from '@tracelab/arch-isa';
+import { TracelabError } from '@tracelab/contracts';
+import { globMatch } from '@tracelab/ftrace-core';
+import type { Cpu } from '@tracelab/kernel';
+import { Fprobe, type FprobeData, type Fprobes } from './fprobe.js';
+
+/** BPF_F_KPROBE_MULTI_RETURN: attach to function exits. */
+export const BPF_F_KPROBE_MULTI_RETURN = 1;
+/** MAX_KPROBE_MULTI_CNT. */
+export const MAX_KPROBE_MULTI_CNT = 1 << 20;
+
+/** What bpf_get_func_ip, bpf_get_attach_cookie and the session helpers answer during a run. */
+export interface KprobeMultiRunCtx {
+  /** Entry address of the probed function (bpf_get_func_ip). */
+  entryIp: bigint;
+  /** bpf_get_attach_cookie(). */
+  cookie: bigint;
+  /** bpf_session_is_return(). */
+  isReturn: boolean;
+  /** bpf_session_cookie(): the 8 bytes a session keeps from entry to return. */
+  session: FprobeData | null;
+  /** The traced call's CPU. */
+  cpu: Cpu;
+}
+
+/**
+ * A kprobe-type program: gets the pt_regs built by ftrace_partial_regs (`regs.real` marks the
+ * registers that hold values) and returns r0. `vmKprobeProgram` adapts a vm program.
+ */
+export type KprobeMultiProg = (regs: PtRegs, run: KprobeMultiRunCtx) => number;
+
+/** bpf_attr.link_create.kprobe_multi, plus libbpf's pattern (resolved here to symbols). */
+export interface KprobeMultiOpts {
+  readonly syms?: readonly string[];
+  readonly addrs?: readonly bigint[];
+  readonly pattern?: string;
+  readonly cookies?: readonly bigint[];
+  /** Defaults to the length of syms or addrs. */
+  readonly cnt?: number;
+  readonly flags?: number;
+  /** BPF_TRACE_KPROBE_SESSION: the program runs at entry and, unless it returned non-zero, at return. */
+  readonly session?: boolean;
+  /** link_create.flags: must be 0. */
+  readonly linkFlags?: number;
+}
+
+/** Counters per link. */
+export interface KprobeMultiStats {
+  runs: number;
+  /** bpf_prog_inc_misses_counter: runs skipped by the per-CPU active guard. */
+  misses: number;
+}
+
+/** struct bpf_kprobe_multi_link: one fprobe over every target. */
+export class KprobeMultiLink {
+  readonly fp: Fprobe;
+  /** Target addresses sorted, with their cookies moved alongside. */
+  readonly addrs: BigUint64Array;
+  readonly cookies: BigUint64Array | null;
+  /** Low 32 bits of addrs, for the allocation-free binary search. */
+  private readonly addrLo: Uint32Array;
+  readonly flags: number;
+  readonly session: boolean;
+  readonly stats: KprobeMultiStats = { runs: 0, misses: 0 };
+  private readonly fprobes: Fprobes;
+  private readonly prog: KprobeMultiProg;
+  /** bpf_prog_active, per CPU. */
+  private readonly active: Uint8Array;
+  private readonly regs: PtRegs[];
+  private readonly runCtx: KprobeMultiRunCtx[];
+  private readonly textHi: bigint;
+
+  /** @internal use kprobeMultiLinkAttach. */
+  constructor(
+    fprobes: Fprobes,
+    prog: KprobeMultiProg,
+    addrs: BigUint64Array,
+    cookies: BigUint64Array | null,
+    flags: number,
+    session: boolean,
+  ) {
+    this.fprobes = fprobes;
+    this.prog = prog;
+    this.addrs = addrs;
+    this.addrLo = Uint32Array.from(addrs, (a) => Number(a & 0xffffffffn));
+    this.cookies = cookies;
+    this.flags = flags;
+    this.session = session;
+    const k = fprobes.kernel;
+    this.textHi = (k.image.textBase >> 32n) << 32n;
+    this.active = new Uint8Array(k.cpus.length);
+    this.regs = k.cpus.map(() => new PtRegs(k.arch));
+    this.runCtx = k.cpus.map((cpu) => ({
+      entryIp: 0n,
+      cookie: 0n,
+      isReturn: false,
+      session: null,
+      cpu,
+    }));
+    const ret = (flags & BPF_F_KPROBE_MULTI_RETURN) !== 0;
+    this.fp = new Fprobe({
+      name: 'kprobe_multi',
+      entryDataSize: session ? 8 : 0,
+      entryHandler:
+        !ret || session
+          ? (_fp, ip, _r, fregs, data, cpu) => {
+              const err = this.progRun(ip, fregs, false, data, cpu);
+              return session ? err : 0;
+            }
+          : undefined,
+      exitHandler:
+        ret || session
+          ? (_fp, ip, _r, fregs, data, cpu) => {
+              this.progRun(ip, fregs, true, data, cpu);
+            }
+          : undefined,
+    });
+  }
+
+  /** bpf_kprobe_multi_cookie(): binary search of the sorted addresses. */
+  cookieOf(ipLo: number): bigint {
+    const c = this.cookies;
+    if (c === null) return 0n;
+    const a = this.addrLo;
+    let lo = 0;
+    let hi = a.length - 1;
+    const key = ipLo >>> 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = a[mid] as number;
+      if (v === key) return c[mid] as bigint;
+      if (v < key) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return 0n;
+  }
+
+  /** kprobe_multi_link_prog_run(). */
+  private progRun(
+    ip: number,
+    fregs: FtraceRegs | null,
+    isReturn: boolean,
+    data: FprobeData | null,
+    cpu: Cpu,
+  ): number {
+    const id = cpu.id;
+    if (this.active[id] !== 0) {
+      this.stats.misses++;
+      return 1;
+    }
+    if (fregs === null) return 0;
+    this.active[id] = 1;
+    this.stats.runs++;
+    const regs = ftracePartialRegs(fregs, this.regs[id]);
+    const run = this.runCtx[id] as KprobeMultiRunCtx;
+    run.entryIp = this.textHi | BigInt(ip >>> 0);
+    run.cookie = this.cookieOf(ip);
+    run.isReturn = isReturn;
+    run.session = data;
+    let r: number;
+    try {
+      r = this.prog(regs, run);
+    } finally {
+      this.active[id] = 0;
+    }
+    return r;
+  }
+
+  /** Detaches (bpf_link release). */
+  detach(): TracelabError | null {
+    return this.fprobes.unregisterFprobe(this.fp);
+  }
+}
+
+/**
+ * bpf_kprobe_multi_link_attach() with libbpf's pattern resolution: checks the kernel's argument
+ * rules, sorts addresses with their cookies and registers one fprobe over all of them.
+ */
+export function kprobeMultiLinkAttach(
+  fprobes: Fprobes,
+  prog: KprobeMultiProg,
+  opts: KprobeMultiOpts,
+): KprobeMultiLink | TracelabError {
+  const inval = (why: string) => new TracelabError('EINVAL', `kprobe_multi: ${why}`);
+  if (fprobes.kernel.info.wordSize !== 8) {
+    return new TracelabError('EOPNOTSUPP', 'kprobe_multi: needs 64-bit addresses');
+  }
+  if ((opts.linkFlags ?? 0) !== 0) return inval('link flags must be 0');
+  const flags = opts.flags ?? 0;
+  if ((flags & ~BPF_F_KPROBE_MULTI_RETURN) !== 0)
+    return inval(`unknown flags 0x${flags.toString(16)}`);
+  let syms = opts.syms;
+  if (opts.pattern !== undefined) {
+    // libbpf: a pattern excludes syms, addrs and cookies.
+    if (syms !== undefined || opts.addrs !== undefined || opts.cookies !== undefined) {
+      return inval('pattern with syms, addrs or cookies');
+    }
+    syms = fprobes.ftrace.table.functions
+      .filter((f) => globMatch(opts.pattern as string, f.name))
+      .map((f) => f.name);
+    if (syms.length === 0) {
+      return new TracelabError('ENOENT', `kprobe_multi: no function matches '${opts.pattern}'`);
+    }
+  }
+  const addrsIn = opts.addrs;
+  if ((addrsIn === undefined) === (syms === undefined))
+    return inval('exactly one of addrs and syms');
+  const cnt = opts.cnt ?? (syms ?? addrsIn ?? []).length;
+  if (cnt === 0) return inval('cnt is 0');
+  if (cnt > MAX_KPROBE_MULTI_CNT) {
+    return new TracelabError('E2BIG', `kprobe_multi: cnt ${cnt} > ${MAX_KPROBE_MULTI_CNT}`);
+  }
+  const given = (syms ?? addrsIn ?? []).length;
+  if (given < cnt || (opts.cookies !== undefined && opts.cookies.length < cnt)) {
+    return new TracelabError('EFAULT', `kprobe_multi: arrays shorter than cnt ${cnt}`);
+  }
+  const image = fprobes.kernel.image;
+  const addrs = new BigUint64Array(cnt);
+  for (let i = 0; i < cnt; i++) {
+    if (syms !== undefined) {
+      const name = syms[i] as string;
+      const fn = image.indexOf(name);
+      if (fn < 0) return new TracelabError('ENOENT', `kprobe_multi: symbol '${name}' not found`);
+      addrs[i] = image.functions[fn]?.addr as bigint;
+    } else addrs[i] = (addrsIn as readonly bigint[])[i] as bigint;
+  }
+  const order = Array.from({ length: cnt }, (_, i) => i).sort((a, b) =>
+    (addrs[a] as bigint) < (addrs[b] as bigint)
+      ? -1
+      : (addrs[a] as bigint) > (addrs[b] as bigint)
+        ? 1
+        : 0,
+  );
+  const sorted = BigUint64Array.from(order, (i) => addrs[i] as bigint);
+  const cookies =
+    opts.cookies === undefined
+      ? null
+      : BigUint64Array.from(order, (i) => (opts.cookies as readonly bigint[])[i] as bigint);
+  const link = new KprobeMultiLink(fprobes, prog, sorted, cookies, flags, opts.session === true);
+  const err = fprobes.registerFprobeIps(link.fp, [...sorted]);
+  return err ?? link;
+}

@@ -12,25 +12,6 @@ import {
   type Vm,
 } from './vm.js';
 
-/** Whether any instruction writes r10 (the kernel's verifier forbids it; the decoder does not). */
-function writesR10(prog: Program): boolean {
-  for (let k = 0; k < prog.length; k++) {
-    const c = prog.code[k] as number;
-    const cls = c & 7;
-    if ((cls === 0 || cls === 1 || cls === 4 || cls === 7) && (prog.dst[k] as number) === 10)
-      return true;
-    // Atomics with fetch (and xchg/cmpxchg) write their src register.
-    if (
-      (c & 0xe0) === 0xc0 &&
-      cls === 3 &&
-      ((prog.imm[k] as number) & 1) !== 0 &&
-      (prog.src[k] as number) === 10
-    )
-      return true;
-  }
-  return false;
-}
-
 /** Result of a compiled program: 0 done, 1 tail call to vm.current, < 0 an errno (vm.error set). */
 export type CompiledFn = (
   vm: Vm,
@@ -76,7 +57,7 @@ export function compile(prog: Program, options: { trace?: boolean } = {}): Compi
   }
   // Stack accesses skip translate when r10 provably holds the frame pointer: nothing in the
   // program writes r10 and the address space does not fault on alignment.
-  const fpFixed = !writesR10(prog);
+  const fpFixed = prog.fpFixed;
   const out: string[] = [];
   const emit = (s: string): number => out.push(s);
   const R = (r: number): string => `l${r}`;

@@ -1,6 +1,14 @@
 import { VmError } from './errors.js';
 import { BPF_PSEUDO_FUNC, type Insn, decode, isLddw, validate } from './insn.js';
 
+/** Whether i writes r10 (the kernel's verifier forbids it; the decoder does not). */
+function writesR10(i: Insn): boolean {
+  const cls = i.code & 7;
+  if ((cls === 0 || cls === 1 || cls === 4 || cls === 7) && i.dst === 10) return true;
+  // Atomics with fetch (and xchg/cmpxchg) write their src register.
+  return cls === 3 && (i.code & 0xe0) === 0xc0 && (i.imm & 1) !== 0 && i.src === 10;
+}
+
 /** What lddw with BPF_PSEUDO_FUNC loads: this base plus the callee's instruction index. */
 export const BPF_PSEUDO_FUNC_BASE = 0xffffffffc0000000n;
 
@@ -21,6 +29,8 @@ export class Program {
    * sentinel slot (code 0) past the end, so falling off the program needs no bounds check.
    */
   readonly words: Int32Array;
+  /** No instruction writes r10, so r10 is always the frame pointer (engines use it). */
+  readonly fpFixed: boolean;
   /** Set by the JIT the first time it compiles this program. */
   jitted: unknown = undefined;
 
@@ -45,6 +55,7 @@ export class Program {
       this.imm2[k] = i.imm2;
       this.words[k] = i.code | (i.dst << 8) | (i.src << 12) | (i.off << 16);
     });
+    this.fpFixed = !insns.some(writesR10);
   }
 
   get length(): number {

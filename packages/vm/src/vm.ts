@@ -261,6 +261,10 @@ export class Vm {
     const mem = this.memory;
     const tmp = this.tmp;
     this.current = prog;
+    const stackView = this.stack.view;
+    const stackSize = this.stack.size;
+    // Direct stack addressing needs r10 untouched by the program and no alignment faults.
+    let fpFixed = prog.fpFixed && !mem.strictAlignment;
     let words = prog.words;
     let imms = prog.imm;
     let imms2 = prog.imm2;
@@ -758,6 +762,7 @@ export class Vm {
             this.tailCalls++;
             this.current = target;
             words = target.words;
+            fpFixed = target.fpFixed && !mem.strictAlignment;
             imms = target.imm;
             imms2 = target.imm2;
             len = target.length;
@@ -804,6 +809,7 @@ export class Vm {
           if (p !== this.current) {
             this.current = p;
             words = p.words;
+            fpFixed = p.fpFixed && !mem.strictAlignment;
             imms = p.imm;
             imms2 = p.imm2;
             len = p.length;
@@ -841,26 +847,36 @@ export class Vm {
             );
           }
           const base = k === 1 ? s : d;
-          let alo = ((L[base] as number) >>> 0) + off;
-          let ahi = H[base] as number;
-          if (alo >= TWO32) {
-            alo -= TWO32;
-            ahi = (ahi + 1) | 0;
-          } else if (alo < 0) {
-            alo += TWO32;
-            ahi = (ahi - 1) | 0;
-          }
           const sz = c & 0x18;
           const bytes = sz === 0x10 ? 1 : sz === 0x08 ? 2 : sz === 0x00 ? 4 : 8;
-          const atomic = (c & 0xe0) === 0xc0;
-          const o = mem.translate(
-            ahi,
-            alo,
-            bytes,
-            k === 1 ? PROT_READ : atomic ? PROT_READ | PROT_WRITE : PROT_WRITE,
-          );
-          if (o < 0) return this.memFault(pc - 1, n);
-          const v = (mem.hit as Region).view;
+          let o = -1;
+          let v: DataView;
+          // r10 is provably frame * 512 below the stack top: address the stack directly.
+          if (base === 10 && fpFixed && off < 0 && off + bytes <= 0) {
+            o = stackSize + off - frame * MAX_BPF_STACK;
+          }
+          if (o >= 0) {
+            v = stackView;
+          } else {
+            let alo = ((L[base] as number) >>> 0) + off;
+            let ahi = H[base] as number;
+            if (alo >= TWO32) {
+              alo -= TWO32;
+              ahi = (ahi + 1) | 0;
+            } else if (alo < 0) {
+              alo += TWO32;
+              ahi = (ahi - 1) | 0;
+            }
+            const atomic = (c & 0xe0) === 0xc0;
+            o = mem.translate(
+              ahi,
+              alo,
+              bytes,
+              k === 1 ? PROT_READ : atomic ? PROT_READ | PROT_WRITE : PROT_WRITE,
+            );
+            if (o < 0) return this.memFault(pc - 1, n);
+            v = (mem.hit as Region).view;
+          }
           switch (c) {
             case 0x71:
               L[d] = v.getUint8(o);

@@ -198,6 +198,7 @@ export class HashMap extends BpfMap {
   private nfree: number;
   private readonly lastUsed: Float64Array;
   private tick = 0;
+  private tombstones = 0;
   count = 0;
 
   constructor(
@@ -292,6 +293,7 @@ export class HashMap extends BpfMap {
       this.keys.set(key, e * ks);
       let nb = hashBytes(key, 0, ks) & this.mask;
       while ((this.buckets[nb] as number) >= 0) nb = (nb + 1) & this.mask;
+      if (this.buckets[nb] === TOMBSTONE) this.tombstones--;
       this.buckets[nb] = e;
       this.count++;
       // A new element starts zeroed on every CPU.
@@ -332,6 +334,24 @@ export class HashMap extends BpfMap {
     this.buckets[b] = TOMBSTONE;
     this.free[this.nfree++] = e;
     this.count--;
+    // Probe chains only end at empty buckets; rebuild before tombstones make lookups linear.
+    if (++this.tombstones > (this.mask + 1) >> 2) this.rehash();
+  }
+
+  private rehash(): void {
+    const live: number[] = [];
+    for (let b = 0; b <= this.mask; b++) {
+      const e = this.buckets[b] as number;
+      if (e >= 0) live.push(e);
+    }
+    this.buckets.fill(EMPTY);
+    this.tombstones = 0;
+    const ks = this.attr.keySize;
+    for (const e of live) {
+      let nb = hashBytes(this.keys, e * ks, ks) & this.mask;
+      while ((this.buckets[nb] as number) >= 0) nb = (nb + 1) & this.mask;
+      this.buckets[nb] = e;
+    }
   }
 
   delete(key: Uint8Array): VmError | null {
@@ -415,7 +435,9 @@ export class ProgArray extends BpfMap {
 
   getNextKey(key: Uint8Array | null): Uint8Array | VmError {
     const index = key === null ? -1 : new DataView(key.buffer, key.byteOffset).getUint32(0, true);
-    const next = index + 1 >= this.attr.maxEntries ? -1 : index + 1;
+    // As for arrays: a key out of range restarts at index 0.
+    const next =
+      index >= this.attr.maxEntries ? 0 : index + 1 >= this.attr.maxEntries ? -1 : index + 1;
     if (next < 0) return new VmError('ENOENT', `${this.name}: no next key`);
     return Uint8Array.of(next & 0xff, (next >> 8) & 0xff, (next >> 16) & 0xff, next >>> 24);
   }

@@ -33,7 +33,10 @@ const counting = (mem: bigint): Program =>
     ].join('\n'),
   );
 
-function rig(image: KernelImage): { k: Kernel; cpu: Cpu; tr: Trampolines; mem: bigint } {
+function rig(
+  image: KernelImage,
+  jit = false,
+): { k: Kernel; cpu: Cpu; tr: Trampolines; mem: bigint } {
   const k = new Kernel({ image });
   const task = k.createTask('bench');
   if (!('pid' in task)) throw task;
@@ -41,7 +44,7 @@ function rig(image: KernelImage): { k: Kernel; cpu: Cpu; tr: Trampolines; mem: b
   k.switchTo(cpu, task);
   const ft = Ftrace.attach(k);
   if (!(ft instanceof Ftrace)) throw ft;
-  return { k, cpu, tr: new Trampolines(k, { ftrace: ft }), mem: k.kmalloc(64) as bigint };
+  return { k, cpu, tr: new Trampolines(k, { ftrace: ft, jit }), mem: k.kmalloc(64) as bigint };
 }
 
 function vfsRead(k: Kernel): CallNode {
@@ -81,6 +84,13 @@ export default function (bench: Bench): void {
       );
     }
   }
+  // The JIT entry takes bigints (Vm.runJit), so this path allocates per program run.
+  const j = rig(KernelImage.builtin('x86_64') as KernelImage, true);
+  j.tr.attach(counting(j.mem), BPF_TRAMP_FENTRY, 'vfs_read');
+  const jn = vfsRead(j.k);
+  bench.add(`x86_64: ${BATCH} vfs_read calls, fentry counting (JIT)`, () => {
+    j.k.run(j.cpu, jn);
+  });
   // Attaching one program to 10k functions of vmlinux (multi-attach: M images, M ftrace ops).
   const path = '/sys/kernel/btf/vmlinux';
   if (!existsSync(path)) return;

@@ -22,3 +22,23 @@ export {
   type KprobeMultiRunCtx,
   type KprobeMultiStats,
 } from './kprobe-multi.js';
+export {
+  MAX_TRACE_ARGS,
+  MAX_ARG_NAME_LEN,
+  MAX_ARGSTR_LEN,
+  MAX_EVENT_NAME_LEN,
+  MAX_ARRAY_LEN,
+  FPROBE_EVENT_SYSTEM,
+  PARAM_MAX_STACK,
+  PROBE_ERRORS,
+  ProbeParseError,
+  formatFprobeEvent,
+  imageTarget,
+  parseFprobeEvent,
+  type FetchArg,
+  type FetchType,
+  type FprobeEvent,
+  type ProbeArg,
+  type ProbeErrorName,
+  type ProbeTarget,
+} from './dynevent.js';

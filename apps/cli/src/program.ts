@@ -5,6 +5,7 @@ import { registerBtf } from './commands/btf.js';
 import { registerKernel } from './commands/kernel.js';
 import { registerObj } from './commands/obj.js';
 import { registerTrace } from './commands/trace.js';
+import { registerVerify } from './commands/verify.js';
 import { startStack } from './stack.js';
 import { VERSION } from './version.js';
 
@@ -107,5 +108,6 @@ export function buildProgram(
   registerKernel(program);
   registerTrace(program);
   registerObj(program);
+  registerVerify(program);
   return program;
 }

@@ -61,4 +61,46 @@ describe('tracelab trace', () => {
       /no tracer 'blk'/,
     );
   });
+
+  it('function_graph with set_graph_function prints only that call tree, braces balanced', async () => {
+    const out = await run([
+      'trace',
+      '--tracer',
+      'function_graph',
+      '--workload',
+      'syscalls',
+      '--graph-function',
+      'vfs_write',
+      '--trace-options',
+      'funcgraph-proc',
+    ]);
+    const lines = out.split('\n');
+    expect(lines[0]).toBe('# tracer: function_graph');
+    const calls = lines
+      .map((l) => /^ \d\) +\S+-\d+ +\|.*\| {2}(.*)$/.exec(l)?.[1])
+      .filter((c): c is string => c !== undefined);
+    expect(calls.length).toBeGreaterThan(0);
+    let depth = 0;
+    for (const c of calls) {
+      if (depth === 0) expect(c).toMatch(/^vfs_write\(\) \{$|^vfs_write\(\);$/);
+      if (c.endsWith('{')) depth++;
+      if (c.trim() === '}') depth--;
+      expect(depth).toBeGreaterThanOrEqual(0);
+    }
+    expect(depth).toBe(0);
+  });
+
+  it('function_graph refuses an unknown trace option by name', async () => {
+    await expect(
+      run([
+        'trace',
+        '--tracer',
+        'function_graph',
+        '--workload',
+        'syscalls',
+        '--trace-options',
+        'funcgraph-nope',
+      ]),
+    ).rejects.toThrow(/funcgraph-nope/);
+  });
 });

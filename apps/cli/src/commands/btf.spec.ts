@@ -40,4 +40,22 @@ describe('tracelab btf dump', () => {
     writeFileSync(junk, 'this file is long enough to hold a BTF header but is plain text');
     await expect(run(['btf', 'dump', junk])).rejects.toThrow(/magic.*offset 0/);
   });
+
+  it('funcs lists prototypes with their function models', async () => {
+    const fb = new BtfBuilder();
+    const long = fb.int('long', 8, { signed: true });
+    const proto = fb.funcProto(long, [
+      { name: 'a', type: long },
+      { name: 'b', type: long },
+    ]);
+    fb.func('add_two', proto);
+    const f = join(dir, 'funcs.btf');
+    writeFileSync(f, fb.write());
+    const out = await run(['btf', 'funcs', f, 'add_*', '--model']);
+    expect(out).toMatch(
+      /^long add_two\(long a, long b\);\t# ret=8\/2 nr_args=2 args=\[8\/2,8\/2\]$/m,
+    );
+    expect(await run(['btf', 'funcs', f, 'none_*'])).toBe('');
+    expect(await run(['btf', 'funcs', f, '--summary'])).toMatch(/^functions: 1$/m);
+  });
 });

@@ -1,4 +1,4 @@
-import { dumpBtf, parseBtf, type DumpFormat } from '@tracelab/btf';
+import { dumpBtf, formatFuncs, parseBtf, type DumpFormat } from '@tracelab/btf';
 import { type Command, InvalidArgumentError } from 'commander';
 import { readInput } from '../input.js';
 
@@ -25,4 +25,16 @@ export function registerBtf(program: Command): void {
       const base = opts.base ? parseBtf(readInput(opts.base)) : undefined;
       process.stdout.write(dumpBtf(readInput(file), opts.format, base ? { base } : {}));
     });
+  btf
+    .command('funcs')
+    .description('list functions with their prototypes and btf_func_model, or summarise the models')
+    .argument('<file>', 'raw BTF blob, e.g. /sys/kernel/btf/vmlinux')
+    .argument('[glob]', 'only functions matching this glob')
+    .option('--model', "append each function's btf_func_model (or why it has none)")
+    .option('--summary', 'count functions, distinct models and rejections instead of listing')
+    .action(
+      (file: string, glob: string | undefined, opts: { model?: boolean; summary?: boolean }) => {
+        process.stdout.write(formatFuncs(parseBtf(readInput(file)), glob, opts));
+      },
+    );
 }

@@ -457,6 +457,7 @@ export class Trampolines {
     const oldByFns = new Map<string, TrampImage>();
     for (const img of old) oldByFns.set(fnsKey(img.fns), img);
     const rest: TrampImage[] = [];
+    let failed: TracelabError | null = null;
     for (const img of fresh) {
       const key = fnsKey(img.fns);
       const prev = oldByFns.get(key);
@@ -465,22 +466,22 @@ export class Trampolines {
         continue;
       }
       oldByFns.delete(key);
-      old.delete(prev);
-      const err = this.replace(prev, img);
-      if (err !== null) return err;
+      if (failed !== null) continue;
+      // On failure prev stays in `old` and is uninstalled below.
+      failed = this.replace(prev, img);
+      if (failed === null) old.delete(prev);
     }
     for (const img of old) this.uninstall(img);
-    for (const img of rest) {
-      const err = this.install(img);
-      if (err !== null) {
-        this.freeAddrs.push(img.addr);
-        return err;
-      }
-    }
+    for (const img of rest) failed ??= this.install(img);
+    // Images that made it serve their functions; the rest give their text back.
     for (const img of fresh) {
+      if (!img.installed) {
+        this.freeAddrs.push(img.addr);
+        continue;
+      }
       for (const fn of img.fns) (this.trampolines.get(fn) as BpfTrampoline).image = img;
     }
-    return null;
+    return failed;
   }
 
   /** Moves the sites of `prev` to `img` (modify_ftrace_direct, or one text_poke per site). */

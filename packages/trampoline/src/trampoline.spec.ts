@@ -615,3 +615,47 @@ describe('verifying tracing programs against the target BTF', () => {
     expect(tr.stats.errors).toBe(0);
   });
 });
+
+describe('recursion', () => {
+  it.each(ARCHES)(
+    '%s: a program whose helper reaches the traced function again is skipped there (prog->active)',
+    (arch) => {
+      const image = KernelImage.builtin(arch, [
+        ...BUILTIN_IMAGE,
+        { subsystem: 'bpf_test', protos: [...fx.functions.map((f) => f.proto), ...fx.extra] },
+      ]) as KernelImage;
+      const k = new Kernel({ image });
+      const task = k.createTask('rec');
+      if (!('pid' in task)) throw task;
+      const cpu = k.cpus[0] as Cpu;
+      k.switchTo(cpu, task);
+      const ft = Ftrace.attach(k) as Ftrace;
+      const mem = k.kmalloc(64) as bigint;
+      // Helper 6 stands for a helper whose kernel code calls a traced function.
+      const tr = new Trampolines(k, {
+        ftrace: ft,
+        setupVm: (vm) =>
+          vm.setHelper(6, () =>
+            k.run(cpu, node(k, 'bpf_fentry_test1', [1], 2)) === null ? 0 : -14,
+          ),
+      });
+      const p = prog(
+        [
+          `lddw %r7, 0x${mem.toString(16)}`,
+          'ldxdw %r2, [%r7+0]',
+          'add %r2, 1',
+          'stxdw [%r7+0], %r2',
+          'call 6',
+          'stxdw [%r7+8], %r0',
+          'mov %r0, 0',
+          'exit',
+        ].join('\n'),
+      );
+      expect(tr.attach(p, BPF_TRAMP_FENTRY, 'bpf_fentry_test1')).not.toBeInstanceOf(TracelabError);
+      expect(k.run(cpu, node(k, 'bpf_fentry_test1', [1], 2))).toBeNull();
+      // The outer run counted once; the nested call ran its function but not the program.
+      expect([word(k, mem), word(k, mem + 8n), tr.stats.misses]).toEqual([1n, 0n, 1]);
+      expect(cpu.depth).toBe(0);
+    },
+  );
+});

@@ -171,6 +171,9 @@ export class Trampolines {
   private readonly fpW: number;
   private readonly ipW: number;
   private readonly lrW: number;
+  /** Bytes at the top of a trampoline frame: saved fp (x86) or the {fp, lr} record. */
+  private readonly top: number;
+  private readonly stackArgOffset: number;
   /** Per function (image index): ctx slots, whether the return has a high word, stack copy. */
   private readonly fnSlots: Uint8Array;
   private readonly fnRetWide: Uint8Array;
@@ -192,6 +195,8 @@ export class Trampolines {
     this.fpW = w(info.ptRoles.fp);
     this.ipW = w(info.ptRoles.ip);
     this.lrW = info.ptRoles.lr === null ? -1 : w(info.ptRoles.lr);
+    this.top = this.lrW < 0 ? this.ws : 16;
+    this.stackArgOffset = info.stackArgOffset;
     const n = kernel.image.count;
     this.plans = new Array<MarshalPlan | TracelabError | undefined>(n);
     this.fnSlots = new Uint8Array(n);
@@ -655,8 +660,7 @@ export class Trampolines {
     const base = task.stackBaseLo;
     const wide = this.ws === 8;
     const oldSp = (u[this.spW] as number) - base;
-    const top = this.lrW < 0 ? this.ws : 16;
-    const ctxOff = oldSp - top - CTX_BYTES;
+    const ctxOff = oldSp - this.top - CTX_BYTES;
     const n = this.fnSlots[fn] as number;
     const image = this.kernel.image;
     const cw = ctxOff >> 2;
@@ -678,18 +682,18 @@ export class Trampolines {
     const r = a + 2 * n;
     words[r] = 0;
     words[r + 1] = 0;
+    // The frame's top keeps fp (and lr on arm64/riscv), and sp goes below the ctx: kernel code a
+    // helper reaches pushes its frames below, and clobbers nothing the original needs.
+    this.saveTop(u, words, oldSp);
+    u[this.spW] = base + ctxOff;
     const ctxLo = base + ctxOff + CTX_ARGS;
     const ctxHi = task.stackBaseHi;
     const st = this.state;
     const c = cpu.id;
-    st.begin(c, image.functions[fn]?.addr as bigint, 0);
+    st.begin(c, image.functions[fn]?.addr as bigint, BPF_TRAMP_FENTRY);
     const fentry = img.fentry;
     for (let i = 0; i < fentry.length; i++) {
       this.runProg(fentry[i] as Program, img.fentryActive[i] as Int32Array, c, ctxLo, ctxHi);
-    }
-    if (!img.callOrig) {
-      st.end(c);
-      return ENTRY_CONTINUE;
     }
     const fmod = img.fmodRet;
     if (fmod.length > 0) {
@@ -701,72 +705,118 @@ export class Trampolines {
         words[r] = vm.lo[0] as number;
         words[r + 1] = vm.hi[0] as number;
         if (words[r] !== 0 || words[r + 1] !== 0) {
-          this.skipOriginal(img, cpu, fn, oldSp, r, ctxLo, ctxHi);
+          this.runFexit(img, c, ctxLo, ctxHi);
           st.end(c);
+          this.skipOriginal(img, cpu, fn, oldSp, r);
           return ENTRY_SKIP;
         }
       }
     }
     st.end(c);
-    // Call the original from the image: copy stack args below the frame, link a frame record
+    this.restoreEntry(img, cpu, fn, oldSp, a, n);
+    if (!img.callOrig) return ENTRY_CONTINUE;
+    // Call the original from the image: copy stack args below the frame, link the frame record
     // for unwinders, and make the original return into the image.
     const sb = this.fnStack[fn] as number;
     const argsAt = ctxOff - sb;
-    const entryArgs = oldSp + archInfo(this.arch).stackArgOffset;
-    for (let k = 0; k < sb >> 2; k++)
+    const entryArgs = oldSp + this.stackArgOffset;
+    for (let k = 0; k < sb >> 2; k++) {
       words[(argsAt >> 2) + k] = words[(entryArgs >> 2) + k] as number;
-    const retLo = img.retLo;
-    const retHi = img.retHi;
+    }
     let newSp = argsAt;
     if (this.lrW < 0) {
-      // x86: push rbp at the top of the frame, then `call` pushes the return into the image.
-      words[(oldSp - this.ws) >> 2] = u[this.fpW] as number;
-      if (wide) words[((oldSp - this.ws) >> 2) + 1] = u[this.fpW + 1] as number;
+      // x86: rbp was pushed at the top of the frame; `call` pushes the return into the image.
       u[this.fpW] = base + oldSp - this.ws;
       newSp -= this.ws;
-      words[newSp >> 2] = retLo;
-      if (wide) words[(newSp >> 2) + 1] = retHi;
+      words[newSp >> 2] = img.retLo;
+      if (wide) words[(newSp >> 2) + 1] = img.retHi;
     } else {
-      // arm64/riscv: a {fp, lr} frame record at the top, then lr = the return into the image.
-      const rec = (oldSp - 16) >> 2;
-      words[rec] = u[this.fpW] as number;
-      words[rec + 1] = u[this.fpW + 1] as number;
-      words[rec + 2] = u[this.lrW] as number;
-      words[rec + 3] = u[this.lrW + 1] as number;
+      // arm64/riscv: the {fp, lr} record at the top, then lr = the return into the image.
       u[this.fpW] = base + oldSp - (this.arch === 'riscv64' ? 0 : 16);
       u[this.fpW + 1] = task.stackBaseHi;
-      u[this.lrW] = retLo;
-      u[this.lrW + 1] = retHi;
+      u[this.lrW] = img.retLo;
+      u[this.lrW + 1] = img.retHi;
     }
     u[this.spW] = base + newSp;
     img.inflight++;
     return ENTRY_CONTINUE;
   }
 
-  /** fmod_ret returned non-zero: the return value is the ret slot, fexit runs, no original. */
-  private skipOriginal(
+  /** Keeps fp (and lr where the return address is a register) at the top of the frame. */
+  private saveTop(u: Uint32Array, words: Uint32Array, oldSp: number): void {
+    if (this.lrW < 0) {
+      const at = (oldSp - this.ws) >> 2;
+      words[at] = u[this.fpW] as number;
+      if (this.ws === 8) words[at + 1] = u[this.fpW + 1] as number;
+    } else {
+      const rec = (oldSp - 16) >> 2;
+      words[rec] = u[this.fpW] as number;
+      words[rec + 1] = u[this.fpW + 1] as number;
+      words[rec + 2] = u[this.lrW] as number;
+      words[rec + 3] = u[this.lrW + 1] as number;
+    }
+  }
+
+  /**
+   * Back to the function-entry state after the programs ran (helpers may have run kernel code):
+   * argument registers from ctx, fp and lr from the frame top, ip, sp.
+   */
+  private restoreEntry(
     img: TrampImage,
     cpu: Cpu,
     fn: number,
     oldSp: number,
-    r: number,
-    ctxLo: number,
-    ctxHi: number,
+    a: number,
+    n: number,
   ): void {
+    const task = cpu.current as NonNullable<Cpu['current']>;
+    const u = cpu.regs.u32;
+    const words = task.stackWords;
+    const src = img.plan.src;
+    for (let h = 0; h < 2 * n; h++) {
+      const s = src[h] as number;
+      if (s >= 0) u[s] = words[a + h] as number;
+    }
+    this.restoreTop(u, words, oldSp, false);
+    u[this.ipW] = this.kernel.image.addrLo[fn] as number;
+    if (this.ws === 8) u[this.ipW + 1] = this.kernel.image.addrHi[fn] as number;
+    u[this.spW] = task.stackBaseLo + oldSp;
+  }
+
+  /** fp (and lr) from the frame top; with `toCaller`, ip becomes the saved return address. */
+  private restoreTop(u: Uint32Array, words: Uint32Array, oldSp: number, toCaller: boolean): void {
+    if (this.lrW < 0) {
+      const at = (oldSp - this.ws) >> 2;
+      u[this.fpW] = words[at] as number;
+      if (this.ws === 8) u[this.fpW + 1] = words[at + 1] as number;
+      if (toCaller) {
+        u[this.ipW] = words[oldSp >> 2] as number;
+        if (this.ws === 8) u[this.ipW + 1] = words[(oldSp >> 2) + 1] as number;
+      }
+    } else {
+      const rec = (oldSp - 16) >> 2;
+      u[this.fpW] = words[rec] as number;
+      u[this.fpW + 1] = words[rec + 1] as number;
+      u[this.lrW] = words[rec + 2] as number;
+      u[this.lrW + 1] = words[rec + 3] as number;
+      if (toCaller) {
+        u[this.ipW] = words[rec + 2] as number;
+        u[this.ipW + 1] = words[rec + 3] as number;
+      }
+    }
+  }
+
+  /**
+   * fmod_ret returned non-zero (fexit has run): the return value is the ret slot, and the call
+   * returns straight to the caller (override_function_with_return).
+   */
+  private skipOriginal(img: TrampImage, cpu: Cpu, fn: number, oldSp: number, r: number): void {
     const task = cpu.current as NonNullable<Cpu['current']>;
     const words = task.stackWords;
     const u = cpu.regs.u32;
     this.setReturn(img, u, fn, words[r] as number, words[r + 1] as number);
-    this.runFexit(img, cpu.id, ctxLo, ctxHi);
-    // Return straight to the caller (override_function_with_return).
-    if (this.lrW < 0) {
-      u[this.ipW] = words[oldSp >> 2] as number;
-      if (this.ws === 8) u[this.ipW + 1] = words[(oldSp >> 2) + 1] as number;
-      u[this.spW] = task.stackBaseLo + oldSp + this.ws;
-    } else {
-      u[this.ipW] = u[this.lrW] as number;
-      u[this.ipW + 1] = u[this.lrW + 1] as number;
-    }
+    this.restoreTop(u, words, oldSp, true);
+    u[this.spW] = task.stackBaseLo + oldSp + (this.lrW < 0 ? this.ws : 0);
   }
 
   private setReturn(img: TrampImage, u: Uint32Array, fn: number, lo: number, hi: number): void {
@@ -792,8 +842,7 @@ export class Trampolines {
     const base = task.stackBaseLo;
     const sp = (u[this.spW] as number) - base;
     const ctxOff = sp + (this.fnStack[fn] as number);
-    const top = this.lrW < 0 ? this.ws : 16;
-    const oldSp = ctxOff + CTX_BYTES + top;
+    const oldSp = ctxOff + CTX_BYTES + this.top;
     const n = this.fnSlots[fn] as number;
     const r = ((ctxOff + CTX_ARGS) >> 2) + 2 * n;
     const rs = img.plan.retSrc;
@@ -803,23 +852,10 @@ export class Trampolines {
     this.state.begin(c, this.kernel.image.functions[fn]?.addr as bigint, BPF_TRAMP_FEXIT);
     this.runFexit(img, c, base + ctxOff + CTX_ARGS, task.stackBaseHi);
     this.state.end(c);
-    if (this.lrW < 0) {
-      const fp = (oldSp - this.ws) >> 2;
-      u[this.fpW] = words[fp] as number;
-      if (this.ws === 8) u[this.fpW + 1] = words[fp + 1] as number;
-      u[this.ipW] = words[oldSp >> 2] as number;
-      if (this.ws === 8) u[this.ipW + 1] = words[(oldSp >> 2) + 1] as number;
-      u[this.spW] = base + oldSp + this.ws;
-    } else {
-      const rec = (oldSp - 16) >> 2;
-      u[this.fpW] = words[rec] as number;
-      u[this.fpW + 1] = words[rec + 1] as number;
-      u[this.ipW] = words[rec + 2] as number;
-      u[this.ipW + 1] = words[rec + 3] as number;
-      u[this.lrW] = words[rec + 2] as number;
-      u[this.lrW + 1] = words[rec + 3] as number;
-      u[this.spW] = base + oldSp;
-    }
+    // The caller gets the original's return value even if a helper ran kernel code meanwhile.
+    this.setReturn(img, u, fn, words[r] as number, words[r + 1] as number);
+    this.restoreTop(u, words, oldSp, true);
+    u[this.spW] = base + oldSp + (this.lrW < 0 ? this.ws : 0);
     if (--img.inflight === 0 && !img.installed) this.freeImage(img);
     return ENTRY_CONTINUE;
   }

@@ -659,3 +659,25 @@ describe('recursion', () => {
     },
   );
 });
+
+describe('interrupts inside a traced call', () => {
+  it.each(ARCHES)('%s: a hardirq that calls a traced function nests its own frame', (arch) => {
+    const { k, cpu, tr, mem } = boot(arch);
+    tr.attach(counter(mem), BPF_TRAMP_FEXIT, 'bpf_fentry_test1');
+    tr.attach(counter(mem + 8n), BPF_TRAMP_FEXIT, 'bpf_fentry_test2');
+    k.irqs.push({
+      name: 'timer',
+      context: 'hardirq',
+      periodNs: 5,
+      calls: [node(k, 'bpf_fentry_test1', [1], 2)],
+    });
+    const outer = { ...node(k, 'bpf_fentry_test2', [2, 3], 5), cost: 100 };
+    const sp0 = cpu.regs.stackPointer();
+    expect(k.run(cpu, outer)).toBeNull();
+    // The body's clock passes at least one period: the irq's call ran through its own frame.
+    expect(word(k, mem)).toBeGreaterThan(0n);
+    expect(word(k, mem + 8n)).toBe(1n);
+    expect(readReturn(k.callPlacement(k.image.indexOf('bpf_fentry_test2')), cpu.regs)).toBe(5n);
+    expect(cpu.regs.stackPointer()).toBe(sp0);
+  });
+});

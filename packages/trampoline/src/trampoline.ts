@@ -686,6 +686,7 @@ export class Trampolines {
     // helper reaches pushes its frames below, and clobbers nothing the original needs.
     this.saveTop(u, words, oldSp);
     u[this.spW] = base + ctxOff;
+    const calls = cpu.calls;
     const ctxLo = base + ctxOff + CTX_ARGS;
     const ctxHi = task.stackBaseHi;
     const st = this.state;
@@ -713,7 +714,9 @@ export class Trampolines {
       }
     }
     st.end(c);
-    this.restoreEntry(img, cpu, fn, oldSp, a, n);
+    // Only a helper that ran kernel code (a call on this CPU) can have changed registers.
+    if (cpu.calls !== calls) this.restoreEntry(img, cpu, fn, oldSp, a, n);
+    else u[this.spW] = base + oldSp;
     if (!img.callOrig) return ENTRY_CONTINUE;
     // Call the original from the image: copy stack args below the frame, link the frame record
     // for unwinders, and make the original return into the image.

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { VmError } from './errors.js';
 import { vmCli } from './cli.js';
 
-function cli(argv: string[], files: Record<string, string | Uint8Array>) {
+function cli(argv: string[], files: Record<string, string | Uint8Array>, stdin?: string) {
   let out = '';
   let err = '';
   const code = vmCli(argv, {
@@ -11,6 +11,7 @@ function cli(argv: string[], files: Record<string, string | Uint8Array>) {
       if (f === undefined) return new VmError('ENOENT', `no such file ${p}`);
       return typeof f === 'string' ? new TextEncoder().encode(f) : f;
     },
+    ...(stdin === undefined ? {} : { readStdin: () => stdin }),
     stdout: (t) => (out += t),
     stderr: (t) => (err += t),
   });
@@ -61,6 +62,19 @@ describe('vm cli', () => {
     expect(lines[0]).toMatch(/^ {4}0: r0 = 0 +r1=0x7f0000000000 r2=0x1 r10=0x/);
     expect(lines.filter((l) => l.includes('r0 += r1'))).toHaveLength(2);
     expect(lines.at(-1)).toBe('0x3');
+  });
+
+  it('plugin speaks the bpf_conformance protocol', () => {
+    const prog = '71 10 02 00 00 00 00 00 95 00 00 00 00 00 00 00';
+    expect(cli(['plugin', 'aa bb 11'], {}, prog)).toEqual({ code: 0, out: '11\n', err: '' });
+    expect(cli(['plugin', 'aa bb 11', '--jit'], {}, prog).out).toBe('11\n');
+    expect(cli(['plugin'], {}, prog)).toMatchObject({
+      code: 1,
+      err: 'EFAULT: insn 0: unmapped read of 1 byte(s) at 0x2\n',
+    });
+    expect(cli(['plugin', '--elf'], {}, prog).code).toBe(1);
+    expect(cli(['plugin'], {}, 'zz').err).toContain('program: EINVAL');
+    expect(cli(['plugin'], {}).code).toBe(1);
   });
 
   it('reports errors with positions and exit codes', () => {

@@ -1,5 +1,5 @@
 import { assemble } from './asm.js';
-import { CONFORMANCE_MEM_BASE, installConformanceHelpers } from './conformance.js';
+import { CONFORMANCE_MEM_BASE, installConformanceHelpers, runConformance } from './conformance.js';
 import { disassemble, formatInsn } from './disasm.js';
 import { VmError } from './errors.js';
 import { type Insn, decode, encode, parseHex, toHex } from './insn.js';
@@ -9,15 +9,48 @@ import { Vm } from './vm.js';
 
 export interface CliIo {
   readFile(path: string): Uint8Array | VmError;
+  /** All of standard input (the plugin reads its program there). */
+  readStdin?(): string;
   stdout(text: string): void;
   stderr(text: string): void;
 }
 
-export const VM_CLI_USAGE = `usage: vm asm FILE | vm disasm FILE [--conformance] | vm run FILE [--mem HEX | --mem-file F] [--trace] [--jit]
+export const VM_CLI_USAGE = `usage: vm asm FILE | vm disasm FILE [--conformance] | vm run FILE [--mem HEX | --mem-file F] [--trace] [--jit] | vm plugin [MEMHEX] [--jit]
   asm     assemble FILE (either syntax) and print the bytecode as hex
   disasm  disassemble FILE (hex text or raw bytecode) as llvm-objdump -d prints it
           (--conformance: in the bpf_conformance suite's syntax)
-  run     run FILE (assembly or hex bytecode) with the input memory at r1 and its length in r2`;
+  run     run FILE (assembly or hex bytecode) with the input memory at r1 and its length in r2
+  plugin  the bpf_conformance plugin: program hex on stdin, memory hex as argument, r0 hex out`;
+
+/** The bpf_conformance plugin protocol (see bin/conformance-plugin.ts). */
+function plugin(args: readonly string[], io: CliIo): number {
+  if (args.includes('--elf')) {
+    io.stderr('ELF input is not supported by this plugin; run without --elf\n');
+    return 1;
+  }
+  if (io.readStdin === undefined) {
+    io.stderr('plugin: no standard input available\n');
+    return 1;
+  }
+  const prog = parseHex(io.readStdin());
+  if (prog instanceof VmError) {
+    io.stderr(`program: ${prog.message}\n`);
+    return 1;
+  }
+  const memArg = args.find((a) => !a.startsWith('--'));
+  const mem = memArg === undefined ? new Uint8Array(0) : parseHex(memArg);
+  if (mem instanceof VmError) {
+    io.stderr(`memory: ${mem.message}\n`);
+    return 1;
+  }
+  const r0 = runConformance(prog, mem, 10_000_000, { jit: args.includes('--jit') });
+  if (r0 instanceof VmError) {
+    io.stderr(`${r0.message}\n`);
+    return 1;
+  }
+  io.stdout(`${r0.toString(16)}\n`);
+  return 0;
+}
 
 /** Bytecode from a file: hex text, assembly text, or raw bytes. */
 function loadInsns(bytes: Uint8Array, allowAsm: boolean): Insn[] | VmError {
@@ -43,6 +76,7 @@ function regs(vm: Vm): string {
 /** `tracelab vm asm|disasm|run`: returns the exit code (0 ok, 1 error, 2 usage). */
 export function vmCli(argv: readonly string[], io: CliIo): number {
   const [cmd, file, ...rest] = argv;
+  if (cmd === 'plugin') return plugin(argv.slice(1), io);
   if (cmd === undefined || file === undefined || !['asm', 'disasm', 'run'].includes(cmd)) {
     io.stderr(`${VM_CLI_USAGE}\n`);
     return 2;

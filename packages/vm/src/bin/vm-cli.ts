@@ -12,6 +12,7 @@ process.exitCode = vmCli(process.argv.slice(2), {
       return new VmError('ENOENT', (e as Error).message);
     }
   },
+  readStdin: () => readFileSync(0, 'utf8'),
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
 });

@@ -219,6 +219,62 @@ describe('call path', () => {
     },
   );
 
+  it.each(ARCHES)('%s: return hooks chain until real text is reached', (arch) => {
+    const { k, cpu } = boot(arch);
+    const info = archInfo(arch);
+    const hookA = k.allocText('hook_a', 16) as bigint;
+    const hookB = k.allocText('hook_b', 16) as bigint;
+    const caller = addrOf(k, 'ftrace_caller');
+    const ran: string[] = [];
+    let real = 0n;
+    // The entry hook sends the return to hook A; A passes it on to B; B restores the caller.
+    k.registerHandler(caller, 'ftrace_caller', (c) => {
+      if (info.ptRoles.lr === null) {
+        const sp = c.regs.stackPointer();
+        real = readWord(k)(sp);
+        k.mm.store(sp, info.wordSize as 4 | 8, hookA);
+      } else {
+        real = c.regs.read(info.ptRoles.lr);
+        c.regs.write(info.ptRoles.lr, hookA);
+      }
+      return ENTRY_CONTINUE;
+    });
+    k.registerHandler(hookA, 'hook_a', (c) => {
+      ran.push('a');
+      c.regs.setInstructionPointer(hookB);
+      return ENTRY_CONTINUE;
+    });
+    k.registerHandler(hookB, 'hook_b', (c) => {
+      ran.push('b');
+      c.regs.setInstructionPointer(real);
+      return ENTRY_CONTINUE;
+    });
+    patch(k, 'vfs_read', caller);
+    const sp = cpu.regs.stackPointer();
+    expect(k.run(cpu, node(k, { fn: 'vfs_read', ret: 3 }))).toBeNull();
+    expect(ran).toEqual(['a', 'b']);
+    expect(cpu.regs.returnValue()).toBe(3n);
+    expect(cpu.regs.stackPointer()).toBe(sp);
+  });
+
+  it('a return hook that returns to itself is a fault, not a hang', () => {
+    const { k, cpu } = boot('x86_64');
+    const loop = k.allocText('hook_loop', 16) as bigint;
+    const caller = addrOf(k, 'ftrace_caller');
+    k.registerHandler(caller, 'ftrace_caller', (c) => {
+      k.mm.store(c.regs.stackPointer(), 8, loop);
+      return ENTRY_CONTINUE;
+    });
+    k.registerHandler(loop, 'hook_loop', (c) => {
+      c.regs.setInstructionPointer(loop);
+      return ENTRY_CONTINUE;
+    });
+    patch(k, 'vfs_read', caller);
+    const f = k.run(cpu, node(k, { fn: 'vfs_read' }));
+    expect(f?.errno).toBe('ELOOP');
+    expect(f?.message).toMatch(/vfs_read: more than \d+ return hooks in a row/);
+  });
+
   it.each(ARCHES)(
     '%s: a trampoline runs the original with callOrig, then returns for it',
     (arch) => {

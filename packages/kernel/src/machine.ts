@@ -74,7 +74,7 @@ export type ArgGenerator = (n: number, rand: () => number) => number;
 /** A failed call, as a value: a memory fault or a broken kernel invariant. */
 export class KernelFault {
   constructor(
-    readonly errno: 'EFAULT' | 'EINVAL',
+    readonly errno: 'EFAULT' | 'EINVAL' | 'ELOOP',
     readonly message: string,
     readonly cpu: number,
     readonly pid: number,
@@ -150,6 +150,9 @@ export interface KernelOptions {
   readonly image: KernelImage;
   readonly cpus?: number;
 }
+
+/** Return hooks one return may pass through (return_to_handler, trampolines) before it is a loop. */
+const MAX_RETURN_HOOKS = 8;
 
 const THREAD_SIZE: Readonly<Record<ArchName, number>> = {
   x86_64: 16384,
@@ -600,7 +603,7 @@ export class Kernel {
   /** A fault value; it also aborts the calls in flight on this CPU. */
   private raise(
     cpu: Cpu,
-    errno: 'EFAULT' | 'EINVAL',
+    errno: 'EFAULT' | 'EINVAL' | 'ELOOP',
     msg: string,
     mf: MemFault | null,
   ): KernelFault {
@@ -609,7 +612,12 @@ export class Kernel {
     return f;
   }
 
-  private fail(cpu: Cpu, errno: 'EFAULT' | 'EINVAL', msg: string, mf: MemFault | null): false {
+  private fail(
+    cpu: Cpu,
+    errno: 'EFAULT' | 'EINVAL' | 'ELOOP',
+    msg: string,
+    mf: MemFault | null,
+  ): false {
     this.raise(cpu, errno, msg, mf);
     return false;
   }
@@ -736,19 +744,28 @@ export class Kernel {
       tHi = this.outHi;
       sp = (u[this.spW] as number) - task.stackBaseLo;
     }
-    // A return into hooked text (return_to_handler) runs the hook, which gives the real address.
-    if (tHi === this.textHi && this.handlers.size > 0) {
+    // A return into hooked text (return_to_handler) runs the hook, which gives the next address.
+    // Hooks chain: an fexit trampoline returns to the parent's return address, which fgraph may
+    // have replaced with return_to_handler, so keep running them until real text is reached.
+    for (let hops = 0; tHi === this.textHi && this.handlers.size > 0; hops++) {
       const h = this.handlers.get(tLo - this.textLo);
-      if (h !== undefined) {
-        this.setSp(cpu, task, sp);
-        u[ipW] = tLo;
-        if (wide) u[ipW + 1] = tHi;
-        h(cpu, fn);
-        if (cpu.fault !== null) return false;
-        tLo = u[ipW] as number;
-        tHi = wide ? (u[ipW + 1] as number) : 0;
-        sp = (u[this.spW] as number) - task.stackBaseLo;
+      if (h === undefined) break;
+      if (hops === MAX_RETURN_HOOKS) {
+        return this.fail(
+          cpu,
+          'ELOOP',
+          `${this.fnName(fn)}: more than ${MAX_RETURN_HOOKS} return hooks in a row`,
+          null,
+        );
       }
+      this.setSp(cpu, task, sp);
+      u[ipW] = tLo;
+      if (wide) u[ipW + 1] = tHi;
+      h(cpu, fn);
+      if (cpu.fault !== null) return false;
+      tLo = u[ipW] as number;
+      tHi = wide ? (u[ipW + 1] as number) : 0;
+      sp = (u[this.spW] as number) - task.stackBaseLo;
     }
     if (tLo !== retLo || tHi !== retHi) {
       const msg = `${this.fnName(fn)} returned to 0x${hex(tHi, tLo)}, not its caller 0x${hex(retHi, retLo)}`;

@@ -453,7 +453,7 @@ describe('direct calls', () => {
 });
 
 function decodeTarget(m: Machine, bytes: Uint8Array, addr: bigint): bigint {
-  const text = m.image.text;
+  const text = m.kernel.text;
   const off = Number(addr - m.image.textBase);
   const saved = text.slice(off, off + bytes.length);
   text.set(bytes, off);

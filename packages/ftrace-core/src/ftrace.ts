@@ -249,7 +249,7 @@ export class Ftrace {
     }
     const ft = new Ftrace(kernel, caller, regsCaller);
     const nop = ft.nopBytes;
-    const text = kernel.image.text;
+    const text = kernel.text;
     for (const f of ft.table.functions) {
       const off = kernel.image.textOffset(f.id);
       for (let i = 0; i < nop.length; i++) {

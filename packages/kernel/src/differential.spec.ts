@@ -56,7 +56,7 @@ describe('traced versus untraced execution', () => {
         const d = new EntryDecoder(arch);
         for (const f of image.functions) {
           if (!f.traceable) continue;
-          const kind = d.decode(image.text, image.textOffset(f.index));
+          const kind = d.decode(k.text, image.textOffset(f.index));
           expect(kind === ENTRY_CALL).toBe(patched.has(f.name) && !unpatch.has(f.name));
         }
         return { log, hits };

@@ -257,6 +257,19 @@ describe('call path', () => {
     expect(cpu.regs.stackPointer()).toBe(sp);
   });
 
+  it('kernels built on one image patch their own text', () => {
+    const image = KernelImage.builtin('x86_64') as KernelImage;
+    const a = new Kernel({ image });
+    const b = new Kernel({ image });
+    const fn = image.indexOf('vfs_read');
+    const before = b.entryBytes(fn);
+    const call = encodeEntryCall('x86_64', addrOf(a, 'vfs_read'), addrOf(a, 'ftrace_caller'));
+    if (call instanceof Error) throw call;
+    expect(a.textPoke(addrOf(a, 'vfs_read'), call, 'test')).toBeNull();
+    expect(a.entryBytes(fn)).toEqual(call);
+    expect(b.entryBytes(fn)).toEqual(before);
+  });
+
   it('a return hook that returns to itself is a fault, not a hang', () => {
     const { k, cpu } = boot('x86_64');
     const loop = k.allocText('hook_loop', 16) as bigint;

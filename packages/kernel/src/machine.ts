@@ -253,6 +253,8 @@ export class Kernel {
   /** kmalloc starts above the boot-time file table. */
   private objectNext = FILE_TABLE_SIZE;
   private readonly objects: Region;
+  /** This kernel's text bytes, a copy of the image's: read them here, change them with textPoke. */
+  readonly text: Uint8Array;
   private slotCount = 0;
   private nextPid = 1;
 
@@ -263,11 +265,13 @@ export class Kernel {
     this.image = image;
     this.ws = this.info.wordSize;
     this.mm = new AddressSpace({ strictAlignment: false });
+    // Each kernel patches its own copy: kernels built on one image must not see each other's pokes.
+    this.text = image.text.slice();
     this.textRegion = this.mapOrThrow(
       'kernel_text',
       image.textBase,
       PROT_READ | PROT_EXEC,
-      image.text,
+      this.text,
     );
     this.objects = this.mapOrThrow(
       'kmalloc',
@@ -278,7 +282,7 @@ export class Kernel {
     this.bootFiles();
     this.textHi = Number(image.textBase >> 32n);
     this.textLo = Number(image.textBase & 0xffffffffn);
-    this.textSize = image.text.length;
+    this.textSize = this.text.length;
     this.trampolineNext = image.trampolineOffset;
     this.plans = new Array<CallPlan | undefined>(image.count);
     this.decoder = new EntryDecoder(this.arch);
@@ -400,7 +404,7 @@ export class Kernel {
         `text_poke ${reason}: 0x${addr.toString(16)}+${bytes.length} is not kernel text`,
       );
     }
-    const text = this.image.text;
+    const text = this.text;
     const old = text.slice(off, off + bytes.length);
     text.set(bytes, off);
     this.pokes.push({ seq: this.pokes.length + 1, addr, old, new: bytes.slice(), reason });
@@ -415,7 +419,7 @@ export class Kernel {
   /** The current bytes of function i's patchable entry. */
   entryBytes(fn: number): Uint8Array {
     const off = this.image.textOffset(fn);
-    return this.image.text.slice(off, off + entrySiteInfo(this.arch).size);
+    return this.text.slice(off, off + entrySiteInfo(this.arch).size);
   }
 
   /** Function i's entry site decoded, with a disassembly line. */
@@ -694,7 +698,7 @@ export class Kernel {
     let bodyFn = fn;
     let skip = false;
     if (image.traceable[fn] === 1) {
-      const kind = this.decoder.decode(image.text, fnLo - this.textLo);
+      const kind = this.decoder.decode(this.text, fnLo - this.textLo);
       if (kind === ENTRY_CALL) {
         const target = fnLo - this.textLo + this.decoder.disp;
         const h = this.handlers.get(target);

@@ -1,1 +1,12 @@
-export {};
+export { Engine, type EngineOptions, type WorkloadResult } from './engine.js';
+export { Tracefs, type WriteOptions } from './tracefs.js';
+export {
+  DEFAULT_BUFFER_SIZE_KB,
+  GRAPH_OPTIONS,
+  TRACERS,
+  TRACING_LOG_ERRS_MAX,
+  TraceArray,
+  type TracerName,
+} from './trace-array.js';
+export { Bpf, BpfLoadError, type LinkAttr, type LoadedProg, type ProgLoadAttr } from './bpf.js';
+export { asTracelab } from './errors.js';

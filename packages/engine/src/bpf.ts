@@ -1,0 +1,472 @@
+import type { PtRegs } from '@tracelab/arch-isa';
+import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
+import {
+  kprobeMultiLinkAttach,
+  type KprobeMultiLink,
+  BPF_F_KPROBE_MULTI_RETURN,
+} from '@tracelab/fprobe';
+import { kernelEnv } from '@tracelab/kernel';
+import { BpfObject, mapTypeName, verifyObject } from '@tracelab/loader';
+import {
+  BPF_FUNC_get_func_ip,
+  BPF_TRAMP_FENTRY,
+  BPF_TRAMP_FEXIT,
+  BPF_TRAMP_MODIFY_RETURN,
+  type BpfTracingLink,
+  type BpfTrampProgType,
+} from '@tracelab/trampoline';
+import {
+  verify,
+  type MapDef,
+  type MapType,
+  type ProgType,
+  type AttachType,
+} from '@tracelab/verifier';
+import {
+  BPF_PSEUDO_MAP_FD,
+  BPF_PSEUDO_MAP_IDX,
+  BPF_PSEUDO_MAP_IDX_VALUE,
+  BPF_PSEUDO_MAP_VALUE,
+  installHelpers,
+  mapResolver,
+  Program,
+  Vm,
+  VmError,
+  type BpfMap,
+  type Insn,
+  type MapAttr,
+} from '@tracelab/vm';
+import type { Engine } from './engine.js';
+import { asTracelab, attempt } from './errors.js';
+
+/** A rejected BPF_PROG_LOAD: the verifier's errno and message, and its log as the kernel fills it. */
+export class BpfLoadError extends TracelabError {
+  constructor(
+    code: ErrnoCode,
+    message: string,
+    readonly log: string,
+  ) {
+    super(code, message);
+  }
+}
+
+export interface ProgLoadAttr {
+  readonly insns: readonly Insn[];
+  readonly progType: ProgType;
+  /** fentry/fexit/fmod_ret for tracing programs. */
+  readonly attachType?: AttachType;
+  /** attach_btf_id by name: the function a tracing program is verified against. */
+  readonly attachTarget?: string;
+  readonly name?: string;
+  readonly logLevel?: 0 | 1 | 2;
+}
+
+export interface LoadedProg {
+  readonly fd: number;
+  readonly name: string;
+  readonly progType: ProgType;
+  readonly attachType: AttachType | undefined;
+  /** The section's target (fentry/vfs_read -> vfs_read), '' when none. */
+  readonly attachTarget: string;
+  readonly log: string;
+}
+
+/** BPF_LINK_CREATE: a trampoline link (fentry/fexit/fmod_ret) or a kprobe_multi link. */
+export type LinkAttr =
+  | {
+      readonly attachType: 'fentry' | 'fexit' | 'fmod_ret';
+      readonly targets?: string | readonly string[];
+    }
+  | {
+      readonly attachType: 'kprobe_multi';
+      readonly syms?: readonly string[];
+      readonly pattern?: string;
+      readonly cookies?: readonly bigint[];
+      readonly retprobe?: boolean;
+    };
+
+interface ProgEntry {
+  readonly kind: 'prog';
+  readonly prog: Program;
+  readonly info: LoadedProg;
+}
+interface MapEntry {
+  readonly kind: 'map';
+  readonly map: BpfMap;
+}
+interface LinkEntry {
+  readonly kind: 'link';
+  readonly detach: () => TracelabError | null;
+}
+type FdEntry = ProgEntry | MapEntry | LinkEntry;
+
+const TRAMP_KIND: Readonly<Record<'fentry' | 'fexit' | 'fmod_ret', BpfTrampProgType>> = {
+  fentry: BPF_TRAMP_FENTRY,
+  fexit: BPF_TRAMP_FEXIT,
+  fmod_ret: BPF_TRAMP_MODIFY_RETURN,
+};
+
+const PROG_TYPE: Readonly<Record<string, ProgType>> = {
+  SOCKET_FILTER: 'socket_filter',
+  KPROBE: 'kprobe',
+  TRACEPOINT: 'tracepoint',
+  PERF_EVENT: 'perf_event',
+  RAW_TRACEPOINT: 'raw_tracepoint',
+  TRACING: 'tracing',
+  SYSCALL: 'syscall',
+};
+
+const ATTACH_TYPE: Readonly<Record<string, AttachType>> = {
+  BPF_TRACE_FENTRY: 'fentry',
+  BPF_TRACE_FEXIT: 'fexit',
+  BPF_MODIFY_RETURN: 'fmod_ret',
+};
+
+/** lddw: the one opcode whose src names a map. */
+const BPF_LD_IMM64 = 0x18;
+
+/** Where kprobe_multi programs' per-CPU BPF stacks go, below the engine's map area. */
+const KPROBE_STACK_OFFSET = 0x10000000n;
+
+/**
+ * The bpf() syscall of one engine: fds for maps, programs and links in one table, as the kernel
+ * hands them out (lowest free number from 3), over the engine's map table and the layers'
+ * attach points.
+ */
+export class Bpf {
+  private readonly fds = new Map<number, FdEntry>();
+  private kprobeVms: Vm[] | null = null;
+  private pt: bigint[] = [];
+  /** The probed function of the run in progress on each CPU (bpf_get_func_ip). */
+  private readonly entryIp: bigint[] = [];
+
+  constructor(private readonly engine: Engine) {}
+
+  private alloc(entry: FdEntry): number {
+    let fd = 3;
+    while (this.fds.has(fd)) fd++;
+    this.fds.set(fd, entry);
+    return fd;
+  }
+
+  private entry<K extends FdEntry['kind']>(
+    fd: number,
+    kind: K,
+  ): Extract<FdEntry, { kind: K }> | TracelabError {
+    const e = this.fds.get(fd);
+    if (e === undefined || e.kind !== kind)
+      return new TracelabError('EBADF', `fd ${fd} is not a ${kind}`);
+    return e as Extract<FdEntry, { kind: K }>;
+  }
+
+  /** close(fd): a link detaches; maps and programs stay while something holds them. */
+  close(fd: number): TracelabError | null {
+    const e = this.fds.get(fd);
+    if (e === undefined) return new TracelabError('EBADF', `fd ${fd} is not open`);
+    if (e.kind === 'link') {
+      const err = e.detach();
+      if (err !== null) return err;
+    }
+    this.fds.delete(fd);
+    return null;
+  }
+
+  // ---- maps ----
+
+  /** BPF_MAP_CREATE. */
+  mapCreate(attr: MapAttr): number | TracelabError {
+    const m = this.engine.maps.create(attr);
+    return m instanceof VmError ? asTracelab(m) : this.alloc({ kind: 'map', map: m });
+  }
+
+  map(fd: number): BpfMap | TracelabError {
+    const e = this.entry(fd, 'map');
+    return e instanceof TracelabError ? e : e.map;
+  }
+
+  /** BPF_MAP_LOOKUP_ELEM. */
+  mapLookup(fd: number, key: Uint8Array): Uint8Array | TracelabError {
+    const m = this.map(fd);
+    if (m instanceof TracelabError) return m;
+    const v = m.lookup(key);
+    return v instanceof VmError ? asTracelab(v) : v;
+  }
+
+  /** BPF_MAP_UPDATE_ELEM with BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
+  mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags = 0): TracelabError | null {
+    const m = this.map(fd);
+    if (m instanceof TracelabError) return m;
+    const err = m.update(key, value, flags);
+    return err === null ? null : asTracelab(err);
+  }
+
+  /** BPF_MAP_DELETE_ELEM. */
+  mapDelete(fd: number, key: Uint8Array): TracelabError | null {
+    const m = this.map(fd);
+    if (m instanceof TracelabError) return m;
+    const err = m.delete(key);
+    return err === null ? null : asTracelab(err);
+  }
+
+  /** BPF_MAP_GET_NEXT_KEY: null key gives the first; ENOENT after the last. */
+  mapGetNextKey(fd: number, key: Uint8Array | null): Uint8Array | TracelabError {
+    const m = this.map(fd);
+    if (m instanceof TracelabError) return m;
+    const k = m.getNextKey(key);
+    return k instanceof VmError ? asTracelab(k) : k;
+  }
+
+  /** Every (key, value) of a map, walked with get_next_key as bpftool map dump does. */
+  mapEntries(fd: number): [Uint8Array, Uint8Array][] | TracelabError {
+    const out: [Uint8Array, Uint8Array][] = [];
+    let key: Uint8Array | null = null;
+    for (;;) {
+      const next = this.mapGetNextKey(fd, key);
+      if (next instanceof TracelabError) return next.code === 'ENOENT' ? out : next;
+      const value = this.mapLookup(fd, next);
+      // A key deleted between the two calls is skipped, as a dump racing an update does.
+      if (!(value instanceof TracelabError)) out.push([next, value]);
+      key = next;
+    }
+  }
+
+  // ---- programs ----
+
+  /** BPF_PROG_LOAD of raw instructions; lddw of a map takes the map's fd (src 1 or 2). */
+  progLoad(attr: ProgLoadAttr): LoadedProg | BpfLoadError {
+    const maps = new Map<number, MapDef>();
+    for (const [fd, e] of this.fds) if (e.kind === 'map') maps.set(fd, verifierMap(e.map));
+    const btf = this.engine.kernel.image.btf;
+    const r = verify([...attr.insns], {
+      progType: attr.progType,
+      maps,
+      arch: this.engine.arch,
+      logLevel: attr.logLevel ?? 1,
+      ...(attr.attachType !== undefined ? { attachType: attr.attachType } : {}),
+      ...(attr.attachTarget !== undefined ? { attachTarget: attr.attachTarget } : {}),
+      ...(btf !== null ? { btf } : {}),
+    });
+    if (!r.ok) {
+      return new BpfLoadError(r.errnoName ?? 'EINVAL', r.error?.message ?? 'rejected', r.log);
+    }
+    const resolve = mapResolver(this.engine.maps);
+    const prog = Program.load(attr.insns, {
+      name: attr.name ?? 'prog',
+      resolveLddw: (i, index) => {
+        if (i.src !== BPF_PSEUDO_MAP_FD && i.src !== BPF_PSEUDO_MAP_VALUE) return resolve(i, index);
+        const m = this.map(i.imm);
+        if (m instanceof TracelabError)
+          return new VmError('EBADF', `insn ${index}: fd ${i.imm} is not a map`);
+        return resolve({ ...i, imm: m.id }, index);
+      },
+    });
+    if (prog instanceof VmError)
+      return new BpfLoadError(prog.errno as ErrnoCode, prog.message, r.log);
+    return this.addProg(
+      prog,
+      attr.name ?? 'prog',
+      attr.progType,
+      attr.attachType,
+      attr.attachTarget ?? '',
+      r.log,
+    );
+  }
+
+  private addProg(
+    prog: Program,
+    name: string,
+    progType: ProgType,
+    attachType: AttachType | undefined,
+    attachTarget: string,
+    log: string,
+  ): LoadedProg {
+    const info = { fd: 0, name, progType, attachType, attachTarget, log };
+    const fd = this.alloc({ kind: 'prog', prog, info });
+    const full = { ...info, fd };
+    this.fds.set(fd, { kind: 'prog', prog, info: full });
+    return full;
+  }
+
+  /**
+   * libbpf's bpf_object__load over this engine: the object's maps are created here
+   * (BPF_MAP_CREATE, global data filled), every program is verified against the kernel's BTF
+   * and loaded with its maps' fds. Nothing is kept if any program is rejected.
+   */
+  loadObject(
+    bytes: Uint8Array,
+    options: { logLevel?: 0 | 1 | 2; programs?: readonly string[] } = {},
+  ): { programs: LoadedProg[]; maps: Map<string, number> } | BpfLoadError {
+    const obj = attempt(() => BpfObject.open(bytes));
+    if (obj instanceof TracelabError) return new BpfLoadError(obj.code, obj.message, '');
+    // bpf_program__set_autoload(): only the programs named are verified and loaded.
+    const autoload = (name: string): boolean =>
+      options.programs === undefined || options.programs.includes(name);
+    const btf = this.engine.kernel.image.btf;
+    // CO-RE relocations resolve against the simulated kernel's own BTF.
+    if (btf !== null) obj.setTargetBtf(btf);
+    const verdicts = attempt(() =>
+      verifyObject(obj, {
+        arch: this.engine.arch,
+        logLevel: options.logLevel ?? 1,
+        ...(btf !== null ? { btf } : {}),
+      }),
+    );
+    if (verdicts instanceof TracelabError)
+      return new BpfLoadError(verdicts.code, verdicts.message, '');
+    for (const v of verdicts) {
+      if (autoload(v.name) && !v.result.ok) {
+        return new BpfLoadError(
+          v.result.errnoName ?? 'EINVAL',
+          `${v.name}: ${v.result.error?.message ?? 'rejected'}`,
+          v.result.log,
+        );
+      }
+    }
+    const linked = attempt(() => obj.link());
+    if (linked instanceof TracelabError) return new BpfLoadError(linked.code, linked.message, '');
+    const mapFds: number[] = [];
+    const undo = (err: TracelabError): BpfLoadError => {
+      for (const fd of mapFds) this.fds.delete(fd);
+      return new BpfLoadError(err.code, err.message, '');
+    };
+    for (const def of obj.parsed.maps) {
+      const fd = this.mapCreate({
+        type: def.type,
+        keySize: def.keySize,
+        valueSize: def.valueSize,
+        maxEntries: def.maxEntries,
+        name: def.name,
+      });
+      if (fd instanceof TracelabError) return undo(fd);
+      mapFds.push(fd);
+      const init = def.source === 'kconfig' ? linked.kconfigData : def.data;
+      if (init !== undefined) {
+        const err = this.mapUpdate(fd, new Uint8Array(4), init);
+        if (err !== null) return undo(err);
+      }
+    }
+    const programs: Program[] = [];
+    const chosen = linked.programs.filter((lp) => autoload(lp.def.name));
+    for (const lp of chosen) {
+      const insns = lp.insns.map((i) =>
+        i.code === BPF_LD_IMM64 &&
+        (i.src === BPF_PSEUDO_MAP_IDX || i.src === BPF_PSEUDO_MAP_IDX_VALUE)
+          ? {
+              ...i,
+              src: i.src === BPF_PSEUDO_MAP_IDX ? BPF_PSEUDO_MAP_FD : BPF_PSEUDO_MAP_VALUE,
+              imm: mapFds[i.imm] ?? -1,
+            }
+          : i,
+      );
+      const resolve = mapResolver(this.engine.maps);
+      const prog = Program.load(insns, {
+        name: lp.def.name,
+        resolveLddw: (i, index) => {
+          if (i.src !== BPF_PSEUDO_MAP_FD && i.src !== BPF_PSEUDO_MAP_VALUE)
+            return resolve(i, index);
+          const m = this.map(i.imm);
+          if (m instanceof TracelabError) return new VmError('EBADF', `insn ${index}: no map`);
+          return resolve({ ...i, imm: m.id }, index);
+        },
+      });
+      if (prog instanceof VmError) return undo(asTracelab(prog));
+      programs.push(prog);
+    }
+    const loaded = chosen.map((lp, k) => {
+      const v = verdicts.find((x) => x.name === lp.def.name);
+      const sec = lp.def.info.def;
+      return this.addProg(
+        programs[k] as Program,
+        lp.def.name,
+        PROG_TYPE[sec.progType] ?? 'kprobe',
+        sec.attachType === undefined ? undefined : ATTACH_TYPE[sec.attachType],
+        lp.def.info.attachTarget,
+        v?.result.log ?? '',
+      );
+    });
+    const maps = new Map(obj.parsed.maps.map((m, k) => [m.name, mapFds[k] as number]));
+    return { programs: loaded, maps };
+  }
+
+  // ---- links ----
+
+  /** BPF_LINK_CREATE; close(fd) of the link detaches it. */
+  linkCreate(progFd: number, attr: LinkAttr): number | TracelabError {
+    const p = this.entry(progFd, 'prog');
+    if (p instanceof TracelabError) return p;
+    if (attr.attachType === 'kprobe_multi') return this.kprobeMulti(p, attr);
+    if (p.info.progType !== 'tracing') {
+      return new TracelabError('EINVAL', `prog fd ${progFd} is ${p.info.progType}, not tracing`);
+    }
+    const targets = attr.targets ?? p.info.attachTarget;
+    const link = this.engine.trampolines.attach(p.prog, TRAMP_KIND[attr.attachType], targets);
+    if (link instanceof TracelabError) return link;
+    const tracing: BpfTracingLink = link;
+    return this.alloc({ kind: 'link', detach: () => this.engine.trampolines.detach(tracing) });
+  }
+
+  private kprobeMulti(
+    p: ProgEntry,
+    attr: Extract<LinkAttr, { attachType: 'kprobe_multi' }>,
+  ): number | TracelabError {
+    if (p.info.progType !== 'kprobe') {
+      return new TracelabError(
+        'EINVAL',
+        `kprobe_multi needs a kprobe program, not ${p.info.progType}`,
+      );
+    }
+    const vms = this.kprobeCpus();
+    if (vms instanceof TracelabError) return vms;
+    const mm = this.engine.kernel.mm;
+    const prog = p.prog;
+    const run = (regs: PtRegs, ctx: { entryIp: bigint; cpu: { id: number } }): number => {
+      const cpu = ctx.cpu.id;
+      this.entryIp[cpu] = ctx.entryIp;
+      const vm = vms[cpu] as Vm;
+      const at = this.pt[cpu] as bigint;
+      // The program reads its pt_regs from memory, as the kernel passes a pointer to it.
+      mm.write(at, regs.bytes);
+      vm.run(prog, at);
+      return Number(BigInt.asUintN(32, vm.r0));
+    };
+    const link = kprobeMultiLinkAttach(this.engine.fprobes, run, {
+      ...(attr.syms !== undefined ? { syms: attr.syms } : {}),
+      ...(attr.pattern !== undefined ? { pattern: attr.pattern } : {}),
+      ...(attr.cookies !== undefined ? { cookies: attr.cookies } : {}),
+      flags: attr.retprobe === true ? BPF_F_KPROBE_MULTI_RETURN : 0,
+    });
+    if (link instanceof TracelabError) return link;
+    const km: KprobeMultiLink = link;
+    return this.alloc({ kind: 'link', detach: () => km.detach() });
+  }
+
+  /** One vm per CPU for kprobe programs, with the map and kernel helpers, and a pt_regs slot. */
+  private kprobeCpus(): Vm[] | TracelabError {
+    if (this.kprobeVms !== null) return this.kprobeVms;
+    const kernel = this.engine.kernel;
+    const base = this.engine.mapBase - KPROBE_STACK_OFFSET;
+    const vms: Vm[] = [];
+    for (const cpu of kernel.cpus) {
+      const vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id) * 0x10000n });
+      if (vm instanceof VmError) return asTracelab(vm);
+      installHelpers(vm, this.engine.maps, kernelEnv(kernel, cpu.id));
+      vm.setHelper(BPF_FUNC_get_func_ip, () => this.entryIp[cpu.id] ?? 0n);
+      const slot = kernel.kmalloc(512);
+      if (typeof slot !== 'bigint') return asTracelab(slot);
+      this.pt.push(slot);
+      vms.push(vm);
+    }
+    this.kprobeVms = vms;
+    return vms;
+  }
+}
+
+function verifierMap(m: BpfMap): MapDef {
+  return {
+    type: mapTypeName(m.attr.type) as MapType,
+    keySize: m.attr.keySize,
+    valueSize: m.attr.valueSize,
+    maxEntries: m.attr.maxEntries,
+    name: m.name,
+  };
+}

@@ -1,0 +1,180 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { TracelabError } from '@tracelab/contracts';
+import {
+  BPF_MAP_TYPE_ARRAY,
+  BPF_MAP_TYPE_HASH,
+  BPF_PSEUDO_MAP_FD,
+  assemble,
+  VmError,
+  type Insn,
+} from '@tracelab/vm';
+import { describe, expect, it } from 'vitest';
+import { Engine } from './engine.js';
+
+function engine(): Engine {
+  const e = Engine.create({ arch: 'x86_64', cpus: 2, seed: 3 });
+  if (e instanceof TracelabError) throw e;
+  return e;
+}
+
+function ok<T>(v: T): Exclude<T, Error> {
+  if (v instanceof Error) throw v;
+  return v as Exclude<T, Error>;
+}
+
+function le64(n: bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, n, true);
+  return b;
+}
+
+describe('Engine', () => {
+  it('runs a built-in workload to completion, the same way for the same seed', () => {
+    const traces = [1, 2].map(() => {
+      const e = engine();
+      ok(e.tracefs.write('current_tracer', 'function'));
+      const r = ok(e.run('syscalls'));
+      expect(r.fault).toBeNull();
+      expect(r.calls).toBeGreaterThan(0);
+      return ok(e.tracefs.read('trace'));
+    });
+    expect(traces[0]).toBe(traces[1]);
+    expect(traces[0]).toContain('vfs_read');
+  });
+
+  it('runs a workload again on the tasks it created before', () => {
+    const e = engine();
+    ok(e.run('syscalls'));
+    const again = ok(e.run('syscalls'));
+    expect(again.fault).toBeNull();
+    expect(e.generation).toBe(2);
+  });
+
+  it('keeps two engines on separate images', () => {
+    const a = engine();
+    const b = engine();
+    ok(a.tracefs.write('current_tracer', 'function'));
+    expect(ok(a.tracefs.read('enabled_functions'))).not.toBe('');
+    expect(ok(b.tracefs.read('enabled_functions'))).toBe('');
+  });
+
+  it('reports an unknown built-in workload as ENOENT or EINVAL', () => {
+    const r = engine().run('no-such-workload');
+    expect(r).toBeInstanceOf(TracelabError);
+  });
+});
+
+const fixture = (name: string): Uint8Array =>
+  readFileSync(fileURLToPath(new URL(`../../loader/testdata/${name}`, import.meta.url)));
+
+describe('bpf()', () => {
+  it('creates, updates, looks up, iterates and deletes map elements with kernel errnos', () => {
+    const e = engine();
+    const fd = ok(
+      e.bpf.mapCreate({ type: BPF_MAP_TYPE_HASH, keySize: 8, valueSize: 8, maxEntries: 4 }),
+    );
+    expect(fd).toBe(3);
+    expect(e.bpf.mapUpdate(fd, le64(1n), le64(10n))).toBeNull();
+    expect(e.bpf.mapUpdate(fd, le64(2n), le64(20n))).toBeNull();
+    expect((e.bpf.mapUpdate(fd, le64(1n), le64(11n), 1) as TracelabError).code).toBe('EEXIST');
+    expect(ok(e.bpf.mapLookup(fd, le64(2n)))).toEqual(le64(20n));
+    expect(ok(e.bpf.mapEntries(fd)).length).toBe(2);
+    expect(e.bpf.mapDelete(fd, le64(2n))).toBeNull();
+    expect((e.bpf.mapLookup(fd, le64(2n)) as TracelabError).code).toBe('ENOENT');
+    expect((e.bpf.mapLookup(99, le64(2n)) as TracelabError).code).toBe('EBADF');
+  });
+
+  it('rejects a program with the verifier errno and log, and loads a good one', () => {
+    const e = engine();
+    const map = ok(
+      e.bpf.mapCreate({ type: BPF_MAP_TYPE_HASH, keySize: 8, valueSize: 8, maxEntries: 4 }),
+    );
+    const bad = withMapFd(
+      `r1 = 0\n*(u64 *)(r10 - 8) = r1\nr2 = r10\nr2 += -8\nr1 = ${map} ll\ncall 1\nr0 = *(u64 *)(r0 + 0)\nexit`,
+    );
+    const rejected = e.bpf.progLoad({ insns: bad, progType: 'kprobe' });
+    expect(rejected).toBeInstanceOf(TracelabError);
+    expect((rejected as TracelabError).code).toBe('EACCES');
+    expect('log' in rejected && rejected.log).toContain("invalid mem access 'map_value_or_null'");
+    const good = assemble('r0 = 0\nexit');
+    if (good instanceof VmError) throw good;
+    const loaded = ok(e.bpf.progLoad({ insns: good, progType: 'kprobe' }));
+    expect(loaded.fd).toBe(4);
+  });
+
+  it('loads the chosen programs of a clang object with its maps', () => {
+    const e = engine();
+    const obj = ok(e.bpf.loadObject(fixture('counts.bpfel.o'), { programs: ['count_kprobe'] }));
+    expect(obj.programs.map((p) => [p.name, p.progType, p.attachTarget])).toEqual([
+      ['count_kprobe', 'kprobe', 'do_sys_openat2'],
+    ]);
+    expect(ok(e.bpf.map(obj.maps.get('calls') ?? -1)).attr.maxEntries).toBe(1024);
+  });
+
+  it('counts vfs_read calls through an fentry link until the link is closed', () => {
+    const e = engine();
+    const map = ok(
+      e.bpf.mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 }),
+    );
+    const prog = ok(
+      e.bpf.progLoad({
+        insns: withMapFd(COUNT(map)),
+        progType: 'tracing',
+        attachType: 'fentry',
+        attachTarget: 'vfs_read',
+      }),
+    );
+    const link = ok(e.bpf.linkCreate(prog.fd, { attachType: 'fentry' }));
+    ok(e.tracefs.write('set_ftrace_filter', 'vfs_read'));
+    ok(e.tracefs.write('current_tracer', 'function'));
+    ok(e.run('syscalls'));
+    const calls = ok(e.tracefs.read('trace'))
+      .split('\n')
+      .filter((l) => / vfs_read <-/.test(l));
+    const count = (): bigint =>
+      new DataView(ok(e.bpf.mapLookup(map, new Uint8Array(4))).buffer).getBigUint64(0, true);
+    expect(count()).toBe(BigInt(calls.length));
+    expect(count()).toBeGreaterThan(0n);
+    const before = count();
+    expect(e.bpf.close(link)).toBeNull();
+    ok(e.run('syscalls'));
+    expect(count()).toBe(before);
+  });
+
+  it('runs a kprobe program on every vfs_* call through a kprobe_multi link', () => {
+    const e = engine();
+    const map = ok(
+      e.bpf.mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 }),
+    );
+    const insns = withMapFd(COUNT(map));
+    const prog = ok(e.bpf.progLoad({ insns, progType: 'kprobe' }));
+    const link = ok(e.bpf.linkCreate(prog.fd, { attachType: 'kprobe_multi', pattern: 'vfs_*' }));
+    // The function tracer on the same functions counts the calls the program should see.
+    ok(e.tracefs.write('set_ftrace_filter', 'vfs_*'));
+    ok(e.tracefs.write('current_tracer', 'function'));
+    ok(e.run('syscalls'));
+    const lines = ok(e.tracefs.read('trace'))
+      .split('\n')
+      .filter((l) => / vfs_\w+ <-/.test(l));
+    const count = new DataView(ok(e.bpf.mapLookup(map, new Uint8Array(4))).buffer).getBigUint64(
+      0,
+      true,
+    );
+    expect(count).toBe(BigInt(lines.length));
+    expect(count).toBeGreaterThan(0n);
+    expect(e.bpf.close(link)).toBeNull();
+    expect((e.bpf.close(link) as TracelabError).code).toBe('EBADF');
+  });
+});
+
+/** Adds one to element 0 of an array map. */
+const COUNT = (map: number): string =>
+  `r1 = 0\n*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\nr1 = ${map} ll\ncall 1\nif r0 == 0 goto +2\nr1 = 1\nlock *(u64 *)(r0 + 0) += r1\nr0 = 0\nexit`;
+
+/** Assembles a program whose `rN = FD ll` loads a map by fd (BPF_PSEUDO_MAP_FD). */
+function withMapFd(text: string): Insn[] {
+  const insns = assemble(text);
+  if (insns instanceof VmError) throw insns;
+  return insns.map((i) => (i.code === 0x18 && i.imm > 0 ? { ...i, src: BPF_PSEUDO_MAP_FD } : i));
+}

@@ -1,0 +1,228 @@
+import type { ArchName } from '@tracelab/arch-isa';
+import { TracelabError } from '@tracelab/contracts';
+import { Fgraph } from '@tracelab/fgraph';
+import { Fprobes } from '@tracelab/fprobe';
+import { Ftrace } from '@tracelab/ftrace-core';
+import {
+  builtinWorkload,
+  compileWorkload,
+  Kernel,
+  KernelError,
+  kernelEnv,
+  loadImage,
+  parseWorkload,
+  type CallNode,
+  type Cpu,
+  type Task,
+  type WorkloadSpec,
+} from '@tracelab/kernel';
+import { Trampolines } from '@tracelab/trampoline';
+import { installHelpers, MapTable } from '@tracelab/vm';
+import { Bpf } from './bpf.js';
+import { asTracelab, attempt } from './errors.js';
+import { Tracefs } from './tracefs.js';
+
+export interface EngineOptions {
+  readonly arch?: ArchName;
+  readonly cpus?: number;
+  /** Scheduler seed of workloads started without their own. */
+  readonly seed?: number;
+  /** A BTF blob (vmlinux) to build the kernel image from instead of the built-in image. */
+  readonly btf?: Uint8Array;
+  /** Run BPF programs with the vm's JIT. */
+  readonly jit?: boolean;
+}
+
+/** What one workload run did. */
+export interface WorkloadResult {
+  readonly workload: string;
+  readonly seed: number;
+  /** Calls started by the workload's tasks (not counting nested calls). */
+  readonly calls: number;
+  readonly switches: number;
+  /** The kernel fault that stopped the run, or null. */
+  readonly fault: string | null;
+  /** The latest CPU clock when the run ended, in ns. */
+  readonly elapsedNs: number;
+}
+
+/** Scheduler cost of a context switch, as the kernel package's own runner charges it. */
+const SWITCH_COST_NS = 1500;
+
+/**
+ * One traced kernel: a simulated kernel on its own image, with ftrace, fgraph, fprobe and the BPF
+ * trampolines attached once, a map table in the kernel's address space, the tracefs file API and
+ * the bpf() API over them.
+ */
+export class Engine {
+  readonly tracefs: Tracefs;
+  readonly bpf: Bpf;
+  /** Maps of every program and BPF_MAP_CREATE live here, in the kernel's memory. */
+  readonly maps: MapTable;
+  /** Where the map table starts in the kernel's address space. */
+  readonly mapBase: bigint;
+  private runs = 0;
+
+  private constructor(
+    readonly kernel: Kernel,
+    readonly ftrace: Ftrace,
+    readonly fgraph: Fgraph,
+    readonly fprobes: Fprobes,
+    readonly trampolines: Trampolines,
+    readonly seed: number,
+    maps: MapTable,
+  ) {
+    this.maps = maps;
+    this.mapBase = mapBase(kernel.arch);
+    this.tracefs = new Tracefs(this);
+    this.bpf = new Bpf(this);
+  }
+
+  static create(options: EngineOptions = {}): Engine | TracelabError {
+    const arch = options.arch ?? 'x86_64';
+    // A fresh image per engine: kernels built on one image share its text bytes, so two engines
+    // on one image would see each other's call-site patches.
+    const image = loadImage(arch, options.btf);
+    if (image instanceof KernelError) return asTracelab(image);
+    const kernel = attempt(() => new Kernel({ image, cpus: options.cpus ?? 2 }));
+    if (kernel instanceof TracelabError) return kernel;
+    const ftrace = Ftrace.attach(kernel);
+    if (ftrace instanceof TracelabError) return ftrace;
+    const fgraph = Fgraph.attach(ftrace);
+    if (fgraph instanceof TracelabError) return fgraph;
+    const fprobes = Fprobes.attach(fgraph);
+    const maps = new MapTable(kernel.mm, mapBase(arch), kernel.cpus.length);
+    const trampolines = attempt(
+      () =>
+        new Trampolines(kernel, {
+          ftrace,
+          jit: options.jit === true,
+          setupVm: (vm, cpu) => installHelpers(vm, maps, kernelEnv(kernel, cpu)),
+        }),
+    );
+    if (trampolines instanceof TracelabError) return trampolines;
+    return new Engine(kernel, ftrace, fgraph, fprobes, trampolines, options.seed ?? 1, maps);
+  }
+
+  get arch(): ArchName {
+    return this.kernel.arch;
+  }
+
+  /** Workload runs so far (output streams wake up when this grows). */
+  get generation(): number {
+    return this.runs;
+  }
+
+  /**
+   * Starts a workload (a built-in name or a WorkloadSpec object) and runs it to completion with
+   * the scheduler seeded deterministically. A task whose pid already exists from an earlier run
+   * runs again as that task.
+   */
+  run(
+    workload: string | WorkloadSpec,
+    options: { seed?: number } = {},
+  ): WorkloadResult | TracelabError {
+    const spec =
+      typeof workload === 'string' ? builtinWorkload(workload, this.arch) : parseWorkload(workload);
+    if (spec instanceof KernelError) return asTracelab(spec);
+    const compiled = compileWorkload(this.kernel.image, spec);
+    if (compiled instanceof KernelError) return asTracelab(compiled);
+    const seed = options.seed ?? spec.seed ?? this.seed;
+    const kernel = this.kernel;
+    kernel.seed(seed);
+    kernel.irqs.length = 0;
+    kernel.irqs.push(...compiled.irqs);
+    interface Runnable {
+      task: Task;
+      calls: readonly CallNode[];
+      next: number;
+      loopsLeft: number;
+    }
+    const perCpu: Runnable[][] = kernel.cpus.map(() => []);
+    for (const t of compiled.tasks) {
+      const task = this.task(t.spec.comm, t.spec.pid, t.spec.tgid, t.spec.cpu);
+      if (task instanceof TracelabError) return task;
+      perCpu[task.cpu]?.push({ task, calls: t.calls, next: 0, loopsLeft: t.spec.loops ?? 1 });
+    }
+    let switches = 0;
+    let calls = 0;
+    let fault: string | null = null;
+    for (;;) {
+      let cpu: Cpu | null = null;
+      for (const c of kernel.cpus) {
+        if ((perCpu[c.id]?.length ?? 0) > 0 && (cpu === null || c.clock < cpu.clock)) cpu = c;
+      }
+      if (cpu === null) break;
+      const queue = perCpu[cpu.id] as Runnable[];
+      const pick = queue[kernel.rand() % queue.length] as Runnable;
+      if (cpu.current !== pick.task) {
+        if (cpu.current !== null) {
+          switches++;
+          cpu.clock += SWITCH_COST_NS;
+        }
+        kernel.switchTo(cpu, pick.task);
+      }
+      calls++;
+      const f = kernel.run(cpu, pick.calls[pick.next] as CallNode);
+      if (f !== null) {
+        fault = f.toString();
+        break;
+      }
+      pick.next++;
+      if (pick.next === pick.calls.length) {
+        pick.next = 0;
+        pick.loopsLeft--;
+        if (pick.loopsLeft === 0) queue.splice(queue.indexOf(pick), 1);
+      }
+    }
+    this.runs++;
+    return {
+      workload: spec.name,
+      seed,
+      calls,
+      switches,
+      fault,
+      elapsedNs: Math.max(...kernel.cpus.map((c) => c.clock)),
+    };
+  }
+
+  /** The kernel's clock for log timestamps: the latest CPU clock, in ns. */
+  get now(): number {
+    return Math.max(...this.kernel.cpus.map((c) => c.clock));
+  }
+
+  private task(
+    comm: string,
+    pid: number | undefined,
+    tgid: number | undefined,
+    cpu: number | undefined,
+  ): Task | TracelabError {
+    const old = pid === undefined ? undefined : this.kernel.tasks.find((t) => t.pid === pid);
+    if (old !== undefined) {
+      if (old.comm !== comm) {
+        return new TracelabError('EEXIST', `pid ${pid} exists as '${old.comm}', not '${comm}'`);
+      }
+      return old;
+    }
+    const opts: { pid?: number; tgid?: number; cpu?: number } = {};
+    if (pid !== undefined) opts.pid = pid;
+    if (tgid !== undefined) opts.tgid = tgid;
+    if (cpu !== undefined) opts.cpu = cpu;
+    const task = this.kernel.createTask(comm, opts);
+    return task instanceof KernelError ? asTracelab(task) : task;
+  }
+}
+
+/** Where BPF maps are placed: above the kernel's own objects in each arch's kernel heap. */
+function mapBase(arch: ArchName): bigint {
+  switch (arch) {
+    case 'i386':
+      return 0xe0000000n;
+    case 'arm64':
+      return 0xffff000100000000n;
+    case 'riscv64':
+      return 0xffffffd900000000n;
+    default:
+      return 0xffff888100000000n;
+  }
+}

@@ -1,0 +1,227 @@
+import { TracelabError } from '@tracelab/contracts';
+import { FunctionGraphTracer, type GraphOptions } from '@tracelab/fgraph';
+import { formatFilter, FUNCTION_ENTRY_BYTES, FunctionTracer } from '@tracelab/ftrace-core';
+import type { Engine } from './engine.js';
+
+/** The tracers of available_tracers, in the order the kernel lists them (newest registered first). */
+export const TRACERS = ['function_graph', 'function', 'nop'] as const;
+export type TracerName = (typeof TRACERS)[number];
+
+/** The function_graph tracer's options (trace_functions_graph.c trace_opts) by file name. */
+export const GRAPH_OPTIONS: Readonly<Record<string, keyof GraphOptions>> = {
+  'funcgraph-cpu': 'cpu',
+  'funcgraph-overhead': 'overhead',
+  'funcgraph-proc': 'proc',
+  'funcgraph-duration': 'duration',
+  'funcgraph-abstime': 'abstime',
+  'funcgraph-irqs': 'irqs',
+  'funcgraph-tail': 'tail',
+  'funcgraph-retval': 'retval',
+  'funcgraph-retval-hex': 'retvalHex',
+};
+
+/** TRACE_BUF_SIZE_DEFAULT in KiB: 1441792 bytes. */
+export const DEFAULT_BUFFER_SIZE_KB = 1408;
+/** TRACING_LOG_ERRS_MAX: error_log keeps the newest eight entries. */
+export const TRACING_LOG_ERRS_MAX = 8;
+
+/**
+ * struct trace_array: the top-level tracing directory or one of instances/. It owns its tracers
+ * (function and function_graph share its filters, as tr->ops does), its buffers, tracing_on and
+ * its error_log.
+ */
+export class TraceArray {
+  current: TracerName = 'nop';
+  readonly function: FunctionTracer;
+  graph: FunctionGraphTracer;
+  private on = true;
+  private readonly errors: string[] = [];
+
+  constructor(
+    readonly engine: Engine,
+    readonly name: string,
+  ) {
+    this.function = new FunctionTracer(engine.ftrace, { bufferSizeKb: DEFAULT_BUFFER_SIZE_KB });
+    this.graph = this.newGraph(DEFAULT_BUFFER_SIZE_KB);
+  }
+
+  private newGraph(kb: number): FunctionGraphTracer {
+    return new FunctionGraphTracer(this.engine.fgraph, {
+      name: this.name === '' ? 'function_graph' : `function_graph:${this.name}`,
+      bufferEvents: Math.max(1, Math.floor((kb * 1024) / FUNCTION_ENTRY_BYTES)),
+    });
+  }
+
+  /** echo NAME > current_tracer: the old tracer stops, the new one starts with empty buffers. */
+  setTracer(name: string): TracelabError | null {
+    const next = TRACERS.find((t) => t === name);
+    if (next === undefined)
+      return new TracelabError('EINVAL', `current_tracer: no tracer '${name}'`);
+    if (next === this.current) return null;
+    const stop = this.stopCurrent();
+    if (stop !== null) return stop;
+    this.function.clear();
+    this.graph.clear();
+    this.current = next;
+    const err = this.startCurrent();
+    if (err !== null) this.current = 'nop';
+    return err;
+  }
+
+  private startCurrent(): TracelabError | null {
+    if (this.current === 'function') return this.function.start();
+    // function_graph has no recording switch of its own: tracing_on off unhooks its graph user.
+    if (this.current === 'function_graph' && this.on) return this.graph.start();
+    return null;
+  }
+
+  private stopCurrent(): TracelabError | null {
+    if (this.current === 'function') return this.function.stop();
+    if (this.current === 'function_graph' && this.on) return this.graph.stop();
+    return null;
+  }
+
+  get tracingOn(): boolean {
+    return this.on;
+  }
+
+  setTracingOn(on: boolean): TracelabError | null {
+    if (on === this.on) return null;
+    this.function.tracingOn = on;
+    if (this.current === 'function_graph') {
+      const err = on ? this.graph.start() : this.graph.stop();
+      if (err !== null) return err;
+    }
+    this.on = on;
+    return null;
+  }
+
+  get bufferSizeKb(): number {
+    return this.function.bufferSizeKb;
+  }
+
+  /** buffer_size_kb: both tracers' per-CPU buffers are reallocated empty, as a resize does. */
+  setBufferSizeKb(kb: number): TracelabError | null {
+    const err = this.function.setBufferSizeKb(kb);
+    if (err !== null) return err;
+    const old = this.graph;
+    const running = this.current === 'function_graph' && this.on;
+    if (running) {
+      const stop = old.stop();
+      if (stop !== null) return stop;
+    }
+    const next = this.newGraph(kb);
+    Object.assign(next.options, old.options);
+    next.maxDepth = old.maxDepth;
+    next.graphHash.copyFrom(old.graphHash);
+    next.notraceHash.copyFrom(old.notraceHash);
+    // The instance's filters live in both tracers' ops; the new graph user takes the function
+    // tracer's copy before it registers.
+    for (const notrace of [false, true]) {
+      const hash = notrace ? this.function.ops.notraceHash : this.function.ops.filterHash;
+      const ids = this.engine.ftrace.table.functions.filter((f) => hash?.has(f.id) === true);
+      const set = this.engine.ftrace.setFilterFunctions(
+        next.gops.ops,
+        ids.map((f) => f.id),
+        { reset: true, notrace },
+      );
+      if (set !== null) return set;
+    }
+    this.graph = next;
+    return running ? next.start() : null;
+  }
+
+  /** set_ftrace_filter / set_ftrace_notrace: the instance's ops, used by both tracers. */
+  setFilter(text: string, notrace: boolean, append: boolean): TracelabError | null {
+    const err = this.function.setFilter(text, { notrace, append });
+    if (err !== null) return err;
+    return this.graph.setFilter(text, { notrace, append });
+  }
+
+  readFilter(notrace: boolean): string {
+    return this.function.readFilter(notrace);
+  }
+
+  readGraphFilter(notrace: boolean): string {
+    const g = this.graph;
+    return formatFilter(notrace ? g.notraceHash : g.graphHash, this.engine.ftrace.table, !notrace);
+  }
+
+  /** The `trace` file of the current tracer. */
+  readTrace(): string {
+    if (this.current === 'function_graph') return this.graph.output();
+    const text = this.function.readTrace();
+    return this.current === 'nop' ? text.replace('# tracer: function', '# tracer: nop') : text;
+  }
+
+  /** The `trace_pipe` file: what the buffers hold, consumed, with lost-event lines. */
+  readTracePipe(): string {
+    if (this.current === 'function') return this.function.readTracePipe();
+    if (this.current !== 'function_graph') return '';
+    let out = '';
+    for (const s of this.graph.stats()) {
+      if (s.lost > 0) out += `CPU:${s.cpu} [LOST ${s.lost} EVENTS]\n`;
+    }
+    for (const line of this.graph.output().split('\n')) {
+      // The header belongs to `trace`; trace_pipe prints only events.
+      if (line !== '' && !line.startsWith('#')) out += `${line}\n`;
+    }
+    this.graph.clear();
+    return out;
+  }
+
+  /** Events held and lost per CPU in the current tracer's buffers. */
+  bufferStats(): { cpu: number; entries: number; lost: number }[] {
+    if (this.current === 'function_graph') return this.graph.stats();
+    const rb = this.function.buffer;
+    return this.engine.kernel.cpus.map((c) => ({
+      cpu: c.id,
+      entries: rb.entries(c.id),
+      lost: (rb.overrun[c.id] as number) + (rb.dropped[c.id] as number),
+    }));
+  }
+
+  /** echo > trace. */
+  clear(): void {
+    this.function.clear();
+    this.graph.clear();
+  }
+
+  /** trace_options: the current tracer's options, `no` before those that are off. */
+  readOptions(): string {
+    if (this.current !== 'function_graph') return '';
+    return Object.keys(GRAPH_OPTIONS)
+      .map((n) => `${this.option(n) ? '' : 'no'}${n}\n`)
+      .join('');
+  }
+
+  option(name: string): boolean {
+    return this.graph.options[GRAPH_OPTIONS[name] as keyof GraphOptions];
+  }
+
+  setOption(name: string, on: boolean): void {
+    this.graph.options[GRAPH_OPTIONS[name] as keyof GraphOptions] = on;
+  }
+
+  /** tracing_log_err(): a timestamped entry; the oldest goes beyond TRACING_LOG_ERRS_MAX. */
+  logError(entry: string): void {
+    const ns = Math.floor(this.engine.now);
+    const sec = Math.floor(ns / 1e9);
+    const usec = Math.floor((ns % 1e9) / 1e3);
+    this.errors.push(`[${String(sec).padStart(5)}.${String(usec).padStart(6, '0')}] ${entry}`);
+    if (this.errors.length > TRACING_LOG_ERRS_MAX) this.errors.shift();
+  }
+
+  readErrorLog(): string {
+    return this.errors.join('');
+  }
+
+  clearErrorLog(): void {
+    this.errors.length = 0;
+  }
+
+  /** rmdir of an instance: its tracers leave the kernel. */
+  destroy(): TracelabError | null {
+    return this.stopCurrent();
+  }
+}

@@ -1,0 +1,226 @@
+import { TracelabError } from '@tracelab/contracts';
+import { describe, expect, it } from 'vitest';
+import { Engine } from './engine.js';
+
+/** One step of a session: a write (expecting an errno or success), a read, or a workload run. */
+type Step =
+  | { w: string; d: string; append?: boolean; err?: string }
+  | { r: string; is?: string; has?: string; lacks?: string; err?: string }
+  | { run: string }
+  | { mkdir: string; err?: string }
+  | { rmdir: string; err?: string };
+
+function play(steps: readonly Step[]): void {
+  const e = Engine.create({ arch: 'x86_64', cpus: 2, seed: 5 });
+  if (e instanceof TracelabError) throw e;
+  const fs = e.tracefs;
+  for (const [k, s] of steps.entries()) {
+    const at = `step ${k}: ${JSON.stringify(s)}`;
+    if ('run' in s) {
+      const r = e.run(s.run);
+      expect(r, at).not.toBeInstanceOf(TracelabError);
+    } else if ('mkdir' in s || 'rmdir' in s) {
+      const r = 'mkdir' in s ? fs.mkdir(s.mkdir) : fs.rmdir(s.rmdir);
+      expect(r?.code, at).toBe(s.err);
+    } else if ('w' in s) {
+      const r = fs.write(s.w, s.d, { append: s.append === true });
+      if (s.err === undefined) expect(r, at).toBe(s.d.length);
+      else expect((r as TracelabError).code, at).toBe(s.err);
+    } else {
+      const r = fs.read(s.r);
+      if (s.err !== undefined) {
+        expect((r as TracelabError).code, at).toBe(s.err);
+        continue;
+      }
+      expect(typeof r, at).toBe('string');
+      if (s.is !== undefined) expect(r, at).toBe(s.is);
+      if (s.has !== undefined) expect(r, at).toContain(s.has);
+      if (s.lacks !== undefined) expect(r, at).not.toContain(s.lacks);
+    }
+  }
+}
+
+const cases: [string, Step[]][] = [
+  [
+    'missing files, read-only files and directories',
+    [
+      { r: 'no_such_file', err: 'ENOENT' },
+      { w: 'available_tracers', d: 'nop', err: 'EACCES' },
+      { w: 'enabled_functions', d: 'x', err: 'EACCES' },
+      { r: 'instances/none/trace', err: 'ENOENT' },
+      { r: 'options', err: 'EINVAL' },
+      { r: '/sys/kernel/tracing/available_tracers', is: 'function_graph function nop\n' },
+    ],
+  ],
+  [
+    'current_tracer accepts only known tracers',
+    [
+      { r: 'current_tracer', is: 'nop\n' },
+      { w: 'current_tracer', d: 'bogus\n', err: 'EINVAL' },
+      { w: 'current_tracer', d: '\n', err: 'EINVAL' },
+      { r: 'current_tracer', is: 'nop\n' },
+      { w: 'current_tracer', d: 'function\n' },
+      { r: 'current_tracer', is: 'function\n' },
+    ],
+  ],
+  [
+    'set_ftrace_filter: truncate, append, no match, reset',
+    [
+      { r: 'set_ftrace_filter', is: '#### all functions enabled ####\n' },
+      { w: 'set_ftrace_filter', d: 'vfs_read' },
+      { w: 'set_ftrace_filter', d: 'vfs_write', append: true },
+      { r: 'set_ftrace_filter', has: 'vfs_read\n' },
+      { r: 'set_ftrace_filter', has: 'vfs_write\n' },
+      { w: 'set_ftrace_filter', d: 'no_such_function', err: 'EINVAL' },
+      { w: 'set_ftrace_filter', d: 'vfs_open' },
+      { r: 'set_ftrace_filter', is: 'vfs_open\n' },
+      { w: 'set_ftrace_filter', d: '\n' },
+      { r: 'set_ftrace_filter', is: '#### all functions enabled ####\n' },
+      { w: 'set_ftrace_notrace', d: 'vfs_*' },
+      { r: 'set_ftrace_notrace', has: 'vfs_read\n' },
+    ],
+  ],
+  [
+    'function tracer: filter, enabled_functions, trace, trace_pipe consumes, truncate clears',
+    [
+      { w: 'set_ftrace_filter', d: 'vfs_read' },
+      { r: 'enabled_functions', is: '' },
+      { w: 'current_tracer', d: 'function' },
+      { r: 'enabled_functions', has: 'vfs_read (1)' },
+      { run: 'syscalls' },
+      { r: 'trace', has: ': vfs_read <-', lacks: ': vfs_write <-' },
+      { r: 'trace', has: '# tracer: function' },
+      { r: 'trace_pipe', has: ': vfs_read <-', lacks: '# tracer' },
+      { r: 'trace_pipe', is: '' },
+      { run: 'syscalls' },
+      { w: 'trace', d: '', append: true },
+      { r: 'trace', has: ': vfs_read <-' },
+      { w: 'trace', d: '' },
+      { r: 'trace', has: 'entries-in-buffer/entries-written: 0/0', lacks: 'vfs_read <-' },
+      { w: 'current_tracer', d: 'nop' },
+      { r: 'enabled_functions', is: '' },
+      { r: 'touched_functions', has: 'vfs_read' },
+      { r: 'trace', has: '# tracer: nop' },
+    ],
+  ],
+  [
+    'tracing_on stops recording without unhooking the function tracer',
+    [
+      { w: 'tracing_on', d: 'abc', err: 'EINVAL' },
+      { w: 'current_tracer', d: 'function' },
+      { w: 'tracing_on', d: '0\n' },
+      { r: 'tracing_on', is: '0\n' },
+      { run: 'syscalls' },
+      { r: 'trace', has: 'entries-in-buffer/entries-written: 0/0' },
+      { w: 'tracing_on', d: '1' },
+      { run: 'syscalls' },
+      { r: 'trace', lacks: 'entries-in-buffer/entries-written: 0/0' },
+    ],
+  ],
+  [
+    'buffer_size_kb: numbers only, never zero; a small buffer overwrites and trace_pipe reports the loss',
+    [
+      { r: 'buffer_size_kb', is: '1408\n' },
+      { r: 'buffer_total_size_kb', is: '2816\n' },
+      { w: 'buffer_size_kb', d: '0', err: 'EINVAL' },
+      { w: 'buffer_size_kb', d: '-1', err: 'EINVAL' },
+      { w: 'buffer_size_kb', d: '1\n' },
+      { r: 'buffer_size_kb', is: '1\n' },
+      { w: 'current_tracer', d: 'function' },
+      { run: 'syscalls' },
+      { r: 'trace_pipe', has: 'EVENTS]' },
+    ],
+  ],
+  [
+    'function_graph with set_graph_function, max_graph_depth and trace_options',
+    [
+      { w: 'trace_options', d: 'funcgraph-proc', err: 'EINVAL' },
+      { w: 'set_graph_function', d: 'ksys_read' },
+      { r: 'set_graph_function', is: 'ksys_read\n' },
+      { w: 'current_tracer', d: 'function_graph' },
+      { r: 'trace_options', has: 'nofuncgraph-proc\n' },
+      { w: 'trace_options', d: 'funcgraph-proc' },
+      { r: 'trace_options', has: '\nfuncgraph-proc\n' },
+      { r: 'options/funcgraph-proc', is: '1\n' },
+      { w: 'options/funcgraph-proc', d: '2', err: 'EINVAL' },
+      { w: 'trace_options', d: 'nosuch-option', err: 'EINVAL' },
+      { run: 'syscalls' },
+      { r: 'trace', has: 'ksys_read() {', lacks: 'ksys_write' },
+      { r: 'trace', has: 'vfs_read' },
+      { w: 'trace', d: '' },
+      { w: 'max_graph_depth', d: '1' },
+      { r: 'max_graph_depth', is: '1\n' },
+      { run: 'syscalls' },
+      { r: 'trace', has: 'ksys_read();', lacks: 'vfs_read' },
+      { r: 'trace_pipe', has: 'ksys_read();', lacks: '# CPU' },
+      { r: 'trace_pipe', is: '' },
+    ],
+  ],
+  [
+    'dynamic_events: fprobe definitions, error_log carets, deletion',
+    [
+      { r: 'dynamic_events', is: '' },
+      { w: 'dynamic_events', d: 'f:myprobe vfs_read' },
+      { w: 'dynamic_events', d: 'f vfs_write%return', append: true },
+      {
+        r: 'dynamic_events',
+        is: 'f:fprobes/myprobe vfs_read\nf:fprobes/vfs_write__exit vfs_write%return\n',
+      },
+      { w: 'dynamic_events', d: 'f:myprobe vfs_open', append: true, err: 'EEXIST' },
+      { w: 'dynamic_events', d: 'f non_exist_func', append: true, err: 'EINVAL' },
+      {
+        r: 'error_log',
+        has: 'trace_fprobe: error: Invalid probed address or symbol\n  Command: f non_exist_func\n             ^\n',
+      },
+      { w: 'dynamic_events', d: '-:myprobe', append: true },
+      { w: 'dynamic_events', d: '-:myprobe', append: true, err: 'ENOENT' },
+      { r: 'dynamic_events', is: 'f:fprobes/vfs_write__exit vfs_write%return\n' },
+      { w: 'dynamic_events', d: '' },
+      { r: 'dynamic_events', is: '' },
+      { w: 'error_log', d: '' },
+      { r: 'error_log', is: '' },
+    ],
+  ],
+  [
+    'instances have their own tracer and buffer',
+    [
+      { mkdir: 'instances/foo' },
+      { mkdir: 'instances/foo', err: 'EEXIST' },
+      { mkdir: 'trace', err: 'EPERM' },
+      { w: 'instances/foo/set_ftrace_filter', d: 'vfs_write' },
+      { w: 'instances/foo/current_tracer', d: 'function' },
+      { r: 'current_tracer', is: 'nop\n' },
+      { r: 'instances/foo/enabled_functions', err: 'ENOENT' },
+      { run: 'syscalls' },
+      { r: 'instances/foo/trace', has: ': vfs_write <-', lacks: ': vfs_read <-' },
+      { r: 'trace', has: 'entries-in-buffer/entries-written: 0/0' },
+      { rmdir: 'instances/foo' },
+      { rmdir: 'instances/foo', err: 'ENOENT' },
+      { r: 'enabled_functions', is: '' },
+    ],
+  ],
+];
+
+describe('tracefs', () => {
+  it.each(cases)('%s', (_name, steps) => play(steps));
+
+  it('lists the top directory, options and instances', () => {
+    const e = Engine.create() as Engine;
+    const top = e.tracefs.list() as string[];
+    for (const f of [
+      'available_filter_functions',
+      'current_tracer',
+      'instances',
+      'options',
+      'trace_pipe',
+    ])
+      expect(top).toContain(f);
+    expect(e.tracefs.list('options')).toContain('funcgraph-proc');
+    expect(e.tracefs.mkdir('instances/b')).toBeNull();
+    expect(e.tracefs.mkdir('instances/a')).toBeNull();
+    expect(e.tracefs.list('instances')).toEqual(['a', 'b']);
+    expect(e.tracefs.list('instances/a')).not.toContain('enabled_functions');
+    expect((e.tracefs.list('trace') as TracelabError).code).toBe('EINVAL');
+    expect((e.tracefs.list('nope') as TracelabError).code).toBe('ENOENT');
+  });
+});

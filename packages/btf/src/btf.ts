@@ -245,7 +245,7 @@ export class Btf implements TypeSource {
     if (this.ptrSizeValue === undefined) {
       let size: number | undefined;
       for (const name of ['long', 'long int', 'unsigned long', 'long unsigned int']) {
-        const id = this.find(name, 'int');
+        const id = this.firstInt(name);
         const t = id === undefined ? undefined : this.type(id);
         if (t?.kind === 'int' && (t.size === 4 || t.size === 8)) {
           size = t.size;
@@ -255,6 +255,23 @@ export class Btf implements TypeSource {
       this.ptrSizeValue = size ?? this.base?.ptrSize ?? 8;
     }
     return this.ptrSizeValue;
+  }
+
+  /**
+   * find(name, 'int') by a scan of the few INTs: a dump of freshly parsed BTF needs the
+   * pointer size but no name index, and building one costs more than the scan.
+   */
+  private firstInt(name: string): number | undefined {
+    const inBase = this.base?.firstInt(name);
+    if (inBase !== undefined) return inBase;
+    for (let i = 0; i < this.infos.length; i++) {
+      if ((((this.infos[i] as number) >>> 24) & 0x1f) !== BTF_KIND.INT) continue;
+      const off = this.dv.getUint32(this.recOff[i] as number, this.littleEndian);
+      // Names the index would skip: anonymous or out of range.
+      if (off === 0 || off >= this.strLen) continue;
+      if (this.str(off) === name) return this.startId + i;
+    }
+    return undefined;
   }
 
   /** Total number of type ids, including void (id 0) and any base types. */

@@ -1,8 +1,8 @@
 import type { Btf } from './btf.js';
 import { BtfError } from './error.js';
-import { alignOfType } from './graph.js';
 import { TextSink } from './sink.js';
-import type { BtfComposite, BtfEnum, BtfEnum64, BtfType } from './types.js';
+import { BTF_KIND } from './types.js';
+import { typeWords } from './words.js';
 
 const HEADER =
   '#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n\n#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n' +
@@ -16,6 +16,30 @@ const MAX_DEPTH = 512;
 /** Largest hole (in bits, 64 KiB) the C dump spells out with unnamed bitfields. */
 const MAX_PAD_BITS = 64 * 1024 * 8;
 const ORDERED = 2;
+/** The bounds graph.ts's resolveType and alignOfType give up at (the kernel's MAX_RESOLVE_DEPTH). */
+const MAX_RESOLVE_DEPTH = 32;
+const MAX_NESTING = 256;
+
+const {
+  INT,
+  PTR,
+  ARRAY,
+  STRUCT,
+  UNION,
+  ENUM,
+  FWD,
+  TYPEDEF,
+  VOLATILE,
+  CONST,
+  RESTRICT,
+  FUNC_PROTO,
+  VAR,
+  DATASEC,
+  FLOAT,
+  DECL_TAG,
+  TYPE_TAG,
+  ENUM64,
+} = BTF_KIND;
 
 const TABS = Array.from({ length: 64 }, (_, i) => '\t'.repeat(i));
 const tabs = (n: number): string => TABS[n] ?? '\t'.repeat(n);
@@ -28,14 +52,52 @@ function roundUp(v: number, a: number): number {
   return Math.ceil(v / a) * a;
 }
 
+/** const, volatile, restrict and type tags: kinds a pointer's target is looked through. */
+function isQualifier(kind: number): boolean {
+  return kind === VOLATILE || kind === CONST || kind === RESTRICT || kind === TYPE_TAG;
+}
+
+function qualifierKeyword(kind: number): string {
+  return kind === CONST ? 'const' : kind === VOLATILE ? 'volatile' : 'restrict';
+}
+
+function isWordChar(c: number): boolean {
+  return c === 95 || (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+/** `/^(const|volatile|restrict)\b/.test(s)` without a regex run per pointer. */
+function startsQualified(s: string): boolean {
+  let n: number;
+  if (s.startsWith('const')) n = 5;
+  else if (s.startsWith('volatile') || s.startsWith('restrict')) n = 8;
+  else return false;
+  return s.length === n || !isWordChar(s.charCodeAt(n));
+}
+
 /**
  * C header writer in the manner of libbpf's btf_dump: types are ordered so that every
  * by-value use follows its definition, pointers only need forward declarations (which
  * are emitted just before first use), anonymous types are inlined, and clashing names
  * get `___N` suffixes so the header compiles.
+ *
+ * It reads the raw type records (see words.ts) rather than Btf.type(): decoding all of
+ * vmlinux into objects made the garbage collector the biggest cost of the dump.
  */
 class CDumper {
   private readonly sink = new TextSink();
+  private readonly words: Uint32Array;
+  private readonly rec: Uint32Array;
+  private readonly kinds: Uint8Array;
+  private readonly n: number;
+  /**
+   * Strings by offset (BTF deduplicates names, so most lookups hit): `strAt[off]` is 1 +
+   * the string's index in `strList`, 0 when not read yet.
+   */
+  private readonly strAt: Uint32Array;
+  private readonly strList: string[] = [];
+  /** Each type's own (not yet deduplicated) name. */
+  private readonly ownNames: (string | undefined)[];
+  private readonly ptrSize: number;
   private readonly order: Uint8Array;
   /** 0 nothing emitted, 1 forward-declared, 2 defined. */
   private readonly emitted: Uint8Array;
@@ -55,69 +117,149 @@ class CDumper {
 
   constructor(private readonly btf: Btf) {
     const n = btf.typeCount;
+    ({ words: this.words, rec: this.rec } = typeWords(btf));
+    this.n = n;
+    this.kinds = new Uint8Array(n);
+    this.ptrSize = btf.ptrSize;
     this.order = new Uint8Array(n);
     this.emitted = new Uint8Array(n);
     this.referenced = new Uint8Array(n);
     this.pads = [
-      ['long', btf.ptrSize * 8],
+      ['long', this.ptrSize * 8],
       ['int', 32],
       ['short', 16],
       ['char', 8],
     ];
     this.names = new Array<string | undefined>(n);
+    this.ownNames = new Array<string | undefined>(n);
+    this.strAt = new Uint32Array(btf.strLen);
     this.seen = new Uint32Array(n);
     this.alignCache = new Int8Array(n);
     this.sizeCache = new Float64Array(n).fill(-1);
-    this.markReferenced();
+    this.prepare();
   }
 
-  private type(id: number): BtfType | undefined {
-    return this.btf.type(id);
+  private w(i: number): number {
+    return this.words[i] as number;
   }
 
-  /** Anonymous types used by another type are inlined there rather than emitted alone. */
-  private markReferenced(): void {
-    const mark = (id: number) => {
-      if (id > 0 && id < this.referenced.length) this.referenced[id] = 1;
+  private kind(id: number): number {
+    return this.kinds[id] as number;
+  }
+
+  /** The record's third word: a size or a type id, depending on the kind. */
+  private sizeOrType(id: number): number {
+    return this.w((this.rec[id] as number) + 2);
+  }
+
+  private vlen(id: number): number {
+    return this.w((this.rec[id] as number) + 1) & 0xffff;
+  }
+
+  private kflag(id: number): boolean {
+    return this.w((this.rec[id] as number) + 1) >>> 31 === 1;
+  }
+
+  /** Index in `words` of the kind-specific data after the 12-byte common header. */
+  private data(id: number): number {
+    return (this.rec[id] as number) + 3;
+  }
+
+  private str(off: number): string {
+    const at = this.strAt[off] as number;
+    if (at !== 0) return this.strList[at - 1] as string;
+    const s = this.btf.str(off);
+    this.strAt[off] = this.strList.push(s);
+    return s;
+  }
+
+  private typeName(id: number): string {
+    const cached = this.ownNames[id];
+    if (cached !== undefined) return cached;
+    const name = this.str(this.w(this.rec[id] as number));
+    this.ownNames[id] = name;
+    return name;
+  }
+
+  /**
+   * Record kinds, mark anonymous types used by another type (those are inlined rather
+   * than emitted alone), and check every string and every type id the dump may follow
+   * up front, so bad ones fail as Btf.str() and Btf.type() do and later reads need no checks.
+   */
+  private prepare(): void {
+    const { n, btf } = this;
+    const strLen = btf.strLen;
+    const name = (off: number) => {
+      if (off >= strLen) btf.str(off);
     };
-    for (let id = 1; id < this.btf.typeCount; id++) {
-      const t = this.type(id) as BtfType;
-      switch (t.kind) {
-        case 'struct':
-        case 'union':
-          for (const m of t.members) mark(m.type);
+    // Ids the dump never follows (a VAR's type, an array's index type) are only marked.
+    const mark = (id: number) => {
+      if (id < n) this.referenced[id] = 1;
+    };
+    const ref = (id: number) => {
+      if (id >= n) btf.type(id);
+      this.referenced[id] = 1;
+    };
+    for (let id = 1; id < n; id++) {
+      const r = this.rec[id] as number;
+      const info = this.w(r + 1);
+      const kind = (info >>> 24) & 0x1f;
+      const vlen = info & 0xffff;
+      const x = r + 3;
+      this.kinds[id] = kind;
+      name(this.w(r));
+      switch (kind) {
+        case STRUCT:
+        case UNION:
+          for (let k = 0, p = x; k < vlen; k++, p += 3) {
+            name(this.w(p));
+            ref(this.w(p + 1));
+          }
           break;
-        case 'func_proto':
-          mark(t.returnType);
-          for (const p of t.params) mark(p.type);
+        case ENUM:
+          for (let k = 0, p = x; k < vlen; k++, p += 2) name(this.w(p));
           break;
-        case 'array':
-          mark(t.type);
-          mark(t.indexType);
+        case ENUM64:
+          for (let k = 0, p = x; k < vlen; k++, p += 3) name(this.w(p));
           break;
-        case 'ptr':
-        case 'typedef':
-        case 'const':
-        case 'volatile':
-        case 'restrict':
-        case 'type_tag':
-        case 'var':
-          mark(t.type);
+        case FUNC_PROTO:
+          ref(this.w(r + 2));
+          for (let k = 0, p = x; k < vlen; k++, p += 2) {
+            name(this.w(p));
+            ref(this.w(p + 1));
+          }
+          break;
+        case ARRAY:
+          ref(this.w(x));
+          mark(this.w(x + 1));
+          break;
+        case PTR:
+        case TYPEDEF:
+        case CONST:
+        case VOLATILE:
+        case RESTRICT:
+        case TYPE_TAG:
+          ref(this.w(r + 2));
+          break;
+        case VAR:
+          mark(this.w(r + 2));
           break;
         default:
           break;
       }
     }
+    this.referenced[0] = 0;
   }
 
-  private resolveName(id: number, t: BtfType & { name: string }): string {
+  private resolveName(id: number): string {
     const cached = this.names[id];
     if (cached !== undefined) return cached;
-    if (t.name === '') return '';
-    const map = t.kind === 'typedef' ? this.identNames : this.typeNames;
-    const count = (map.get(t.name) ?? 0) + 1;
-    map.set(t.name, count);
-    const name = count > 1 ? `${t.name}___${count}` : t.name;
+    const base = this.typeName(id);
+    if (base === '') return '';
+    const map = this.kind(id) === TYPEDEF ? this.identNames : this.typeNames;
+    const count = (map.get(base) ?? 0) + 1;
+    map.set(base, count);
+    const name = count > 1 ? `${base}___${count}` : base;
     this.names[id] = name;
     return name;
   }
@@ -153,50 +295,57 @@ class CDumper {
 
   private orderTypeInner(id: number, throughPtr: boolean): boolean {
     if (id === 0 || this.order[id] === ORDERED) return true;
-    const t = this.type(id) as BtfType;
     if (this.order[id] === ORDERING) {
       // A cycle is fine only through a pointer to a named struct/union.
       return false;
     }
-    switch (t.kind) {
-      case 'int':
-      case 'float':
+    switch (this.kind(id)) {
+      case INT:
+      case FLOAT:
         this.order[id] = ORDERED;
         return false;
-      case 'ptr':
-        return this.orderType(t.type, true);
-      case 'array':
-        return this.orderType(t.type, false);
-      case 'const':
-      case 'volatile':
-      case 'restrict':
-      case 'type_tag':
-        return this.orderType(t.type, throughPtr);
-      case 'struct':
-      case 'union':
-        if (throughPtr && t.name !== '') return false;
+      case PTR:
+        return this.orderType(this.sizeOrType(id), true);
+      case ARRAY:
+        return this.orderType(this.w(this.data(id)), false);
+      case CONST:
+      case VOLATILE:
+      case RESTRICT:
+      case TYPE_TAG:
+        return this.orderType(this.sizeOrType(id), throughPtr);
+      case STRUCT:
+      case UNION: {
+        const named = this.typeName(id) !== '';
+        if (throughPtr && named) return false;
         this.order[id] = ORDERING;
-        for (const m of t.members) this.orderType(m.type, false);
-        if (t.name !== '') this.queue.push(id);
+        const vlen = this.vlen(id);
+        for (let k = 0, p = this.data(id) + 1; k < vlen; k++, p += 3) {
+          this.orderType(this.w(p), false);
+        }
+        if (named) this.queue.push(id);
         this.order[id] = ORDERED;
         return true;
-      case 'enum':
-      case 'enum64':
-      case 'fwd':
-        if (t.name !== '' || !this.referenced[id]) this.queue.push(id);
+      }
+      case ENUM:
+      case ENUM64:
+      case FWD:
+        if (this.typeName(id) !== '' || !this.referenced[id]) this.queue.push(id);
         this.order[id] = ORDERED;
         return true;
-      case 'typedef': {
-        const strong = this.orderType(t.type, throughPtr);
+      case TYPEDEF: {
+        const strong = this.orderType(this.sizeOrType(id), throughPtr);
         // Like a struct, a typedef used only through pointers is declared on first use.
         if (throughPtr && !strong) return false;
         this.queue.push(id);
         this.order[id] = ORDERED;
         return true;
       }
-      case 'func_proto': {
-        let strong = this.orderType(t.returnType, throughPtr);
-        for (const p of t.params) if (this.orderType(p.type, throughPtr)) strong = true;
+      case FUNC_PROTO: {
+        let strong = this.orderType(this.sizeOrType(id), throughPtr);
+        const vlen = this.vlen(id);
+        for (let k = 0, p = this.data(id) + 1; k < vlen; k++, p += 2) {
+          if (this.orderType(this.w(p), throughPtr)) strong = true;
+        }
         return strong;
       }
       default:
@@ -209,46 +358,59 @@ class CDumper {
   private emitFwds(id: number, self: number): void {
     if (id === 0 || this.seen[id] === this.gen) return;
     this.seen[id] = this.gen;
-    const t = this.type(id) as BtfType;
-    switch (t.kind) {
-      case 'ptr':
-      case 'array':
-      case 'const':
-      case 'volatile':
-      case 'restrict':
-      case 'type_tag':
-        this.emitFwds(t.type, self);
+    switch (this.kind(id)) {
+      case PTR:
+      case CONST:
+      case VOLATILE:
+      case RESTRICT:
+      case TYPE_TAG:
+        this.emitFwds(this.sizeOrType(id), self);
         return;
-      case 'func_proto':
-        this.emitFwds(t.returnType, self);
-        for (const p of t.params) this.emitFwds(p.type, self);
+      case ARRAY:
+        this.emitFwds(this.w(this.data(id)), self);
         return;
-      case 'struct':
-      case 'union':
-        if (t.name === '') {
-          for (const m of t.members) this.emitFwds(m.type, self);
+      case FUNC_PROTO: {
+        this.emitFwds(this.sizeOrType(id), self);
+        const vlen = this.vlen(id);
+        for (let k = 0, p = this.data(id) + 1; k < vlen; k++, p += 2) {
+          this.emitFwds(this.w(p), self);
+        }
+        return;
+      }
+      case STRUCT:
+      case UNION:
+        if (this.typeName(id) === '') {
+          const vlen = this.vlen(id);
+          for (let k = 0, p = this.data(id) + 1; k < vlen; k++, p += 3) {
+            this.emitFwds(this.w(p), self);
+          }
         } else if (id !== self && this.emitted[id] === 0) {
-          this.write(`${t.kind} ${this.resolveName(id, t)};\n\n`);
+          this.write(`${this.compositeKeyword(id)} ${this.resolveName(id)};\n\n`);
           this.emitted[id] = 1;
         }
         return;
-      case 'fwd':
+      case FWD:
         if (this.emitted[id] === 0) this.emitFwdDef(id);
         return;
-      case 'typedef':
-        if (this.emitted[id] === 0) this.emitTypedef(id, t);
+      case TYPEDEF:
+        if (this.emitted[id] === 0) this.emitTypedef(id);
         return;
       default:
         return;
     }
   }
 
-  private emitTypedef(id: number, t: BtfType & { kind: 'typedef' }): void {
+  private compositeKeyword(id: number): string {
+    return this.kind(id) === STRUCT ? 'struct' : 'union';
+  }
+
+  private emitTypedef(id: number): void {
     this.emitted[id] = 2;
-    if (t.name === '__builtin_va_list') return;
+    if (this.typeName(id) === '__builtin_va_list') return;
+    const target = this.sizeOrType(id);
     this.newWalk(id);
-    this.emitFwds(t.type, id);
-    this.write(`typedef ${this.decl(t.type, this.resolveName(id, t), 0)};\n\n`);
+    this.emitFwds(target, id);
+    this.write(`typedef ${this.decl(target, this.resolveName(id), 0)};\n\n`);
   }
 
   private write(text: string): void {
@@ -261,84 +423,115 @@ class CDumper {
   }
 
   private emitFwdDef(id: number): void {
-    const t = this.type(id) as BtfType & { kind: 'fwd' };
-    this.write(`${t.union ? 'union' : 'struct'} ${this.resolveName(id, t)};\n\n`);
+    this.write(`${this.kflag(id) ? 'union' : 'struct'} ${this.resolveName(id)};\n\n`);
     this.emitted[id] = 2;
   }
 
   private emitQueued(id: number): void {
     if (this.emitted[id] === 2) return;
-    const t = this.type(id) as BtfType;
-    switch (t.kind) {
-      case 'fwd':
+    switch (this.kind(id)) {
+      case FWD:
         this.emitFwdDef(id);
         return;
-      case 'enum':
-      case 'enum64':
+      case ENUM:
+      case ENUM64:
         this.emitted[id] = 2;
-        this.write(`${this.enumDef(id, t, 0)};\n\n`);
+        this.write(`${this.enumDef(id, 0)};\n\n`);
         return;
-      case 'struct':
-      case 'union':
+      case STRUCT:
+      case UNION: {
         this.newWalk(id);
-        for (const m of t.members) this.emitFwds(m.type, id);
+        const vlen = this.vlen(id);
+        for (let k = 0, p = this.data(id) + 1; k < vlen; k++, p += 3) {
+          this.emitFwds(this.w(p), id);
+        }
         this.emitted[id] = 2;
-        this.write(`${this.compositeDef(id, t, 0)};\n\n`);
+        this.write(`${this.compositeDef(id, 0)};\n\n`);
         return;
-      case 'typedef':
-        this.emitTypedef(id, t);
+      }
+      case TYPEDEF:
+        this.emitTypedef(id);
         return;
       default:
         return;
     }
   }
 
-  private enumDef(id: number, t: BtfEnum | BtfEnum64, indent: number): string {
-    const name = this.resolveName(id, t);
+  private enumDef(id: number, indent: number): string {
+    const name = this.resolveName(id);
     let s = name ? `enum ${name} {\n` : 'enum {\n';
-    for (const v of t.values) {
-      s += `${tabs(indent + 1)}${this.identName(v.name)} = ${String(v.value)}${
-        t.kind === 'enum64' ? (t.signed ? 'LL' : 'ULL') : ''
-      },\n`;
+    const signed = this.kflag(id);
+    const vlen = this.vlen(id);
+    const ind = tabs(indent + 1);
+    if (this.kind(id) === ENUM) {
+      for (let k = 0, p = this.data(id); k < vlen; k++, p += 2) {
+        const v = signed ? this.w(p + 1) | 0 : this.w(p + 1);
+        s += `${ind}${this.identName(this.str(this.w(p)))} = ${v},\n`;
+      }
+    } else {
+      const suffix = signed ? 'LL' : 'ULL';
+      for (let k = 0, p = this.data(id); k < vlen; k++, p += 3) {
+        const raw = (BigInt(this.w(p + 2)) << 32n) | BigInt(this.w(p + 1));
+        const v = signed ? BigInt.asIntN(64, raw) : raw;
+        s += `${ind}${this.identName(this.str(this.w(p)))} = ${v}${suffix},\n`;
+      }
     }
     return s + `${tabs(indent)}}`;
   }
 
-  private compositeDef(id: number, t: BtfComposite, indent: number): string {
-    const name = this.resolveName(id, t);
-    const packed = t.members.length > 0 && this.safeAlign(id) === 1 && this.naturalAlign(t) > 1;
-    const open = name ? `${t.kind} ${name} {` : `${t.kind} {`;
-    if (t.members.length === 0 && t.size === 0) return `${open}}`;
+  private compositeDef(id: number, indent: number): string {
+    const name = this.resolveName(id);
+    const isStruct = this.kind(id) === STRUCT;
+    const vlen = this.vlen(id);
+    const size = this.sizeOrType(id);
+    const kflag = this.kflag(id);
+    const packed = vlen > 0 && this.safeAlign(id) === 1 && this.naturalAlign(id) > 1;
+    const keyword = isStruct ? 'struct' : 'union';
+    const open = name ? `${keyword} ${name} {` : `${keyword} {`;
+    if (vlen === 0 && size === 0) return `${open}}`;
     let s = `${open}\n`;
+    const ind = tabs(indent + 1);
     let cur = 0;
     let prevBitfield = false;
-    for (const m of t.members) {
-      const mt = this.type(m.type);
-      let bits = m.bitfieldSize;
-      if (bits === 0 && mt?.kind === 'int' && mt.bits !== mt.size * 8) bits = mt.bits;
-      if (t.kind === 'struct') {
-        const align = packed ? 1 : this.safeAlign(m.type);
-        s += this.padding(cur, m.bitsOffset, align, prevBitfield && bits !== 0, indent + 1, {
-          id,
-          what: `before member '${m.name}'`,
-        });
+    for (let k = 0, p = this.data(id); k < vlen; k++, p += 3) {
+      const mname = this.str(this.w(p));
+      const mtype = this.w(p + 1);
+      const o = this.w(p + 2);
+      const bitsOffset = kflag ? o & 0xffffff : o;
+      let bits = kflag ? o >>> 24 : 0;
+      if (bits === 0 && this.kind(mtype) === INT) {
+        // An old-style bitfield: an INT narrower than its storage.
+        const intBits = this.w(this.data(mtype)) & 0xff;
+        if (intBits !== this.sizeOrType(mtype) * 8) bits = intBits;
       }
-      s += `${tabs(indent + 1)}${this.decl(m.type, m.name, indent + 1)}${bits > 0 ? `: ${bits}` : ''};\n`;
-      cur = m.bitsOffset + (bits > 0 ? bits : this.safeSize(m.type) * 8);
+      if (isStruct) {
+        const align = packed ? 1 : this.safeAlign(mtype);
+        s += this.padding(
+          cur,
+          bitsOffset,
+          align,
+          prevBitfield && bits !== 0,
+          indent + 1,
+          id,
+          mname,
+        );
+      }
+      s += `${ind}${this.decl(mtype, mname, indent + 1)}${bits > 0 ? `: ${bits}` : ''};\n`;
+      cur = bitsOffset + (bits > 0 ? bits : this.safeSize(mtype) * 8);
       prevBitfield = bits !== 0;
     }
-    if (t.kind === 'struct') {
-      s += this.padding(cur, t.size * 8, packed ? 1 : this.safeAlign(id), false, indent + 1, {
-        id,
-        what: 'at the end',
-      });
+    if (isStruct) {
+      s += this.padding(cur, size * 8, packed ? 1 : this.safeAlign(id), false, indent + 1, id);
     }
     return s + `${tabs(indent)}}${packed ? ' __attribute__((packed))' : ''}`;
   }
 
-  private naturalAlign(t: BtfComposite): number {
+  private naturalAlign(id: number): number {
     let a = 1;
-    for (const m of t.members) a = Math.max(a, this.safeAlign(m.type));
+    const vlen = this.vlen(id);
+    for (let k = 0, p = this.data(id) + 1; k < vlen; k++, p += 3) {
+      a = Math.max(a, this.safeAlign(this.w(p)));
+    }
     return a;
   }
 
@@ -346,33 +539,112 @@ class CDumper {
   private safeAlign(id: number): number {
     const cached = this.alignCache[id] as number;
     if (cached !== 0) return cached;
-    let a: number;
-    try {
-      a = alignOfType(this.btf, id);
-    } catch {
-      a = 1;
-    }
+    const computed = this.alignOf(id, 0);
+    const a = computed < 0 ? 1 : computed;
     this.alignCache[id] = a;
     return a;
+  }
+
+  /** graph.ts's alignOfType over the raw records; -1 where that one throws. */
+  private alignOf(id: number, depth: number): number {
+    if (depth > MAX_NESTING) return -1;
+    const rid = this.resolve(id);
+    if (rid <= 0) return -1;
+    switch (this.kind(rid)) {
+      case INT:
+      case ENUM:
+      case ENUM64:
+      case FLOAT:
+        return Math.max(1, Math.min(this.ptrSize, this.sizeOrType(rid)));
+      case PTR:
+        return this.ptrSize;
+      case ARRAY:
+        return this.alignOf(this.w(this.data(rid)), depth + 1);
+      case STRUCT:
+      case UNION: {
+        const kflag = this.kflag(rid);
+        const vlen = this.vlen(rid);
+        let max = 1;
+        for (let k = 0, p = this.data(rid); k < vlen; k++, p += 3) {
+          const a = this.alignOf(this.w(p + 1), depth + 1);
+          if (a < 0) return -1;
+          const o = this.w(p + 2);
+          const bitfieldSize = kflag ? o >>> 24 : 0;
+          const bitsOffset = kflag ? o & 0xffffff : o;
+          // A non-bitfield member off its natural alignment means the struct is packed.
+          if (bitfieldSize === 0 && bitsOffset % (8 * a) !== 0) return 1;
+          if (a > max) max = a;
+        }
+        return this.sizeOrType(rid) % max !== 0 ? 1 : max;
+      }
+      default:
+        return -1;
+    }
+  }
+
+  /** graph.ts's resolveType over the raw records; -1 where that one throws. */
+  private resolve(id: number): number {
+    let cur = id;
+    for (let depth = 0; depth <= MAX_RESOLVE_DEPTH; depth++) {
+      if (cur >= this.n) return -1;
+      const kind = this.kind(cur);
+      if (cur === 0 || (kind !== TYPEDEF && !isQualifier(kind))) return cur;
+      cur = this.sizeOrType(cur);
+    }
+    return -1;
   }
 
   /** Size, memoised; a type without a size counts as 0. */
   private safeSize(id: number): number {
     const cached = this.sizeCache[id] as number;
     if (cached >= 0) return cached;
-    let n: number;
-    try {
-      n = this.btf.sizeOf(id);
-    } catch {
-      n = 0;
-    }
+    const computed = this.sizeOf(id);
+    const n = computed < 0 ? 0 : computed;
     this.sizeCache[id] = n;
     return n;
+  }
+
+  /** graph.ts's sizeOfType over the raw records; -1 where that one throws. */
+  private sizeOf(id: number): number {
+    let cur = id;
+    let mult = 1;
+    for (let depth = 0; depth <= MAX_RESOLVE_DEPTH; depth++) {
+      if (cur === 0 || cur >= this.n) return -1;
+      switch (this.kind(cur)) {
+        case INT:
+        case STRUCT:
+        case UNION:
+        case ENUM:
+        case ENUM64:
+        case DATASEC:
+        case FLOAT:
+          return mult * this.sizeOrType(cur);
+        case PTR:
+          return mult * this.ptrSize;
+        case ARRAY:
+          mult *= this.w(this.data(cur) + 2);
+          cur = this.w(this.data(cur));
+          break;
+        case TYPEDEF:
+        case VOLATILE:
+        case CONST:
+        case RESTRICT:
+        case TYPE_TAG:
+        case VAR:
+        case DECL_TAG:
+          cur = this.sizeOrType(cur);
+          break;
+        default:
+          return -1;
+      }
+    }
+    return -1;
   }
 
   /**
    * Unnamed bitfields that make clang leave the gap [from, to) the BTF layout has,
    * relying on natural alignment where it already produces the gap (libbpf's rules).
+   * `member` names the member the gap precedes (none for the tail), for the error.
    */
   private padding(
     from: number,
@@ -380,10 +652,12 @@ class CDumper {
     nextAlign: number,
     inBitfield: boolean,
     indent: number,
-    where: { id: number; what: string },
+    id: number,
+    member?: string,
   ): string {
     if (from >= to) return '';
     if (to - from > MAX_PAD_BITS) {
+      const where = { id, what: member === undefined ? 'at the end' : `before member '${member}'` };
       // Only corrupt BTF has such holes; spelling them out would mean gigabytes of text.
       throw new BtfError(
         'E2BIG',
@@ -446,72 +720,73 @@ class CDumper {
 
   private declInner(id: number, inner: string, indent: number): string {
     if (id === 0) return join('void', inner);
-    const t = this.type(id) as BtfType;
-    switch (t.kind) {
-      case 'int':
-      case 'float':
-        return join(t.name, inner);
-      case 'struct':
-      case 'union':
+    const kind = this.kind(id);
+    switch (kind) {
+      case INT:
+      case FLOAT:
+        return join(this.typeName(id), inner);
+      case STRUCT:
+      case UNION:
         return join(
-          t.name === '' ? this.compositeDef(id, t, indent) : `${t.kind} ${this.resolveName(id, t)}`,
+          this.typeName(id) === ''
+            ? this.compositeDef(id, indent)
+            : `${this.compositeKeyword(id)} ${this.resolveName(id)}`,
           inner,
         );
-      case 'enum':
-      case 'enum64':
+      case ENUM:
+      case ENUM64:
         return join(
-          t.name === '' ? this.enumDef(id, t, indent) : `enum ${this.resolveName(id, t)}`,
+          this.typeName(id) === '' ? this.enumDef(id, indent) : `enum ${this.resolveName(id)}`,
           inner,
         );
-      case 'fwd':
-        return join(`${t.union ? 'union' : 'struct'} ${this.resolveName(id, t)}`, inner);
-      case 'typedef':
-        return join(this.resolveName(id, t), inner);
-      case 'ptr': {
-        let target = this.type(t.type);
-        while (
-          target &&
-          (target.kind === 'const' ||
-            target.kind === 'volatile' ||
-            target.kind === 'restrict' ||
-            target.kind === 'type_tag')
-        ) {
-          target = this.type(target.type);
-        }
-        const qualified = /^(const|volatile|restrict)\b/.test(inner);
-        let d = qualified || inner.startsWith('(') ? `* ${inner}` : `*${inner}`;
-        if (target && (target.kind === 'array' || target.kind === 'func_proto')) d = `(${d})`;
-        return this.decl(t.type, d, indent);
+      case FWD:
+        return join(`${this.kflag(id) ? 'union' : 'struct'} ${this.resolveName(id)}`, inner);
+      case TYPEDEF:
+        return join(this.resolveName(id), inner);
+      case PTR: {
+        const to = this.sizeOrType(id);
+        let target = to;
+        while (target !== 0 && isQualifier(this.kind(target))) target = this.sizeOrType(target);
+        let d = startsQualified(inner) || inner.startsWith('(') ? `* ${inner}` : `*${inner}`;
+        const tk = this.kind(target);
+        if (target !== 0 && (tk === ARRAY || tk === FUNC_PROTO)) d = `(${d})`;
+        return this.decl(to, d, indent);
       }
-      case 'const':
-      case 'volatile':
-      case 'restrict': {
-        const target = this.type(t.type);
-        if (target?.kind === 'ptr') return this.decl(t.type, join(t.kind, inner), indent);
-        const d = this.decl(t.type, inner, indent);
+      case CONST:
+      case VOLATILE:
+      case RESTRICT: {
+        const to = this.sizeOrType(id);
+        const keyword = qualifierKeyword(kind);
+        const tk = to === 0 ? 0 : this.kind(to);
+        if (tk === PTR) return this.decl(to, join(keyword, inner), indent);
+        const d = this.decl(to, inner, indent);
         // A qualified array is written as an array of qualified elements; avoid repeating it.
-        return target?.kind === 'array' && d.startsWith(`${t.kind} `) ? d : `${t.kind} ${d}`;
+        return tk === ARRAY && d.startsWith(`${keyword} `) ? d : `${keyword} ${d}`;
       }
-      case 'type_tag':
-        return this.decl(t.type, inner, indent);
-      case 'array':
-        return this.decl(t.type, `${inner}[${t.nelems}]`, indent);
-      case 'func_proto': {
-        const params = t.params.map((p) => (p.type === 0 ? '...' : this.decl(p.type, '', indent)));
-        return this.decl(
-          t.returnType,
-          `${inner}(${params.length ? params.join(', ') : 'void'})`,
-          indent,
-        );
+      case TYPE_TAG:
+        return this.decl(this.sizeOrType(id), inner, indent);
+      case ARRAY: {
+        const x = this.data(id);
+        return this.decl(this.w(x), `${inner}[${this.w(x + 2)}]`, indent);
+      }
+      case FUNC_PROTO: {
+        const vlen = this.vlen(id);
+        let params = vlen === 0 ? 'void' : '';
+        for (let k = 0, p = this.data(id) + 1; k < vlen; k++, p += 2) {
+          const type = this.w(p);
+          const param = type === 0 ? '...' : this.decl(type, '', indent);
+          params = k === 0 ? param : `${params}, ${param}`;
+        }
+        return this.decl(this.sizeOrType(id), `${inner}(${params})`, indent);
       }
       default:
-        return join('name' in t ? t.name : '', inner);
+        return join(this.typeName(id), inner);
     }
   }
 
   dump(): string {
     this.write(HEADER);
-    for (let id = 1; id < this.btf.typeCount; id++) {
+    for (let id = 1; id < this.n; id++) {
       this.queue.length = 0;
       this.orderType(id, false);
       for (const q of this.queue) this.emitQueued(q);

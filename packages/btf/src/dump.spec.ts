@@ -94,6 +94,41 @@ describe('big-endian BTF from clang -target bpfeb', () => {
 
   it('dumps exactly as bpftool dumps the little-endian build', () => {
     expect(dumpBtf(be, 'raw')).toBe(readFileSync(join(testdata, 'kinds.raw.txt'), 'utf8'));
+    expect(dumpBtf(be, 'c')).toBe(readFileSync(join(testdata, 'kinds.bpftool.h'), 'utf8'));
+  });
+});
+
+describe('C dump reads the raw records', () => {
+  it('of a blob at an unaligned offset in its buffer', () => {
+    const blob = readFileSync(join(testdata, 'kinds.btf'));
+    const shifted = new Uint8Array(blob.length + 1);
+    shifted.set(blob, 1);
+    expect(dumpBtf(shifted.subarray(1), 'c')).toBe(
+      readFileSync(join(testdata, 'kinds.bpftool.h'), 'utf8'),
+    );
+  });
+
+  it('and fails as Btf.type does on a member type beyond the last id', () => {
+    const b = new BtfBuilder();
+    const int = b.int('int', 4, { signed: true });
+    b.struct('s', [{ name: 'a', type: int }]);
+    const blob = b.write();
+    const btf = parseBtf(blob);
+    // The member's type id is the word after its name offset in the record's member list.
+    const at = btf.recordOffset(btf.get('s', 'struct')) + 12 + 4;
+    new DataView(blob.buffer, blob.byteOffset).setUint32(at, 99, btf.littleEndian);
+    expect(() => dumpBtf(blob, 'c')).toThrow(/ENOENT: type id 99 out of range/);
+  });
+
+  it('and fails as Btf.str does on a name beyond the strings, even one the C form omits', () => {
+    const b = new BtfBuilder();
+    const int = b.int('int', 4, { signed: true });
+    b.function('f', int, [{ name: 'x', type: int }]);
+    const blob = b.write();
+    const btf = parseBtf(blob);
+    const at = btf.recordOffset(btf.get('f', 'func'));
+    new DataView(blob.buffer, blob.byteOffset).setUint32(at, btf.strLen + 5, btf.littleEndian);
+    expect(() => dumpBtf(blob, 'c')).toThrow(/EINVAL: string offset \d+ beyond string section/);
   });
 });
 

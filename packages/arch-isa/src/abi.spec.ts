@@ -73,19 +73,19 @@ describe('argument placement', () => {
   ] as const)('rejects %s', (_name, m, errno, text) => {
     const err = placeCall('x86_64', m);
     expect(err).toBeInstanceOf(ArchError);
-    expect((err as ArchError).errno).toBe(errno);
+    expect((err as ArchError).code).toBe(errno);
     expect((err as ArchError).message).toContain(text);
   });
 
   it('returns of three words on i386 are in memory', () => {
     const err = placeCall('i386', model([], [], 12));
-    expect((err as ArchError).errno).toBe('EOPNOTSUPP');
+    expect((err as ArchError).code).toBe('EOPNOTSUPP');
   });
 
   it('counts arguments given', () => {
     const plan = placeCall('arm64', model([8, 8], [0, 0])) as CallPlacement;
     const err = writeArgs(plan, [1n], new PtRegs('arm64'), null);
-    expect(err?.errno).toBe('EINVAL');
+    expect(err?.code).toBe('EINVAL');
   });
 });
 

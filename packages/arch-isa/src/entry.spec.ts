@@ -45,19 +45,19 @@ describe('entry-site encodings against known bytes', () => {
   it.each(fx.invalid)('$arch rejects $bytes', ({ arch, bytes }) => {
     const dec = decodeEntry(arch, hexBytes(bytes), 0n);
     expect(dec).toBeInstanceOf(ArchError);
-    expect((dec as ArchError).errno).toBe('EINVAL');
+    expect((dec as ArchError).code).toBe('EINVAL');
     expect((dec as ArchError).message).toContain(bytes);
   });
 
   it.each(fx.outOfRange)('$arch cannot reach $target', ({ arch, func, target, errno }) => {
     const enc = encodeEntryCall(arch, BigInt(func), BigInt(target));
     expect(enc).toBeInstanceOf(ArchError);
-    expect((enc as ArchError).errno).toBe(errno);
+    expect((enc as ArchError).code).toBe(errno);
   });
 
   it('reports a short site', () => {
     const dec = decodeEntry('arm64', new Uint8Array(4), 0n);
-    expect((dec as ArchError).errno).toBe('EINVAL');
+    expect((dec as ArchError).code).toBe('EINVAL');
   });
 });
 

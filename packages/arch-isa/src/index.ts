@@ -1,4 +1,4 @@
-export { ERRNO, ArchError, isArchError, type ArchErrno } from './errors.js';
+export { ArchError, isArchError, type ArchErrno } from './errors.js';
 export { layoutStruct, type FieldLayout, type StructLayout } from './layout.js';
 export {
   ARCHES,

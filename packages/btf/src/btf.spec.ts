@@ -206,7 +206,7 @@ describe('hostile input', () => {
     ['truncated type section', good.subarray(0, 30), 'EINVAL', 8],
   ] as const)('%s', (_label, blob, errno, offset) => {
     const e = errorOf(() => parseBtf(blob));
-    expect(e.errno).toBe(errno);
+    expect(e.code).toBe(errno);
     expect(e.offset).toBe(offset);
   });
 
@@ -217,7 +217,7 @@ describe('hostile input', () => {
     const structOff = 24 + 16 + 12;
     dv.setUint32(structOff + 4, (4 << 24) | 5, true);
     const e = errorOf(() => parseBtf(blob));
-    expect(e.errno).toBe('EINVAL');
+    expect(e.code).toBe('EINVAL');
     expect(e.typeId).toBe(3);
     expect(e.offset).toBe(structOff);
   });
@@ -271,7 +271,7 @@ describe('hostile input', () => {
 describe('type access', () => {
   it('reports ENOENT for ids out of range', () => {
     const btf = new BtfBuilder().build();
-    expect(errorOf(() => btf.type(5)).errno).toBe('ENOENT');
+    expect(errorOf(() => btf.type(5)).code).toBe('ENOENT');
     expect(btf.type(0)).toBeUndefined();
   });
 

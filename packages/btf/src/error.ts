@@ -1,3 +1,5 @@
+import { TracelabError } from '@tracelab/contracts';
+
 /** Kernel errno names used by BTF errors. */
 export type Errno = 'EINVAL' | 'ENOENT' | 'E2BIG' | 'EOPNOTSUPP' | 'ENOTSUP' | 'ELOOP';
 
@@ -13,18 +15,21 @@ export interface BtfErrorPosition {
  * The error value every btf API raises or returns: an errno code as the kernel
  * would report it, plus the type id and/or byte offset that failed.
  */
-export class BtfError extends Error {
-  readonly errno: Errno;
+export class BtfError extends TracelabError {
+  override name = 'BtfError';
+  declare readonly code: Errno;
   readonly typeId: number | undefined;
   readonly offset: number | undefined;
 
-  constructor(errno: Errno, message: string, where: BtfErrorPosition = {}) {
+  constructor(code: Errno, message: string, where: BtfErrorPosition = {}) {
     const parts: string[] = [];
     if (where.typeId !== undefined) parts.push(`type id ${where.typeId}`);
     if (where.offset !== undefined) parts.push(`offset ${where.offset}`);
-    super(parts.length ? `${errno}: ${message} (${parts.join(', ')})` : `${errno}: ${message}`);
-    this.name = 'BtfError';
-    this.errno = errno;
+    super(
+      code,
+      parts.length ? `${code}: ${message} (${parts.join(', ')})` : `${code}: ${message}`,
+      where.offset === undefined ? undefined : { offset: where.offset },
+    );
     this.typeId = where.typeId;
     this.offset = where.offset;
   }

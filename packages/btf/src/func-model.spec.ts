@@ -99,7 +99,7 @@ describe('funcModel (btf_distill_func_proto)', () => {
     const r = funcModel(btf, fns[name]);
     expect(r.ok).toBe(false);
     if (r.ok) return;
-    expect(r.error.errno).toBe('EINVAL');
+    expect(r.error.code).toBe('EINVAL');
     expect(r.error.message).toContain(text);
     expect(r.error.typeId).toBe(fns[name] - 1);
   });
@@ -189,7 +189,7 @@ describe('funcModel on malformed BTF', () => {
     const btf = parseBtf(writeBtf([{ kind: 'func', name: 'f', type: 99, linkage: 1 }]));
     const r = funcModel(btf, 1);
     expect(r.ok).toBe(false);
-    expect(!r.ok && r.error.errno).toBe('ENOENT');
+    expect(!r.ok && r.error.code).toBe('ENOENT');
     expect(funcModel(btf, 7).ok).toBe(false);
   });
 });

@@ -100,7 +100,7 @@ describe('type graph queries', () => {
     try {
       btf.offsetOf(path);
     } catch (e) {
-      expect((e as BtfError).errno).toBe(errno);
+      expect((e as BtfError).code).toBe(errno);
     }
   });
 

@@ -296,7 +296,7 @@ describe('validateBtf', () => {
     }
     outerFirst.push({ kind: 'int', name: 'leaf', size: 4, encoding: 0, bitsOffset: 0, bits: 32 });
     const deep = validateBtf(parseBtf(writeBtf(outerFirst)));
-    expect(deep[0]?.errno).toBe('E2BIG');
+    expect(deep[0]?.code).toBe('E2BIG');
     expect(deep[0]?.typeId).toBe(2);
   });
 

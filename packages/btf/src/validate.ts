@@ -381,7 +381,7 @@ export function validateBtf(btf: Btf, opts: { maxErrors?: number } = {}): BtfErr
       return new BtfError(e.errno, e.message, { typeId: id, offset: btf.recordOffset(id) });
     }
     if (e instanceof BtfError) {
-      return new BtfError(e.errno, e.message.replace(/^\w+: /, '').replace(/ \(.*\)$/, ''), {
+      return new BtfError(e.code, e.message.replace(/^\w+: /, '').replace(/ \(.*\)$/, ''), {
         typeId: id,
         offset: btf.recordOffset(id),
       });

@@ -28,6 +28,8 @@ export const ERRNO = {
   ELOOP: 40,
   ENOTSUPP: 524,
   EOPNOTSUPP: 95,
+  // the kernel's ENOTSUP is another name for EOPNOTSUPP
+  ENOTSUP: 95,
   ENOTCONN: 107,
   ESHUTDOWN: 108,
   ETIMEDOUT: 110,
@@ -71,9 +73,14 @@ export const ErrorEnvelopeSchema = z
   .strict();
 export type ErrorEnvelope = z.infer<typeof ErrorEnvelopeSchema>;
 
-/** An error value with a kernel errno code and a message for people. */
+/**
+ * An error value with a kernel errno code and a message for people, the one error type of every
+ * layer (layers subclass it to add where the error is: a type id, a section, an offset). As in
+ * Node.js, `code` is the errno name and `errno` the negative number a kernel function returns.
+ */
 export class TracelabError extends Error {
-  override readonly name = 'TracelabError';
+  // each layer's subclass names itself (ArchError, BtfError, ...)
+  override name = 'TracelabError';
   readonly code: ErrnoCode;
   readonly details: ErrorDetails | undefined;
 

@@ -260,8 +260,7 @@ export class Bpf {
         return resolve({ ...i, imm: m.id }, index);
       },
     });
-    if (prog instanceof VmError)
-      return new BpfLoadError(prog.errno as ErrnoCode, prog.message, r.log);
+    if (prog instanceof VmError) return new BpfLoadError(prog.code, prog.message, r.log);
     return this.addProg(
       prog,
       attr.name ?? 'prog',

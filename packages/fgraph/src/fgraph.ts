@@ -206,12 +206,12 @@ export class Fgraph {
   static attach(ftrace: Ftrace): Fgraph | TracelabError {
     const kernel = ftrace.kernel;
     const rth = kernel.symbolAddress('return_to_handler');
-    if (rth instanceof KernelError) return new TracelabError(rth.errno, rth.message);
+    if (rth instanceof KernelError) return rth;
     const fg = new Fgraph(ftrace, rth);
     const err = kernel.registerHandler(rth, 'return_to_handler', (cpu, fn) =>
       fg.returnHandler(cpu, fn),
     );
-    if (err !== null) return new TracelabError(err.errno, err.message);
+    if (err !== null) return err;
     kernel.graphRetAddr = (task, addr, state) => fg.graphRetAddr(task, addr, state);
     return fg;
   }

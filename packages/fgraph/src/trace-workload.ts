@@ -30,10 +30,6 @@ export interface FunctionGraphRun {
   readonly bufferEvents?: number;
 }
 
-function asTracelab(e: KernelError | TracelabError): TracelabError {
-  return e instanceof TracelabError ? e : new TracelabError(e.errno, e.message);
-}
-
 /**
  * Runs a built-in workload (by name) or a workload object under the function_graph tracer and
  * returns the `trace` file, for the CLI's `trace --tracer function_graph --graph-function GLOB`.
@@ -45,16 +41,16 @@ export function traceFunctionGraph(
   const arch = run.arch ?? 'x86_64';
   const spec: WorkloadSpec | KernelError =
     typeof workload === 'string' ? builtinWorkload(workload, arch) : parseWorkload(workload);
-  if (spec instanceof KernelError) return asTracelab(spec);
+  if (spec instanceof KernelError) return spec;
   const image = loadImage(arch);
-  if (image instanceof KernelError) return asTracelab(image);
+  if (image instanceof KernelError) return image;
   const compiled = compileWorkload(image, spec);
-  if (compiled instanceof KernelError) return asTracelab(compiled);
+  if (compiled instanceof KernelError) return compiled;
   let kernel: Kernel;
   try {
     kernel = new Kernel({ image, cpus: run.cpus ?? spec.cpus ?? 2 });
   } catch (e) {
-    return e instanceof KernelError ? asTracelab(e) : new TracelabError('EINVAL', String(e));
+    return e instanceof KernelError ? e : new TracelabError('EINVAL', String(e));
   }
   const ft = Ftrace.attach(kernel);
   if (ft instanceof Error) return ft;
@@ -77,7 +73,7 @@ export function traceFunctionGraph(
     if (err !== null) return err;
   }
   const r = runCompiled(kernel, compiled, run.seed ?? spec.seed ?? 1);
-  if (r instanceof KernelError) return asTracelab(r);
+  if (r instanceof KernelError) return r;
   if (r.fault !== null) return new TracelabError('EFAULT', r.fault);
   return tr.output();
 }

@@ -131,7 +131,7 @@ function errnoError(ret: number, what: string): FtraceError {
 }
 
 function kernelError(e: KernelError, what: string): FtraceError {
-  return new FtraceError(e.errno, `${what}: ${e.message}`);
+  return new FtraceError(e.code, `${what}: ${e.message}`);
 }
 
 /** Counters of the dispatch paths, for tests and benchmarks. */

@@ -96,7 +96,7 @@ describe('faults and the helper interface', () => {
       encodeEntryCall('x86_64', fn, k.symbolAddress('ftrace_stub') as bigint) as Uint8Array,
       'break',
     );
-    expect(k.run(cpu, w.tasks[0]?.calls[0] as CallNode)?.errno).toBe('EFAULT');
+    expect(k.run(cpu, w.tasks[0]?.calls[0] as CallNode)?.code).toBe('EFAULT');
     expect(cpu.regs.stackPointer()).toBe(sp);
     expect(cpu.depth).toBe(0);
     k.registerHandler(

@@ -118,7 +118,7 @@ describe('built-in kernel image', () => {
     expect((img as KernelImage).count).toBe(src.count);
     const bad = KernelImage.fromBtf('x86_64', new Uint8Array(8));
     expect(bad).toBeInstanceOf(KernelError);
-    expect((bad as KernelError).errno).toBe('EINVAL');
+    expect((bad as KernelError).code).toBe('EINVAL');
   });
 
   it.each([

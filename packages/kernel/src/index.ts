@@ -1,4 +1,4 @@
-export { ERRNO, KernelError, isKernelError, type KernelErrno } from './errors.js';
+export { KernelError, isKernelError, type KernelErrno } from './errors.js';
 export { globToRegExp } from './glob.js';
 export { BUILTIN_IMAGE, type ImageGroup } from './builtin-image.js';
 export { KernelImage, parseProto, TRAMPOLINE_AREA_SIZE, type FunctionInfo } from './image.js';

@@ -124,7 +124,7 @@ describe('call path', () => {
     const { k, cpu } = boot('x86_64');
     patch(k, 'vfs_read', addrOf(k, 'ftrace_caller'));
     const f = k.run(cpu, node(k, { fn: 'vfs_read' }));
-    expect(f?.errno).toBe('EFAULT');
+    expect(f?.code).toBe('EFAULT');
     expect(f?.message).toMatch(/vfs_read entry calls 0x[0-9a-f]+, which holds no code/);
   });
 
@@ -284,7 +284,7 @@ describe('call path', () => {
     });
     patch(k, 'vfs_read', caller);
     const f = k.run(cpu, node(k, { fn: 'vfs_read' }));
-    expect(f?.errno).toBe('ELOOP');
+    expect(f?.code).toBe('ELOOP');
     expect(f?.message).toMatch(/vfs_read: more than \d+ return hooks in a row/);
   });
 
@@ -335,7 +335,7 @@ describe('call path', () => {
     const { k, cpu } = boot('x86_64');
     const base = node(k, { fn: 'vfs_read' });
     const f = k.callAddress(cpu, 0xffffffff00000000n, base);
-    expect(f?.errno).toBe('EFAULT');
+    expect(f?.code).toBe('EFAULT');
     expect(f?.memFault?.kind).toBe('unmapped');
     cpu.fault = null;
     const g = k.callAddress(cpu, addrOf(k, 'vfs_read') + 4n, base);
@@ -366,7 +366,7 @@ describe('text, handlers and objects', () => {
       kind: 'call',
       target: addrOf(k, 'ftrace_caller'),
     });
-    expect(k.textPoke(0x1000n, new Uint8Array(4), 'x')?.errno).toBe('EFAULT');
+    expect(k.textPoke(0x1000n, new Uint8Array(4), 'x')?.code).toBe('EFAULT');
     expect(k.textPokeLog()).toHaveLength(1);
   });
 
@@ -374,10 +374,10 @@ describe('text, handlers and objects', () => {
     const { k } = boot('x86_64');
     const a = addrOf(k, 'ftrace_caller');
     expect(k.registerHandler(a, 'one', () => ENTRY_CONTINUE)).toBeNull();
-    expect(k.registerHandler(a, 'two', () => ENTRY_CONTINUE)?.errno).toBe('EBUSY');
-    expect(k.registerHandler(0x10n, 'x', () => ENTRY_CONTINUE)?.errno).toBe('EFAULT');
+    expect(k.registerHandler(a, 'two', () => ENTRY_CONTINUE)?.code).toBe('EBUSY');
+    expect(k.registerHandler(0x10n, 'x', () => ENTRY_CONTINUE)?.code).toBe('EFAULT');
     expect(k.unregisterHandler(a)).toBeNull();
-    expect(k.unregisterHandler(a)?.errno).toBe('ENOENT');
+    expect(k.unregisterHandler(a)?.code).toBe('ENOENT');
     expect(k.symbolAddress('nope')).toBeInstanceOf(KernelError);
   });
 
@@ -425,7 +425,7 @@ describe('text, handlers and objects', () => {
 
   it('rejects duplicate pids and bad cpus', () => {
     const { k } = boot('x86_64');
-    expect((k.createTask('x', { pid: 42 }) as KernelError).errno).toBe('EEXIST');
+    expect((k.createTask('x', { pid: 42 }) as KernelError).code).toBe('EEXIST');
     expect((k.createTask('x', { cpu: 3 }) as KernelError).message).toContain('cpu 3');
   });
 });

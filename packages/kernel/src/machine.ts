@@ -1,3 +1,4 @@
+import { TracelabError } from '@tracelab/contracts';
 import {
   archInfo,
   decodeEntry,
@@ -72,17 +73,22 @@ export interface CallNode {
 export type ArgGenerator = (n: number, rand: () => number) => number;
 
 /** A failed call, as a value: a memory fault or a broken kernel invariant. */
-export class KernelFault {
+export class KernelFault extends TracelabError {
+  override name = 'KernelFault';
+  declare readonly code: 'EFAULT' | 'EINVAL' | 'ELOOP';
+
   constructor(
-    readonly errno: 'EFAULT' | 'EINVAL' | 'ELOOP',
-    readonly message: string,
+    code: 'EFAULT' | 'EINVAL' | 'ELOOP',
+    message: string,
     readonly cpu: number,
     readonly pid: number,
     readonly memFault: MemFault | null,
-  ) {}
+  ) {
+    super(code, message);
+  }
 
-  toString(): string {
-    return `${this.errno}: cpu ${this.cpu} pid ${this.pid}: ${this.message}`;
+  override toString(): string {
+    return `${this.code}: cpu ${this.cpu} pid ${this.pid}: ${this.message}`;
   }
 }
 

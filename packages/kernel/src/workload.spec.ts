@@ -24,7 +24,7 @@ describe('workload validation', () => {
   it.each(bad)('$name', ({ workload, errno, message }) => {
     const r = runWorkload(workload, { arch: 'x86_64', cpus: 2 });
     expect(r).toBeInstanceOf(KernelError);
-    expect((r as KernelError).errno).toBe(errno);
+    expect((r as KernelError).code).toBe(errno);
     expect((r as KernelError).message).toContain(message);
   });
 
@@ -54,7 +54,7 @@ describe('workload validation', () => {
   });
 
   it('unknown built-ins are ENOENT', () => {
-    expect((builtinWorkload('nope', 'arm64') as KernelError).errno).toBe('ENOENT');
+    expect((builtinWorkload('nope', 'arm64') as KernelError).code).toBe('ENOENT');
   });
 });
 

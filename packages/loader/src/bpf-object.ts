@@ -351,7 +351,7 @@ export class BpfObject {
     const vmOpts: { memory: AddressSpace; budget?: number } = { memory };
     if (options.budget !== undefined) vmOpts.budget = options.budget;
     const vm = Vm.create(vmOpts);
-    if (vm instanceof VmError) throw new LoaderError(vm.errno as 'EINVAL', vm.message);
+    if (vm instanceof VmError) throw new LoaderError(vm.code as 'EINVAL', vm.message);
     const env = options.env ?? fakeKernelEnv();
     const loaded = new LoadedObject(this, linked, memory, table, vm, env);
     this.parsed.maps.forEach((def) => {
@@ -365,7 +365,7 @@ export class BpfObject {
       });
       if (m instanceof VmError)
         throw new LoaderError(
-          m.errno === 'E2BIG' ? 'E2BIG' : 'EINVAL',
+          m.code === 'E2BIG' ? 'E2BIG' : 'EINVAL',
           `map '${def.name}': ${m.message}`,
           where,
         );

@@ -1,30 +1,20 @@
+import { TracelabError } from '@tracelab/contracts';
 /** Kernel errno names the loader reports (libbpf returns the same codes, negated). */
-export type LoaderErrno =
-  | 'EINVAL'
-  | 'ENOENT'
-  | 'E2BIG'
-  | 'ENOEXEC'
-  | 'EOPNOTSUPP'
-  | 'ESRCH'
-  | 'EEXIST'
-  | 'ENOSPC'
-  | 'EFAULT'
-  | 'ENOMEM';
+const LOADER_ERRNOS = [
+  'EINVAL',
+  'ENOENT',
+  'E2BIG',
+  'ENOEXEC',
+  'EOPNOTSUPP',
+  'ESRCH',
+  'EEXIST',
+  'ENOSPC',
+  'EFAULT',
+  'ENOMEM',
+] as const;
 
-const ERRNO_NUMBERS: Record<LoaderErrno, number> = {
-  ENOENT: 2,
-  ESRCH: 3,
-  E2BIG: 7,
-  ENOEXEC: 8,
-  ENOMEM: 12,
-  EFAULT: 14,
-  EEXIST: 17,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EOPNOTSUPP: 95,
-};
+export type LoaderErrno = (typeof LOADER_ERRNOS)[number];
 
-/** Where in an object an error was found. */
 export interface LoaderErrorPosition {
   /** Section name (or `section #N` when its name is unreadable). */
   section?: string;
@@ -36,25 +26,23 @@ export interface LoaderErrorPosition {
  * The one error type the loader raises: an errno code plus the section and offset that failed.
  * Hostile input never escapes as anything else (parsers wrap lower-level errors in it).
  */
-export class LoaderError extends Error {
-  override readonly name = 'LoaderError';
-  readonly errno: LoaderErrno;
+export class LoaderError extends TracelabError {
+  override name = 'LoaderError';
+  declare readonly code: LoaderErrno;
   readonly section: string | undefined;
   readonly offset: number | undefined;
 
-  constructor(errno: LoaderErrno, message: string, where: LoaderErrorPosition = {}) {
+  constructor(code: LoaderErrno, message: string, where: LoaderErrorPosition = {}) {
     const parts: string[] = [];
     if (where.section !== undefined) parts.push(`section ${where.section}`);
     if (where.offset !== undefined) parts.push(`offset 0x${where.offset.toString(16)}`);
-    super(parts.length ? `${errno}: ${message} (${parts.join(', ')})` : `${errno}: ${message}`);
-    this.errno = errno;
+    super(
+      code,
+      parts.length ? `${code}: ${message} (${parts.join(', ')})` : `${code}: ${message}`,
+      where.offset === undefined ? undefined : { offset: where.offset },
+    );
     this.section = where.section;
     this.offset = where.offset;
-  }
-
-  /** The negative errno libbpf would return (-EINVAL is -22). */
-  get code(): number {
-    return -ERRNO_NUMBERS[this.errno];
   }
 }
 
@@ -68,9 +56,10 @@ export function wrapErrors<T>(where: LoaderErrorPosition, what: string, fn: () =
     return fn();
   } catch (e) {
     if (e instanceof LoaderError) throw e;
-    const errno = (e as { errno?: unknown }).errno;
     const code: LoaderErrno =
-      typeof errno === 'string' && errno in ERRNO_NUMBERS ? (errno as LoaderErrno) : 'EINVAL';
+      e instanceof TracelabError && (LOADER_ERRNOS as readonly string[]).includes(e.code)
+        ? (e.code as LoaderErrno)
+        : 'EINVAL';
     const msg = e instanceof Error ? e.message : String(e);
     throw new LoaderError(code, `${what}: ${msg}`, where);
   }

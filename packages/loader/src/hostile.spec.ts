@@ -202,9 +202,9 @@ describe('hostile objects get errors naming section and offset', () => {
     });
     const e = errorOf(b) as LoaderError;
     expect(e).toBeInstanceOf(LoaderError);
-    expect(e.errno).toBe('EOPNOTSUPP');
+    expect(e.code).toBe('EOPNOTSUPP');
     expect(e.section).toBe('xdpit/vfs_read');
-    expect(e.code).toBe(-95);
+    expect(e.errno).toBe(-95);
   });
 
   it('missing sections: objects without BTF still open, BTF maps need it', () => {

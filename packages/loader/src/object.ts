@@ -292,7 +292,7 @@ function checkObjectBtf(btf: Btf): void {
   );
   const e = errs[0];
   if (e !== undefined) {
-    throw new LoaderError(e.errno === 'E2BIG' ? 'E2BIG' : 'EINVAL', `invalid BTF: ${e.message}`, {
+    throw new LoaderError(e.code === 'E2BIG' ? 'E2BIG' : 'EINVAL', `invalid BTF: ${e.message}`, {
       section: '.BTF',
       ...(e.offset === undefined ? {} : { offset: e.offset }),
     });

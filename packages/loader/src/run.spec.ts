@@ -45,7 +45,7 @@ describe('clang-built programs run in the vm', () => {
     expect(bss.getUint32(9 * 4, true)).toBe(1);
     expect(bss.getBigUint64(104, true)).toBe(0n);
     expect(dv(loaded.map('.data').lookup(u32(0))).getBigUint64(0, true)).toBe(8n);
-    expect(loaded.map('start').lookup(u32(1000))).toMatchObject({ errno: 'ENOENT' });
+    expect(loaded.map('start').lookup(u32(1000))).toMatchObject({ code: 'ENOENT' });
   });
 
   it('latency: a .rodata pid filter that does not match leaves only drops', () => {

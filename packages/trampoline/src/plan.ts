@@ -73,9 +73,7 @@ function srcText(arch: ArchName, code: number): string {
  */
 export function marshalPlan(arch: ArchName, model: FuncModelLike): MarshalPlan | TracelabError {
   const placement = placeCall(arch, model);
-  if (placement instanceof Error) {
-    return new TracelabError(placement.errno, placement.message);
-  }
+  if (placement instanceof Error) return placement;
   return planFromPlacement(placement);
 }
 

@@ -2,7 +2,7 @@ import { archInfo, encodeEntryCall, encodeEntryNop, type ArchName } from '@trace
 import { funcModel } from '@tracelab/btf';
 import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
 import { FtraceOps, type Ftrace } from '@tracelab/ftrace-core';
-import { ENTRY_CONTINUE, ENTRY_SKIP, KernelError, type Cpu, type Kernel } from '@tracelab/kernel';
+import { ENTRY_CONTINUE, ENTRY_SKIP, type Cpu, type Kernel } from '@tracelab/kernel';
 import { verify, type AttachType } from '@tracelab/verifier';
 import { Vm, type Program } from '@tracelab/vm';
 import { groupPlans } from './groups.js';
@@ -518,7 +518,7 @@ export class Trampolines {
     const reused = this.freeAddrs.pop();
     if (reused !== undefined) return reused;
     const a = this.kernel.allocText('bpf_trampoline', IMAGE_SIZE);
-    return a instanceof KernelError ? new TracelabError(a.errno, a.message) : a;
+    return a;
   }
 
   private registerHandlers(img: TrampImage): TracelabError | null {
@@ -529,7 +529,7 @@ export class Trampolines {
         this.leave(img, cpu, fn),
       );
     }
-    return err === null ? null : new TracelabError(err.errno, err.message);
+    return err;
   }
 
   private installed(img: TrampImage): void {

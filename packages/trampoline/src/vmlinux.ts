@@ -1,6 +1,6 @@
 import { archInfo, type ArchName } from '@tracelab/arch-isa';
 import { funcModel, globToRegExp, parseBtf, type Btf, type FuncModel } from '@tracelab/btf';
-import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
+import { TracelabError } from '@tracelab/contracts';
 import { groupTargets, type AttachTarget, type Grouping } from './groups.js';
 import { formatPlan, marshalPlan } from './plan.js';
 
@@ -62,11 +62,7 @@ export function btfTargets(
     const r = funcModel(btf, f.id);
     out.push({
       name: f.name,
-      model: !r.ok
-        ? new TracelabError(r.error.errno as ErrnoCode, r.error.message)
-        : ilp32
-          ? ilp32Model(btf, f.protoId, r.model)
-          : r.model,
+      model: !r.ok ? r.error : ilp32 ? ilp32Model(btf, f.protoId, r.model) : r.model,
     });
   }
   return out;

@@ -181,7 +181,7 @@ describe('decode errors', () => {
     it(c.what, () => {
       const res = decode(parseHex(c.hex) as Uint8Array);
       expect(res).toBeInstanceOf(VmError);
-      expect((res as VmError).errno).toBe(c.errno);
+      expect((res as VmError).code).toBe(c.errno);
       expect((res as VmError).message).toContain(c.message);
     });
   }
@@ -217,7 +217,7 @@ describe('assembler errors', () => {
       const res = assemble(c.text);
       expect(res).toBeInstanceOf(AsmError);
       const e = res as AsmError;
-      expect(e.errno).toBe('EINVAL');
+      expect(e.code).toBe('EINVAL');
       expect(e.message).toContain(c.message);
       expect([e.line, e.column]).toEqual([c.line, c.column]);
     });

@@ -229,7 +229,7 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     const value = v.memory.read(v.arg(3), map.attr.valueSize);
     if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) return EFAULT;
     const err = map.update(key, value, v.argNum(4), env.smpProcessorId());
-    return err === null ? 0 : err.code;
+    return err === null ? 0 : err.errno;
   });
   vm.setHelper(3, (v) => {
     const map = mapArg(v, maps, 1);
@@ -237,7 +237,7 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     const key = v.memory.read(v.arg(2), map.attr.keySize);
     if (!(key instanceof Uint8Array)) return EFAULT;
     const err = map.delete(key);
-    return err === null ? 0 : err.code;
+    return err === null ? 0 : err.errno;
   });
   for (const id of [4, 112, 113]) vm.setHelper(id, probeRead);
   for (const id of [45, 114, 115]) vm.setHelper(id, probeReadStr);

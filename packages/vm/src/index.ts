@@ -1,4 +1,4 @@
-export { ERRNO, VmError, isVmError } from './errors.js';
+export { VmError, isVmError } from './errors.js';
 export type { Errno } from './errors.js';
 export {
   AddressSpace,

@@ -85,7 +85,7 @@ function create(
 }
 
 function errno(x: unknown): string | undefined {
-  return x instanceof VmError ? x.errno : undefined;
+  return x instanceof VmError ? x.code : undefined;
 }
 
 describe('array maps', () => {

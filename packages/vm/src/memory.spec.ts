@@ -142,7 +142,7 @@ describe('AddressSpace mapping', () => {
     for (const [op, errno] of cases) {
       const res = op();
       expect(res).toBeInstanceOf(VmError);
-      expect((res as VmError).errno).toBe(errno);
+      expect((res as VmError).code).toBe(errno);
     }
   });
 

@@ -65,7 +65,7 @@ describe('helper and kfunc registries', () => {
     expect(Vm.create({ memory })).toBeInstanceOf(Vm);
     const again = Vm.create({ memory });
     expect(again).toBeInstanceOf(VmError);
-    expect((again as VmError).errno).toBe('EEXIST');
+    expect((again as VmError).code).toBe('EEXIST');
     // One vm per CPU: each gets its own stack in the shared address space.
     expect(Vm.create({ memory, stackBase: DEFAULT_STACK_BASE + 0x10000n })).toBeInstanceOf(Vm);
   });

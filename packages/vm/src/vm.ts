@@ -148,7 +148,7 @@ export class Vm {
     this.error = err;
     this.errorPc = pc;
     this.executed = executed;
-    return err.code;
+    return err.errno;
   }
 
   /** Records the address space's last fault as the run's error. */

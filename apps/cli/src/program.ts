@@ -6,6 +6,7 @@ import { registerKernel } from './commands/kernel.js';
 import { registerObj } from './commands/obj.js';
 import { registerTrace } from './commands/trace.js';
 import { registerVerify } from './commands/verify.js';
+import { registerVm } from './commands/vm.js';
 import { startStack } from './stack.js';
 import { VERSION } from './version.js';
 
@@ -109,5 +110,6 @@ export function buildProgram(
   registerTrace(program);
   registerObj(program);
   registerVerify(program);
+  registerVm(program);
   return program;
 }

@@ -5,6 +5,7 @@ import { registerBtf } from './commands/btf.js';
 import { registerKernel } from './commands/kernel.js';
 import { registerObj } from './commands/obj.js';
 import { registerTrace } from './commands/trace.js';
+import { registerTrampoline } from './commands/trampoline.js';
 import { registerVerify } from './commands/verify.js';
 import { registerVm } from './commands/vm.js';
 import { startStack } from './stack.js';
@@ -111,5 +112,6 @@ export function buildProgram(
   registerObj(program);
   registerVerify(program);
   registerVm(program);
+  registerTrampoline(program);
   return program;
 }

@@ -349,8 +349,10 @@ export class Btf implements TypeSource {
     if (this.strText === undefined) {
       const bytes = this.blob.subarray(this.strStart, this.strEnd);
       // One latin1 string keeps byte offsets equal to character offsets; slices are cheap.
-      this.strText = latin1.decode(bytes);
-      this.strAscii = !/[\u0080-\uffff]/.test(this.strText);
+      // The usual all-ASCII section decodes faster as UTF-8, to the same string.
+      const text = utf8.decode(bytes);
+      this.strAscii = !/[\u0080-\uffff]/.test(text);
+      this.strText = this.strAscii ? text : latin1.decode(bytes);
     }
     return this.strText;
   }

@@ -113,6 +113,11 @@ class CDumper {
   /** Padding types from widest to narrowest, `long` being pointer-sized. */
   private readonly pads: readonly (readonly [string, number])[];
   private readonly alignCache: Int8Array;
+  /** alignOf's memo: the alignment (0 when not known) and the depth of the walk below. */
+  private readonly alignMemo: Int8Array;
+  private readonly alignHeight: Uint16Array;
+  /** Deepest level the current alignOf walk has reached. */
+  private alignReach = 0;
   private readonly sizeCache: Float64Array;
 
   constructor(private readonly btf: Btf) {
@@ -135,6 +140,8 @@ class CDumper {
     this.strAt = new Uint32Array(btf.strLen);
     this.seen = new Uint32Array(n);
     this.alignCache = new Int8Array(n);
+    this.alignMemo = new Int8Array(n);
+    this.alignHeight = new Uint16Array(n);
     this.sizeCache = new Float64Array(n).fill(-1);
     this.prepare();
   }
@@ -545,8 +552,32 @@ class CDumper {
     return a;
   }
 
-  /** graph.ts's alignOfType over the raw records; -1 where that one throws. */
+  /**
+   * graph.ts's alignOfType over the raw records; -1 where that one throws. Successes are
+   * memoised with how many levels below `id` their walk went, so a query from a depth where
+   * that walk would cross MAX_NESTING walks again and fails as alignOfType does.
+   */
   private alignOf(id: number, depth: number): number {
+    const memo = this.alignMemo[id] as number;
+    if (memo !== 0) {
+      const reach = depth + (this.alignHeight[id] as number);
+      if (reach <= MAX_NESTING) {
+        if (reach > this.alignReach) this.alignReach = reach;
+        return memo;
+      }
+    }
+    const outer = this.alignReach;
+    this.alignReach = depth;
+    const a = this.alignWalk(id, depth);
+    if (a > 0) {
+      this.alignMemo[id] = a;
+      this.alignHeight[id] = this.alignReach - depth;
+    }
+    if (outer > this.alignReach) this.alignReach = outer;
+    return a;
+  }
+
+  private alignWalk(id: number, depth: number): number {
     if (depth > MAX_NESTING) return -1;
     const rid = this.resolve(id);
     if (rid <= 0) return -1;

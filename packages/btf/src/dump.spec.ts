@@ -108,6 +108,27 @@ describe('C dump reads the raw records', () => {
     );
   });
 
+  it('and gives up on alignment at the nesting depth alignOfType gives up at', () => {
+    // s0 holds s1 by value, ..., s299 holds an int: alignOf(sK) nests 300 - K levels deep.
+    const b = new BtfBuilder();
+    let inner = b.int('int', 4, { signed: true });
+    for (let k = 299; k >= 0; k--) {
+      const id = b.reserve();
+      // Set as raw types: the builder's own layout would compute (and fail) the alignment.
+      const m = { name: 'm', type: inner, bitsOffset: 0, bitfieldSize: 0 };
+      b.set(id, { kind: 'struct', name: `s${k}`, size: 4, members: [m] });
+      inner = id;
+    }
+    const btf = b.build();
+    expect(() => btf.alignOf(btf.get('s43', 'struct'))).toThrow(/nesting deeper/);
+    expect(btf.alignOf(btf.get('s44', 'struct'))).toBe(4);
+    // Only s43 has a member of known alignment while its own is unknown (taken as packed).
+    const packed = [
+      ...dumpBtf(btf, 'c').matchAll(/^struct (\w+) \{[^}]*\} __attribute__\(\(packed\)\)/gm),
+    ];
+    expect(packed.map((m) => m[1])).toEqual(['s43']);
+  });
+
   it('and fails as Btf.type does on a member type beyond the last id', () => {
     const b = new BtfBuilder();
     const int = b.int('int', 4, { signed: true });

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../../test/run.js';
@@ -53,5 +56,29 @@ describe('tracelab verify', () => {
     await expect(
       run(['verify', fixture('minimal.bpfel.o'), '--section', 'kprobe/x']),
     ).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('verifies an assembly file as the program type given, exit 1 on reject', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tracelab-verify-'));
+    try {
+      const ok = join(dir, 'ok.asm');
+      writeFileSync(ok, 'r0 = 0\nexit\n');
+      expect(await run(['verify', ok, '--type', 'kprobe'])).toMatch(
+        /^kprobe \(.*ok\.asm\): accepted/m,
+      );
+      expect(process.exitCode).toBeUndefined();
+      // reading a stack slot never written: the kernel's "invalid read from stack"
+      const bad = join(dir, 'bad.asm');
+      writeFileSync(bad, 'r0 = *(u64 *)(r10 - 8)\nexit\n');
+      expect(await run(['verify', bad, '--type', 'kprobe'])).toMatch(
+        /rejected EACCES: invalid read from stack off -8\+0 size 8 \(insn 0\)/,
+      );
+      expect(process.exitCode).toBe(1);
+      await expect(run(['verify', bad, '--type', 'xdp'])).rejects.toMatchObject({
+        message: expect.stringMatching(/--type.*kprobe/s),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

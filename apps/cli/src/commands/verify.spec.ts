@@ -26,7 +26,7 @@ describe('tracelab verify', () => {
       fixture('minimal.bpfel.o'),
       '--section',
       'socket',
-      '--log-level',
+      '--log',
       '1',
     ]);
     expect(out).toMatch(/^0: \([0-9a-f]{2}\) /m);

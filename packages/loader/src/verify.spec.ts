@@ -24,6 +24,8 @@ const accepted: [string, string][] = [
   ['legacy', 'tp/syscalls/sys_enter_close'],
   ['ringbuf', 'tp_btf/sched_process_exec'],
   ['counts', 'kprobe/do_sys_openat2'],
+  ['counts', 'fentry/vfs_read'],
+  ['counts', 'kprobe.multi/vfs_*'],
   ['tailcall', 'socket'],
 ];
 

@@ -22,8 +22,8 @@ export const PROG_TYPES: readonly ProgType[] = [
   'syscall',
 ];
 
-/** expected_attach_type of tracing programs. */
-export type AttachType = 'fentry' | 'fexit' | 'fmod_ret';
+/** expected_attach_type of tracing programs; raw_tp is BPF_TRACE_RAW_TP (libbpf's tp_btf). */
+export type AttachType = 'fentry' | 'fexit' | 'fmod_ret' | 'raw_tp';
 
 /** What decides the context of one program: type, arch, attach target. */
 export interface CtxEnv {

@@ -1,4 +1,4 @@
-import type { ProgType } from './ctx.js';
+import type { AttachType, ProgType } from './ctx.js';
 
 /** enum bpf_arg_type (the kinds tracelab's helpers use). */
 export type ArgType =
@@ -76,6 +76,7 @@ export const HELPERS: ReadonlyMap<number, FuncProto> = new Map(
     P(133, 'ringbuf_discard', ['ringbuf_mem_release', 'anything'], 'void'),
     P(134, 'ringbuf_query', ['const_map_ptr', 'anything'], 'integer'),
     P(158, 'get_current_task_btf', [], 'btf_id_task'),
+    P(173, 'get_func_ip', ['ctx'], 'integer'),
     P(174, 'get_attach_cookie', ['ctx'], 'integer'),
     P(181, 'loop', ['anything', 'func', 'stack_or_null', 'anything'], 'integer'),
     P(183, 'get_func_arg', ['ctx', 'anything', 'long_ptr'], 'integer'),
@@ -91,10 +92,35 @@ const TRACING_COMMON = [4, 25, 45, 112, 113, 114, 115, 158, 174];
 /** Which helpers each program type may call (the prog type's get_func_proto). */
 export const ALLOWED_HELPERS: Readonly<Record<ProgType, ReadonlySet<number>>> = {
   socket_filter: new Set([...BASE, 25, 26, 46, 47]),
-  kprobe: new Set([...BASE, ...TRACING_COMMON]),
+  kprobe: new Set([...BASE, ...TRACING_COMMON, 173]),
   tracepoint: new Set([...BASE, ...TRACING_COMMON]),
   raw_tracepoint: new Set([...BASE, ...TRACING_COMMON]),
   perf_event: new Set([...BASE, ...TRACING_COMMON]),
-  tracing: new Set([...BASE, ...TRACING_COMMON, 183, 184, 185]),
+  tracing: new Set([...BASE, ...TRACING_COMMON, 173, 183, 184, 185]),
   syscall: new Set([...BASE, 4, 112, 113, 114, 115]),
 };
+
+/** Helpers tracing_prog_func_proto hands out only to programs with a trampoline. */
+const TRAMPOLINE_ONLY: ReadonlySet<number> = new Set([183, 184, 185]);
+
+/**
+ * bpf_prog_has_trampoline for a tracing program: fentry, fexit and fmod_ret have one, tp_btf does
+ * not. A tracing program without an attach type is verified as fentry.
+ */
+export function hasTrampoline(attachType: AttachType | undefined): boolean {
+  return attachType !== 'raw_tp';
+}
+
+/**
+ * The program's get_func_proto: whether a program of this type and attach type gets helper id.
+ * get_func_ret (184) is handed to fentry too; the kernel then patches the call to return
+ * -EOPNOTSUPP.
+ */
+export function helperAllowed(
+  progType: ProgType,
+  attachType: AttachType | undefined,
+  id: number,
+): boolean {
+  if (!ALLOWED_HELPERS[progType].has(id)) return false;
+  return progType !== 'tracing' || !TRAMPOLINE_ONLY.has(id) || hasTrampoline(attachType);
+}

@@ -8,7 +8,7 @@ export {
 export type { VerifierErrno, VerifyOptions, VerifyResult, VerifyStats } from './verifier.js';
 export { PROG_TYPES } from './ctx.js';
 export type { AttachType, ProgType } from './ctx.js';
-export { ALLOWED_HELPERS, HELPERS } from './helpers.js';
+export { ALLOWED_HELPERS, HELPERS, hasTrampoline, helperAllowed } from './helpers.js';
 export type { ArgType, FuncProto, RetType } from './helpers.js';
 export { RegState, regStr, regTypeStr } from './regs.js';
 export type { MapDef, MapType, RegType } from './regs.js';

@@ -35,7 +35,7 @@ import {
 } from '@tracelab/vm';
 import { type Cfg, checkCfg } from './cfg.js';
 import { type AttachType, type CtxEnv, type ProgType, btfStructAccess, ctxAccess } from './ctx.js';
-import { ALLOWED_HELPERS, type ArgType, type FuncProto, HELPERS } from './helpers.js';
+import { type ArgType, type FuncProto, HELPERS, hasTrampoline, helperAllowed } from './helpers.js';
 import { ALU_STR, frameStr, helperName, insnStr } from './log.js';
 import {
   type MapDef,
@@ -94,7 +94,7 @@ export type VerifierErrno = keyof typeof VERIFIER_ERRNO;
 /** How to verify a program: its type, attach target, maps and log. */
 export interface VerifyOptions {
   progType: ProgType;
-  /** fentry/fexit/fmod_ret for tracing programs. */
+  /** fentry/fexit/fmod_ret/raw_tp (tp_btf) for tracing programs. */
   attachType?: AttachType;
   /** Kernel BTF for tracing programs' typed context and BTF pointer walks. */
   btf?: Btf;
@@ -1188,7 +1188,7 @@ class Env {
   retRange(): [number, number] | null {
     if (this.opts.progType === 'tracing') {
       const a = this.opts.attachType ?? 'fentry';
-      return a === 'fmod_ret' ? null : [0, 0];
+      return a === 'fmod_ret' || a === 'raw_tp' ? null : [0, 0];
     }
     return null;
   }
@@ -1224,7 +1224,7 @@ class Env {
   checkHelperCall(st: VerifierState, id: number, idx: number): number {
     const proto = HELPERS.get(id);
     if (proto === undefined) this.reject(`invalid func unknown#${id}`, 'EINVAL');
-    if (!ALLOWED_HELPERS[this.opts.progType].has(id)) {
+    if (!helperAllowed(this.opts.progType, this.opts.attachType, id)) {
       this.reject(`program of this type cannot use helper ${helperName(id)}#${id}`, 'EINVAL');
     }
     const meta: { map: MapDef | null; release: number; size: bigint; func: RegState | null } = {
@@ -1242,6 +1242,7 @@ class Env {
       st.refs = st.refs.filter((x) => x.id !== ref);
       for (const r of st.allRegs()) if (r.refObjId === ref) markUnknown(r);
     }
+    if (id === 173) this.checkGetFuncIp();
     if (id === 181) return this.checkLoopCall(st, idx, meta.func as RegState);
     const cur = st.cur;
     clobberCallerSaved(cur);
@@ -1294,6 +1295,16 @@ class Env {
       }
     }
     return idx + 1;
+  }
+
+  /** check_get_func_ip: a tracing program needs a trampoline to know the traced function's ip. */
+  checkGetFuncIp(): void {
+    if (this.opts.progType === 'tracing' && !hasTrampoline(this.opts.attachType)) {
+      this.reject(
+        'func bpf_get_func_ip#173 supported only for fentry/fexit/fmod_ret programs',
+        'ENOTSUPP',
+      );
+    }
   }
 
   /** bpf_loop: the callback runs as a call frame with (index, ctx); r0 of the helper a count. */
@@ -1526,8 +1537,11 @@ class Env {
   }
 }
 
+/** The traced function's prototype; tp_btf programs (raw_tp) read an untyped argument array. */
 function findProto(opts: VerifyOptions): BtfFuncProto | undefined {
-  if (opts.btf === undefined || opts.attachTarget === undefined) return undefined;
+  if (opts.btf === undefined || opts.attachTarget === undefined || opts.attachType === 'raw_tp') {
+    return undefined;
+  }
   const id = opts.btf.find(opts.attachTarget, 'func');
   if (id === undefined) return undefined;
   const f = opts.btf.type(id);
@@ -1571,6 +1585,7 @@ export function verify(insns: readonly Insn[], options: VerifyOptions): VerifyRe
   if (insns.length === 0) return finish([], new Reject(0, 'empty program', 'EINVAL'));
   if (
     options.progType === 'tracing' &&
+    options.attachType !== 'raw_tp' &&
     options.attachTarget !== undefined &&
     options.btf !== undefined
   ) {

@@ -6,7 +6,7 @@ import {
   BPF_F_KPROBE_MULTI_RETURN,
 } from '@tracelab/fprobe';
 import { kernelEnv } from '@tracelab/kernel';
-import { BpfObject, mapTypeName, verifyObject } from '@tracelab/loader';
+import { BpfObject, mapTypeName, sectionInfo, verifyObject } from '@tracelab/loader';
 import {
   BPF_FUNC_get_func_ip,
   BPF_TRAMP_FENTRY,
@@ -68,6 +68,8 @@ export interface LoadedProg {
   readonly attachType: AttachType | undefined;
   /** The section's target (fentry/vfs_read -> vfs_read), '' when none. */
   readonly attachTarget: string;
+  /** The object section it came from ('' for BPF_PROG_LOAD of bare instructions). */
+  readonly section: string;
   readonly log: string;
 }
 
@@ -267,6 +269,7 @@ export class Bpf {
       attr.progType,
       attr.attachType,
       attr.attachTarget ?? '',
+      '',
       r.log,
     );
   }
@@ -277,9 +280,10 @@ export class Bpf {
     progType: ProgType,
     attachType: AttachType | undefined,
     attachTarget: string,
+    section: string,
     log: string,
   ): LoadedProg {
-    const info = { fd: 0, name, progType, attachType, attachTarget, log };
+    const info = { fd: 0, name, progType, attachType, attachTarget, section, log };
     const fd = this.alloc({ kind: 'prog', prog, info });
     const full = { ...info, fd };
     this.fds.set(fd, { kind: 'prog', prog, info: full });
@@ -380,6 +384,7 @@ export class Bpf {
         PROG_TYPE[sec.progType] ?? 'kprobe',
         sec.attachType === undefined ? undefined : ATTACH_TYPE[sec.attachType],
         lp.def.info.attachTarget,
+        lp.def.section,
         v?.result.log ?? '',
       );
     });
@@ -388,6 +393,37 @@ export class Bpf {
   }
 
   // ---- links ----
+
+  /**
+   * bpf_program__attach(): attaches a program loaded from an object the way its section name
+   * says (fentry/vfs_read, fexit/..., fmod_ret/..., kprobe.multi/vfs_*, kretprobe.multi/...).
+   */
+  attachBySection(progFd: number): number | TracelabError {
+    const p = this.entry(progFd, 'prog');
+    if (p instanceof TracelabError) return p;
+    const { section, attachTarget } = p.info;
+    if (section === '') {
+      return new TracelabError('EINVAL', `prog fd ${progFd} was not loaded from an object section`);
+    }
+    const info = attempt(() => sectionInfo(section));
+    if (info instanceof TracelabError) return info;
+    const kind = info.def.attachType;
+    if (kind === 'BPF_TRACE_KPROBE_MULTI') {
+      return this.linkCreate(progFd, {
+        attachType: 'kprobe_multi',
+        pattern: attachTarget,
+        retprobe: info.def.retprobe,
+      });
+    }
+    const tramp = kind === undefined ? undefined : ATTACH_TYPE[kind];
+    if (tramp !== 'fentry' && tramp !== 'fexit' && tramp !== 'fmod_ret') {
+      return new TracelabError(
+        'EOPNOTSUPP',
+        `section '${section}': no layer attaches ${info.def.progType} programs yet`,
+      );
+    }
+    return this.linkCreate(progFd, { attachType: tramp });
+  }
 
   /** BPF_LINK_CREATE; close(fd) of the link detaches it. */
   linkCreate(progFd: number, attr: LinkAttr): number | TracelabError {

@@ -112,6 +112,42 @@ describe('bpf()', () => {
     expect(ok(e.bpf.map(obj.maps.get('calls') ?? -1)).attr.maxEntries).toBe(1024);
   });
 
+  it("attaches an object's fentry/fexit programs by their section names (latency histogram)", () => {
+    const e = engine();
+    const obj = ok(e.bpf.loadObject(fixture('latency.bpfel.o')));
+    for (const p of obj.programs) ok(e.bpf.attachBySection(p.fd));
+    ok(e.tracefs.write('set_ftrace_filter', 'vfs_read'));
+    ok(e.tracefs.write('current_tracer', 'function'));
+    ok(e.run('syscalls'));
+    const reads = ok(e.tracefs.read('trace'))
+      .split('\n')
+      .filter((l) => / vfs_read <-/.test(l)).length;
+    expect(reads).toBeGreaterThan(0);
+    const zero = new Uint8Array(4);
+    // .data: `samples` starts at 7 and fexit adds one per completed vfs_read
+    const data = ok(e.bpf.mapLookup(obj.maps.get('.data') ?? -1, zero));
+    expect(new DataView(data.buffer, data.byteOffset).getBigUint64(0, true)).toBe(
+      7n + BigInt(reads),
+    );
+    // .bss: the 26-slot histogram holds one count per call
+    const bss = ok(e.bpf.mapLookup(obj.maps.get('.bss') ?? -1, zero));
+    const dv = new DataView(bss.buffer, bss.byteOffset);
+    let total = 0;
+    for (let slot = 0; slot < 26; slot++) total += dv.getUint32(slot * 4, true);
+    expect(total).toBe(reads);
+  });
+
+  it('refuses to attach a program whose section names no attach point', () => {
+    const e = engine();
+    const obj = ok(e.bpf.loadObject(fixture('minimal.bpfel.o')));
+    const r = e.bpf.attachBySection(obj.programs[0]?.fd ?? -1);
+    expect((r as TracelabError).code).toBe('EOPNOTSUPP');
+    const bare = assemble('r0 = 0\nexit');
+    if (bare instanceof VmError) throw bare;
+    const p = ok(e.bpf.progLoad({ insns: bare, progType: 'kprobe' }));
+    expect((e.bpf.attachBySection(p.fd) as TracelabError).code).toBe('EINVAL');
+  });
+
   it('counts vfs_read calls through an fentry link until the link is closed', () => {
     const e = engine();
     const map = ok(

@@ -26,6 +26,7 @@ const ATTACH_TYPE: Partial<Record<AttachTypeName, AttachType>> = {
   BPF_TRACE_FENTRY: 'fentry',
   BPF_TRACE_FEXIT: 'fexit',
   BPF_MODIFY_RETURN: 'fmod_ret',
+  BPF_TRACE_RAW_TP: 'raw_tp',
 };
 
 const MAP_TYPES: readonly MapType[] = [

@@ -48,6 +48,9 @@ export default function setup(bench: Bench): void {
     .add(`C dump ${label}`, () => {
       dumpBtf(btf, 'c');
     })
+    .add(`parse + C dump ${label} (tracelab btf dump --format c)`, () => {
+      dumpBtf(blob, 'c');
+    })
     .add(`raw dump ${label}`, () => {
       dumpBtf(btf, 'raw');
     })

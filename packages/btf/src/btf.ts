@@ -57,7 +57,7 @@ export interface BtfFuncEntry {
 }
 
 /** Size in bytes of the kind-specific data that follows a type's 12-byte common header. */
-function extraSize(kind: number, vlen: number): number {
+export function extraSize(kind: number, vlen: number): number {
   switch (kind) {
     case BTF_KIND.INT:
     case BTF_KIND.VAR:

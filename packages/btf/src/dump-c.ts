@@ -818,6 +818,8 @@ class CDumper {
   dump(): string {
     this.write(HEADER);
     for (let id = 1; id < this.n; id++) {
+      // Most ids were ordered as dependencies of earlier ones; nothing to queue for them.
+      if (this.order[id] === ORDERED) continue;
       this.queue.length = 0;
       this.orderType(id, false);
       for (const q of this.queue) this.emitQueued(q);

@@ -1,4 +1,4 @@
-import type { Btf } from './btf.js';
+import { extraSize, type Btf } from './btf.js';
 
 const hostLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -43,10 +43,13 @@ export function typeWords(btf: Btf): TypeWords {
   }
   const rec = new Uint32Array(btf.typeCount);
   let at = 0;
-  for (const { b, start, count } of sections) {
-    // Records are whole words from the 4-byte aligned section start (the parser checks both).
+  for (const { b, count } of sections) {
+    // The parser has walked these records already, so their sizes are known to fit.
+    let p = at;
     for (let id = b.startId; id < b.typeCount; id++) {
-      rec[id] = at + ((b.recordOffset(id) - start) >>> 2);
+      rec[id] = p;
+      const info = words[p + 1] as number;
+      p += 3 + (extraSize((info >>> 24) & 0x1f, info & 0xffff) >>> 2);
     }
     at += count;
   }

@@ -1,5 +1,5 @@
-import { decodeJson, LocalBroker, LocalBus, type BusMsg } from '@tracelab/bus';
-import { AgentHealthSchema, AgentInfoSchema, subjects } from '@tracelab/contracts';
+import { decodeJson, encodeJson, LocalBroker, LocalBus, type BusMsg } from '@tracelab/bus';
+import { AgentHealthSchema, AgentInfoSchema, RunReplySchema, subjects } from '@tracelab/contracts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from './index.js';
 
@@ -62,6 +62,79 @@ describe('agent', () => {
       client.request(subjects.agentHealth('m2'), new Uint8Array(), { timeoutMs: 100 }),
     ).rejects.toMatchObject({
       code: 'EHOSTUNREACH',
+    });
+  });
+
+  describe('its traced kernel on the bus', () => {
+    const req = async (client: LocalBus, subject: string, body: unknown) =>
+      (await client.request(subject, encodeJson(body), { timeoutMs: 5000 })).json();
+
+    it('writes and reads tracefs, runs a workload and shows the trace', async () => {
+      const client = bus();
+      const agent = new Agent({
+        bus: bus(),
+        id: 'k1',
+        version: '1',
+        transport: 'local',
+        machine: { arch: 'arm64', cpus: 2 },
+      });
+      await agent.start();
+      expect(agent.info.machine).toEqual({ arch: 'arm64', cpus: 2 });
+      expect(
+        await req(client, subjects.tracefsWrite('k1'), {
+          path: 'set_ftrace_filter',
+          data: 'vfs_read',
+        }),
+      ).toEqual({ written: 8 });
+      await req(client, subjects.tracefsWrite('k1'), { path: 'current_tracer', data: 'function' });
+      const ran = RunReplySchema.parse(
+        await req(client, subjects.run('k1'), { workload: 'syscalls', seed: 3 }),
+      );
+      expect(ran).toMatchObject({ workload: 'syscalls', seed: 3, fault: null });
+      const { data } = (await req(client, subjects.tracefsRead('k1'), { path: 'trace' })) as {
+        data: string;
+      };
+      const rows = data.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+      expect(rows.length).toBeGreaterThan(0);
+      for (const row of rows) expect(row).toMatch(/: vfs_read <-/);
+      const { entries } = (await req(client, subjects.tracefsList('k1'), {})) as {
+        entries: string[];
+      };
+      expect(entries).toEqual(
+        expect.arrayContaining(['trace', 'current_tracer', 'set_ftrace_filter']),
+      );
+      await agent.stop();
+    });
+
+    it('answers bad requests with the errno and the failing field', async () => {
+      const client = bus();
+      const agent = new Agent({ bus: bus(), id: 'k2', version: '1', transport: 'local' });
+      await agent.start();
+      await expect(
+        req(client, subjects.tracefsRead('k2'), { path: '../etc/passwd' }),
+      ).rejects.toMatchObject({
+        code: 'EINVAL',
+        remote: true,
+        message: expect.stringContaining('path'),
+      });
+      await expect(
+        req(client, subjects.tracefsRead('k2'), { path: 'no_such_file' }),
+      ).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(
+        req(client, subjects.run('k2'), { workload: 'syscalls', seed: -1 }),
+      ).rejects.toMatchObject({
+        code: 'EINVAL',
+        message: expect.stringContaining('seed'),
+      });
+      await expect(
+        req(client, subjects.run('k2'), {
+          workload: { name: 'w', tasks: [{ comm: 'x', calls: [{ fn: 'nope' }] }] },
+        }),
+      ).rejects.toMatchObject({
+        code: 'ENOENT',
+        message: expect.stringContaining('nope'),
+      });
+      await agent.stop();
     });
   });
 });

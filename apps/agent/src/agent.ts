@@ -1,24 +1,64 @@
 import { hostname } from 'node:os';
-import { AgentInfoSchema, subjects, type AgentHealth, type AgentInfo } from '@tracelab/contracts';
-import { encodeJson, type Bus, type Subscription } from '@tracelab/bus';
+import {
+  AgentInfoSchema,
+  parseOrThrow,
+  RunRequestSchema,
+  subjects,
+  TracefsListRequestSchema,
+  TracefsReadRequestSchema,
+  TracefsWriteRequestSchema,
+  TracelabError,
+  type AgentHealth,
+  type AgentInfo,
+  type Arch,
+} from '@tracelab/contracts';
+import { encodeJson, type Bus, type BusMsg, type Subscription } from '@tracelab/bus';
+import { Engine } from '@tracelab/engine';
+
+/** What Engine.run takes; a document is checked by the kernel's workload schema there. */
+type Workload = Parameters<Engine['run']>[0];
+
+export interface MachineOptions {
+  arch: Arch;
+  cpus: number;
+  /** Scheduler seed of workloads run without their own. */
+  seed?: number;
+}
 
 export interface AgentOptions {
   bus: Bus;
   id: string;
   version: string;
   transport: 'local' | 'nats';
+  machine?: MachineOptions;
+}
+
+/** Layers return errors as values; over the bus they travel as the thrown error's code. */
+function ok<T>(value: T): Exclude<T, TracelabError> {
+  if (value instanceof TracelabError) throw value;
+  return value as Exclude<T, TracelabError>;
+}
+
+function body(msg: BusMsg): unknown {
+  try {
+    return msg.data.length === 0 ? {} : msg.json();
+  } catch {
+    throw new TracelabError('EINVAL', 'request body is not JSON');
+  }
 }
 
 /**
- * One agent: hosts a traced kernel (the engine, in a later layer) and answers for it on the bus.
- * Today it serves its identity and health and announces itself so gateways can find it.
+ * One agent: hosts a traced kernel (an engine) and answers for it on the bus: its identity and
+ * health, tracefs reads and writes, workload runs. It announces itself so gateways find it.
  */
 export class Agent {
   readonly info: AgentInfo;
+  readonly engine: Engine;
   private readonly started = Date.now();
   private readonly subscriptions: Subscription[] = [];
 
   constructor(private readonly options: AgentOptions) {
+    const machine = options.machine ?? { arch: 'x86_64', cpus: 2 };
     this.info = AgentInfoSchema.parse({
       id: options.id,
       version: options.version,
@@ -26,14 +66,46 @@ export class Agent {
       pid: process.pid,
       startedAt: new Date(this.started).toISOString(),
       transport: options.transport,
+      machine: { arch: machine.arch, cpus: machine.cpus },
     });
+    this.engine = ok(
+      Engine.create({
+        arch: machine.arch,
+        cpus: machine.cpus,
+        ...(machine.seed !== undefined ? { seed: machine.seed } : {}),
+      }),
+    );
   }
 
   async start(): Promise<void> {
     const { bus } = this.options;
+    const id = this.info.id;
+    const tracefs = this.engine.tracefs;
     this.subscriptions.push(
-      await bus.serve(subjects.agentInfo(this.info.id), () => encodeJson(this.info)),
-      await bus.serve(subjects.agentHealth(this.info.id), () => encodeJson(this.health())),
+      await bus.serve(subjects.agentInfo(id), () => encodeJson(this.info)),
+      await bus.serve(subjects.agentHealth(id), () => encodeJson(this.health())),
+      await bus.serve(subjects.tracefsRead(id), (msg) => {
+        const req = parseOrThrow(TracefsReadRequestSchema, body(msg), 'tracefs read');
+        return encodeJson({ data: ok(tracefs.read(req.path)) });
+      }),
+      await bus.serve(subjects.tracefsWrite(id), (msg) => {
+        const req = parseOrThrow(TracefsWriteRequestSchema, body(msg), 'tracefs write');
+        return encodeJson({
+          written: ok(tracefs.write(req.path, req.data, { append: req.append })),
+        });
+      }),
+      await bus.serve(subjects.tracefsList(id), (msg) => {
+        const req = parseOrThrow(TracefsListRequestSchema, body(msg), 'tracefs list');
+        return encodeJson({ entries: ok(tracefs.list(req.dir)) });
+      }),
+      await bus.serve(subjects.run(id), (msg) => {
+        const req = parseOrThrow(RunRequestSchema, body(msg), 'run');
+        const workload =
+          typeof req.workload === 'string' ? req.workload : (req.workload as Workload);
+        return encodeJson(
+          ok(this.engine.run(workload, req.seed !== undefined ? { seed: req.seed } : {})),
+        );
+      }),
       await bus.subscribe(subjects.agentPing, () => this.announce()),
     );
     this.announce();
@@ -41,11 +113,7 @@ export class Agent {
   }
 
   health(): AgentHealth {
-    return {
-      id: this.info.id,
-      status: 'ok',
-      uptimeMs: Date.now() - this.started,
-    };
+    return { id: this.info.id, status: 'ok', uptimeMs: Date.now() - this.started };
   }
 
   async stop(): Promise<void> {

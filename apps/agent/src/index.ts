@@ -1,2 +1,2 @@
 export { Agent } from './agent.js';
-export type { AgentOptions } from './agent.js';
+export type { AgentOptions, MachineOptions } from './agent.js';

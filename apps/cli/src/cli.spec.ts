@@ -66,6 +66,40 @@ describe('the main job on the in-process bus', () => {
     const health = await fetch(`${stack.url}/v1/agents/local-0/health`);
     expect(health.status).toBe(200);
   });
+
+  it("traces a workload on the agent's kernel through the gateway", async () => {
+    stack = await startStack({
+      agentId: 'local-1',
+      host: '127.0.0.1',
+      port: 0,
+      machine: { arch: 'riscv64', cpus: 2 },
+      token: 't0k',
+    });
+    const auth = { authorization: 'Bearer t0k' };
+    const put = (file: string, body: string) =>
+      fetch(`${stack?.url}/v1/agents/local-1/tracefs/${file}`, {
+        method: 'PUT',
+        body,
+        headers: { ...auth, 'content-type': 'text/plain' },
+      });
+    expect((await put('set_graph_function', 'vfs_read')).status).toBe(200);
+    expect((await put('current_tracer', 'function_graph')).status).toBe(200);
+    const run = await fetch(`${stack.url}/v1/agents/local-1/run`, {
+      method: 'POST',
+      body: JSON.stringify({ workload: 'syscalls', seed: 2 }),
+      headers: { ...auth, 'content-type': 'application/json' },
+    });
+    expect(run.status).toBe(200);
+    const trace = await (await fetch(`${stack.url}/v1/agents/local-1/tracefs/trace`)).text();
+    expect(trace.split('\n')[0]).toBe('# tracer: function_graph');
+    expect(trace).toMatch(/\|\s+vfs_read\(\) \{$/m);
+    const denied = await fetch(`${stack.url}/v1/agents/local-1/run`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(denied.status).toBe(401);
+  });
 });
 
 describe('the main job over NATS', () => {

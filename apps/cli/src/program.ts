@@ -1,7 +1,9 @@
+import { ARCHES, type ArchName } from '@tracelab/arch-isa';
 import { createWriteStream } from 'node:fs';
 import { isToken } from '@tracelab/contracts';
 import { Command, InvalidArgumentError } from 'commander';
 import { registerBtf } from './commands/btf.js';
+import { arch, positiveInt } from './workload.js';
 import { registerKernel } from './commands/kernel.js';
 import { registerObj } from './commands/obj.js';
 import { registerTrace } from './commands/trace.js';
@@ -22,6 +24,15 @@ function agentId(value: string): string {
   if (!isToken(value))
     throw new InvalidArgumentError('an agent id is 1-64 letters, digits, _ or -');
   return value;
+}
+
+interface StartOpts {
+  host: string;
+  port: number;
+  agentId: string;
+  events?: string;
+  arch: ArchName;
+  cpus: number;
 }
 
 /**
@@ -79,7 +90,14 @@ export function buildProgram(
       env.TRACELAB_AGENT_ID ?? 'agent-0',
     )
     .option('--events <file>', 'collect trace events into FILE as JSON lines')
-    .action(async (opts: { host: string; port: number; agentId: string; events?: string }) => {
+    .option(
+      '--arch <arch>',
+      `the simulated machine's architecture (${ARCHES.join(', ')})`,
+      arch,
+      'x86_64' as ArchName,
+    )
+    .option('--cpus <n>', "the simulated machine's CPUs", positiveInt, 2)
+    .action(async (opts: StartOpts) => {
       const out = opts.events ? createWriteStream(opts.events, { flags: 'a' }) : undefined;
       const stack = await startStack({
         natsUrl: env.TRACELAB_NATS_URL,
@@ -87,11 +105,21 @@ export function buildProgram(
         host: opts.host,
         port: opts.port,
         sink: out ? (event) => out.write(`${JSON.stringify(event)}\n`) : undefined,
+        machine: { arch: opts.arch, cpus: opts.cpus },
+        ...(env.TRACELAB_TOKEN ? { token: env.TRACELAB_TOKEN } : {}),
       });
       console.log(
         `tracelab ${VERSION}: agent ${opts.agentId} on ${env.TRACELAB_NATS_URL ? `NATS ${env.TRACELAB_NATS_URL}` : 'the in-process bus'}`,
       );
       console.log(`gateway listening at ${stack.url}  (API docs: ${stack.url}/documentation)`);
+      console.log(
+        env.TRACELAB_TOKEN
+          ? 'mutating routes take the bearer token from TRACELAB_TOKEN'
+          : `bearer token for mutating routes: ${stack.token}  (set TRACELAB_TOKEN to choose one)`,
+      );
+      console.log(
+        `try: curl -X POST -H 'authorization: Bearer ${env.TRACELAB_TOKEN ? '$TRACELAB_TOKEN' : stack.token}' -H 'content-type: application/json' -d '{"workload":"syscalls"}' ${stack.url}/v1/agents/${opts.agentId}/run`,
+      );
       const shutdown = (signal: string) => {
         console.log(`${signal}: shutting down`);
         void stack.close().then(

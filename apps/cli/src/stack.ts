@@ -1,4 +1,5 @@
-import { Agent } from '@tracelab/agent';
+import { randomBytes } from 'node:crypto';
+import { Agent, type MachineOptions } from '@tracelab/agent';
 import { LocalBus, NatsBus, type Bus } from '@tracelab/bus';
 import { Collector, type CollectedEvent } from '@tracelab/collector';
 import { buildGateway, type Gateway } from '@tracelab/gateway';
@@ -12,6 +13,10 @@ export interface StackOptions {
   port: number;
   /** Where collected trace events go; without it no collector runs. */
   sink?: (event: CollectedEvent) => void;
+  /** The simulated machine the agent's kernel runs on (default x86_64, 2 CPUs). */
+  machine?: MachineOptions;
+  /** Bearer token of the gateway's mutating routes; generated when not given. */
+  token?: string;
 }
 
 /** The apps of tracelab composed in one process: the main job of `tracelab start`. */
@@ -21,6 +26,7 @@ export interface Stack {
   readonly collector: Collector | undefined;
   readonly gateway: Gateway;
   readonly url: string;
+  readonly token: string;
   close(): Promise<void>;
 }
 
@@ -29,11 +35,18 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const bus: Bus = options.natsUrl
     ? await NatsBus.connect({ servers: options.natsUrl, name: `tracelab-${options.agentId}` })
     : new LocalBus();
-  const agent = new Agent({ bus, id: options.agentId, version: VERSION, transport });
+  const agent = new Agent({
+    bus,
+    id: options.agentId,
+    version: VERSION,
+    transport,
+    ...(options.machine ? { machine: options.machine } : {}),
+  });
   const collector = options.sink
     ? new Collector({ bus, durable: 'tracelab-collector', sink: options.sink })
     : undefined;
-  const gateway = await buildGateway({ bus, version: VERSION, transport });
+  const token = options.token ?? randomBytes(16).toString('hex');
+  const gateway = await buildGateway({ bus, version: VERSION, transport, token });
   try {
     await agent.start();
     await collector?.start();
@@ -44,6 +57,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       collector,
       gateway,
       url,
+      token,
       async close() {
         await gateway.close();
         await collector?.stop();

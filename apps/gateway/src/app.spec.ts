@@ -3,6 +3,8 @@ import { ErrorEnvelopeSchema, subjects, type AgentInfo } from '@tracelab/contrac
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildGateway, type Gateway } from './index.js';
 
+const TOKEN = 'test-token';
+
 function agentInfo(id: string): AgentInfo {
   return {
     id,
@@ -34,6 +36,7 @@ describe('gateway', () => {
       bus: new LocalBus({ broker }),
       version: '1.2.3',
       transport: 'local',
+      token: TOKEN,
     });
   });
   afterEach(async () => {
@@ -133,5 +136,115 @@ describe('gateway', () => {
     expect((await app.inject({ method: 'GET', url: '/documentation' })).statusCode).toBeLessThan(
       400,
     );
+  });
+
+  describe("the agent's kernel", () => {
+    /** A fake agent's tracefs: one file map, the request bodies it saw. */
+    async function fakeKernel(
+      id: string,
+    ): Promise<{ files: Map<string, string>; seen: unknown[] }> {
+      const files = new Map([['trace', '# tracer: nop\n']]);
+      const seen: unknown[] = [];
+      await peer.serve(subjects.tracefsRead(id), (m) => {
+        const { path } = m.json<{ path: string }>();
+        const data = files.get(path);
+        if (data === undefined)
+          throw Object.assign(new Error(`${path}: no such file`), { code: 'ENOENT' });
+        return encodeJson({ data });
+      });
+      await peer.serve(subjects.tracefsWrite(id), (m) => {
+        const req = m.json<{ path: string; data: string; append: boolean }>();
+        seen.push(req);
+        files.set(req.path, (req.append ? (files.get(req.path) ?? '') : '') + req.data);
+        return encodeJson({ written: req.data.length });
+      });
+      await peer.serve(subjects.tracefsList(id), () => encodeJson({ entries: [...files.keys()] }));
+      await peer.serve(subjects.run(id), (m) => {
+        seen.push(m.json());
+        return encodeJson({
+          workload: 'syscalls',
+          seed: 1,
+          calls: 10,
+          switches: 2,
+          fault: null,
+          elapsedNs: 1000,
+        });
+      });
+      return { files, seen };
+    }
+    const auth = { authorization: `Bearer ${TOKEN}` };
+
+    it('reads a tracefs file as text and lists the directory', async () => {
+      await fakeKernel('m1');
+      await app.ready();
+      const res = await app.inject({ method: 'GET', url: '/v1/agents/m1/tracefs/trace' });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/plain/);
+      expect(res.body).toBe('# tracer: nop\n');
+      expect((await app.inject({ method: 'GET', url: '/v1/agents/m1/tracefs' })).json()).toEqual({
+        entries: ['trace'],
+      });
+      const missing = await app.inject({ method: 'GET', url: '/v1/agents/m1/tracefs/nope' });
+      expect([missing.statusCode, missing.json().code]).toEqual([404, 'ENOENT']);
+    });
+
+    it('refuses writes and runs without the bearer token', async () => {
+      const { seen } = await fakeKernel('m1');
+      await app.ready();
+      for (const req of [
+        {
+          method: 'PUT' as const,
+          url: '/v1/agents/m1/tracefs/current_tracer',
+          payload: 'function',
+          headers: { 'content-type': 'text/plain' },
+        },
+        { method: 'POST' as const, url: '/v1/agents/m1/run', payload: { workload: 'syscalls' } },
+      ]) {
+        const res = await app.inject(req);
+        expect(res.statusCode).toBe(401);
+        expect(ErrorEnvelopeSchema.parse(res.json()).code).toBe('EACCES');
+        const wrong = await app.inject({
+          ...req,
+          headers: { ...req.headers, authorization: 'Bearer nope' },
+        });
+        expect(wrong.statusCode).toBe(401);
+      }
+      expect(seen).toEqual([]);
+    });
+
+    it('writes tracefs files and runs workloads with the token', async () => {
+      const { files, seen } = await fakeKernel('m1');
+      await app.ready();
+      const put = await app.inject({
+        method: 'PUT',
+        url: '/v1/agents/m1/tracefs/set_ftrace_filter?append=true',
+        payload: 'vfs_*',
+        headers: { ...auth, 'content-type': 'text/plain' },
+      });
+      expect([put.statusCode, put.json()]).toEqual([200, { written: 5 }]);
+      expect(files.get('set_ftrace_filter')).toBe('vfs_*');
+      expect(seen[0]).toEqual({ path: 'set_ftrace_filter', data: 'vfs_*', append: true });
+      const run = await app.inject({
+        method: 'POST',
+        url: '/v1/agents/m1/run',
+        payload: { workload: 'syscalls', seed: 4 },
+        headers: auth,
+      });
+      expect(run.statusCode).toBe(200);
+      expect(seen[1]).toEqual({ workload: 'syscalls', seed: 4 });
+    });
+
+    it.each([
+      ['PUT', '/v1/agents/m1/tracefs/a%20b', 'x', ['params', '*']],
+      ['POST', '/v1/agents/m1/run', { workload: 'syscalls', seed: -1 }, ['body', 'seed']],
+      ['POST', '/v1/agents/m1/run', { seed: 1 }, ['body', 'workload']],
+    ] as const)('%s %s with bad input is a 400 naming %j', async (method, url, payload, path) => {
+      await app.ready();
+      const headers =
+        typeof payload === 'string' ? { ...auth, 'content-type': 'text/plain' } : auth;
+      const res = await app.inject({ method, url, payload, headers });
+      expect(res.statusCode).toBe(400);
+      expect(ErrorEnvelopeSchema.parse(res.json()).details?.path).toEqual(path);
+    });
   });
 });

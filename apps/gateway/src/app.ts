@@ -1,3 +1,4 @@
+import bearerAuth from '@fastify/bearer-auth';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import {
@@ -6,6 +7,11 @@ import {
   AgentIdSchema,
   AgentInfoSchema,
   ErrorEnvelopeSchema,
+  RunReplySchema,
+  RunRequestSchema,
+  TracefsListReplySchema,
+  TracefsPathSchema,
+  TracefsWriteReplySchema,
   TracelabError,
   routes,
   subjects,
@@ -31,10 +37,13 @@ export interface GatewayOptions {
   logger?: boolean;
   /** Upper bound of any bus request a route makes. */
   maxTimeoutMs?: number;
+  /** Bearer token every mutating route requires (`Authorization: Bearer TOKEN`). */
+  token: string;
 }
 
 const errors = {
   400: ErrorEnvelopeSchema,
+  401: ErrorEnvelopeSchema,
   404: ErrorEnvelopeSchema,
   503: ErrorEnvelopeSchema,
   504: ErrorEnvelopeSchema,
@@ -128,6 +137,124 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
       return health.data;
     },
   );
+
+  const agentParams = z.object({ agentId: AgentIdSchema, '*': TracefsPathSchema });
+  const timeout = z.object({
+    timeoutMs: z.coerce.number().int().min(1).max(maxTimeoutMs).default(5000),
+  });
+  /** One bus request to an agent; a reply that breaks the contract is the agent's fault (502). */
+  async function ask<T>(
+    subject: string,
+    body: unknown,
+    timeoutMs: number,
+    reply: z.ZodType<T>,
+  ): Promise<T> {
+    const msg = await options.bus.request(subject, new TextEncoder().encode(JSON.stringify(body)), {
+      timeoutMs,
+    });
+    const parsed = reply.safeParse(msg.json());
+    if (!parsed.success)
+      throw new TracelabError('EIO', `agent sent a malformed reply on ${subject}`);
+    return parsed.data;
+  }
+
+  api.get(
+    routes.tracefs,
+    {
+      schema: {
+        description:
+          "Read a tracefs file of the agent's kernel (trace, enabled_functions, ...) as text",
+        params: agentParams,
+        querystring: timeout,
+        response: { 200: z.string(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { agentId, '*': path } = request.params;
+      const { data } = await ask(
+        subjects.tracefsRead(agentId),
+        { path },
+        request.query.timeoutMs,
+        z.object({ data: z.string() }),
+      );
+      return reply.type('text/plain; charset=utf-8').send(data);
+    },
+  );
+
+  api.get(
+    `/${API_VERSION}/agents/:agentId/tracefs`,
+    {
+      schema: {
+        description: "List a tracefs directory of the agent's kernel",
+        params: z.object({ agentId: AgentIdSchema }),
+        querystring: timeout.extend({ dir: TracefsPathSchema.default('') }),
+        response: { 200: TracefsListReplySchema, ...errors },
+      },
+    },
+    async (request) =>
+      ask(
+        subjects.tracefsList(request.params.agentId),
+        { dir: request.query.dir },
+        request.query.timeoutMs,
+        TracefsListReplySchema,
+      ),
+  );
+
+  // Everything that changes an agent's kernel needs the bearer token.
+  await app.register(async (scope) => {
+    await scope.register(bearerAuth, {
+      keys: [options.token],
+      // the envelope every other error uses, not the plugin's own shape
+      errorResponse: (err) =>
+        new TracelabError(
+          'EACCES',
+          `${err.message}: send Authorization: Bearer <token>`,
+        ).toEnvelope() as unknown as { error: string },
+    });
+    const mutating = scope.withTypeProvider<ZodTypeProvider>();
+    mutating.put(
+      routes.tracefs,
+      {
+        schema: {
+          description:
+            'Write a tracefs file (the body, as text); ?append=true opens it with O_APPEND',
+          params: agentParams,
+          querystring: timeout.extend({ append: z.enum(['true', 'false']).default('false') }),
+          body: z.string().max(1 << 20),
+          response: { 200: TracefsWriteReplySchema, ...errors },
+        },
+      },
+      async (request) => {
+        const { agentId, '*': path } = request.params;
+        return ask(
+          subjects.tracefsWrite(agentId),
+          { path, data: request.body, append: request.query.append === 'true' },
+          request.query.timeoutMs,
+          TracefsWriteReplySchema,
+        );
+      },
+    );
+    mutating.post(
+      routes.run,
+      {
+        schema: {
+          description:
+            "Run a workload (a built-in name or a workload document) on the agent's kernel",
+          params: z.object({ agentId: AgentIdSchema }),
+          querystring: timeout,
+          body: RunRequestSchema,
+          response: { 200: RunReplySchema, ...errors },
+        },
+      },
+      async (request) =>
+        ask(
+          subjects.run(request.params.agentId),
+          request.body,
+          request.query.timeoutMs,
+          RunReplySchema,
+        ),
+    );
+  });
 
   return app;
 }

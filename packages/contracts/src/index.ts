@@ -14,3 +14,24 @@ export { AgentHealthSchema, AgentIdSchema, AgentInfoSchema, ArchSchema } from '.
 export type { AgentHealth, AgentInfo, Arch } from './agent.js';
 export { StreamKindSchema, TraceEventBatchSchema, TraceEventSchema } from './events.js';
 export type { StreamKind, TraceEvent, TraceEventBatch } from './events.js';
+export {
+  RunReplySchema,
+  RunRequestSchema,
+  TracefsListReplySchema,
+  TracefsListRequestSchema,
+  TracefsPathSchema,
+  TracefsReadReplySchema,
+  TracefsReadRequestSchema,
+  TracefsWriteReplySchema,
+  TracefsWriteRequestSchema,
+} from './engine.js';
+export type {
+  RunReply,
+  RunRequest,
+  TracefsListReply,
+  TracefsListRequest,
+  TracefsReadReply,
+  TracefsReadRequest,
+  TracefsWriteReply,
+  TracefsWriteRequest,
+} from './engine.js';

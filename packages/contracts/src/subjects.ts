@@ -27,6 +27,15 @@ export const subjects = {
   /** Request/reply: one agent's liveness and counters. */
   agentHealth: (agentId: string) =>
     `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.health`,
+  /** Request/reply: read, write and list tracefs files of one agent's kernel. */
+  tracefsRead: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.read`,
+  tracefsWrite: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.write`,
+  tracefsList: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.list`,
+  /** Request/reply: run a workload on one agent's kernel. */
+  run: (agentId: string) => `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.run`,
   /** Publish: every agent announces itself here when it starts and answers pings. */
   agentAnnounce: `tracelab.${API_VERSION}.agents.announce`,
   /** Request (any agent replies) / publish: ask all agents to announce themselves. */
@@ -46,4 +55,6 @@ export const routes = {
   info: `/${API_VERSION}/info`,
   agents: `/${API_VERSION}/agents`,
   agentHealth: `/${API_VERSION}/agents/:agentId/health`,
+  tracefs: `/${API_VERSION}/agents/:agentId/tracefs/*`,
+  run: `/${API_VERSION}/agents/:agentId/run`,
 } as const;

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+
+/** A tracefs path: relative (`set_ftrace_filter`, `instances/a/trace`) or under /sys/kernel/tracing. */
+export const TracefsPathSchema = z
+  .string()
+  .max(256)
+  .regex(/^[A-Za-z0-9_./-]*$/, 'a tracefs path is letters, digits, _, -, . and /')
+  .refine((p) => !p.split('/').includes('..'), 'a tracefs path may not contain ..');
+
+export const TracefsReadRequestSchema = z.object({ path: TracefsPathSchema }).strict();
+export type TracefsReadRequest = z.infer<typeof TracefsReadRequestSchema>;
+
+export const TracefsReadReplySchema = z.object({ data: z.string() }).strict();
+export type TracefsReadReply = z.infer<typeof TracefsReadReplySchema>;
+
+export const TracefsWriteRequestSchema = z
+  .object({
+    path: TracefsPathSchema,
+    data: z.string().max(1 << 20),
+    /** Open with O_APPEND (`>>`) instead of truncating (`>`). */
+    append: z.boolean().default(false),
+  })
+  .strict();
+export type TracefsWriteRequest = z.infer<typeof TracefsWriteRequestSchema>;
+
+export const TracefsWriteReplySchema = z
+  .object({ written: z.number().int().nonnegative() })
+  .strict();
+export type TracefsWriteReply = z.infer<typeof TracefsWriteReplySchema>;
+
+export const TracefsListRequestSchema = z.object({ dir: TracefsPathSchema.default('') }).strict();
+export type TracefsListRequest = z.infer<typeof TracefsListRequestSchema>;
+
+export const TracefsListReplySchema = z.object({ entries: z.array(z.string()) }).strict();
+export type TracefsListReply = z.infer<typeof TracefsListReplySchema>;
+
+/** Run a workload to completion on the agent's kernel: a built-in name or a workload document. */
+export const RunRequestSchema = z
+  .object({
+    workload: z.union([z.string().min(1).max(64), z.record(z.string(), z.unknown())]),
+    seed: z.number().int().nonnegative().max(0xffffffff).optional(),
+  })
+  .strict();
+export type RunRequest = z.infer<typeof RunRequestSchema>;
+
+export const RunReplySchema = z
+  .object({
+    workload: z.string(),
+    seed: z.number().int().nonnegative(),
+    calls: z.number().int().nonnegative(),
+    switches: z.number().int().nonnegative(),
+    fault: z.string().nullable(),
+    elapsedNs: z.number().nonnegative(),
+  })
+  .strict();
+export type RunReply = z.infer<typeof RunReplySchema>;

@@ -118,7 +118,7 @@ export function buildProgram(
           : `bearer token for mutating routes: ${stack.token}  (set TRACELAB_TOKEN to choose one)`,
       );
       console.log(
-        `try: curl -X POST -H 'authorization: Bearer ${env.TRACELAB_TOKEN ? '$TRACELAB_TOKEN' : stack.token}' -H 'content-type: application/json' -d '{"workload":"syscalls"}' ${stack.url}/v1/agents/${opts.agentId}/run`,
+        `try: curl -X POST -H "authorization: Bearer ${env.TRACELAB_TOKEN ? '$TRACELAB_TOKEN' : stack.token}" -H 'content-type: application/json' -d '{"workload":"syscalls"}' ${stack.url}/v1/agents/${opts.agentId}/run`,
       );
       const shutdown = (signal: string) => {
         console.log(`${signal}: shutting down`);

@@ -42,3 +42,17 @@ export {
   type ProbeErrorName,
   type ProbeTarget,
 } from './dynevent.js';
+export {
+  MAX_STRING_SIZE,
+  compileFetchArgs,
+  layoutRecord,
+  type ArgSlot,
+  type FetchCompileOptions,
+  type FetchProgram,
+} from './fetch-bpf.js';
+export {
+  FprobeTraceEvent,
+  type FprobeTraceEventOptions,
+  type FprobeTraceEventStats,
+  type TraceSink,
+} from './trace-event.js';

@@ -1,0 +1,255 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { TracelabError } from '@tracelab/contracts';
+import {
+  builtinWorkload,
+  compileWorkload,
+  fileAddress,
+  type CallNode,
+  type Cpu,
+  type Task,
+} from '@tracelab/kernel';
+import { ARCHES, machine, ok, type Machine } from '../test/helpers.js';
+import { FprobeTraceEvent } from './trace-event.js';
+
+const rows = readFileSync(new URL('../testdata/fprobe_fetchargs.txt', import.meta.url), 'utf8')
+  .split('\n')
+  .filter((l) => l.length > 0 && !l.startsWith('#'))
+  .map((l) => {
+    const [def, comm, args] = l.split('\t') as [string, string, string];
+    return { def, comm, args };
+  });
+
+interface WorkloadTask {
+  task: Task;
+  calls: readonly CallNode[];
+}
+
+/** The built-in syscalls workload's tasks on the machine's CPU, each call runnable once. */
+function syscallTasks(m: Machine): WorkloadTask[] {
+  const spec = ok(builtinWorkload('syscalls', m.kernel.arch));
+  const w = ok(compileWorkload(m.image, spec));
+  return w.tasks.map((t) => ({
+    task:
+      m.kernel.tasks.find((k) => k.pid === t.spec.pid) ??
+      ok(m.kernel.createTask(t.spec.comm, { pid: t.spec.pid ?? 0, cpu: 0 })),
+    calls: t.calls,
+  }));
+}
+
+function runTask(m: Machine, t: WorkloadTask): void {
+  m.kernel.switchTo(m.cpu, t.task);
+  for (const c of t.calls) {
+    const fault = m.kernel.run(m.cpu, c);
+    if (fault !== null) throw new Error(fault.toString());
+  }
+}
+
+const expand = (m: Machine, text: string) =>
+  text.replace(
+    /\{file:(\d+)\}/g,
+    (_s, fd: string) => `0x${fileAddress(m.kernel.arch, Number(fd)).toString(16)}`,
+  );
+
+/** The part of a trace line after the event's "(...)" location. */
+const argsOf = (line: string) => line.slice(line.indexOf(')') + 2);
+
+describe.each(ARCHES)('fprobe event fetch args on %s (testdata/fprobe_fetchargs.txt)', (arch) => {
+  it.each(rows)('$def [$comm]', ({ def, comm, args }) => {
+    const m = machine(arch);
+    const lines: string[] = [];
+    const ev = ok(FprobeTraceEvent.create(m.fp, def, { sink: lines }));
+    expect(ev.verdict.ok).toBe(true);
+    expect(ev.enable()).toBeNull();
+    const t = syscallTasks(m).find((x) => x.task.comm === comm);
+    if (t === undefined) throw new Error(`no task ${comm}`);
+    runTask(m, t);
+    expect(ev.stats.errors).toBe(0);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(argsOf(lines[0] as string)).toBe(expand(m, args));
+  });
+});
+
+describe('fprobe event trace lines', () => {
+  it('prints entry lines as print_fentry_event: task-pid, cpu, flags, time, (SYM+0x0/0xSIZE)', () => {
+    const m = machine('x86_64');
+    const lines: string[] = [];
+    const ev = ok(FprobeTraceEvent.create(m.fp, 'f vfs_read count=$arg3:u32', { sink: lines }));
+    expect(ev.enable()).toBeNull();
+    const t = syscallTasks(m).find((x) => x.task.comm === 'cat') as WorkloadTask;
+    runTask(m, t);
+    const size = m.image.functions[m.image.indexOf('vfs_read')]?.size as number;
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^ {13}cat-2001    \\[000\\] \\S{5} +\\d+\\.\\d{6}: vfs_read__entry: \\(vfs_read\\+0x0/0x${size.toString(16)}\\) count=4096$`,
+      ),
+    );
+  });
+
+  it('prints exit lines as print_fexit_event: (CALLER+off/size <- SYM), the caller being where the return lands', () => {
+    const m = machine('x86_64');
+    const lines: string[] = [];
+    const exit = ok(
+      FprobeTraceEvent.create(m.fp, 'f vfs_read%return r=$retval:u32', { sink: lines }),
+    );
+    // At entry on x86 the word at the stack pointer is the return address ($stack0).
+    const entry = ok(
+      FprobeTraceEvent.create(m.fp, 'f vfs_read ra=$stack0:symbol', { sink: lines }),
+    );
+    expect(exit.enable()).toBeNull();
+    expect(entry.enable()).toBeNull();
+    runTask(m, syscallTasks(m).find((x) => x.task.comm === 'bash') as WorkloadTask);
+    expect(lines).toHaveLength(2);
+    const ra = /ra=(ksys_read\+0x[0-9a-f]+\/0x[0-9a-f]+)$/.exec(lines[0] as string)?.[1];
+    expect(ra).toBeDefined();
+    expect(lines[1]).toMatch(/: vfs_read__exit: \((\S+) <- vfs_read\) r=128$/);
+    expect(lines[1]).toContain(`(${ra as string} <- vfs_read)`);
+  });
+
+  it('stops writing lines when disabled and counts every hit', () => {
+    const m = machine('arm64');
+    const lines: string[] = [];
+    const ev = ok(FprobeTraceEvent.create(m.fp, 'f vfs_write n=$arg3:u32', { sink: lines }));
+    expect(ev.enable()).toBeNull();
+    const bash = syscallTasks(m).find((x) => x.task.comm === 'bash') as WorkloadTask;
+    runTask(m, bash);
+    expect(ev.disable()).toBeNull();
+    runTask(m, bash);
+    expect(lines.map(argsOf)).toEqual(['n=64']);
+    expect(ev.stats).toEqual({ hits: 1, errors: 0 });
+  });
+
+  it('routes lines to a callback with the CPU', () => {
+    const m = machine('riscv64');
+    const got: [string, number][] = [];
+    const ev = ok(
+      FprobeTraceEvent.create(m.fp, 'f ksys_read n=$arg3', {
+        sink: (l, cpu) => got.push([l, cpu]),
+      }),
+    );
+    expect(ev.enable()).toBeNull();
+    runTask(m, syscallTasks(m).find((x) => x.task.comm === 'cat') as WorkloadTask);
+    expect(got.map(([l, c]) => [argsOf(l), c])).toEqual([['n=0x1000', 0]]);
+  });
+});
+
+describe('fprobe event fetch args over kernel memory', () => {
+  /** A kmalloc'ed object: a pointer at +0 to a string at +16, and the string. */
+  function object(m: Machine, text: string): bigint {
+    const at = ok(m.kernel.kmalloc(64));
+    const p = new Uint8Array(8);
+    new DataView(p.buffer).setBigUint64(0, at + 16n, true);
+    m.kernel.mm.write(at, p);
+    m.kernel.mm.write(at + 16n, new TextEncoder().encode(`${text}\0`));
+    return at;
+  }
+
+  function hit(m: Machine, def: string, arg: bigint): string {
+    const lines: string[] = [];
+    const ev = ok(FprobeTraceEvent.create(m.fp, def, { sink: lines }));
+    expect(ev.enable()).toBeNull();
+    const fault = m.kernel.run(m.cpu, callOf(m, 'getname', [`0x${arg.toString(16)}`]));
+    expect(fault).toBeNull();
+    return argsOf(lines[0] as string);
+  }
+
+  function callOf(m: Machine, fn: string, args: string[]): CallNode {
+    const w = ok(
+      compileWorkload(m.image, {
+        name: 't',
+        tasks: [{ comm: 't', calls: [{ fn, args, cost: 10 }] }],
+      }),
+    );
+    return w.tasks[0]?.calls[0] as CallNode;
+  }
+
+  it.each(ARCHES)(
+    'reads strings, pointer chains and string arrays with probe_read_kernel(_str) on %s',
+    (arch) => {
+      const m = machine(arch);
+      const at = object(m, 'etc/passwd');
+      expect(hit(m, 'f getname s=$arg1:string', at + 16n)).toBe('s="etc/passwd"');
+      // The last dereference is the string's address (FETCH_OP_ST_STRING replaces the DEREF).
+      expect(hit(m, 'f getname s=+0($arg1):string p=+0($arg1):x64', at + 16n)).toBe(
+        `s="etc/passwd" p=0x${Buffer.from('etc/pass').readBigUInt64LE(0).toString(16)}`,
+      );
+      expect(hit(m, 'f getname s=+0(+0($arg1)):string p=+0($arg1):x64', at)).toBe(
+        `s="etc/passwd" p=0x${(at + 16n).toString(16)}`,
+      );
+      expect(hit(m, 'f getname s=+0(+0($arg1)):string c=+0(+0($arg1)):char[3]', at)).toBe(
+        `s="etc/passwd" c={'e','t','c'}`,
+      );
+      expect(hit(m, 'f getname a=+0($arg1):string[2]', at)).toBe('a={"etc/passwd",(fault)}');
+      expect(hit(m, 'f getname s=+4(+0($arg1)):string', at)).toBe('s="passwd"');
+    },
+  );
+
+  it('keeps MAX_STRING_SIZE - 1 bytes of a longer string', () => {
+    const m = machine('x86_64');
+    const at = ok(m.kernel.kmalloc(5000));
+    m.kernel.mm.write(at, new Uint8Array(5000).fill(0x61));
+    const got = hit(m, 'f getname s=$arg1:string', at);
+    expect(got).toBe(`s="${'a'.repeat(4095)}"`);
+  });
+
+  it('reads @SYM+off and @ADDR from the kernel text', () => {
+    const m = machine('x86_64');
+    const fn = m.image.functions[m.image.indexOf('ksys_read')];
+    const off = m.image.textOffset(m.image.indexOf('ksys_read'));
+    const b = m.kernel.text;
+    const le32 = (o: number) =>
+      (b[o] as number) |
+      ((b[o + 1] as number) << 8) |
+      ((b[o + 2] as number) << 16) |
+      (((b[o + 3] as number) << 24) >>> 0);
+    const addr = (fn?.addr as bigint) + 4n;
+    expect(
+      hit(m, `f getname a=@ksys_read:x8 b=@ksys_read+4:u32 c=@0x${addr.toString(16)}:u32`, 0n),
+    ).toBe(
+      `a=0x${(b[off] as number).toString(16)} b=${le32(off + 4) >>> 0} c=${le32(off + 4) >>> 0}`,
+    );
+    expect(hit(m, 'f getname f=@ksys_read:symbol s=@ksys_read:symstr', 0n)).toMatch(
+      /^f=0x[0-9a-f]+ s="0x[0-9a-f]+"$/,
+    );
+  });
+
+  it('reads $stack as the stack pointer inside the task stack and $stackN from it', () => {
+    const m = machine('x86_64');
+    const lines: string[] = [];
+    const ev = ok(
+      FprobeTraceEvent.create(m.fp, 'f getname sp=$stack:u64 s0=$stack0:symbol', { sink: lines }),
+    );
+    expect(ev.enable()).toBeNull();
+    m.kernel.run(m.cpu, callOf(m, 'getname', ['0']));
+    const sp = BigInt(/sp=(\d+)/.exec(lines[0] as string)?.[1] ?? '0');
+    expect(sp > m.task.stackBase && sp < m.task.stackBase + 16384n).toBe(true);
+    // The outermost call returns to user space: not a kernel symbol.
+    expect(lines[0]).toMatch(/s0=0x[0-9a-f]+$/);
+  });
+
+  it('rejects what cannot be compiled with the kernel errno', () => {
+    const m = machine('x86_64');
+    const miss = FprobeTraceEvent.create(m.fp, 'f getname v=@no_such_symbol:u32', { sink: [] });
+    expect(miss).toBeInstanceOf(TracelabError);
+    expect((miss as TracelabError).code).toBe('ENOENT');
+    const arr = FprobeTraceEvent.create(m.fp, 'f getname v=$arg1:u32[2]', { sink: [] });
+    expect((arr as TracelabError).code).toBe('EINVAL');
+  });
+
+  it('runs on every CPU with its own vm', () => {
+    const m = machine('x86_64', 2);
+    const lines: string[] = [];
+    const ev = ok(FprobeTraceEvent.create(m.fp, 'f getname p=$arg1:u32', { sink: lines }));
+    expect(ev.enable()).toBeNull();
+    const cpu1 = m.kernel.cpus[1] as Cpu;
+    const t2 = ok(m.kernel.createTask('worker', { pid: 42, cpu: 1 }));
+    m.kernel.switchTo(cpu1, t2);
+    expect(m.kernel.run(cpu1, callOf(m, 'getname', ['7']))).toBeNull();
+    expect(m.kernel.run(m.cpu, callOf(m, 'getname', ['9']))).toBeNull();
+    expect(lines.map((l) => /(\S+)\s+\[(\d+)\].* p=(\d+)$/.exec(l)?.slice(1))).toEqual([
+      ['worker-42', '001', '7'],
+      ['bash-1977', '000', '9'],
+    ]);
+  });
+});

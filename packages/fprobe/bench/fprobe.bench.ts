@@ -10,7 +10,7 @@ import {
   type CallNode,
   type Cpu,
 } from '@tracelab/kernel';
-import { Fprobe, Fprobes } from '../src/index.js';
+import { Fprobe, Fprobes, FprobeTraceEvent } from '../src/index.js';
 
 const BATCH = 1000;
 const VMLINUX_FUNCS = 8000;
@@ -98,6 +98,21 @@ export default function (bench: Bench): void {
     ok(all.fp.registerFprobe(make(), '*'));
     bench.add(`fprobe ${kind}, every function attached ${label}`, () => {
       all.k.run(all.cpu, all.call);
+    });
+  }
+  // An fprobe event: the fetch-arg program in the vm plus the trace line, per hit.
+  for (const [kind, def] of [
+    ['3 register args', 'f rw_verify_area rw=$arg1:s32 file=$arg2 count=$arg4:u64'],
+    [
+      'register, deref, string, comm',
+      'f rw_verify_area c=$arg4 m=+0($arg2):u32 s=$arg3:string n=$comm',
+    ],
+  ] as const) {
+    const ev = setup();
+    const e = ok(FprobeTraceEvent.create(ev.fp, def, { sink: () => hits[0]++ }));
+    ok(e.enable());
+    bench.add(`fprobe event, ${kind} (${BATCH} hits per run, per hit = mean / ${BATCH})`, () => {
+      ev.k.run(ev.cpu, ev.call);
     });
   }
   const a = setup();

@@ -484,7 +484,11 @@ export class Bpf {
     for (const cpu of kernel.cpus) {
       const vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id) * 0x10000n });
       if (vm instanceof VmError) return asTracelab(vm);
-      installHelpers(vm, this.engine.maps, kernelEnv(kernel, cpu.id));
+      installHelpers(
+        vm,
+        this.engine.maps,
+        kernelEnv(kernel, cpu.id, this.engine.printk.sink(cpu.id)),
+      );
       vm.setHelper(BPF_FUNC_get_func_ip, () => this.entryIp[cpu.id] ?? 0n);
       const slot = kernel.kmalloc(512);
       if (typeof slot !== 'bigint') return asTracelab(slot);

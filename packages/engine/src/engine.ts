@@ -20,6 +20,8 @@ import { Trampolines } from '@tracelab/trampoline';
 import { installHelpers, MapTable } from '@tracelab/vm';
 import { Bpf } from './bpf.js';
 import { asTracelab, attempt } from './errors.js';
+import { PrintkLog } from './printk-log.js';
+import { Streams } from './streams.js';
 import { Tracefs } from './tracefs.js';
 
 export interface EngineOptions {
@@ -61,7 +63,10 @@ export class Engine {
   readonly maps: MapTable;
   /** Where the map table starts in the kernel's address space. */
   readonly mapBase: bigint;
+  /** The output streams: trace, trace_pipe, ringbuf, perf and printk. */
+  readonly streams: Streams;
   private runs = 0;
+  private closed = false;
 
   private constructor(
     readonly kernel: Kernel,
@@ -71,11 +76,14 @@ export class Engine {
     readonly trampolines: Trampolines,
     readonly seed: number,
     maps: MapTable,
+    /** bpf_trace_printk lines of the engine's programs. */
+    readonly printk: PrintkLog,
   ) {
     this.maps = maps;
     this.mapBase = mapBase(kernel.arch);
     this.tracefs = new Tracefs(this);
     this.bpf = new Bpf(this);
+    this.streams = new Streams(this);
   }
 
   static create(options: EngineOptions = {}): Engine | TracelabError {
@@ -92,16 +100,18 @@ export class Engine {
     if (fgraph instanceof TracelabError) return fgraph;
     const fprobes = Fprobes.attach(fgraph);
     const maps = new MapTable(kernel.mm, mapBase(arch), kernel.cpus.length);
+    const printk = new PrintkLog(kernel);
     const trampolines = attempt(
       () =>
         new Trampolines(kernel, {
           ftrace,
           jit: options.jit === true,
-          setupVm: (vm, cpu) => installHelpers(vm, maps, kernelEnv(kernel, cpu)),
+          setupVm: (vm, cpu) => installHelpers(vm, maps, kernelEnv(kernel, cpu, printk.sink(cpu))),
         }),
     );
     if (trampolines instanceof TracelabError) return trampolines;
-    return new Engine(kernel, ftrace, fgraph, fprobes, trampolines, options.seed ?? 1, maps);
+    const seed = options.seed ?? 1;
+    return new Engine(kernel, ftrace, fgraph, fprobes, trampolines, seed, maps, printk);
   }
 
   get arch(): ArchName {
@@ -122,6 +132,7 @@ export class Engine {
     workload: string | WorkloadSpec,
     options: { seed?: number } = {},
   ): WorkloadResult | TracelabError {
+    if (this.closed) return new TracelabError('ESHUTDOWN', 'the engine is closed');
     const spec =
       typeof workload === 'string' ? builtinWorkload(workload, this.arch) : parseWorkload(workload);
     if (spec instanceof KernelError) return asTracelab(spec);
@@ -176,6 +187,7 @@ export class Engine {
       }
     }
     this.runs++;
+    this.streams.wake();
     return {
       workload: spec.name,
       seed,
@@ -184,6 +196,16 @@ export class Engine {
       fault,
       elapsedNs: Math.max(...kernel.cpus.map((c) => c.clock)),
     };
+  }
+
+  /**
+   * Closes the engine: stream readers get what their streams still hold, then end; workloads
+   * and streams refuse to start (ESHUTDOWN).
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.streams.shutdown();
   }
 
   /** The kernel's clock for log timestamps: the latest CPU clock, in ns. */

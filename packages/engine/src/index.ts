@@ -10,3 +10,12 @@ export {
 } from './trace-array.js';
 export { Bpf, BpfLoadError, type LinkAttr, type LoadedProg, type ProgLoadAttr } from './bpf.js';
 export { asTracelab } from './errors.js';
+export {
+  DEFAULT_BATCH_EVENTS,
+  MAX_BATCH_EVENTS,
+  StreamReader,
+  Streams,
+  type StreamBatch,
+  type StreamOptions,
+} from './streams.js';
+export { PRINTK_LOG_LINES, PrintkLog, type PrintkVisitor } from './printk-log.js';

@@ -36,6 +36,20 @@ export class TraceArray {
   graph: FunctionGraphTracer;
   private on = true;
   private readonly errors: string[] = [];
+  /**
+   * Bumped whenever the buffers are emptied or replaced (echo > trace, a tracer switch, a
+   * resize): positions a stream kept from an earlier epoch mean nothing now.
+   */
+  epoch = 0;
+  /**
+   * Per CPU, entries consuming reads removed this epoch, from the function tracer's ring buffer
+   * and from the graph buffers. With them an entry's position (its index among all entries the
+   * CPU wrote this epoch) stays fixed while readers consume.
+   */
+  readonly functionConsumed: Float64Array;
+  readonly graphConsumed: Float64Array;
+  /** Called before a consuming read, so non-consuming readers can settle what they had not seen. */
+  readonly beforeConsume = new Set<() => void>();
 
   constructor(
     readonly engine: Engine,
@@ -43,6 +57,14 @@ export class TraceArray {
   ) {
     this.function = new FunctionTracer(engine.ftrace, { bufferSizeKb: DEFAULT_BUFFER_SIZE_KB });
     this.graph = this.newGraph(DEFAULT_BUFFER_SIZE_KB);
+    this.functionConsumed = new Float64Array(engine.kernel.cpus.length);
+    this.graphConsumed = new Float64Array(engine.kernel.cpus.length);
+  }
+
+  private newEpoch(): void {
+    this.epoch++;
+    this.functionConsumed.fill(0);
+    this.graphConsumed.fill(0);
   }
 
   private newGraph(kb: number): FunctionGraphTracer {
@@ -60,8 +82,7 @@ export class TraceArray {
     if (next === this.current) return null;
     const stop = this.stopCurrent();
     if (stop !== null) return stop;
-    this.function.clear();
-    this.graph.clear();
+    this.clear();
     this.current = next;
     const err = this.startCurrent();
     if (err !== null) this.current = 'nop';
@@ -104,6 +125,7 @@ export class TraceArray {
   setBufferSizeKb(kb: number): TracelabError | null {
     const err = this.function.setBufferSizeKb(kb);
     if (err !== null) return err;
+    this.newEpoch();
     const old = this.graph;
     const running = this.current === 'function_graph' && this.on;
     if (running) {
@@ -156,7 +178,10 @@ export class TraceArray {
 
   /** The `trace_pipe` file: what the buffers hold, consumed, with lost-event lines. */
   readTracePipe(): string {
-    if (this.current === 'function') return this.function.readTracePipe();
+    if (this.current === 'function') {
+      this.consumeFunction();
+      return this.function.readTracePipe();
+    }
     if (this.current !== 'function_graph') return '';
     let out = '';
     for (const s of this.graph.stats()) {
@@ -166,8 +191,29 @@ export class TraceArray {
       // The header belongs to `trace`; trace_pipe prints only events.
       if (line !== '' && !line.startsWith('#')) out += `${line}\n`;
     }
-    this.graph.clear();
+    this.consumeGraph();
     return out;
+  }
+
+  /**
+   * Accounts for a consuming read of the function tracer's buffer that is about to take every
+   * entry it holds: non-consuming readers settle first, then the entries count as consumed.
+   */
+  consumeFunction(): void {
+    for (const settle of this.beforeConsume) settle();
+    const rb = this.function.buffer;
+    for (let c = 0; c < rb.cpus; c++) {
+      this.functionConsumed[c] = (this.functionConsumed[c] as number) + rb.entries(c);
+    }
+  }
+
+  /** Empties the graph buffers as a consuming read does (their counts restart from zero). */
+  consumeGraph(): void {
+    for (const settle of this.beforeConsume) settle();
+    for (const s of this.graph.stats()) {
+      this.graphConsumed[s.cpu] = (this.graphConsumed[s.cpu] as number) + s.entries + s.lost;
+    }
+    this.graph.clear();
   }
 
   /** Events held and lost per CPU in the current tracer's buffers. */
@@ -185,6 +231,7 @@ export class TraceArray {
   clear(): void {
     this.function.clear();
     this.graph.clear();
+    this.newEpoch();
   }
 
   /** trace_options: the current tracer's options, `no` before those that are off. */

@@ -23,6 +23,7 @@ const FIXTURES = [
   'legacy',
   'core',
   'kfunc',
+  'rejected',
 ].flatMap((n) => [`${n}.bpfel.o`, `${n}.bpfeb.o`]);
 
 /** Everything the loader does with untrusted bytes, up to linking. */

@@ -90,6 +90,7 @@ export function verifyObject(obj: BpfObject, options: VerifyObjectOptions = {}):
       ...(options.btf !== undefined ? { btf: options.btf } : {}),
       ...(options.arch !== undefined ? { arch: options.arch } : {}),
       ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
+      lineInfo: p.lineInfo,
     });
     return { name: p.def.name, section: p.def.section, result };
   });

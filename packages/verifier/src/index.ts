@@ -3,9 +3,16 @@ export {
   MAX_BPF_STACK,
   MAX_CALL_FRAMES,
   VERIFIER_ERRNO,
+  sourceLineStr,
   verify,
 } from './verifier.js';
-export type { VerifierErrno, VerifyOptions, VerifyResult, VerifyStats } from './verifier.js';
+export type {
+  SourceLine,
+  VerifierErrno,
+  VerifyOptions,
+  VerifyResult,
+  VerifyStats,
+} from './verifier.js';
 export { PROG_TYPES } from './ctx.js';
 export type { AttachType, ProgType } from './ctx.js';
 export { ALLOWED_HELPERS, HELPERS, hasTrampoline, helperAllowed } from './helpers.js';

@@ -1,4 +1,4 @@
-import { RegState, markNotInit, rangeEqual, rangeWithin } from './regs.js';
+import { RegState, markNotInit, markUnknown, rangeEqual, rangeWithin } from './regs.js';
 
 /** enum bpf_stack_slot_type, one per byte of an 8-byte slot. */
 export const STACK_INVALID = 0;
@@ -230,6 +230,42 @@ export function statesEqual(
     if (!ids.check((old.refs[k] as RefState).id, (cur.refs[k] as RefState).id)) return false;
   }
   return true;
+}
+
+/** maybe_widen_reg: a scalar that changed since old and is not precise becomes unknown. */
+function maybeWiden(old: RegState, cur: RegState, precise: boolean): void {
+  if (old.type !== 'scalar' || cur.type !== 'scalar' || precise || rangeEqual(old, cur)) return;
+  markUnknown(cur);
+}
+
+/**
+ * widen_imprecise_scalars: cur re-enters a loop (a callback's next run) that old entered before;
+ * scalars of the frames both share that changed between the two and are not precise become
+ * unknown, so a counter the loop only accumulates stops telling the runs apart. preciseIn gives
+ * the precise registers per frame; spilled scalars have no precision marks of their own here, so
+ * every spilled scalar that changed is widened.
+ */
+export function widenImpreciseScalars(
+  old: VerifierState,
+  cur: VerifierState,
+  preciseIn: readonly number[],
+): void {
+  for (let f = 0; f < cur.frames.length; f++) {
+    const o = old.frames[f] as FuncState;
+    const c = cur.frames[f] as FuncState;
+    const precise = preciseIn[f] as number;
+    for (let r = 0; r < 10; r++) {
+      maybeWiden(o.regs[r] as RegState, c.regs[r] as RegState, (precise & (1 << r)) !== 0);
+    }
+    const n = Math.min(o.stack.length, c.stack.length);
+    for (let spi = 0; spi < n; spi++) {
+      const os = o.stack[spi] as StackSlot;
+      const cs = c.stack[spi] as StackSlot;
+      if (os.isSpill() && cs.isSpill()) {
+        maybeWiden(os.spilled as RegState, cs.spilled as RegState, false);
+      }
+    }
+  }
 }
 
 /** Clears caller-saved registers r1-r5 (after a call). */

@@ -66,6 +66,7 @@ import {
   VerifierState,
   clobberCallerSaved,
   statesEqual,
+  widenImpreciseScalars,
 } from './state.js';
 import {
   U32_MAX,
@@ -109,6 +110,44 @@ export interface VerifyOptions {
   allowLoops?: boolean;
   /** Processed-instruction budget; default BPF_COMPLEXITY_LIMIT_INSNS. */
   insnLimit?: number;
+  /**
+   * The program's line_info (BPF_PROG_LOAD's line_info with the strings resolved): the log
+   * names the source line before its first instruction, and a rejection names its line.
+   */
+  lineInfo?: readonly SourceLine[];
+}
+
+/** One line_info record: the source line that starts at an instruction (struct bpf_line_info). */
+export interface SourceLine {
+  /** Index of the first instruction of the line. */
+  insnOff: number;
+  fileName: string;
+  /** The line's source text. */
+  line: string;
+  lineNum: number;
+  lineCol: number;
+}
+
+/** verbose_linfo's text: the trimmed source line and where it is, "text @ file.c:12". */
+export function sourceLineStr(li: SourceLine): string {
+  const slash = li.fileName.lastIndexOf('/');
+  return `${li.line.trimStart()} @ ${li.fileName.slice(slash + 1)}:${li.lineNum}`;
+}
+
+function sortedLineInfo(lineInfo: readonly SourceLine[] | undefined): SourceLine[] {
+  return [...(lineInfo ?? [])].sort((a, b) => a.insnOff - b.insnOff);
+}
+
+/** find_linfo: the line_info record covering insn (the last one starting at or before it). */
+function findLinfo(lineInfo: readonly SourceLine[], insn: number): SourceLine | null {
+  let lo = 0;
+  let hi = lineInfo.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((lineInfo[mid] as SourceLine).insnOff <= insn) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo === 0 ? null : (lineInfo[lo - 1] as SourceLine);
 }
 
 /** What the verifier measured (the kernel's "processed ... insns" line and more). */
@@ -127,8 +166,11 @@ export interface VerifyResult {
   /** 0, or the positive errno of the rejection (EACCES 13, EINVAL 22, E2BIG 7, ...). */
   errno: number;
   errnoName: VerifierErrno | null;
-  /** The first message of the rejection and the instruction it names. */
-  error: { insn: number; message: string } | null;
+  /**
+   * The first message of the rejection, the instruction it names and, with line_info, that
+   * instruction's source line.
+   */
+  error: { insn: number; message: string; source: SourceLine | null } | null;
   log: string;
   stats: VerifyStats;
 }
@@ -343,6 +385,14 @@ function mayHold(a: RegState, b: RegState, rel: Rel, is32: boolean): boolean {
   return !boundsEmpty(x) && !boundsEmpty(y);
 }
 
+/**
+ * check_stack_access_within_bounds: a lowest byte outside the 512-byte frame is EACCES
+ * (check_stack_slot_within_bounds), an access that starts inside and runs past fp is EINVAL.
+ */
+function stackBoundsErrno(minOff: number): VerifierErrno {
+  return minOff < -MAX_BPF_STACK || minOff > -1 ? 'EACCES' : 'EINVAL';
+}
+
 /** One verification run (struct bpf_verifier_env). */
 class Env {
   readonly lines: string[] = [];
@@ -361,6 +411,9 @@ class Env {
   insn = 0;
   /** The path being explored re-enters a callback (see Pending.callback). */
   callbackEntry = false;
+  /** line_info sorted by instruction, and the record the log named last (prev_linfo). */
+  readonly lineInfo: readonly SourceLine[];
+  private prevLinfo: SourceLine | null = null;
 
   constructor(
     readonly insns: readonly Insn[],
@@ -371,6 +424,7 @@ class Env {
     this.level = opts.logLevel ?? 0;
     this.stackDepth = cfg.subprogs.map(() => 0);
     this.limit = opts.insnLimit ?? BPF_COMPLEXITY_LIMIT_INSNS;
+    this.lineInfo = sortedLineInfo(opts.lineInfo);
     this.ctxEnv = {
       progType: opts.progType,
       arch: opts.arch ?? 'x86_64',
@@ -440,7 +494,15 @@ class Env {
       if (printState && this.level > 0) this.verbose(`${idx}: ${this.stateStr(cur)}`);
       printState = false;
       const insn = this.insns[idx] as Insn;
-      const next = this.step(cur, insn, idx);
+      if (this.level > 0) this.verboseLinfo(idx);
+      let next: number;
+      try {
+        next = this.step(cur, insn, idx);
+      } catch (e) {
+        // The log shows the instruction that failed, then the message (as do_check prints).
+        if (this.level > 0) this.verbose(`${idx}: ${insnStr(insn)}`);
+        throw e;
+      }
       if (this.level > 0) {
         const text = `${idx}: ${insnStr(insn)}`;
         this.verbose(this.level > 1 ? `${text.padEnd(40)}; ${this.stateStr(cur)}` : text);
@@ -452,6 +514,14 @@ class Env {
         idx = next;
       }
     }
+  }
+
+  /** verbose_linfo: "; source line @ file:line" when insn starts a line the log has not named. */
+  verboseLinfo(insn: number): void {
+    const li = findLinfo(this.lineInfo, insn);
+    if (li === null || li === this.prevLinfo) return;
+    this.verbose(`; ${sourceLineStr(li)}`);
+    this.prevLinfo = li;
   }
 
   pop(): [VerifierState | null, number, boolean] {
@@ -518,6 +588,23 @@ class Env {
     if (this.liveStates > this.peakStates) this.peakStates = this.liveStates;
     if (list.length > this.maxStatesPerInsn) this.maxStatesPerInsn = list.length;
     return false;
+  }
+
+  /**
+   * find_prev_entry: the most recent state stored at insn that is still being explored and has
+   * cur's frames plus one called from callsite (a callback run that is in progress).
+   */
+  findPrevEntry(cur: VerifierState, insn: number, callsite: number): VerifierState | null {
+    const list = this.explored.get(insn) ?? [];
+    for (let k = list.length - 1; k >= 0; k--) {
+      const e = list[k] as Explored;
+      const st = e.state;
+      if (st === null || e.branches === 0 || st.frames.length !== cur.frames.length + 1) continue;
+      if ((st.cur as FuncState).callsite !== callsite) continue;
+      if (cur.frames.every((f, i) => (st.frames[i] as FuncState).callsite === f.callsite))
+        return st;
+    }
+    return null;
   }
 
   reg(st: VerifierState, r: number): RegState {
@@ -920,6 +1007,7 @@ class Env {
     if (total < -MAX_BPF_STACK || total + bytes > 0) {
       this.reject(
         `invalid ${write ? 'write to' : 'read from'} stack R${r} off=${reg.off + off} size=${bytes}`,
+        stackBoundsErrno(total),
       );
     }
     this.growStack(f, -total);
@@ -981,6 +1069,7 @@ class Env {
     if (lo < -BigInt(MAX_BPF_STACK) || hi + BigInt(bytes) > 0n) {
       this.reject(
         `invalid variable-offset ${write ? 'write to' : 'read from'} stack R${r} var_off=${tnumStr(reg.varOff)} off=${reg.off + off} size=${bytes}`,
+        stackBoundsErrno(Number(lo)),
       );
     }
     const min = Number(lo);
@@ -1141,9 +1230,13 @@ class Env {
       if (!(ret.type === 'scalar' && ret.umax <= 1n)) {
         this.reject(this.retRangeMsg('At callback return', ret, 0, 1), 'EINVAL');
       }
-      // The callback may run again with what this run left in the caller's memory.
-      const again = st.clone();
+      // The callback may run again with what this run left in the caller's memory; scalars
+      // that changed since the run in progress began, and are not precise, are widened first.
       const start = this.cfg.subprogs[callee.subprog] as number;
+      const prev = this.findPrevEntry(st, start, callee.callsite);
+      if (prev !== null)
+        widenImpreciseScalars(prev, st, this.liveFrames(prev, start, this.cfg.preciseIn));
+      const again = st.clone();
       this.checkFuncCall(again, callee.callsite, start, {
         args: [scalarOfSize(4), (again.cur.regs[3] as RegState).clone()],
       });
@@ -1557,6 +1650,7 @@ function findProto(opts: VerifyOptions): BtfFuncProto | undefined {
 export function verify(insns: readonly Insn[], options: VerifyOptions): VerifyResult {
   const t0 = performance.now();
   const level = options.logLevel ?? 0;
+  const lineInfo = sortedLineInfo(options.lineInfo);
   const stats: VerifyStats = {
     processedInsns: 0,
     totalStates: 0,
@@ -1577,7 +1671,14 @@ export function verify(insns: readonly Insn[], options: VerifyOptions): VerifyRe
       ok: err === null,
       errno: err === null ? 0 : VERIFIER_ERRNO[err.errno],
       errnoName: err === null ? null : err.errno,
-      error: err === null ? null : { insn: err.insn, message: err.message },
+      error:
+        err === null
+          ? null
+          : {
+              insn: err.insn,
+              message: err.message,
+              source: findLinfo(lineInfo, err.insn),
+            },
       log: lines.length === 0 ? '' : lines.join('\n') + '\n',
       stats,
     };

@@ -1,5 +1,12 @@
 import { decodeJson, encodeJson, LocalBroker, LocalBus, type BusMsg } from '@tracelab/bus';
-import { AgentHealthSchema, AgentInfoSchema, RunReplySchema, subjects } from '@tracelab/contracts';
+import {
+  AgentHealthSchema,
+  AgentInfoSchema,
+  RunReplySchema,
+  subjects,
+  TraceEventBatchSchema,
+  type TraceEventBatch,
+} from '@tracelab/contracts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from './index.js';
 
@@ -79,6 +86,10 @@ describe('agent', () => {
         machine: { arch: 'arm64', cpus: 2 },
       });
       await agent.start();
+      const shipped: TraceEventBatch[] = [];
+      await client.subscribe(subjects.trace('k1', 'trace'), (m: BusMsg) => {
+        shipped.push(TraceEventBatchSchema.parse(m.json()));
+      });
       expect(agent.info.machine).toEqual({ arch: 'arm64', cpus: 2 });
       expect(
         await req(client, subjects.tracefsWrite('k1'), {
@@ -97,6 +108,14 @@ describe('agent', () => {
       const rows = data.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
       expect(rows.length).toBeGreaterThan(0);
       for (const row of rows) expect(row).toMatch(/: vfs_read <-/);
+      // the run's trace entries were published once, as batches with consecutive sequence numbers
+      await client.flush();
+      const seqs = shipped.flatMap((b) => b.events.map((_, i) => b.firstSeq + i));
+      expect(seqs).toEqual(rows.map((_, i) => i));
+      expect(
+        shipped.flatMap((b) => b.events.map((e) => (e.type === 'function' ? e.func : ''))),
+      ).toEqual(rows.map(() => 'vfs_read'));
+      expect(agent.health()).toMatchObject({ published: rows.length, lost: 0 });
       const { entries } = (await req(client, subjects.tracefsList('k1'), {})) as {
         entries: string[];
       };

@@ -4,6 +4,7 @@ import {
   parseOrThrow,
   RunRequestSchema,
   subjects,
+  TRACE_STREAM,
   TracefsListRequestSchema,
   TracefsReadRequestSchema,
   TracefsWriteRequestSchema,
@@ -11,6 +12,8 @@ import {
   type AgentHealth,
   type AgentInfo,
   type Arch,
+  type StreamKind,
+  type TraceEventBatch,
 } from '@tracelab/contracts';
 import { encodeJson, type Bus, type BusMsg, type Subscription } from '@tracelab/bus';
 import { Engine } from '@tracelab/engine';
@@ -48,6 +51,12 @@ function body(msg: BusMsg): unknown {
 }
 
 /**
+ * The streams an agent ships after every run. trace_pipe is left out: it consumes, and a person
+ * reading the trace_pipe file through the gateway must still see its entries.
+ */
+const PUBLISHED: readonly StreamKind[] = ['trace', 'ringbuf', 'perf', 'printk'];
+
+/**
  * One agent: hosts a traced kernel (an engine) and answers for it on the bus: its identity and
  * health, tracefs reads and writes, workload runs. It announces itself so gateways find it.
  */
@@ -56,6 +65,8 @@ export class Agent {
   readonly engine: Engine;
   private readonly started = Date.now();
   private readonly subscriptions: Subscription[] = [];
+  private published = 0;
+  private lost = 0;
 
   constructor(private readonly options: AgentOptions) {
     const machine = options.machine ?? { arch: 'x86_64', cpus: 2 };
@@ -79,6 +90,8 @@ export class Agent {
 
   async start(): Promise<void> {
     const { bus } = this.options;
+    // on NATS a JetStream stream keeps the trace output for consumers that restart
+    await bus.ensureStream({ name: TRACE_STREAM, subjects: [subjects.traceAll] });
     const id = this.info.id;
     const tracefs = this.engine.tracefs;
     this.subscriptions.push(
@@ -102,9 +115,11 @@ export class Agent {
         const req = parseOrThrow(RunRequestSchema, body(msg), 'run');
         const workload =
           typeof req.workload === 'string' ? req.workload : (req.workload as Workload);
-        return encodeJson(
-          ok(this.engine.run(workload, req.seed !== undefined ? { seed: req.seed } : {})),
+        const result = ok(
+          this.engine.run(workload, req.seed !== undefined ? { seed: req.seed } : {}),
         );
+        this.publishStreams();
+        return encodeJson(result);
       }),
       await bus.subscribe(subjects.agentPing, () => this.announce()),
     );
@@ -113,7 +128,31 @@ export class Agent {
   }
 
   health(): AgentHealth {
-    return { id: this.info.id, status: 'ok', uptimeMs: Date.now() - this.started };
+    return {
+      id: this.info.id,
+      status: 'ok',
+      uptimeMs: Date.now() - this.started,
+      published: this.published,
+      lost: this.lost,
+    };
+  }
+
+  /** Ships what each output stream produced since the last call, in batches with sequence numbers. */
+  publishStreams(): void {
+    for (const stream of PUBLISHED) {
+      for (const b of ok(this.engine.streams.drain(stream))) {
+        const batch: TraceEventBatch = {
+          agentId: this.info.id,
+          stream,
+          firstSeq: b.firstSeq,
+          events: b.events,
+          lost: b.lost,
+        };
+        this.options.bus.publish(subjects.trace(this.info.id, stream), encodeJson(batch));
+        this.published += b.events.length;
+        this.lost += b.lost;
+      }
+    }
   }
 
   async stop(): Promise<void> {

@@ -149,6 +149,33 @@ describe('the main job over NATS', () => {
           event: expect.objectContaining({ text: 'hello' }),
         },
       ]);
+
+      // a traced run on the agent's kernel reaches the collector through JetStream, entry by entry
+      const auth = { authorization: `Bearer ${stack.token}` };
+      const put = (file: string, body: string) =>
+        fetch(`${stack.url}/v1/agents/n1/tracefs/${file}`, {
+          method: 'PUT',
+          body,
+          headers: { ...auth, 'content-type': 'text/plain' },
+        });
+      expect((await put('set_ftrace_filter', 'vfs_write')).status).toBe(200);
+      expect((await put('current_tracer', 'function')).status).toBe(200);
+      const run = await fetch(`${stack.url}/v1/agents/n1/run`, {
+        method: 'POST',
+        body: JSON.stringify({ workload: 'syscalls' }),
+        headers: { ...auth, 'content-type': 'application/json' },
+      });
+      expect(run.status).toBe(200);
+      const trace = await (await fetch(`${stack.url}/v1/agents/n1/tracefs/trace`)).text();
+      const rows = trace.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+      expect(rows.length).toBeGreaterThan(0);
+      const traced = () => events.filter((e) => e.stream === 'trace');
+      for (let i = 0; i < 200 && traced().length < rows.length; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(traced().map((e) => e.seq)).toEqual(rows.map((_, i) => i));
+      expect(
+        traced().every((e) => e.event.type === 'function' && e.event.func === 'vfs_write'),
+      ).toBe(true);
     } finally {
       await producer.close();
       await stack.close();

@@ -77,11 +77,17 @@ describe('gateway', () => {
   });
 
   it('relays an agent health request over the bus', async () => {
-    await fakeAgent(peer, 'm1', () => ({ id: 'm1', status: 'ok', uptimeMs: 42 }));
+    await fakeAgent(peer, 'm1', () => ({
+      id: 'm1',
+      status: 'ok',
+      uptimeMs: 42,
+      published: 3,
+      lost: 1,
+    }));
     await app.ready();
     const res = await app.inject({ method: 'GET', url: '/v1/agents/m1/health' });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ id: 'm1', status: 'ok', uptimeMs: 42 });
+    expect(res.json()).toEqual({ id: 'm1', status: 'ok', uptimeMs: 42, published: 3, lost: 1 });
   });
 
   it.each([

@@ -33,6 +33,9 @@ export const AgentHealthSchema = z
     id: AgentIdSchema,
     status: z.enum(['ok', 'degraded']),
     uptimeMs: z.number().int().nonnegative(),
+    /** Trace events this agent has published, and events its buffers dropped before that. */
+    published: z.number().int().nonnegative(),
+    lost: z.number().int().nonnegative(),
   })
   .strict();
 export type AgentHealth = z.infer<typeof AgentHealthSchema>;

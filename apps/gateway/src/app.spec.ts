@@ -137,11 +137,52 @@ describe('gateway', () => {
     const doc = res.json();
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/healthz', '/v1/info', '/v1/agents/{agentId}/health']),
+      expect.arrayContaining([
+        '/healthz',
+        '/v1/info',
+        '/v1/agents/{agentId}/health',
+        '/v1/agents/{agentId}/stream/{stream}',
+      ]),
     );
     expect((await app.inject({ method: 'GET', url: '/documentation' })).statusCode).toBeLessThan(
       400,
     );
+  });
+
+  it('allows 1000 requests a minute by default and says so in headers', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/agents' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-ratelimit-limit']).toBe('1000');
+    expect(res.headers['x-ratelimit-remaining']).toBe('999');
+  });
+
+  it('answers requests over the rate limit with a 429 EAGAIN envelope, per client', async () => {
+    const limited = await buildGateway({
+      bus: new LocalBus({ broker }),
+      version: '1.2.3',
+      transport: 'local',
+      token: TOKEN,
+      rateLimit: { max: 2, timeWindowMs: 60_000 },
+    });
+    try {
+      const get = (url: string, remoteAddress = '10.0.0.1') =>
+        limited.inject({ method: 'GET', url, remoteAddress });
+      expect((await get('/v1/info')).statusCode).toBe(200);
+      expect((await get('/v1/agents')).statusCode).toBe(200);
+      const over = await get('/v1/info');
+      expect(over.statusCode).toBe(429);
+      const body = ErrorEnvelopeSchema.parse(over.json());
+      expect([body.code, body.errno]).toEqual(['EAGAIN', 11]);
+      expect(body.message).toContain('at most 2 requests per 60000 ms');
+      expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
+      // the stream route counts as well, and answers before it subscribes
+      expect((await get('/v1/agents/m1/stream/trace')).statusCode).toBe(429);
+      // another client has its own budget; liveness probes are never limited
+      expect((await get('/v1/info', '10.0.0.2')).statusCode).toBe(200);
+      for (let i = 0; i < 5; i++) expect((await get('/healthz')).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
   });
 
   describe("the agent's kernel", () => {

@@ -1,4 +1,5 @@
 import bearerAuth from '@fastify/bearer-auth';
+import rateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import {
@@ -9,6 +10,7 @@ import {
   ErrorEnvelopeSchema,
   RunReplySchema,
   RunRequestSchema,
+  StreamKindSchema,
   TracefsListReplySchema,
   TracefsPathSchema,
   TracefsWriteReplySchema,
@@ -27,6 +29,8 @@ import {
 import { z } from 'zod';
 import { AgentDirectory } from './agents.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { livePage } from './live-page.js';
+import { EventStreams, streamRoute } from './sse.js';
 
 export interface GatewayOptions {
   bus: Bus;
@@ -39,20 +43,28 @@ export interface GatewayOptions {
   maxTimeoutMs?: number;
   /** Bearer token every mutating route requires (`Authorization: Bearer TOKEN`). */
   token: string;
+  /**
+   * At most `max` requests per client address in any `timeWindowMs` (default 1000 a minute);
+   * more is a 429 EAGAIN envelope with a Retry-After header. /healthz is never limited.
+   */
+  rateLimit?: { max: number; timeWindowMs: number };
+  /** Interval of the keep-alive comment on server-sent-events streams (default 15 s). */
+  keepAliveMs?: number;
 }
 
 const errors = {
   400: ErrorEnvelopeSchema,
   401: ErrorEnvelopeSchema,
   404: ErrorEnvelopeSchema,
+  429: ErrorEnvelopeSchema,
   503: ErrorEnvelopeSchema,
   504: ErrorEnvelopeSchema,
 };
 
-/** Builds the HTTP gateway: routes onto the agents' bus endpoints, with OpenAPI docs. */
 /** The HTTP gateway: a Fastify instance with tracelab's routes. */
 export type Gateway = FastifyInstance;
 
+/** Builds the HTTP gateway: routes onto the agents' bus endpoints, with OpenAPI docs. */
 export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   const maxTimeoutMs = options.maxTimeoutMs ?? 30_000;
   const app = Fastify({ logger: options.logger ?? false });
@@ -60,6 +72,18 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+
+  // registered before any route: the plugin hooks every route added after it
+  const limit = options.rateLimit ?? { max: 1000, timeWindowMs: 60_000 };
+  await app.register(rateLimit, {
+    max: limit.max,
+    timeWindow: limit.timeWindowMs,
+    errorResponseBuilder: (_request, context) =>
+      new TracelabError(
+        'EAGAIN',
+        `rate limit exceeded: at most ${context.max} requests per ${limit.timeWindowMs} ms, retry in ${context.after}`,
+      ),
+  });
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -76,12 +100,20 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   const directory = new AgentDirectory(options.bus, (reason) => app.log.warn(reason));
   app.addHook('onReady', () => directory.start());
   app.addHook('onClose', () => directory.stop());
+  const streams = new EventStreams(options.bus, options.keepAliveMs ?? 15_000, (reason) =>
+    app.log.warn(reason),
+  );
+  // open event streams would keep the server from closing
+  app.addHook('preClose', () => streams.closeAll());
 
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.get(
     routes.health,
-    { schema: { response: { 200: z.object({ status: z.literal('ok') }) } } },
+    {
+      config: { rateLimit: false },
+      schema: { response: { 200: z.object({ status: z.literal('ok') }) } },
+    },
     () => ({
       status: 'ok' as const,
     }),
@@ -198,6 +230,26 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
         request.query.timeoutMs,
         TracefsListReplySchema,
       ),
+  );
+
+  api.get(
+    streamRoute,
+    {
+      schema: {
+        description:
+          "Server-sent events: the agent's output stream live, one `batch` event per TraceEventBatch (id = firstSeq)",
+        params: z.object({ agentId: AgentIdSchema, stream: StreamKindSchema }),
+        response: errors,
+      },
+    },
+    async (request, reply) => {
+      const { agentId, stream } = request.params;
+      await streams.relay(subjects.trace(agentId, stream), reply.raw, () => reply.hijack());
+    },
+  );
+
+  api.get('/', { schema: { hide: true } }, (_request, reply) =>
+    reply.type('text/html; charset=utf-8').send(livePage(options.version)),
   );
 
   // Everything that changes an agent's kernel needs the bearer token.

@@ -27,6 +27,7 @@ const STATUS: Partial<Record<ErrnoCode, number>> = {
   ESHUTDOWN: 503,
   ETIMEDOUT: 504,
   EIO: 502,
+  EAGAIN: 429,
 };
 
 function validationEnvelope(err: FastifyError): ErrorEnvelope {

@@ -1,10 +1,12 @@
 import {
   TRACE_STREAM,
   TraceEventBatchSchema,
+  TracelabError,
   subjects,
   type TraceEvent,
 } from '@tracelab/contracts';
 import type { Bus, StreamConsumer, StreamMsg } from '@tracelab/bus';
+import type { FileStore } from './store.js';
 
 /** One collected event, as written to the sink: where it came from and its sequence number. */
 export interface CollectedEvent {
@@ -19,9 +21,18 @@ export interface CollectorOptions {
   /** Durable consumer name: a collector restarted with the same name resumes where it stopped. */
   durable: string;
   /** Receives every event once, in sequence order per (agent, stream). */
-  sink: (event: CollectedEvent) => void;
+  sink?: (event: CollectedEvent) => void;
+  /**
+   * Stores every new event before its message is acked. A collector restarted on the same store
+   * continues each (agent, stream) after its last stored event, whatever the bus redelivers.
+   */
+  store?: FileStore;
   /** Told about batches that are not valid trace batches; they are acked and dropped. */
   onReject?: (reason: string, subject: string) => void;
+  /** How long a delivered batch may stay unacked before the bus delivers it again. */
+  ackWaitMs?: number;
+  /** Told when the store fails; the batch is not acked, so the bus delivers it again later. */
+  onStoreError?: (error: TracelabError) => void;
 }
 
 export interface CollectorStats {
@@ -34,6 +45,8 @@ export interface CollectorStats {
   /** Events received again (a redelivered or republished batch) and not passed on. */
   duplicates: number;
   rejected: number;
+  /** Batches the store failed to take (left unacked for redelivery). */
+  storeErrors: number;
 }
 
 /**
@@ -44,6 +57,8 @@ export class Collector {
   private readonly next = new Map<string, number>();
   /** Highest stream sequence handled: a redelivered message at or below it was handled already. */
   private handledStreamSeq = 0;
+  /** The stream sequence of a batch the store failed to take: later batches wait until it is in. */
+  private stalledAt: number | undefined;
   private consumer: StreamConsumer | undefined;
   private readonly counters: CollectorStats = {
     batches: 0,
@@ -52,6 +67,7 @@ export class Collector {
     gaps: 0,
     duplicates: 0,
     rejected: 0,
+    storeErrors: 0,
   };
 
   constructor(private readonly options: CollectorOptions) {}
@@ -59,7 +75,13 @@ export class Collector {
   async start(): Promise<void> {
     const { bus, durable } = this.options;
     await bus.ensureStream({ name: TRACE_STREAM, subjects: [subjects.traceAll] });
-    this.consumer = await bus.consume(TRACE_STREAM, durable, (msg) => this.receive(msg));
+    const { ackWaitMs } = this.options;
+    this.consumer = await bus.consume(
+      TRACE_STREAM,
+      durable,
+      (msg) => this.receive(msg),
+      ackWaitMs === undefined ? {} : { ackWaitMs },
+    );
   }
 
   stats(): CollectorStats {
@@ -86,22 +108,44 @@ export class Collector {
       return;
     }
     const batch = parsed.data;
+    // left unacked: the bus delivers it again after the stalled batch is stored
+    if (this.stalledAt !== undefined && msg.seq > this.stalledAt) return;
     if (msg.seq <= this.handledStreamSeq) {
       this.counters.duplicates += batch.events.length;
       msg.ack();
       return;
     }
-    this.handledStreamSeq = msg.seq;
     const key = `${batch.agentId}/${batch.stream}`;
-    // the first batch of a key sets the baseline: earlier events belong to an earlier collector
-    const expected = this.next.get(key) ?? batch.firstSeq;
+    // the first batch of a key sets the baseline, unless the store holds earlier events of it
+    let expected: number;
+    const store = this.options.store;
+    try {
+      expected =
+        this.next.get(key) ?? store?.nextSeq(batch.agentId, batch.stream) ?? batch.firstSeq;
+      const skip = Math.max(0, expected - batch.firstSeq);
+      if (store !== undefined && skip < batch.events.length)
+        store.append({
+          ...batch,
+          firstSeq: batch.firstSeq + skip,
+          events: batch.events.slice(skip),
+        });
+    } catch (err) {
+      this.counters.storeErrors++;
+      this.options.onStoreError?.(
+        err instanceof TracelabError ? err : new TracelabError('EIO', String(err)),
+      );
+      this.stalledAt = msg.seq;
+      return;
+    }
+    this.stalledAt = undefined;
+    this.handledStreamSeq = msg.seq;
     if (batch.firstSeq > expected) this.counters.gaps += batch.firstSeq - expected;
     const end = batch.firstSeq + batch.events.length;
     let seq = batch.firstSeq;
     for (const event of batch.events) {
       if (seq < expected) this.counters.duplicates++;
       else {
-        this.options.sink({ agentId: batch.agentId, stream: batch.stream, seq, event });
+        this.options.sink?.({ agentId: batch.agentId, stream: batch.stream, seq, event });
         this.counters.events++;
       }
       seq++;

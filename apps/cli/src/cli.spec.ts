@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { encodeJson, NatsBus, startNatsServer, type NatsServer } from '@tracelab/bus';
 import { subjects } from '@tracelab/contracts';
 import type { CollectedEvent } from '@tracelab/collector';
@@ -99,6 +101,58 @@ describe('the main job on the in-process bus', () => {
       headers: { 'content-type': 'application/json' },
     });
     expect(denied.status).toBe(401);
+  });
+});
+
+describe('stored traces', () => {
+  it('a run on the main job is stored and exports as function_graph text and Perfetto JSON', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tracelab-store-'));
+    const stack = await startStack({
+      agentId: 'st',
+      host: '127.0.0.1',
+      port: 0,
+      storeDir: dir,
+      token: 't',
+    });
+    try {
+      const auth = { authorization: 'Bearer t' };
+      const put = (file: string, body: string) =>
+        fetch(`${stack.url}/v1/agents/st/tracefs/${file}`, {
+          method: 'PUT',
+          body,
+          headers: { ...auth, 'content-type': 'text/plain' },
+        });
+      expect((await put('set_graph_function', 'vfs_read')).status).toBe(200);
+      expect((await put('current_tracer', 'function_graph')).status).toBe(200);
+      const run = await fetch(`${stack.url}/v1/agents/st/run`, {
+        method: 'POST',
+        body: JSON.stringify({ workload: 'syscalls' }),
+        headers: { ...auth, 'content-type': 'application/json' },
+      });
+      expect(run.status).toBe(200);
+      for (let i = 0; i < 100 && (stack.collector?.stats().events ?? 0) === 0; i++)
+        await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await stack.close();
+    }
+    try {
+      const text = await run(['export', '--store', dir, '--agent', 'st', '--format', 'ftrace']);
+      expect(text.split('\n')[0]).toBe('# tracer: function_graph');
+      expect(text).toMatch(/vfs_read\(\) \{/);
+      const perfetto = JSON.parse(
+        await run(['export', '--store', dir, '--agent', 'st', '--format', 'perfetto']),
+      ) as {
+        traceEvents: { name: string; ph: string; dur?: number }[];
+      };
+      const reads = perfetto.traceEvents.filter((e) => e.ph === 'X' && e.name === 'vfs_read');
+      expect(reads.length).toBeGreaterThan(0);
+      for (const e of reads) expect(e.dur).toBeGreaterThanOrEqual(0);
+      await expect(run(['export', '--store', dir, '--agent', 'nobody'])).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

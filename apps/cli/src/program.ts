@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { isToken } from '@tracelab/contracts';
 import { Command, InvalidArgumentError } from 'commander';
 import { registerBtf } from './commands/btf.js';
+import { registerExport } from './commands/export.js';
 import { arch, positiveInt } from './workload.js';
 import { registerKernel } from './commands/kernel.js';
 import { registerObj } from './commands/obj.js';
@@ -31,6 +32,7 @@ interface StartOpts {
   port: number;
   agentId: string;
   events?: string;
+  store?: string;
   arch: ArchName;
   cpus: number;
 }
@@ -91,6 +93,10 @@ export function buildProgram(
     )
     .option('--events <file>', 'collect trace events into FILE as JSON lines')
     .option(
+      '--store <dir>',
+      'store trace batches per agent and stream in DIR (for tracelab export)',
+    )
+    .option(
       '--arch <arch>',
       `the simulated machine's architecture (${ARCHES.join(', ')})`,
       arch,
@@ -106,6 +112,7 @@ export function buildProgram(
         port: opts.port,
         sink: out ? (event) => out.write(`${JSON.stringify(event)}\n`) : undefined,
         machine: { arch: opts.arch, cpus: opts.cpus },
+        ...(opts.store ? { storeDir: opts.store } : {}),
         ...(env.TRACELAB_TOKEN ? { token: env.TRACELAB_TOKEN } : {}),
       });
       console.log(
@@ -141,5 +148,6 @@ export function buildProgram(
   registerVerify(program);
   registerVm(program);
   registerTrampoline(program);
+  registerExport(program);
   return program;
 }

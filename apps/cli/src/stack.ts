@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, type MachineOptions } from '@tracelab/agent';
 import { LocalBus, NatsBus, type Bus } from '@tracelab/bus';
-import { Collector, type CollectedEvent } from '@tracelab/collector';
+import { Collector, FileStore, type CollectedEvent } from '@tracelab/collector';
 import { buildGateway, type Gateway } from '@tracelab/gateway';
 import { VERSION } from './version.js';
 
@@ -11,8 +11,10 @@ export interface StackOptions {
   agentId: string;
   host: string;
   port: number;
-  /** Where collected trace events go; without it no collector runs. */
+  /** Where collected trace events go. */
   sink?: (event: CollectedEvent) => void;
+  /** A directory the collector stores batches in (per agent and stream), for `tracelab export`. */
+  storeDir?: string;
   /** The simulated machine the agent's kernel runs on (default x86_64, 2 CPUs). */
   machine?: MachineOptions;
   /** Bearer token of the gateway's mutating routes; generated when not given. */
@@ -42,9 +44,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     transport,
     ...(options.machine ? { machine: options.machine } : {}),
   });
-  const collector = options.sink
-    ? new Collector({ bus, durable: 'tracelab-collector', sink: options.sink })
-    : undefined;
+  const store = options.storeDir ? new FileStore({ dir: options.storeDir }) : undefined;
+  // a collector runs when its output goes somewhere: a sink, a store, or both
+  const collector =
+    options.sink || store
+      ? new Collector({
+          bus,
+          durable: 'tracelab-collector',
+          ...(options.sink ? { sink: options.sink } : {}),
+          ...(store ? { store } : {}),
+        })
+      : undefined;
   const token = options.token ?? randomBytes(16).toString('hex');
   const gateway = await buildGateway({ bus, version: VERSION, transport, token });
   try {

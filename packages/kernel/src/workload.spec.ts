@@ -205,7 +205,11 @@ describe('replay of a function_graph trace', () => {
 describe('CLI helpers', () => {
   it('kernelInfo describes the image', () => {
     const info = kernelInfo('riscv64') as Record<string, unknown>;
-    expect(info).toMatchObject({ arch: 'riscv64', wordSize: 8, modules: ['ext4', 'virtio_net'] });
+    expect(info).toMatchObject({
+      arch: 'riscv64',
+      wordSize: 8,
+      modules: ['ext4', 'kvm', 'nf_conntrack', 'virtio_net'],
+    });
     expect(info['functions']).toBe((info['traceable'] as number) + (info['notrace'] as number));
   });
 

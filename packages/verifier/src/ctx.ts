@@ -92,6 +92,21 @@ function resolve(btf: Btf, id: number): number {
   return btf.resolve(id);
 }
 
+/** PTR_TO_BTF_ID to struct id (named name) at offset 0, PTR_TRUSTED when trusted. */
+export function btfPtrReg(id: number, name: string, trusted: boolean): RegState {
+  const r = new RegState();
+  r.type = 'btf_id';
+  r.btfId = id;
+  r.btfName = name;
+  r.trusted = trusted;
+  r.varOff = { value: 0n, mask: 0n };
+  r.smin = r.smax = 0n;
+  r.umin = r.umax = 0n;
+  r.s32min = r.s32max = 0n;
+  r.u32min = r.u32max = 0n;
+  return r;
+}
+
 /** A BTF type as a register: pointers to structs become PTR_TO_BTF_ID, the rest scalars. */
 export function btfValueReg(btf: Btf, typeId: number, size: number, trusted: boolean): RegState {
   const t = btf.type(resolve(btf, typeId));
@@ -99,17 +114,7 @@ export function btfValueReg(btf: Btf, typeId: number, size: number, trusted: boo
     const target = resolve(btf, t.type);
     const tt = btf.type(target);
     if (tt !== undefined && (tt.kind === 'struct' || tt.kind === 'union')) {
-      const r = new RegState();
-      r.type = 'btf_id';
-      r.btfId = target;
-      r.btfName = tt.name;
-      r.trusted = trusted;
-      r.varOff = { value: 0n, mask: 0n };
-      r.smin = r.smax = 0n;
-      r.umin = r.umax = 0n;
-      r.s32min = r.s32max = 0n;
-      r.u32min = r.u32max = 0n;
-      return r;
+      return btfPtrReg(target, tt.name, trusted);
     }
   }
   return size >= 8 ? scalarUnknown() : scalarOfSize(size);

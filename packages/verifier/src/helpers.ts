@@ -1,6 +1,7 @@
+import { type ArgKind, HELPER_PROTOS, type RetKind } from '@tracelab/vm';
 import type { AttachType, ProgType } from './ctx.js';
 
-/** enum bpf_arg_type (the kinds tracelab's helpers use). */
+/** The verifier's names for enum bpf_arg_type (what check_func_arg switches on). */
 export type ArgType =
   | 'anything'
   | 'const_map_ptr'
@@ -17,77 +18,61 @@ export type ArgType =
   | 'stack_or_null'
   | 'long_ptr';
 
-/** enum bpf_return_type. */
-export type RetType =
-  'integer' | 'void' | 'map_value_or_null' | 'ringbuf_mem_or_null' | 'btf_id_task' | 'long';
+/** The verifier's names for enum bpf_return_type. */
+export type RetType = 'integer' | 'void' | 'map_value_or_null' | 'ringbuf_mem_or_null' | 'btf_id';
 
-/** struct bpf_func_proto. */
+/** struct bpf_func_proto as the verifier reads it. */
 export interface FuncProto {
   id: number;
   name: string;
   args: readonly ArgType[];
   ret: RetType;
-  /** Returns an acquired reference (ringbuf_reserve). */
-  acquire?: boolean;
+  /** The struct a 'btf_id' result points to (trusted). */
+  retBtf?: string;
 }
 
-const P = (id: number, name: string, args: ArgType[], ret: RetType, acquire = false): FuncProto =>
-  acquire ? { id, name, args, ret, acquire } : { id, name, args, ret };
+/** The one place the vm's helper-table kinds become the verifier's. */
+const ARG_TYPE: Readonly<Record<ArgKind, ArgType>> = {
+  ARG_ANYTHING: 'anything',
+  ARG_CONST_MAP_PTR: 'const_map_ptr',
+  ARG_PTR_TO_MAP_KEY: 'map_key',
+  ARG_PTR_TO_MAP_VALUE: 'map_value',
+  ARG_PTR_TO_CTX: 'ctx',
+  ARG_PTR_TO_MEM: 'mem',
+  ARG_PTR_TO_UNINIT_MEM: 'uninit_mem',
+  ARG_CONST_SIZE: 'const_size',
+  ARG_CONST_SIZE_OR_ZERO: 'const_size_or_zero',
+  ARG_CONST_ALLOC_SIZE_OR_ZERO: 'const_alloc_size_or_zero',
+  ARG_PTR_TO_ALLOC_MEM: 'ringbuf_mem_release',
+  ARG_PTR_TO_FUNC: 'func',
+  ARG_PTR_TO_STACK_OR_NULL: 'stack_or_null',
+  ARG_PTR_TO_LONG: 'long_ptr',
+};
+const RET_TYPE: Readonly<Record<RetKind, RetType>> = {
+  RET_INTEGER: 'integer',
+  RET_VOID: 'void',
+  RET_PTR_TO_MAP_VALUE_OR_NULL: 'map_value_or_null',
+  RET_PTR_TO_ALLOC_MEM_OR_NULL: 'ringbuf_mem_or_null',
+  RET_PTR_TO_BTF_ID_TRUSTED: 'btf_id',
+};
 
-/** Helper prototypes by id (include/uapi/linux/bpf.h numbering, kernel/bpf/helpers.c kinds). */
+/** Helper prototypes by id, read from the vm's helper table (HELPER_PROTOS). */
 export const HELPERS: ReadonlyMap<number, FuncProto> = new Map(
-  [
-    P(1, 'map_lookup_elem', ['const_map_ptr', 'map_key'], 'map_value_or_null'),
-    P(2, 'map_update_elem', ['const_map_ptr', 'map_key', 'map_value', 'anything'], 'integer'),
-    P(3, 'map_delete_elem', ['const_map_ptr', 'map_key'], 'integer'),
-    P(4, 'probe_read', ['uninit_mem', 'const_size_or_zero', 'anything'], 'integer'),
-    P(5, 'ktime_get_ns', [], 'integer'),
-    P(6, 'trace_printk', ['mem', 'const_size'], 'integer'),
-    P(7, 'get_prandom_u32', [], 'integer'),
-    P(8, 'get_smp_processor_id', [], 'integer'),
-    P(12, 'tail_call', ['ctx', 'const_map_ptr', 'anything'], 'void'),
-    P(14, 'get_current_pid_tgid', [], 'integer'),
-    P(15, 'get_current_uid_gid', [], 'integer'),
-    P(16, 'get_current_comm', ['uninit_mem', 'const_size'], 'integer'),
-    P(
-      25,
-      'perf_event_output',
-      ['ctx', 'const_map_ptr', 'anything', 'mem', 'const_size_or_zero'],
-      'integer',
-    ),
-    P(26, 'skb_load_bytes', ['ctx', 'anything', 'uninit_mem', 'const_size'], 'integer'),
-    P(35, 'get_current_task', [], 'integer'),
-    P(45, 'probe_read_str', ['uninit_mem', 'const_size_or_zero', 'anything'], 'integer'),
-    P(46, 'get_socket_cookie', ['ctx'], 'integer'),
-    P(47, 'get_socket_uid', ['ctx'], 'integer'),
-    P(112, 'probe_read_user', ['uninit_mem', 'const_size_or_zero', 'anything'], 'integer'),
-    P(113, 'probe_read_kernel', ['uninit_mem', 'const_size_or_zero', 'anything'], 'integer'),
-    P(114, 'probe_read_user_str', ['uninit_mem', 'const_size_or_zero', 'anything'], 'integer'),
-    P(115, 'probe_read_kernel_str', ['uninit_mem', 'const_size_or_zero', 'anything'], 'integer'),
-    P(130, 'ringbuf_output', ['const_map_ptr', 'mem', 'const_size_or_zero', 'anything'], 'integer'),
-    P(
-      131,
-      'ringbuf_reserve',
-      ['const_map_ptr', 'const_alloc_size_or_zero', 'anything'],
-      'ringbuf_mem_or_null',
-      true,
-    ),
-    P(132, 'ringbuf_submit', ['ringbuf_mem_release', 'anything'], 'void'),
-    P(133, 'ringbuf_discard', ['ringbuf_mem_release', 'anything'], 'void'),
-    P(134, 'ringbuf_query', ['const_map_ptr', 'anything'], 'integer'),
-    P(158, 'get_current_task_btf', [], 'btf_id_task'),
-    P(173, 'get_func_ip', ['ctx'], 'integer'),
-    P(174, 'get_attach_cookie', ['ctx'], 'integer'),
-    P(181, 'loop', ['anything', 'func', 'stack_or_null', 'anything'], 'integer'),
-    P(183, 'get_func_arg', ['ctx', 'anything', 'long_ptr'], 'integer'),
-    P(184, 'get_func_ret', ['ctx', 'long_ptr'], 'integer'),
-    P(185, 'get_func_arg_cnt', ['ctx'], 'integer'),
-  ].map((p) => [p.id, p]),
+  HELPER_PROTOS.map((h): [number, FuncProto] => [
+    h.id,
+    {
+      id: h.id,
+      name: h.name,
+      args: h.args.map((a) => ARG_TYPE[a]),
+      ret: RET_TYPE[h.ret],
+      ...(h.retBtf !== undefined ? { retBtf: h.retBtf } : {}),
+    },
+  ]),
 );
 
 /** bpf_base_func_proto: helpers every program type may call (privileged loader). */
 const BASE = [1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 35, 130, 131, 132, 133, 134, 181];
-const TRACING_COMMON = [4, 25, 45, 112, 113, 114, 115, 158, 174];
+const TRACING_COMMON = [4, 25, 27, 45, 67, 112, 113, 114, 115, 158, 174];
 
 /** Which helpers each program type may call (the prog type's get_func_proto). */
 export const ALLOWED_HELPERS: Readonly<Record<ProgType, ReadonlySet<number>>> = {

@@ -16,6 +16,8 @@ export type {
 export { PROG_TYPES } from './ctx.js';
 export type { AttachType, ProgType } from './ctx.js';
 export { ALLOWED_HELPERS, HELPERS, hasTrampoline, helperAllowed } from './helpers.js';
+export { KFUNCS, kfuncFlags } from './kfuncs.js';
+export type { KfuncDef, KfuncFlags } from './kfuncs.js';
 export type { ArgType, FuncProto, RetType } from './helpers.js';
 export { RegState, regStr, regTypeStr } from './regs.js';
 export type { MapDef, MapType, RegType } from './regs.js';

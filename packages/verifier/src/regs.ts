@@ -618,7 +618,7 @@ export function regTypeStr(r: RegState): string {
       base = 'mem';
       break;
     case 'btf_id':
-      base = 'ptr_';
+      base = 'ptr';
       break;
     case 'func':
       base = 'func';
@@ -628,7 +628,9 @@ export function regTypeStr(r: RegState): string {
   if (r.rdonly) prefix += 'rdonly_';
   if (r.ringbuf) prefix += 'ringbuf_';
   if (r.type === 'btf_id') prefix += r.trusted ? 'trusted_' : 'untrusted_';
-  return `${prefix}${base}${r.maybeNull ? '_or_null' : ''}`;
+  const orNull = r.maybeNull ? '_or_null' : '';
+  // PTR_TO_BTF_ID prints as ptr_ with the struct name after it: trusted_ptr_or_null_task_struct.
+  return `${prefix}${base}${orNull}${r.type === 'btf_id' ? '_' : ''}`;
 }
 
 /** print_scalar_ranges: the non-default ranges, equal values merged as `smin=smin32=0`. */

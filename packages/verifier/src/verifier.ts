@@ -1,5 +1,5 @@
 import type { ArchName } from '@tracelab/arch-isa';
-import type { Btf, BtfFuncProto } from '@tracelab/btf';
+import type { Btf, BtfFuncProto, BtfType } from '@tracelab/btf';
 import {
   BPF_ALU,
   BPF_ALU64,
@@ -19,6 +19,7 @@ import {
   BPF_NEG,
   BPF_PSEUDO_CALL,
   BPF_PSEUDO_FUNC,
+  BPF_PSEUDO_KFUNC_CALL,
   BPF_ST,
   BPF_STX,
   BPF_TO_BE,
@@ -34,8 +35,16 @@ import {
   srcBit,
 } from '@tracelab/vm';
 import { type Cfg, checkCfg } from './cfg.js';
-import { type AttachType, type CtxEnv, type ProgType, btfStructAccess, ctxAccess } from './ctx.js';
+import {
+  type AttachType,
+  type CtxEnv,
+  type ProgType,
+  btfPtrReg,
+  btfStructAccess,
+  ctxAccess,
+} from './ctx.js';
 import { type ArgType, type FuncProto, HELPERS, hasTrampoline, helperAllowed } from './helpers.js';
+import { type KfuncFlags, kfuncFlags } from './kfuncs.js';
 import { ALU_STR, frameStr, helperName, insnStr } from './log.js';
 import {
   type MapDef,
@@ -1124,7 +1133,7 @@ class Env {
       }
       if (insn.src === BPF_PSEUDO_CALL)
         return this.checkFuncCall(st, idx, idx + 1 + insn.imm, null);
-      if (insn.src !== 0) this.reject('calling kernel functions is not supported', 'EINVAL');
+      if (insn.src === BPF_PSEUDO_KFUNC_CALL) return this.checkKfuncCall(st, insn, idx);
       return this.checkHelperCall(st, insn.imm, idx);
     }
     const is32 = c === BPF_JMP32;
@@ -1343,7 +1352,6 @@ class Env {
     switch (proto.ret) {
       case 'void':
       case 'integer':
-      case 'long':
         r0.copyFrom(scalarUnknown());
         if (proto.ret === 'void') markNotInit(r0);
         break;
@@ -1370,24 +1378,155 @@ class Env {
         r0.copyFrom(r);
         break;
       }
-      case 'btf_id_task': {
-        const btf = this.opts.btf;
-        const tid = btf?.find('task_struct', 'struct');
-        if (btf === undefined || tid === undefined) {
+      case 'btf_id': {
+        const name = proto.retBtf as string;
+        const tid = this.opts.btf?.find(name, 'struct');
+        if (tid === undefined) {
           r0.copyFrom(scalarUnknown());
           break;
         }
-        const r = new RegState();
-        markKnown(r, 0n);
-        r.type = 'btf_id';
-        r.trusted = true;
-        r.btfId = tid;
-        r.btfName = 'task_struct';
-        r0.copyFrom(r);
+        r0.copyFrom(btfPtrReg(tid, name, true));
         break;
       }
     }
     return idx + 1;
+  }
+
+  /**
+   * check_kfunc_call: a call of kernel function imm (a FUNC of the kernel BTF) that a kfunc set
+   * registers for this program type. Arguments are checked against the FUNC_PROTO, R0 typed from
+   * its return type, R1-R5 clobbered.
+   */
+  checkKfuncCall(st: VerifierState, insn: Insn, idx: number): number {
+    const btf = this.opts.btf;
+    if (btf === undefined) {
+      this.reject(
+        'calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF',
+        'ENOTSUPP',
+      );
+    }
+    if (insn.off !== 0) this.reject('kfunc offset > 0 without fd_array is invalid', 'EINVAL');
+    const id = insn.imm >>> 0;
+    const func = btf.type(id);
+    if (func?.kind !== 'func') this.reject(`kernel btf_id ${id} is not a function`, 'EINVAL');
+    const proto = btf.type(func.type);
+    if (proto?.kind !== 'func_proto') {
+      this.reject(`kernel function ${func.name} does not have a valid func_proto`, 'EINVAL');
+    }
+    const flags = kfuncFlags(func.name, this.opts.progType);
+    if (flags === undefined) {
+      this.reject(`calling kernel function ${func.name} is not allowed`, 'EACCES');
+    }
+    const release = this.checkKfuncArgs(st, btf, func.name, proto, flags);
+    if (flags.release) {
+      if (release === 0) {
+        this.reject(
+          `release kernel function ${func.name} expects refcounted PTR_TO_BTF_ID`,
+          'EINVAL',
+        );
+      }
+      st.refs = st.refs.filter((x) => x.id !== release);
+      for (const r of st.allRegs()) if (r.refObjId === release) markUnknown(r);
+    }
+    const cur = st.cur;
+    clobberCallerSaved(cur);
+    const r0 = cur.regs[0] as RegState;
+    markNotInit(r0);
+    const ret = btf.type(btf.resolve(proto.returnType));
+    if (isBtfScalar(ret)) {
+      r0.copyFrom(scalarUnknown());
+    } else if (ret?.kind === 'ptr') {
+      const targetId = btf.resolve(ret.type);
+      const target = btf.type(targetId);
+      if (target?.kind !== 'struct') {
+        this.reject(
+          `kernel function ${func.name} returns pointer type ${btfKindStr(target)} ${btfName(target)} is not supported`,
+          'EINVAL',
+        );
+      }
+      const r = btfPtrReg(targetId, target.name, flags.acquire);
+      if (flags.retNull) {
+        r.maybeNull = true;
+        r.id = this.newId();
+      }
+      if (flags.acquire) {
+        if (r.id === 0) r.id = this.newId();
+        r.refObjId = r.id;
+        st.refs.push({ id: r.id, insn: idx });
+      }
+      r0.copyFrom(r);
+    }
+    return idx + 1;
+  }
+
+  /** check_kfunc_args; returns the ref_obj_id a release kfunc was given (0 when none). */
+  checkKfuncArgs(
+    st: VerifierState,
+    btf: Btf,
+    name: string,
+    proto: BtfFuncProto,
+    flags: KfuncFlags,
+  ): number {
+    const trustedArgs = flags.trustedArgs || flags.release;
+    let release = 0;
+    const params = proto.params;
+    for (let i = 0; i < params.length; i++) {
+      const r = i + 1;
+      const reg = this.readReg(st, r);
+      const t = btf.type(btf.resolve((params[i] as BtfFuncProto['params'][number]).type));
+      if (isBtfScalar(t)) {
+        if (reg.type !== 'scalar') this.reject(`R${r} is not a scalar`, 'EINVAL');
+        continue;
+      }
+      if (t?.kind !== 'ptr') {
+        this.reject(`Unrecognized arg#${i} type ${btfKindStr(t)}`, 'EINVAL');
+      }
+      const isNull = reg.type === 'scalar' && reg.isConst() && reg.constValue() === 0n;
+      if ((trustedArgs || flags.rcu) && (isNull || reg.maybeNull)) {
+        this.reject(`Possibly NULL pointer passed to trusted arg${i}`, 'EACCES');
+      }
+      if (reg.refObjId !== 0 && flags.release) release = reg.refObjId;
+      const refId = btf.resolve(t.type);
+      const ref = btf.type(refId);
+      if (reg.type === 'btf_id') {
+        if (ref?.kind !== 'struct') {
+          this.reject(
+            `kernel function ${name} args#${i} pointer type ${btfKindStr(ref)} ${btfName(ref)} is not supported`,
+            'EINVAL',
+          );
+        }
+        if ((trustedArgs || flags.rcu) && !reg.trusted && reg.refObjId === 0) {
+          this.reject(
+            flags.rcu ? `R${r} must be a rcu pointer` : `R${r} must be referenced or trusted`,
+            'EINVAL',
+          );
+        }
+        if (trustedArgs && (reg.off !== 0 || !tnumIsConst(reg.varOff) || reg.varOff.value !== 0n)) {
+          this.reject(
+            `R${r} must have zero offset when passed to release func or trusted arg to kfunc`,
+          );
+        }
+        if (reg.btfId !== refId) {
+          this.reject(
+            `kernel function ${name} args#${i} expected pointer to STRUCT ${ref.name} but R${r} has a pointer to STRUCT ${reg.btfName}`,
+            'EINVAL',
+          );
+        }
+        continue;
+      }
+      if (!isBtfScalar(ref) && !isScalarStruct(btf, ref)) {
+        this.reject(
+          `arg#${i} pointer type ${btfKindStr(ref)} ${btfName(ref)} must point to scalar, or struct with scalar`,
+          'EINVAL',
+        );
+      }
+      // KF_ARG_PTR_TO_MEM: check_mem_reg over the pointed-to type's size.
+      if (!['stack', 'map_key', 'map_value', 'mem'].includes(reg.type) || reg.maybeNull) {
+        this.reject(`R${r} type=${regTypeStr(reg)} expected=fp`);
+      }
+      this.helperMemAccess(st, r, reg, btf.sizeOf(refId), false);
+    }
+    return release;
   }
 
   /** check_get_func_ip: a tracing program needs a trampoline to know the traced function's ip. */
@@ -1521,13 +1660,14 @@ class Env {
   checkMapCompat(proto: FuncProto, map: MapDef): void {
     const needs: Record<string, MapDef['type'][]> = {
       tail_call: ['prog_array'],
+      get_stackid: ['stack_trace'],
       perf_event_output: ['perf_event_array'],
       ringbuf_output: ['ringbuf'],
       ringbuf_reserve: ['ringbuf'],
       ringbuf_query: ['ringbuf'],
     };
     const want = needs[proto.name];
-    const special = ['prog_array', 'perf_event_array', 'ringbuf'];
+    const special = ['prog_array', 'perf_event_array', 'ringbuf', 'stack_trace'];
     const ok = want === undefined ? !special.includes(map.type) : want.includes(map.type);
     if (!ok) {
       this.reject(
@@ -1628,6 +1768,29 @@ class Env {
     };
     walk(0, 0, 0);
   }
+}
+
+/** btf_type_is_scalar: integers and enums. */
+function isBtfScalar(t: BtfType | undefined): boolean {
+  return t?.kind === 'int' || t?.kind === 'enum' || t?.kind === 'enum64';
+}
+
+/** __btf_type_is_scalar_struct: a struct of scalars and arrays of scalars. */
+function isScalarStruct(btf: Btf, t: BtfType | undefined): boolean {
+  if (t?.kind !== 'struct') return false;
+  return t.members.every((m) => {
+    const mt = btf.type(btf.resolve(m.type));
+    return isBtfScalar(mt) || (mt?.kind === 'array' && isBtfScalar(btf.type(btf.resolve(mt.type))));
+  });
+}
+
+/** btf_type_str: the kind's name (UNKN for void). */
+function btfKindStr(t: BtfType | undefined): string {
+  return t === undefined ? 'UNKN' : t.kind.toUpperCase();
+}
+
+function btfName(t: BtfType | undefined): string {
+  return t !== undefined && 'name' in t ? t.name : '';
 }
 
 /** The traced function's prototype; tp_btf programs (raw_tp) read an untyped argument array. */

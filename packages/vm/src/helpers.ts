@@ -6,7 +6,10 @@ import type { MapTable } from './table.js';
 import { type Insn } from './insn.js';
 import type { Vm } from './vm.js';
 
-/** Argument kinds (enum bpf_arg_type), the verifier's view of a helper's parameters. */
+/**
+ * Argument kinds (enum bpf_arg_type, without the MEM_RDONLY/MEM_UNINIT flag bits except where a
+ * kind stands for one), the verifier's view of a helper's parameters.
+ */
 export type ArgKind =
   | 'ARG_ANYTHING'
   | 'ARG_CONST_MAP_PTR'
@@ -20,17 +23,27 @@ export type ArgKind =
   | 'ARG_CONST_ALLOC_SIZE_OR_ZERO'
   | 'ARG_PTR_TO_ALLOC_MEM'
   | 'ARG_PTR_TO_FUNC'
-  | 'ARG_PTR_TO_STACK_OR_NULL';
+  | 'ARG_PTR_TO_STACK_OR_NULL'
+  | 'ARG_PTR_TO_LONG';
 
 /** Return kinds (enum bpf_return_type). */
 export type RetKind =
-  'RET_INTEGER' | 'RET_VOID' | 'RET_PTR_TO_MAP_VALUE_OR_NULL' | 'RET_PTR_TO_ALLOC_MEM_OR_NULL';
+  | 'RET_INTEGER'
+  | 'RET_VOID'
+  | 'RET_PTR_TO_MAP_VALUE_OR_NULL'
+  | 'RET_PTR_TO_ALLOC_MEM_OR_NULL'
+  | 'RET_PTR_TO_BTF_ID_TRUSTED';
 
+/** struct bpf_func_proto as data: the one helper table the vm and the verifier share. */
 export interface HelperProto {
   id: number;
   name: string;
   args: readonly ArgKind[];
   ret: RetKind;
+  /** The struct a RET_PTR_TO_BTF_ID_TRUSTED result points to (the proto's ret_btf_id). */
+  retBtf?: string;
+  /** installHelpers gives the vm a body for it (tail_call is the interpreter's own). */
+  implemented: boolean;
 }
 
 const P = (
@@ -38,10 +51,24 @@ const P = (
   name: string,
   args: ArgKind[],
   ret: RetKind = 'RET_INTEGER',
-): HelperProto => ({ id, name, args, ret });
+): HelperProto => ({ id, name, args, ret, implemented: true });
+/** A helper the verifier knows and the vm has no body for (a program may bring one). */
+const V = (
+  id: number,
+  name: string,
+  args: ArgKind[],
+  ret: RetKind = 'RET_INTEGER',
+): HelperProto => ({
+  ...P(id, name, args, ret),
+  implemented: false,
+});
 const PROBE_READ: ArgKind[] = ['ARG_PTR_TO_UNINIT_MEM', 'ARG_CONST_SIZE_OR_ZERO', 'ARG_ANYTHING'];
 
-/** The helpers the vm implements, by id (enum bpf_func_id), with their prototypes. */
+/**
+ * Helper prototypes by id (enum bpf_func_id in include/uapi/linux/bpf.h, kinds as in the
+ * kernel's bpf_func_proto of each): the data table the verifier checks calls against, and the
+ * helpers the vm implements (implemented) with their arguments.
+ */
 export const HELPER_PROTOS: readonly HelperProto[] = [
   P(
     1,
@@ -58,17 +85,14 @@ export const HELPER_PROTOS: readonly HelperProto[] = [
   P(3, 'map_delete_elem', ['ARG_CONST_MAP_PTR', 'ARG_PTR_TO_MAP_KEY']),
   P(4, 'probe_read', PROBE_READ),
   P(5, 'ktime_get_ns', []),
-  P(6, 'trace_printk', [
-    'ARG_PTR_TO_MEM',
-    'ARG_CONST_SIZE',
-    'ARG_ANYTHING',
-    'ARG_ANYTHING',
-    'ARG_ANYTHING',
-  ]),
+  // The format's up to three values (r3-r5) are not in the prototype: the kernel does not check
+  // them (ARG_DONTCARE), the vm's body reads them all.
+  P(6, 'trace_printk', ['ARG_PTR_TO_MEM', 'ARG_CONST_SIZE']),
   P(7, 'get_prandom_u32', []),
   P(8, 'get_smp_processor_id', []),
   P(12, 'tail_call', ['ARG_PTR_TO_CTX', 'ARG_CONST_MAP_PTR', 'ARG_ANYTHING'], 'RET_VOID'),
   P(14, 'get_current_pid_tgid', []),
+  V(15, 'get_current_uid_gid', []),
   P(16, 'get_current_comm', ['ARG_PTR_TO_UNINIT_MEM', 'ARG_CONST_SIZE']),
   P(25, 'perf_event_output', [
     'ARG_PTR_TO_CTX',
@@ -77,9 +101,17 @@ export const HELPER_PROTOS: readonly HelperProto[] = [
     'ARG_PTR_TO_MEM',
     'ARG_CONST_SIZE_OR_ZERO',
   ]),
+  V(26, 'skb_load_bytes', [
+    'ARG_PTR_TO_CTX',
+    'ARG_ANYTHING',
+    'ARG_PTR_TO_UNINIT_MEM',
+    'ARG_CONST_SIZE',
+  ]),
   P(27, 'get_stackid', ['ARG_PTR_TO_CTX', 'ARG_CONST_MAP_PTR', 'ARG_ANYTHING']),
   P(35, 'get_current_task', []),
   P(45, 'probe_read_str', PROBE_READ),
+  V(46, 'get_socket_cookie', ['ARG_PTR_TO_CTX']),
+  V(47, 'get_socket_uid', ['ARG_PTR_TO_CTX']),
   P(67, 'get_stack', [
     'ARG_PTR_TO_CTX',
     'ARG_PTR_TO_UNINIT_MEM',
@@ -104,7 +136,17 @@ export const HELPER_PROTOS: readonly HelperProto[] = [
   ),
   P(132, 'ringbuf_submit', ['ARG_PTR_TO_ALLOC_MEM', 'ARG_ANYTHING'], 'RET_VOID'),
   P(133, 'ringbuf_discard', ['ARG_PTR_TO_ALLOC_MEM', 'ARG_ANYTHING'], 'RET_VOID'),
+  V(134, 'ringbuf_query', ['ARG_CONST_MAP_PTR', 'ARG_ANYTHING']),
+  {
+    ...V(158, 'get_current_task_btf', [], 'RET_PTR_TO_BTF_ID_TRUSTED'),
+    retBtf: 'task_struct',
+  },
+  V(173, 'get_func_ip', ['ARG_PTR_TO_CTX']),
+  V(174, 'get_attach_cookie', ['ARG_PTR_TO_CTX']),
   P(181, 'loop', ['ARG_ANYTHING', 'ARG_PTR_TO_FUNC', 'ARG_PTR_TO_STACK_OR_NULL', 'ARG_ANYTHING']),
+  V(183, 'get_func_arg', ['ARG_PTR_TO_CTX', 'ARG_ANYTHING', 'ARG_PTR_TO_LONG']),
+  V(184, 'get_func_ret', ['ARG_PTR_TO_CTX', 'ARG_PTR_TO_LONG']),
+  V(185, 'get_func_arg_cnt', ['ARG_PTR_TO_CTX']),
 ];
 
 /**

@@ -1,7 +1,7 @@
 import { ARCHES, archInfo, type ArchName } from '@tracelab/arch-isa';
-import { funcModel } from '@tracelab/btf';
+import { BTF_FUNC_GLOBAL, cDecl, dumpC, funcModel } from '@tracelab/btf';
 import { describe, expect, it } from 'vitest';
-import { BUILTIN_IMAGE, type ImageGroup } from './builtin-image.js';
+import { BUILTIN_IMAGE, BUILTIN_TRACEPOINTS, type ImageGroup } from './builtin-image.js';
 import { KernelError } from './errors.js';
 import { KernelImage, parseProto } from './image.js';
 import { kernelInfo } from './run.js';
@@ -181,5 +181,74 @@ describe('built-in image contents', () => {
       modules: ['ext4', 'kvm', 'nf_conntrack', 'virtio_net'],
       btfBytes: img.btfBytes?.length,
     });
+  });
+
+  it.each(ARCHES)('%s: the task kfuncs are global, traceable core text', (arch) => {
+    const img = build(arch);
+    const btf = img.btf;
+    if (btf === null) throw new Error('the built-in image has BTF');
+    const decl = (name: string) => {
+      const f = img.functions[img.indexOf(name)];
+      expect(f, name).toMatchObject({ module: null, traceable: true });
+      const func = btf.type(f?.btfId ?? 0);
+      if (func?.kind !== 'func') throw new Error(`${name} has no BTF FUNC`);
+      expect(func.linkage).toBe(BTF_FUNC_GLOBAL);
+      return cDecl(btf, func.type, name);
+    };
+    expect(decl('bpf_task_acquire')).toBe(
+      'struct task_struct *bpf_task_acquire(struct task_struct *p)',
+    );
+    expect(decl('bpf_task_release')).toBe('void bpf_task_release(struct task_struct *p)');
+  });
+
+  it.each(ARCHES)('%s: each tracepoint has its btf_trace_<name> typedef', (arch) => {
+    const img = build(arch);
+    const btf = img.btf;
+    if (btf === null) throw new Error('the built-in image has BTF');
+    const typedefs = dumpC(btf)
+      .split('\n')
+      .filter((l) => l.includes('btf_trace_'));
+    expect(typedefs).toEqual(
+      expect.arrayContaining([
+        'typedef void (*btf_trace_task_newtask)(void *, struct task_struct *, u64);',
+        'typedef void (*btf_trace_sched_process_exec)(void *, struct task_struct *, pid_t, struct linux_binprm *);',
+      ]),
+    );
+    expect(typedefs).toHaveLength(BUILTIN_TRACEPOINTS.length);
+    for (const tp of BUILTIN_TRACEPOINTS) {
+      const td = btf.type(btf.find(`btf_trace_${tp.name}`, 'typedef') ?? 0);
+      if (td?.kind !== 'typedef') throw new Error(`no btf_trace_${tp.name}`);
+      const ptr = btf.type(td.type);
+      if (ptr?.kind !== 'ptr') throw new Error(`btf_trace_${tp.name} is not a pointer`);
+      const proto = btf.type(ptr.type);
+      if (proto?.kind !== 'func_proto') throw new Error(`btf_trace_${tp.name} is no FUNC_PROTO`);
+      expect(proto.returnType).toBe(0);
+      expect(proto.params.length).toBe(tp.args.split(',').length + 1);
+      const data = btf.type(proto.params[0]?.type ?? 0);
+      expect(data?.kind === 'ptr' ? data.type : -1).toBe(0);
+    }
+  });
+
+  it.each(ARCHES)('%s: tracepoint typedefs come after every function', (arch) => {
+    const full = build(arch);
+    const bare = KernelImage.builtin(arch, BUILTIN_IMAGE, []);
+    if (bare instanceof KernelError) throw bare;
+    expect(bare.btf?.find('btf_trace_task_newtask', 'typedef')).toBeUndefined();
+    expect(full.functions).toEqual(bare.functions);
+  });
+
+  it('refuses a tracepoint declared twice or with variable args', () => {
+    const once = { name: 'task_newtask', args: 'struct task_struct *task, u64 clone_flags' };
+    const twice = KernelImage.builtin('x86_64', BUILTIN_IMAGE, [once, once]);
+    expect(twice).toBeInstanceOf(KernelError);
+    expect((twice as KernelError).message).toContain('defines tracepoint task_newtask twice');
+    const varargs = KernelImage.builtin('x86_64', BUILTIN_IMAGE, [
+      { name: 'console', args: 'const char *fmt, ...' },
+    ]);
+    expect((varargs as KernelError).message).toContain('tracepoint console has variable args');
+    const unknown = KernelImage.builtin('x86_64', BUILTIN_IMAGE, [
+      { name: 'odd', args: 'widget_t w' },
+    ]);
+    expect((unknown as KernelError).message).toContain("unknown C type 'widget_t'");
   });
 });

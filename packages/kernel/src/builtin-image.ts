@@ -740,4 +740,38 @@ export const BUILTIN_IMAGE: readonly ImageGroup[] = [
       'notrace unsigned int trace_call_bpf(struct trace_event_call *call, void *ctx)',
     ],
   },
+  {
+    // kernel/bpf/helpers.c: __bpf_kfunc is `__used noinline`, ordinary traceable kernel text that
+    // BTF_ID_FLAGS registers as kfuncs (KF_ACQUIRE | KF_RCU | KF_RET_NULL, KF_RELEASE).
+    subsystem: 'bpf',
+    protos: [
+      'struct task_struct *bpf_task_acquire(struct task_struct *p)',
+      'void bpf_task_release(struct task_struct *p)',
+    ],
+  },
+];
+
+/**
+ * A tracepoint as its TP_PROTO declares it. For each one the kernel's BTF holds the typedef
+ * `btf_trace_<name>`: a pointer to `void (void *__data, <args>)`, what tp_btf programs attach to.
+ */
+export interface TracepointDecl {
+  readonly name: string;
+  readonly args: string;
+}
+
+/** Tracepoints of the built-in image (include/trace/events/*.h), append-only like the groups. */
+export const BUILTIN_TRACEPOINTS: readonly TracepointDecl[] = [
+  { name: 'task_newtask', args: 'struct task_struct *task, u64 clone_flags' },
+  { name: 'task_rename', args: 'struct task_struct *task, const char *comm' },
+  {
+    name: 'sched_process_exec',
+    args: 'struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm',
+  },
+  { name: 'sched_process_fork', args: 'struct task_struct *parent, struct task_struct *child' },
+  {
+    name: 'sched_switch',
+    args: 'bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state',
+  },
+  { name: 'sched_wakeup', args: 'struct task_struct *p' },
 ];

@@ -13,7 +13,12 @@ import {
   parseBtf,
   type Btf,
 } from '@tracelab/btf';
-import { BUILTIN_IMAGE, type ImageGroup } from './builtin-image.js';
+import {
+  BUILTIN_IMAGE,
+  BUILTIN_TRACEPOINTS,
+  type ImageGroup,
+  type TracepointDecl,
+} from './builtin-image.js';
 import { KernelError } from './errors.js';
 import { globToRegExp } from './glob.js';
 
@@ -184,6 +189,27 @@ class ProtoEncoder {
     this.ids.set('struct pt_regs', id);
   }
 
+  /**
+   * DECLARE_TRACE's `typedef void (*btf_trace_<name>)(void *__data, <args>)`: a typedef of a
+   * pointer to a FUNC_PROTO whose unnamed parameters are the probe's data, then TP_PROTO's.
+   */
+  tracepoint(tp: TracepointDecl): KernelError | null {
+    const p = parseProto(`void ${tp.name}(${tp.args})`);
+    if (p instanceof KernelError) return p;
+    if (p.variadic) return new KernelError('EINVAL', `tracepoint ${tp.name} has variable args`);
+    const name = `btf_trace_${tp.name}`;
+    if (this.ids.has(name)) {
+      return new KernelError('EEXIST', `built-in image defines tracepoint ${tp.name} twice`);
+    }
+    try {
+      const params = [this.b.ptr(0), ...p.params.map((q) => this.type(q.type))];
+      this.ids.set(name, this.b.typedef(name, this.b.ptr(this.b.funcProto(0, params))));
+    } catch (e) {
+      return e instanceof KernelError ? e : new KernelError('EINVAL', `${name}: ${String(e)}`);
+    }
+    return null;
+  }
+
   type(text: string): number {
     let t = text
       .replace(/\bconst\b/g, '')
@@ -345,10 +371,14 @@ export class KernelImage {
   private readonly sortedByAddr: number[];
   private readonly offsets: Uint32Array;
 
-  /** The built-in image for an arch, its prototypes encoded to BTF by the btf writer. */
+  /**
+   * The built-in image for an arch, its prototypes encoded to BTF by the btf writer, followed by
+   * the `btf_trace_<name>` typedef of each tracepoint.
+   */
   static builtin(
     arch: ArchName,
     groups: readonly ImageGroup[] = BUILTIN_IMAGE,
+    tracepoints: readonly TracepointDecl[] = BUILTIN_TRACEPOINTS,
   ): KernelImage | KernelError {
     const enc = new ProtoEncoder(arch);
     const specs: FuncSpec[] = [];
@@ -375,6 +405,10 @@ export class KernelImage {
         }
         specs.push({ name: p.name, module: g.module ?? null, traceable: !p.notrace, btfId });
       }
+    }
+    for (const tp of tracepoints) {
+      const err = enc.tracepoint(tp);
+      if (err !== null) return err;
     }
     const bytes = enc.b.write();
     const btf = parseBtf(bytes, { ptrSize: archInfo(arch).wordSize });

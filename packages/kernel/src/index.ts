@@ -1,6 +1,11 @@
 export { KernelError, isKernelError, type KernelErrno } from './errors.js';
 export { globToRegExp } from './glob.js';
-export { BUILTIN_IMAGE, type ImageGroup } from './builtin-image.js';
+export {
+  BUILTIN_IMAGE,
+  BUILTIN_TRACEPOINTS,
+  type ImageGroup,
+  type TracepointDecl,
+} from './builtin-image.js';
 export { KernelImage, parseProto, TRAMPOLINE_AREA_SIZE, type FunctionInfo } from './image.js';
 export {
   Task,

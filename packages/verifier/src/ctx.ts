@@ -131,7 +131,8 @@ function tracingAccess(env: CtxEnv, off: number, size: number, write: boolean): 
   }
   const arg = off / 8;
   const nr = proto.params.length;
-  if (arg === nr && env.attachType !== 'fentry') {
+  // fexit and fmod_ret read the return value after the arguments; a tracepoint has none.
+  if (arg === nr && env.attachType !== 'fentry' && env.attachType !== 'raw_tp') {
     if (proto.returnType === 0) return { reg: scalarUnknown() };
     return { reg: btfValueReg(env.btf, proto.returnType, size, false) };
   }

@@ -3,8 +3,9 @@ import { BtfBuilder } from '@tracelab/btf';
 import { type Insn, assemble } from '@tracelab/vm';
 import { verify } from './index.js';
 
-/** A small kernel BTF: struct task_struct { int pid; struct task_struct *parent; } and
- * int wake_up_process(struct task_struct *p, int flags). */
+/** A small kernel BTF: struct task_struct { int pid; struct task_struct *parent; },
+ * int wake_up_process(struct task_struct *p, int flags) and the tracepoint typedef
+ * typedef void (*btf_trace_task_newtask)(void *, struct task_struct *, u64). */
 function kernelBtf() {
   const b = new BtfBuilder();
   const int = b.int('int', 4, { signed: true });
@@ -21,6 +22,8 @@ function kernelBtf() {
     { name: 'p', type: ptr },
     { name: 'flags', type: int },
   ]);
+  const u64 = b.typedef('u64', b.int('unsigned long long', 8, { signed: false }));
+  b.typedef('btf_trace_task_newtask', b.ptr(b.funcProto(0, [b.ptr(0), ptr, u64])));
   return b.build();
 }
 
@@ -89,6 +92,40 @@ exit`),
       attachType: 'fentry',
     });
     expect(res.error?.message).toBe("func 'wake_up_process' offset 4 is not multiple of 8");
+  });
+});
+
+describe('tp_btf programs typed by the btf_trace_<tracepoint> typedef', () => {
+  const tp = { ...base, attachType: 'raw_tp' as const, attachTarget: 'task_newtask' };
+
+  it('types the slots after the probe data: a trusted task pointer, then a scalar', () => {
+    const res = verify(
+      asm(`r2 = *(u64 *)(r1 + 8)
+r1 = *(u64 *)(r1 + 0)
+r0 = *(u32 *)(r1 + 0)
+r0 = 0
+exit`),
+      tp,
+    );
+    expect(res.error).toBeNull();
+    expect(res.log).toMatch(/^0: .*; R1=ctx\(\) R2=scalar\(\)/m);
+    expect(res.log).toMatch(/^1: .*; R1=trusted_ptr_task_struct\(\)/m);
+  });
+
+  it('rejects a slot past the arguments: a tracepoint has no return value', () => {
+    const res = verify(asm('r0 = *(u64 *)(r1 + 16)\nr0 = 0\nexit'), tp);
+    expect(res.ok).toBe(false);
+    expect(res.errno).toBe(13);
+    expect(res.error?.message).toBe("func 'task_newtask' doesn't have 3-th argument");
+    expect(res.log).toContain("func 'task_newtask' doesn't have 3-th argument");
+  });
+
+  it('reads an untyped argument array for a tracepoint without a typedef', () => {
+    const res = verify(asm('r0 = *(u64 *)(r1 + 0)\nr0 = *(u32 *)(r0 + 0)\nr0 = 0\nexit'), {
+      ...tp,
+      attachTarget: 'sched_switch',
+    });
+    expect(res.error?.message).toBe("R0 invalid mem access 'scalar'");
   });
 });
 

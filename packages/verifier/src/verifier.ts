@@ -1793,10 +1793,19 @@ function btfName(t: BtfType | undefined): string {
   return t !== undefined && 'name' in t ? t.name : '';
 }
 
-/** The traced function's prototype; tp_btf programs (raw_tp) read an untyped argument array. */
+/**
+ * The traced function's prototype. A tp_btf program (raw_tp) gets its tracepoint's from the
+ * `btf_trace_<name>` typedef, a pointer to a FUNC_PROTO whose first parameter, the probe's
+ * `void *__data`, is not in the context (btf_ctx_access skips it); without that typedef it reads
+ * an untyped argument array.
+ */
 function findProto(opts: VerifyOptions): BtfFuncProto | undefined {
-  if (opts.btf === undefined || opts.attachTarget === undefined || opts.attachType === 'raw_tp') {
-    return undefined;
+  if (opts.btf === undefined || opts.attachTarget === undefined) return undefined;
+  if (opts.attachType === 'raw_tp') {
+    const td = opts.btf.type(opts.btf.find(`btf_trace_${opts.attachTarget}`, 'typedef') ?? 0);
+    const ptr = td?.kind === 'typedef' ? opts.btf.type(td.type) : undefined;
+    const p = ptr?.kind === 'ptr' ? opts.btf.type(ptr.type) : undefined;
+    return p?.kind === 'func_proto' ? { ...p, params: p.params.slice(1) } : undefined;
   }
   const id = opts.btf.find(opts.attachTarget, 'func');
   if (id === undefined) return undefined;

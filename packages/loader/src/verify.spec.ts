@@ -24,6 +24,9 @@ const accepted: [string, string][] = [
   ['legacy', 'tracepoint/syscalls/sys_enter_openat'],
   ['legacy', 'tp/syscalls/sys_enter_close'],
   ['ringbuf', 'tp_btf/sched_process_exec'],
+  // task is a trusted pointer (btf_trace_task_newtask), so bpf_task_acquire takes it; the
+  // acquired reference is null-checked, read and released.
+  ['kfunc', 'tp_btf/task_newtask'],
   ['counts', 'kprobe/do_sys_openat2'],
   ['counts', 'fentry/vfs_read'],
   ['counts', 'kprobe.multi/vfs_*'],

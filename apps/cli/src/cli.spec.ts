@@ -69,6 +69,17 @@ describe('the main job on the in-process bus', () => {
     expect(health.status).toBe(200);
   });
 
+  it('starts with a traced demo run, or idle with demo off', async () => {
+    stack = await startStack({ agentId: 'demo', host: '127.0.0.1', port: 0, demo: true });
+    const traced = await (await fetch(`${stack.url}/v1/agents/demo/tracefs/trace`)).text();
+    expect(traced.split('\n')[0]).toBe('# tracer: function_graph');
+    expect(traced).toMatch(/\|\s+vfs_read\(\) \{$/m);
+    await stack.close();
+    stack = await startStack({ agentId: 'idle', host: '127.0.0.1', port: 0 });
+    const idle = await (await fetch(`${stack.url}/v1/agents/idle/tracefs/trace`)).text();
+    expect(idle.split('\n')[0]).toBe('# tracer: nop');
+  });
+
   it("traces a workload on the agent's kernel through the gateway", async () => {
     stack = await startStack({
       agentId: 'local-1',

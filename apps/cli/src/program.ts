@@ -33,6 +33,7 @@ interface StartOpts {
   agentId: string;
   events?: string;
   store?: string;
+  demo: boolean;
   arch: ArchName;
   cpus: number;
 }
@@ -97,6 +98,10 @@ export function buildProgram(
       'store trace batches per agent and stream in DIR (for tracelab export)',
     )
     .option(
+      '--no-demo',
+      'start with an idle kernel instead of one traced run of the syscalls workload',
+    )
+    .option(
       '--arch <arch>',
       `the simulated machine's architecture (${ARCHES.join(', ')})`,
       arch,
@@ -113,12 +118,24 @@ export function buildProgram(
         sink: out ? (event) => out.write(`${JSON.stringify(event)}\n`) : undefined,
         machine: { arch: opts.arch, cpus: opts.cpus },
         ...(opts.store ? { storeDir: opts.store } : {}),
+        demo: opts.demo,
         ...(env.TRACELAB_TOKEN ? { token: env.TRACELAB_TOKEN } : {}),
       });
       console.log(
         `tracelab ${VERSION}: agent ${opts.agentId} on ${env.TRACELAB_NATS_URL ? `NATS ${env.TRACELAB_NATS_URL}` : 'the in-process bus'}`,
       );
-      console.log(`gateway listening at ${stack.url}  (API docs: ${stack.url}/documentation)`);
+      console.log(
+        `gateway listening at ${stack.url}  (live page: ${stack.url}/, API docs: ${stack.url}/documentation)`,
+      );
+      if (opts.demo) {
+        console.log(
+          `demo: function_graph of vfs_read over one run of the syscalls workload: curl ${stack.url}/v1/agents/${opts.agentId}/tracefs/trace`,
+        );
+      }
+      if (opts.store)
+        console.log(
+          `collected batches go to ${opts.store}; tracelab export --store ${opts.store} --format perfetto`,
+        );
       console.log(
         env.TRACELAB_TOKEN
           ? 'mutating routes take the bearer token from TRACELAB_TOKEN'

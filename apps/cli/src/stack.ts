@@ -19,7 +19,18 @@ export interface StackOptions {
   machine?: MachineOptions;
   /** Bearer token of the gateway's mutating routes; generated when not given. */
   token?: string;
+  /** Trace one run of the built-in syscalls workload at start, so the first look shows a trace. */
+  demo?: boolean;
 }
+
+/** What the demo sets up: the call tree of every vfs_read, as function_graph prints it. */
+export const DEMO = {
+  workload: 'syscalls',
+  writes: [
+    ['set_graph_function', 'vfs_read'],
+    ['current_tracer', 'function_graph'],
+  ],
+} as const;
 
 /** The apps of tracelab composed in one process: the main job of `tracelab start`. */
 export interface Stack {
@@ -58,8 +69,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const token = options.token ?? randomBytes(16).toString('hex');
   const gateway = await buildGateway({ bus, version: VERSION, transport, token });
   try {
-    await agent.start();
     await collector?.start();
+    await agent.start();
+    if (options.demo) {
+      for (const [file, data] of DEMO.writes) {
+        const written = agent.engine.tracefs.write(file, data);
+        if (typeof written !== 'number') throw written;
+      }
+      const ran = agent.engine.run(DEMO.workload);
+      if (!('calls' in ran)) throw ran;
+      agent.publishStreams();
+    }
     const url = await gateway.listen({ host: options.host, port: options.port });
     return {
       bus,

@@ -37,7 +37,7 @@ import {
   type MapAttr,
 } from '@tracelab/vm';
 import type { Engine } from './engine.js';
-import { asTracelab, attempt } from './errors.js';
+import { attempt } from './errors.js';
 
 /** A rejected BPF_PROG_LOAD: the verifier's errno and message, and its log as the kernel fills it. */
 export class BpfLoadError extends TracelabError {
@@ -178,7 +178,7 @@ export class Bpf {
   /** BPF_MAP_CREATE. */
   mapCreate(attr: MapAttr): number | TracelabError {
     const m = this.engine.maps.create(attr);
-    return m instanceof VmError ? asTracelab(m) : this.alloc({ kind: 'map', map: m });
+    return m instanceof VmError ? m : this.alloc({ kind: 'map', map: m });
   }
 
   map(fd: number): BpfMap | TracelabError {
@@ -191,7 +191,7 @@ export class Bpf {
     const m = this.map(fd);
     if (m instanceof TracelabError) return m;
     const v = m.lookup(key);
-    return v instanceof VmError ? asTracelab(v) : v;
+    return v;
   }
 
   /** BPF_MAP_UPDATE_ELEM with BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
@@ -199,7 +199,7 @@ export class Bpf {
     const m = this.map(fd);
     if (m instanceof TracelabError) return m;
     const err = m.update(key, value, flags);
-    return err === null ? null : asTracelab(err);
+    return err;
   }
 
   /** BPF_MAP_DELETE_ELEM. */
@@ -207,7 +207,7 @@ export class Bpf {
     const m = this.map(fd);
     if (m instanceof TracelabError) return m;
     const err = m.delete(key);
-    return err === null ? null : asTracelab(err);
+    return err;
   }
 
   /** BPF_MAP_GET_NEXT_KEY: null key gives the first; ENOENT after the last. */
@@ -215,7 +215,7 @@ export class Bpf {
     const m = this.map(fd);
     if (m instanceof TracelabError) return m;
     const k = m.getNextKey(key);
-    return k instanceof VmError ? asTracelab(k) : k;
+    return k;
   }
 
   /** Every (key, value) of a map, walked with get_next_key as bpftool map dump does. */
@@ -372,7 +372,7 @@ export class Bpf {
           return resolve({ ...i, imm: m.id }, index);
         },
       });
-      if (prog instanceof VmError) return undo(asTracelab(prog));
+      if (prog instanceof VmError) return undo(prog);
       programs.push(prog);
     }
     const loaded = chosen.map((lp, k) => {
@@ -483,7 +483,7 @@ export class Bpf {
     const vms: Vm[] = [];
     for (const cpu of kernel.cpus) {
       const vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id) * 0x10000n });
-      if (vm instanceof VmError) return asTracelab(vm);
+      if (vm instanceof VmError) return vm;
       installHelpers(
         vm,
         this.engine.maps,
@@ -491,7 +491,7 @@ export class Bpf {
       );
       vm.setHelper(BPF_FUNC_get_func_ip, () => this.entryIp[cpu.id] ?? 0n);
       const slot = kernel.kmalloc(512);
-      if (typeof slot !== 'bigint') return asTracelab(slot);
+      if (typeof slot !== 'bigint') return slot;
       this.pt.push(slot);
       vms.push(vm);
     }

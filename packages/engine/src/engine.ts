@@ -19,7 +19,7 @@ import {
 import { Trampolines } from '@tracelab/trampoline';
 import { installHelpers, MapTable } from '@tracelab/vm';
 import { Bpf } from './bpf.js';
-import { asTracelab, attempt } from './errors.js';
+import { attempt } from './errors.js';
 import { PrintkLog } from './printk-log.js';
 import { Streams } from './streams.js';
 import { Tracefs } from './tracefs.js';
@@ -91,7 +91,7 @@ export class Engine {
     // A fresh image per engine: kernels built on one image share its text bytes, so two engines
     // on one image would see each other's call-site patches.
     const image = loadImage(arch, options.btf);
-    if (image instanceof KernelError) return asTracelab(image);
+    if (image instanceof KernelError) return image;
     const kernel = attempt(() => new Kernel({ image, cpus: options.cpus ?? 2 }));
     if (kernel instanceof TracelabError) return kernel;
     const ftrace = Ftrace.attach(kernel);
@@ -135,9 +135,9 @@ export class Engine {
     if (this.closed) return new TracelabError('ESHUTDOWN', 'the engine is closed');
     const spec =
       typeof workload === 'string' ? builtinWorkload(workload, this.arch) : parseWorkload(workload);
-    if (spec instanceof KernelError) return asTracelab(spec);
+    if (spec instanceof KernelError) return spec;
     const compiled = compileWorkload(this.kernel.image, spec);
-    if (compiled instanceof KernelError) return asTracelab(compiled);
+    if (compiled instanceof KernelError) return compiled;
     const seed = options.seed ?? spec.seed ?? this.seed;
     const kernel = this.kernel;
     kernel.seed(seed);
@@ -231,7 +231,7 @@ export class Engine {
     if (tgid !== undefined) opts.tgid = tgid;
     if (cpu !== undefined) opts.cpu = cpu;
     const task = this.kernel.createTask(comm, opts);
-    return task instanceof KernelError ? asTracelab(task) : task;
+    return task;
   }
 }
 

@@ -9,7 +9,6 @@ export {
   type TracerName,
 } from './trace-array.js';
 export { Bpf, BpfLoadError, type LinkAttr, type LoadedProg, type ProgLoadAttr } from './bpf.js';
-export { asTracelab } from './errors.js';
 export {
   DEFAULT_BATCH_EVENTS,
   MAX_BATCH_EVENTS,

@@ -16,7 +16,9 @@ import {
   installHelpers,
   mapResolver,
 } from '@tracelab/vm';
+import type { ArchName } from '@tracelab/arch-isa';
 import type { LineInfo } from './btf-ext.js';
+import { dataToLittleEndian } from './byteorder.js';
 import { LoaderError, wrapErrors } from './errors.js';
 import { type LinkOptions, type LinkResult, linkObject } from './link.js';
 import {
@@ -28,6 +30,7 @@ import {
   mapTypeName,
   parseObject,
 } from './object.js';
+import { type ProgramVerdict, rejection, verifyLinked } from './verify.js';
 
 /** A program of an opened object, as bpf_program__* accessors describe it. */
 export interface BpfProgramInfo {
@@ -78,6 +81,10 @@ export class BpfObjectMap {
   }
   get section(): string {
     return this.def.section;
+  }
+  /** Offset of the definition inside its section. */
+  get sectionOffset(): number {
+    return this.def.sectionOffset;
   }
   get vars(): readonly DataVar[] {
     return this.def.vars;
@@ -169,6 +176,19 @@ export interface LoadOptions {
   kfuncs?: Record<string, HelperFn>;
   /** Instruction budget per run. */
   budget?: number;
+  /**
+   * The kernel's own BTF, which types tracing programs' contexts for the verifier (the kernel
+   * uses its vmlinux BTF there, whatever BTF CO-RE resolved against); the target BTF by default.
+   */
+  kernelBtf?: Btf;
+  arch?: ArchName;
+  /** Verifier log level kept for each program (1 by default, as libbpf retries with). */
+  logLevel?: 0 | 1 | 2;
+  /**
+   * false loads without the verifier, for programs using what it does not model yet
+   * (map-in-map, typed __ksym variables). The kernel has no such switch.
+   */
+  verify?: boolean;
 }
 
 /** The result of one program run. */
@@ -210,6 +230,8 @@ export class LoadedObject {
   constructor(
     readonly object: BpfObject,
     readonly linked: LinkResult,
+    /** The verifier's verdict on each program (empty when loaded with verify: false). */
+    readonly verdicts: readonly ProgramVerdict[],
     readonly memory: AddressSpace,
     readonly table: MapTable,
     readonly vm: Vm,
@@ -220,6 +242,12 @@ export class LoadedObject {
     const p = this.programs.get(name);
     if (p === undefined) throw new LoaderError('ENOENT', `no program '${name}'`);
     return p;
+  }
+
+  /** The verifier log of a program, as BPF_PROG_LOAD's log_buf holds it. */
+  log(name: string): string {
+    this.program(name);
+    return this.verdicts.find((v) => v.name === name)?.result.log ?? '';
   }
 
   map(name: string): BpfMap {
@@ -334,17 +362,26 @@ export class BpfObject {
     return linkObject(this.parsed, opts);
   }
 
-  /** Creates the maps in a vm MapTable, fills global data, and loads every program. */
+  /**
+   * bpf_object__load: links, runs the verifier on every program (a rejection is a LoaderError
+   * with the verifier's errno, log and source line), creates the maps in a vm MapTable, fills
+   * global data (converted to little-endian for a bpfeb object), and loads every program.
+   */
   load(options: LoadOptions = {}): LoadedObject {
     this.checkOpen('load the object again');
-    if (!this.littleEndian) {
-      // The vm's memory is little-endian: big-endian global data would read back swapped.
-      throw new LoaderError('EOPNOTSUPP', 'big-endian objects link but do not load into the vm', {
-        section: 'ELF header',
-        offset: 5,
-      });
-    }
     const linked = this.link();
+    const kernelBtf = options.kernelBtf ?? this.targetBtf;
+    // BPF_PROG_LOAD: every program passes the verifier before anything is created.
+    const verdicts =
+      options.verify === false
+        ? []
+        : verifyLinked(this.mapList, linked, {
+            logLevel: options.logLevel ?? 1,
+            ...(kernelBtf !== undefined ? { btf: kernelBtf } : {}),
+            ...(options.arch !== undefined ? { arch: options.arch } : {}),
+          });
+    const rejected = verdicts.find((v) => !v.result.ok);
+    if (rejected !== undefined) throw rejection(rejected);
     const memory = options.memory ?? new AddressSpace();
     const table = new MapTable(memory);
     const ids: number[] = [];
@@ -353,7 +390,7 @@ export class BpfObject {
     const vm = Vm.create(vmOpts);
     if (vm instanceof VmError) throw new LoaderError(vm.code as 'EINVAL', vm.message);
     const env = options.env ?? fakeKernelEnv();
-    const loaded = new LoadedObject(this, linked, memory, table, vm, env);
+    const loaded = new LoadedObject(this, linked, verdicts, memory, table, vm, env);
     this.parsed.maps.forEach((def) => {
       const where = { section: def.section, offset: def.sectionOffset };
       const m = table.create({
@@ -369,7 +406,12 @@ export class BpfObject {
           `map '${def.name}': ${m.message}`,
           where,
         );
-      const init = def.source === 'kconfig' ? linked.kconfigData : def.data;
+      const data = def.source === 'kconfig' ? linked.kconfigData : def.data;
+      // The vm's memory is little-endian: a big-endian object's data is converted by its BTF.
+      const init =
+        data === undefined || this.littleEndian
+          ? data
+          : dataToLittleEndian(this.parsed.btf, def, data);
       if (init !== undefined) {
         const err = m.update(new Uint8Array(4), init, 0);
         if (err !== null)

@@ -11,6 +11,9 @@ const LOADER_ERRNOS = [
   'ENOSPC',
   'EFAULT',
   'ENOMEM',
+  // The verifier's rejections, as BPF_PROG_LOAD returns them.
+  'EACCES',
+  'ENOTSUPP',
 ] as const;
 
 export type LoaderErrno = (typeof LOADER_ERRNOS)[number];
@@ -31,8 +34,17 @@ export class LoaderError extends TracelabError {
   declare readonly code: LoaderErrno;
   readonly section: string | undefined;
   readonly offset: number | undefined;
+  /** The verifier's log, when the verifier rejected a program at load. */
+  readonly log: string | undefined;
+  /** The rejected instruction's source line (`text @ file.c:N`), from line_info. */
+  readonly source: string | undefined;
 
-  constructor(code: LoaderErrno, message: string, where: LoaderErrorPosition = {}) {
+  constructor(
+    code: LoaderErrno,
+    message: string,
+    where: LoaderErrorPosition = {},
+    verifier: { log?: string; source?: string } = {},
+  ) {
     const parts: string[] = [];
     if (where.section !== undefined) parts.push(`section ${where.section}`);
     if (where.offset !== undefined) parts.push(`offset 0x${where.offset.toString(16)}`);
@@ -43,6 +55,8 @@ export class LoaderError extends TracelabError {
     );
     this.section = where.section;
     this.offset = where.offset;
+    this.log = verifier.log;
+    this.source = verifier.source;
   }
 }
 

@@ -1,10 +1,16 @@
 import { readFileSync } from 'node:fs';
+import { KernelImage } from '@tracelab/kernel';
 import { PROT_READ, PROT_WRITE, RingBuf } from '@tracelab/vm';
 import { describe, expect, it } from 'vitest';
-import { BpfObject, POISON_HELPER_ID, fakeKernelEnv, parseObject } from './index.js';
+import { BpfObject, LoaderError, POISON_HELPER_ID, fakeKernelEnv } from './index.js';
 
-const fixture = (name: string): Uint8Array =>
+const file = (name: string): Uint8Array =>
   new Uint8Array(readFileSync(new URL(`../testdata/${name}`, import.meta.url)));
+
+// The simulated kernel's BTF: the verifier types tracing contexts with it (vfs_read, tracepoints).
+const image = KernelImage.builtin('x86_64');
+if (image instanceof Error || image.btf === null) throw new Error('the built-in image has BTF');
+const kernelBtf = image.btf;
 
 const u32 = (n: number): Uint8Array => new Uint8Array(new Uint32Array([n]).buffer);
 const u64 = (n: bigint): Uint8Array => new Uint8Array(new BigUint64Array([n]).buffer);
@@ -13,7 +19,10 @@ const dv = (b: Uint8Array | Error): DataView => {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 };
 
-describe('clang-built programs run in the vm', () => {
+// Every program runs the same from both byte orders: a bpfeb object's data is converted on load.
+describe.each(['bpfel', 'bpfeb'])('clang-built %s programs run in the vm', (order) => {
+  const fixture = (name: string): Uint8Array => file(name.replace('.bpfel.', `.${order}.`));
+
   // run_sum = add_global(base_value + sum of i*i for i < min(16, limit), 1);
   // run_loop = sum of the indexes bpf_loop(limit, ...) hands its callback.
   it.each([
@@ -27,6 +36,18 @@ describe('clang-built programs run in the vm', () => {
     const loaded = obj.load();
     expect(loaded.run('run_sum')).toMatchObject({ ret: 0, r0: BigInt(sum) });
     expect(loaded.run('run_loop')).toMatchObject({ ret: 0, r0: BigInt(loop) });
+  });
+
+  it('load() verifies every program and keeps its log', () => {
+    const loaded = BpfObject.open(fixture('loops.bpfel.o')).load({ logLevel: 2 });
+    expect(loaded.verdicts.map((v) => [v.name, v.result.ok])).toEqual([
+      ['run_sum', true],
+      ['run_loop', true],
+    ]);
+    // run_loop's callback is verified as its own frame; the log shows it.
+    expect(loaded.log('run_loop')).toMatch(/^processed \d+ insns \(limit 1000000\)/m);
+    expect(loaded.log('run_loop')).toContain('loop_cb');
+    expect(() => loaded.log('nope')).toThrow(/ENOENT: no program 'nope'/);
   });
 
   it('.data written before load is what the program reads', () => {
@@ -68,7 +89,7 @@ describe('clang-built programs run in the vm', () => {
     const ip = 0xffffffff81234560n;
     const obj = BpfObject.open(fixture('counts.bpfel.o'));
     obj.setTargetBtf(fixture('vmlinux-min.btf'));
-    const loaded = obj.load({ helpers: { 173: () => ip } });
+    const loaded = obj.load({ kernelBtf, helpers: { 173: () => ip } });
     loaded.run('count_fentry');
     loaded.run('count_fentry');
     loaded.run('count_multi');
@@ -78,7 +99,7 @@ describe('clang-built programs run in the vm', () => {
   it('counts: kprobe reads pt_regs->ip through CO-RE against vmlinux', () => {
     const obj = BpfObject.open(fixture('counts.bpfel.o'));
     obj.setTargetBtf(fixture('vmlinux-min.btf'));
-    const loaded = obj.load();
+    const loaded = obj.load({ kernelBtf });
     const ctx = loaded.memory.map({
       name: 'pt_regs',
       base: 0xffffc90000200000n,
@@ -98,7 +119,7 @@ describe('clang-built programs run in the vm', () => {
     const env = { ...fakeKernelEnv(), currentTask: () => task };
     const obj = BpfObject.open(fixture('ringbuf.bpfel.o'));
     obj.setTargetBtf(fixture('vmlinux-min.btf'));
-    const loaded = obj.load({ env });
+    const loaded = obj.load({ env, kernelBtf });
     // Offsets from pahole -C task_struct: tgid 1268, real_parent 1280, comm 1752.
     for (const [base, tgid, comm] of [
       [task, 4321, 'bash'],
@@ -145,24 +166,33 @@ describe('clang-built programs run in the vm', () => {
     expect(dv(loaded.map('seen').lookup(u32(1000))).getUint32(0, true)).toBe(1);
   });
 
-  it('a poisoned CO-RE relocation fails at run time at the poisoned instruction', () => {
+  it('a reachable poisoned CO-RE relocation: load fails with the verifier log and source line', () => {
     const obj = BpfObject.open(fixture('core.bpfel.o'));
     obj.setTargetBtf(fixture('vmlinux-min.btf'));
     obj.setKconfig({ LINUX_KERNEL_VERSION: 1, CONFIG_BPF_SYSCALL: 'y' });
     obj.setKsymResolver(() => 0xffffffff82a0c000n);
-    const loaded = obj.load();
-    const res = loaded.run('core_all', 0n);
-    expect(res.ret).toBeLessThan(0);
-    expect(res.error?.message).toMatch(new RegExp(String(POISON_HELPER_ID)));
-    // The first poisoned access is a CO-RE read of pt_regs (no pt_regs in this target).
-    expect(res.line?.line).toMatch(/ctx->(di|si)/);
+    let err: unknown;
+    try {
+      obj.load();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(LoaderError);
+    const e = err as LoaderError;
+    expect(e.code).toBe('EINVAL');
+    expect(e.section).toBe('kprobe/sample_fn');
+    // libbpf's poison is a call to helper 0xbad2310; the first one reads pt_regs (not in target).
+    expect(e.message).toContain(`invalid func unknown#${POISON_HELPER_ID}`);
+    expect(e.source).toMatch(/ctx->(di|si);? @ core\.c:\d+$/);
+    expect(e.log).toContain(`invalid func unknown#${POISON_HELPER_ID}`);
+    expect(e.log).toContain(`; ${e.source}`);
+    // Nothing was loaded: the object may be loaded again once fixed.
+    expect(() => obj.load({ verify: false })).not.toThrow();
   });
 
   it('kfunc: calls bind to the target FUNC ids; a missing weak kfunc is skipped; bpf_printk', () => {
-    const target = parseObject(fixture('target.bpfel.o')).btf;
-    if (target === undefined) throw new Error('target has no BTF');
     const obj = BpfObject.open(fixture('kfunc.bpfel.o'));
-    obj.setTargetBtf(target);
+    obj.setTargetBtf(kernelBtf);
     const env = fakeKernelEnv();
     let released = 0n;
     const loaded = obj.load({
@@ -175,11 +205,12 @@ describe('clang-built programs run in the vm', () => {
         },
       },
     });
-    // target.c's task_struct: state@0, stack@8, tgid_pad[4]@16, pid@32.
+    // CO-RE places t->pid where the kernel's task_struct has it.
+    const pidOff = kernelBtf.offsetOf('task_struct.pid').byteOffset;
     const task = loaded.memory.map({
       name: 'task',
       base: 0xffff888300000000n,
-      size: 64,
+      size: pidOff + 4,
       prot: PROT_READ,
     });
     const ctx = loaded.memory.map({
@@ -189,7 +220,7 @@ describe('clang-built programs run in the vm', () => {
       prot: PROT_READ,
     });
     if (task instanceof Error || ctx instanceof Error) throw new Error('map failed');
-    task.view.setInt32(32, 77, true);
+    task.view.setInt32(pidOff, 77, true);
     ctx.view.setBigUint64(0, task.base, true);
     ctx.view.setBigUint64(8, 0x11n, true);
     expect(loaded.run('on_newtask', ctx.base)).toMatchObject({ ret: 0, r0: 0n });

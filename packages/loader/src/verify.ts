@@ -1,6 +1,7 @@
 import type { ArchName } from '@tracelab/arch-isa';
 import type { Btf } from '@tracelab/btf';
 import {
+  sourceLineStr,
   verify,
   type AttachType,
   type MapType,
@@ -8,8 +9,9 @@ import {
   type VerifyResult,
   type MapDef as VerifierMapDef,
 } from '@tracelab/verifier';
-import type { BpfObject } from './bpf-object.js';
+import type { BpfObject, BpfObjectMap } from './bpf-object.js';
 import { LoaderError } from './errors.js';
+import type { LinkResult } from './link.js';
 import type { AttachTypeName, ProgTypeName } from './sections.js';
 
 const PROG_TYPE: Record<ProgTypeName, ProgType> = {
@@ -52,24 +54,34 @@ export interface VerifyObjectOptions {
 export interface ProgramVerdict {
   name: string;
   section: string;
+  /** First instruction of the program inside its section. */
+  insnOff: number;
   result: VerifyResult;
 }
 
 /**
  * Links the object and hands each program to the verifier as BPF_PROG_LOAD would, with the
- * object's maps as the map table (lddw src 5/6 carry the map's index).
+ * object's maps as the map table (lddw src 5/6 carry the map's index). The same check
+ * BpfObject.load() runs before it places anything in the vm.
  */
 export function verifyObject(obj: BpfObject, options: VerifyObjectOptions = {}): ProgramVerdict[] {
+  return verifyLinked(obj.maps(), obj.link(), options);
+}
+
+/** Verifies linked programs; one verdict per program, in the object's order. */
+export function verifyLinked(
+  objectMaps: readonly BpfObjectMap[],
+  linked: LinkResult,
+  options: VerifyObjectOptions,
+): ProgramVerdict[] {
   const maps = new Map<number, VerifierMapDef>();
-  for (const m of obj.maps()) {
+  for (const m of objectMaps) {
     const type = MAP_TYPES.find((t) => t === m.typeName);
     if (type === undefined) {
       throw new LoaderError(
         'EOPNOTSUPP',
         `map '${m.name}' of type ${m.typeName} is not supported by the verifier`,
-        {
-          section: m.section,
-        },
+        { section: m.section, offset: m.sectionOffset },
       );
     }
     maps.set(m.index, {
@@ -80,7 +92,7 @@ export function verifyObject(obj: BpfObject, options: VerifyObjectOptions = {}):
       name: m.name,
     });
   }
-  return obj.link().programs.map((p) => {
+  return linked.programs.map((p) => {
     const { def, attachTarget } = p.def.info;
     const attachType = def.attachType === undefined ? undefined : ATTACH_TYPE[def.attachType];
     const result = verify(p.insns, {
@@ -92,6 +104,22 @@ export function verifyObject(obj: BpfObject, options: VerifyObjectOptions = {}):
       ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
       lineInfo: p.lineInfo,
     });
-    return { name: p.def.name, section: p.def.section, result };
+    return { name: p.def.name, section: p.def.section, insnOff: p.def.insnOff, result };
   });
+}
+
+/**
+ * BPF_PROG_LOAD's answer to a rejected program: the verifier's errno and message, the source
+ * line line_info names, and the whole log on the error.
+ */
+export function rejection(v: ProgramVerdict): LoaderError {
+  const err = v.result.error;
+  const source = err?.source == null ? undefined : sourceLineStr(err.source);
+  const at = err === null ? '' : ` at insn ${err.insn}`;
+  return new LoaderError(
+    v.result.errnoName ?? 'EINVAL',
+    `program '${v.name}' rejected by the verifier: ${err?.message ?? 'rejected'}${at}${source === undefined ? '' : ` (${source})`}`,
+    { section: v.section, offset: v.insnOff * 8 },
+    { log: v.result.log, ...(source === undefined ? {} : { source }) },
+  );
 }

@@ -126,7 +126,29 @@ describe('FtraceRegs', () => {
     const f = new FtraceRegs('x86_64');
     f.saveFrom(cpu);
     expect(f.read('cs')).toBe(0n);
+    // The restore puts back what callbacks may change, not the mark.
+    f.restoreTo(cpu);
+    expect(cpu.read('cs')).toBe(0x10n);
+    expect(ftracePartialRegs(f).read('cs')).toBe(0n);
   });
+
+  it.each(ARCHES.filter((a) => a !== 'i386'))(
+    '%s restoreTo leaves the registers ftrace_regs does not hold',
+    (arch) => {
+      const cpu = new PtRegs(arch);
+      const f = new FtraceRegs(arch);
+      f.saveFrom(cpu);
+      cpu.layout.fields.forEach((_, i) => cpu.writeIndex(i, 0x5a5a5a5a_5a5a5a5an));
+      f.restoreTo(cpu);
+      const real = ftracePartialRegs(f).real;
+      cpu.layout.fields.forEach((field, i) => {
+        if (real[i] === 1 || field.name === 'cs') return;
+        expect(cpu.readIndex(i), field.name).toBe(
+          field.size === 8 ? 0x5a5a5a5a_5a5a5a5an : 0x5a5a5a5an,
+        );
+      });
+    },
+  );
 });
 
 describe('ftracePartialRegs', () => {

@@ -233,8 +233,8 @@ export class FtraceRegs extends RegBlock {
   readonly strict: boolean;
   /** Per field: 1 when the caller saved it. */
   readonly held: Uint8Array;
-  /** Field pairs (ftrace_regs index, pt_regs index) that move between the two blocks. */
-  private readonly toPt: Int16Array;
+  /** The caller's save and restore code for this arch and caller (shared, made once). */
+  private readonly moves: RegsMoves;
 
   constructor(arch: ArchName, options: { caller?: FtraceCaller; strict?: boolean } = {}) {
     const info = archInfo(arch);
@@ -255,11 +255,7 @@ export class FtraceRegs extends RegBlock {
       const i = layout.index.get(name);
       if (i !== undefined) this.held[i] = 1;
     }
-    const pairs: number[] = [];
-    for (const [f, p] of partialRegsMap(info, layout)) {
-      if (this.held[f] === 1) pairs.push(f, p);
-    }
-    this.toPt = Int16Array.from(pairs);
+    this.moves = regsMoves(info, caller, this.held);
   }
 
   holds(name: string): boolean {
@@ -279,35 +275,83 @@ export class FtraceRegs extends RegBlock {
     return this.held[i] === 1;
   }
 
-  /** Fills the held registers from the CPU state, as the caller's save code does. */
+  /**
+   * Fills the held registers from the CPU state, as the caller's save code does (x86's
+   * ftrace_caller also zeroes cs, the mark of a partial pt_regs).
+   */
   saveFrom(regs: PtRegs): void {
-    const m = this.toPt;
-    for (let k = 0; k < m.length; k += 2) this.copyField(regs, m[k], m[k + 1], true);
-    // x86 ftrace_caller zeroes cs so ftrace_get_regs() can tell a partial pt_regs (kernel facts).
-    if (this.caller === 'caller' && this.arch.ptRoles.lr === null && this.held.length > 0) {
-      const cs = this.layout.index.get('cs');
-      if (cs !== undefined && this.held[cs] === 1) this.setHalves(cs, 0, 0);
-    }
+    this.moves.save(this.u32, regs.u32);
   }
 
   /** Writes the held registers back to the CPU state, as the caller's restore code does. */
   restoreTo(regs: PtRegs): void {
-    const m = this.toPt;
-    for (let k = 0; k < m.length; k += 2) this.copyField(regs, m[k], m[k + 1], false);
+    this.moves.restore(regs.u32, this.u32);
   }
 
-  private copyField(regs: PtRegs, f: number, p: number, toSelf: boolean): void {
-    const fw = this.word[f];
-    const pw = regs.layout.fields[p].offset / 4;
-    const u = regs.u32;
-    if (toSelf) {
-      this.u32[fw] = u[pw];
-      if (this.wide[f] === 1) this.u32[fw + 1] = u[pw + 1];
-    } else {
-      u[pw] = this.u32[fw];
-      if (this.wide[f] === 1) u[pw + 1] = this.u32[fw + 1];
+  /** ftrace_partial_regs() into `regs`, without allocating (see the function of that name). */
+  partialInto(regs: PtRegs): void {
+    this.moves.partial(regs.u32, this.u32);
+    regs.real.set(this.moves.real);
+  }
+}
+
+/** Copies fixed words between two register blocks: dst[d] = src[s], unrolled. */
+type WordMove = (dst: Uint32Array, src: Uint32Array) => void;
+
+/**
+ * What an ftrace caller does with registers, as straight-line word moves: save into ftrace_regs,
+ * restore to the CPU, and build ftrace_partial_regs. Every traced call saves and restores, and a
+ * loop over a pair table cost more than the rest of the caller, so the moves are generated once
+ * per (arch, caller) as unrolled functions.
+ */
+interface RegsMoves {
+  readonly save: WordMove;
+  readonly restore: WordMove;
+  readonly partial: WordMove;
+  /** pt_regs.real of a partial pt_regs. */
+  readonly real: Uint8Array;
+}
+
+const movesCache = new Map<string, RegsMoves>();
+
+function regsMoves(info: ArchInfo, caller: FtraceCaller, held: Uint8Array): RegsMoves {
+  const key = `${info.name}/${caller}`;
+  const cached = movesCache.get(key);
+  if (cached !== undefined) return cached;
+  const layout = caller === 'caller' ? info.ftraceRegs : info.ptRegs;
+  const save: string[] = [];
+  const restore: string[] = [];
+  const partial: string[] = [];
+  const real = new Uint8Array(info.ptRegs.fields.length);
+  const ptWords = new Uint8Array(info.ptRegs.size / 4);
+  // x86 ftrace_caller stores cs = 0 so ftrace_get_regs() knows its pt_regs is partial; the CPU's
+  // cs is not restored from it.
+  const csMark = caller === 'caller' && info.ptRoles.lr === null ? layout.index.get('cs') : -1;
+  for (const [f, p] of partialRegsMap(info, layout)) {
+    if (held[f] !== 1) continue;
+    const ff = layout.fields[f] as { offset: number; size: number };
+    const pf = info.ptRegs.fields[p] as { offset: number; size: number };
+    real[p] = 1;
+    for (let w = 0; w < Math.min(ff.size, pf.size) / 4; w++) {
+      const fw = ff.offset / 4 + w;
+      const pw = pf.offset / 4 + w;
+      ptWords[pw] = 1;
+      partial.push(`d[${pw}]=s[${fw}];`);
+      if (f === csMark) {
+        save.push(`d[${fw}]=0;`);
+        continue;
+      }
+      save.push(`d[${fw}]=s[${pw}];`);
+      restore.push(`d[${pw}]=s[${fw}];`);
     }
   }
+  ptWords.forEach((isHeld, pw) => {
+    if (isHeld === 0) partial.push(`d[${pw}]=0;`);
+  });
+  const make = (body: string[]): WordMove => new Function('d', 's', body.join('')) as WordMove;
+  const moves = { save: make(save), restore: make(restore), partial: make(partial), real };
+  movesCache.set(key, moves);
+  return moves;
 }
 
 /**
@@ -340,12 +384,6 @@ export function ftracePartialRegs(fregs: FtraceRegs, into?: PtRegs): PtRegs {
       `ftrace_partial_regs: ftrace_regs is ${fregs.arch.name} but pt_regs is ${regs.arch.name}`,
     );
   }
-  regs.bytes.fill(0);
-  regs.real.fill(0);
-  for (const [f, p] of partialRegsMap(fregs.arch, fregs.layout)) {
-    if (fregs.held[f] !== 1) continue;
-    regs.writeIndex(p, fregs.readIndex(f));
-    regs.real[p] = 1;
-  }
+  fregs.partialInto(regs);
   return regs;
 }

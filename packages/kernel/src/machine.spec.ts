@@ -381,6 +381,39 @@ describe('text, handlers and objects', () => {
     expect(k.symbolAddress('nope')).toBeInstanceOf(KernelError);
   });
 
+  it('handlers a few bytes apart are each found, also after the other goes', () => {
+    const { k, cpu } = boot('x86_64');
+    const base = k.allocText('pair', 64);
+    if (base instanceof KernelError) throw base;
+    const hits: string[] = [];
+    // Two handlers in one 16-byte stretch of text, and a third in the next one.
+    const at = [base, base + 8n, base + 16n];
+    at.forEach((a, i) =>
+      expect(
+        k.registerHandler(a, `h${i}`, () => {
+          hits.push(`h${i}`);
+          return ENTRY_CONTINUE;
+        }),
+      ).toBeNull(),
+    );
+    const call = node(k, { fn: 'vfs_read', args: [3, 0, 4], cost: 1 });
+    const via = (target: bigint): string[] => {
+      hits.length = 0;
+      patch(k, 'vfs_read', target);
+      expect(k.run(cpu, call)).toBeNull();
+      return [...hits];
+    };
+    expect(via(at[0] as bigint)).toEqual(['h0']);
+    expect(via(at[1] as bigint)).toEqual(['h1']);
+    expect(via(at[2] as bigint)).toEqual(['h2']);
+    expect(k.unregisterHandler(at[0] as bigint)).toBeNull();
+    expect(via(at[1] as bigint)).toEqual(['h1']);
+    expect(k.unregisterHandler(at[1] as bigint)).toBeNull();
+    expect(via(at[2] as bigint)).toEqual(['h2']);
+    patch(k, 'vfs_read', at[1] as bigint);
+    expect(k.run(cpu, call)?.message).toMatch(/holds no code/);
+  });
+
   it('allocText gives reachable trampoline text that shows in symbols', () => {
     const { k, cpu } = boot('arm64');
     const t = k.allocText('bpf_trampoline_1', 256);

@@ -157,6 +157,9 @@ export interface KernelOptions {
   readonly cpus?: number;
 }
 
+/** log2 of the text granule of the handler table. */
+const HANDLER_GRANULE_SHIFT = 4;
+
 /** Return hooks one return may pass through (return_to_handler, trampolines) before it is a loop. */
 const MAX_RETURN_HOOKS = 8;
 
@@ -235,6 +238,13 @@ export class Kernel {
   readonly printkLines: string[] = [];
   private readonly handlers = new Map<number, TextHandler>();
   private readonly handlerNames = new Map<number, string>();
+  /**
+   * The handlers again, found by text offset without a Map lookup (every call's entry and return
+   * asks): per 16-byte granule of text, 0 for none, k > 0 for handlerSlots[k - 1], -1 when
+   * several share the granule (then the Map answers).
+   */
+  private readonly handlerAt: Int32Array;
+  private readonly handlerSlots: ({ off: number; fn: TextHandler } | null)[] = [];
   private readonly pokes: TextPokeRecord[] = [];
   private readonly plans: (CallPlan | undefined)[];
   private readonly decoder: EntryDecoder;
@@ -289,6 +299,7 @@ export class Kernel {
     this.textHi = Number(image.textBase >> 32n);
     this.textLo = Number(image.textBase & 0xffffffffn);
     this.textSize = this.text.length;
+    this.handlerAt = new Int32Array((this.textSize >>> HANDLER_GRANULE_SHIFT) + 1);
     this.trampolineNext = image.trampolineOffset;
     this.plans = new Array<CallPlan | undefined>(image.count);
     this.decoder = new EntryDecoder(this.arch);
@@ -364,6 +375,7 @@ export class Kernel {
     }
     this.handlers.set(off, handler);
     this.handlerNames.set(off, name);
+    this.indexHandler(off, handler);
     return null;
   }
 
@@ -373,7 +385,41 @@ export class Kernel {
       return new KernelError('ENOENT', `unregister: no handler at 0x${addr.toString(16)}`);
     }
     this.handlerNames.delete(off);
+    // Index the granule again from the Map: it held this handler alone, or several.
+    const g = off >>> HANDLER_GRANULE_SHIFT;
+    this.dropSlot(g);
+    this.handlerAt[g] = 0;
+    for (const [o, fn] of this.handlers)
+      if (o >>> HANDLER_GRANULE_SHIFT === g) this.indexHandler(o, fn);
     return null;
+  }
+
+  private indexHandler(off: number, fn: TextHandler): void {
+    const g = off >>> HANDLER_GRANULE_SHIFT;
+    if (this.handlerAt[g] !== 0) {
+      this.dropSlot(g);
+      this.handlerAt[g] = -1;
+      return;
+    }
+    let k = this.handlerSlots.indexOf(null);
+    if (k < 0) k = this.handlerSlots.push(null) - 1;
+    this.handlerSlots[k] = { off, fn };
+    this.handlerAt[g] = k + 1;
+  }
+
+  private dropSlot(granule: number): void {
+    const k = this.handlerAt[granule] as number;
+    if (k > 0) this.handlerSlots[k - 1] = null;
+  }
+
+  /** The handler at a text offset (any number; outside the text there is none). */
+  private handlerAtOffset(off: number): TextHandler | undefined {
+    if (off < 0 || off >= this.textSize) return undefined;
+    const k = this.handlerAt[off >>> HANDLER_GRANULE_SHIFT] as number;
+    if (k === 0) return undefined;
+    if (k < 0) return this.handlers.get(off);
+    const slot = this.handlerSlots[k - 1] as { off: number; fn: TextHandler };
+    return slot.off === off ? slot.fn : undefined;
   }
 
   /** Address of a symbol of the image, for registering handlers at ftrace_caller and friends. */
@@ -707,7 +753,7 @@ export class Kernel {
       const kind = this.decoder.decode(this.text, fnLo - this.textLo);
       if (kind === ENTRY_CALL) {
         const target = fnLo - this.textLo + this.decoder.disp;
-        const h = this.handlers.get(target);
+        const h = this.handlerAtOffset(target);
         if (h === undefined) {
           const at = (this.image.textBase + BigInt(target)).toString(16);
           return this.fail(
@@ -757,8 +803,8 @@ export class Kernel {
     // A return into hooked text (return_to_handler) runs the hook, which gives the next address.
     // Hooks chain: an fexit trampoline returns to the parent's return address, which fgraph may
     // have replaced with return_to_handler, so keep running them until real text is reached.
-    for (let hops = 0; tHi === this.textHi && this.handlers.size > 0; hops++) {
-      const h = this.handlers.get(tLo - this.textLo);
+    for (let hops = 0; tHi === this.textHi; hops++) {
+      const h = this.handlerAtOffset(tLo - this.textLo);
       if (h === undefined) break;
       if (hops === MAX_RETURN_HOOKS) {
         return this.fail(

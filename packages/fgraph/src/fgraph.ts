@@ -147,8 +147,6 @@ export class Fgraph {
   private readonly ent: FtraceGraphEnt[];
   private readonly ret: FtraceGraphRet[];
   private readonly retRegs: FtraceRegs[];
-  /** Word pairs (ftrace_regs word, pt_regs word) return_to_handler saves, planned once. */
-  private readonly retPlan: Int16Array;
   /** The stack an entry or return callback runs on (current->ret_stack). */
   private cur: ShadowStack | null = null;
   /** The user whose entry callback runs now, and whether it already reserved data. */
@@ -191,7 +189,6 @@ export class Fgraph {
       retvalHi: 0,
     }));
     this.retRegs = kernel.cpus.map(() => new FtraceRegs(arch, { caller }));
-    this.retPlan = savePlan(this.retRegs[0] as FtraceRegs);
     this.graphOps = new FtraceOps({
       name: 'graph_ops',
       flags: FTRACE_OPS_FL_GRAPH,
@@ -512,10 +509,7 @@ export class Fgraph {
     rt.retvalLo = u[this.retW[0]] as number;
     rt.retvalHi = this.wide ? (u[this.retW[0] + 1] as number) : (u[this.retW[1]] as number);
     const fregs = this.retRegs[cpu.id] as FtraceRegs;
-    const plan = this.retPlan;
-    const fu = fregs.u32;
-    for (let k = 0; k < plan.length; k += 2)
-      fu[plan[k] as number] = u[plan[k + 1] as number] as number;
+    fregs.saveFrom(cpu.regs);
     const prevCur = this.cur;
     this.cur = st;
     const users = this.users;
@@ -558,28 +552,3 @@ export class Fgraph {
   }
 }
 
-/**
- * The words an ftrace_regs holds, paired with their pt_regs words (ftrace_partial_regs naming:
- * arm64's fp and lr are x29 and x30), so the return path copies them without field lookups.
- */
-function savePlan(fregs: FtraceRegs): Int16Array {
-  const info = fregs.arch;
-  const pairs: number[] = [];
-  fregs.layout.fields.forEach((f, i) => {
-    if (fregs.held[i] !== 1) return;
-    let name = f.name;
-    // x86's caller leaves cs zero: the mark of a partial pt_regs.
-    if (name === 'cs' && fregs.caller === 'caller') return;
-    if (info.name === 'arm64' && fregs.layout === info.ftraceRegs) {
-      if (name === 'fp') name = 'x29';
-      else if (name === 'lr') name = 'x30';
-    }
-    const p = info.ptRegs.index.get(name);
-    if (p === undefined) return;
-    const pf = info.ptRegs.fields[p] as { offset: number; size: number };
-    for (let w = 0; w < Math.min(f.size, pf.size) / 4; w++) {
-      pairs.push(f.offset / 4 + w, pf.offset / 4 + w);
-    }
-  });
-  return Int16Array.from(pairs);
-}

@@ -78,47 +78,21 @@ interface Frame {
 }
 
 /**
- * Word-level copy plan between pt_regs and one ftrace_regs layout: pairs (ftrace_regs word,
- * pt_regs word) for the held fields, the word to zero after saving (x86 cs), and the words of
- * the direct-call field. Precomputed so the traced call copies with plain typed-array moves.
+ * Where an ftrace_regs layout keeps the direct-call target (x86 orig_ax, arm64 direct_tramp,
+ * riscv t1), as 32-bit word indices; -1 when it has none. The caller zeroes it after saving and
+ * jumps to it after the callbacks when one of them set it.
  */
-interface RegsPlan {
-  readonly pairs: Int32Array;
-  readonly zeroLo: number;
-  readonly zeroHi: number;
-  readonly directLo: number;
-  readonly directHi: number;
+interface DirectSlot {
+  readonly lo: number;
+  readonly hi: number;
 }
 
-function regsPlan(info: ArchInfo, fregs: FtraceRegs | null, full: boolean): RegsPlan {
-  const none = { pairs: new Int32Array(0), zeroLo: -1, zeroHi: -1, directLo: -1, directHi: -1 };
-  if (fregs === null) return none;
-  const layout = fregs.layout;
-  const pairs: number[] = [];
-  layout.fields.forEach((f, i) => {
-    if (fregs.held[i] !== 1) return;
-    // ftrace_partial_regs() naming: arm64 keeps fp and lr as x29 and x30 in pt_regs.
-    let ptName = f.name;
-    if (!full && info.name === 'arm64' && f.name === 'fp') ptName = 'x29';
-    if (!full && info.name === 'arm64' && f.name === 'lr') ptName = 'x30';
-    const p = info.ptRegs.index.get(ptName);
-    if (p === undefined) return;
-    const pf = info.ptRegs.fields[p] as { offset: number; size: number };
-    for (let k = 0; k < f.size / 4; k++) pairs.push(f.offset / 4 + k, pf.offset / 4 + k);
-  });
-  // x86 ftrace_caller stores cs = 0 so ftrace_get_regs() knows the pt_regs is partial.
-  const cs = !full && info.ptRoles.lr === null ? layout.index.get('cs') : undefined;
-  const csField = cs !== undefined && fregs.held[cs] === 1 ? layout.fields[cs] : undefined;
-  const dirName = full ? info.ptRoles.direct : info.ftraceRoles.direct;
-  const dir = dirName === null ? undefined : layout.index.get(dirName);
-  const dirField = dir === undefined ? undefined : layout.fields[dir];
-  return {
-    pairs: Int32Array.from(pairs),
-    zeroLo: csField === undefined ? -1 : csField.offset / 4,
-    zeroHi: csField === undefined || csField.size !== 8 ? -1 : csField.offset / 4 + 1,
-    directLo: dirField === undefined ? -1 : dirField.offset / 4,
-    directHi: dirField === undefined || dirField.size !== 8 ? -1 : dirField.offset / 4 + 1,
-  };
+function directSlot(info: ArchInfo, fregs: FtraceRegs | null, full: boolean): DirectSlot {
+  const name = full ? info.ptRoles.direct : info.ftraceRoles.direct;
+  const i = fregs === null || name === null ? undefined : fregs.layout.index.get(name);
+  const f = i === undefined ? undefined : fregs?.layout.fields[i];
+  if (f === undefined) return { lo: -1, hi: -1 };
+  return { lo: f.offset / 4, hi: f.size === 8 ? f.offset / 4 + 1 : -1 };
 }
 
 const reverseErrno = new Map<number, ErrnoCode>(
@@ -193,8 +167,8 @@ export class Ftrace {
   private readonly spField: number;
   private readonly lrField: number;
   private readonly freeTrampolines: bigint[] = [];
-  private readonly argsPlan: RegsPlan;
-  private readonly fullPlan: RegsPlan;
+  private readonly argsDirect: DirectSlot;
+  private readonly fullDirect: DirectSlot;
   /** The idle entry bytes, encoded once. */
   readonly nopBytes: Uint8Array;
   /** Full addresses of call targets by low half, so patching builds no bigint per site. */
@@ -230,8 +204,8 @@ export class Ftrace {
       for (let d = 0; d < 8; d++) this.frames[c]?.push(this.makeFrame());
     }
     const f0 = this.frames[0]?.[0] as Frame;
-    this.argsPlan = regsPlan(this.info, f0.args, false);
-    this.fullPlan = regsPlan(this.info, f0.full, true);
+    this.argsDirect = directSlot(this.info, f0.args, false);
+    this.fullDirect = directSlot(this.info, f0.full, true);
   }
 
   /**
@@ -316,8 +290,8 @@ export class Ftrace {
   private callerEntry(cpu: Cpu, fn: number, regsCaller: boolean): number {
     const frame = this.frame(cpu.id);
     const fregs = regsCaller ? frame.full : frame.args;
-    const plan = regsCaller ? this.fullPlan : this.argsPlan;
-    this.save(cpu, frame, fregs, plan);
+    const direct = regsCaller ? this.fullDirect : this.argsDirect;
+    this.save(cpu, frame, fregs, direct);
     if (regsCaller) this.stats.regsCallerHits++;
     else this.stats.callerHits++;
     const ip = this.kernel.image.addrLo[fn] as number;
@@ -330,7 +304,7 @@ export class Ftrace {
     } else if (this.mode === DISPATCH_LIST) {
       this.listFunc(ip, parent, fregs, cpu, fn, regsCaller);
     }
-    return this.finish(cpu, fn, frame, fregs, plan);
+    return this.finish(cpu, fn, frame, fregs, direct);
   }
 
   /** A per-ops trampoline: calls its one ops without testing hashes. */
@@ -338,30 +312,24 @@ export class Ftrace {
     const frame = this.frame(cpu.id);
     const full = (op.flags & FTRACE_OPS_FL_SAVE_REGS) !== 0 && frame.full !== null;
     const fregs = full ? frame.full : frame.args;
-    const plan = full ? this.fullPlan : this.argsPlan;
-    this.save(cpu, frame, fregs, plan);
+    const direct = full ? this.fullDirect : this.argsDirect;
+    this.save(cpu, frame, fregs, direct);
     this.stats.trampolineHits++;
     this.callOps(op, this.kernel.image.addrLo[fn] as number, this.parentIp(cpu), fregs, cpu, fn);
-    return this.finish(cpu, fn, frame, fregs, plan);
+    return this.finish(cpu, fn, frame, fregs, direct);
   }
 
   /** The caller's prologue: keep the CPU registers and fill the ftrace_regs it hands out. */
-  private save(cpu: Cpu, frame: Frame, fregs: FtraceRegs | null, plan: RegsPlan): void {
-    const u = cpu.regs.u32;
+  private save(cpu: Cpu, frame: Frame, fregs: FtraceRegs | null, direct: DirectSlot): void {
     // Without an ftrace_regs (i386 ftrace_caller) keep every register: callbacks may call
     // kernel code. With one, its held set is what a call can clobber, so it is the save area.
     if (fregs === null) {
-      frame.save.set(u);
+      frame.save.set(cpu.regs.u32);
       return;
     }
-    const f = fregs.u32;
-    const pairs = plan.pairs;
-    for (let k = 0; k < pairs.length; k += 2)
-      f[pairs[k] as number] = u[pairs[k + 1] as number] as number;
-    if (plan.zeroLo >= 0) f[plan.zeroLo] = 0;
-    if (plan.zeroHi >= 0) f[plan.zeroHi] = 0;
-    if (plan.directLo >= 0) f[plan.directLo] = 0;
-    if (plan.directHi >= 0) f[plan.directHi] = 0;
+    fregs.saveFrom(cpu.regs);
+    if (direct.lo >= 0) fregs.u32[direct.lo] = 0;
+    if (direct.hi >= 0) fregs.u32[direct.hi] = 0;
   }
 
   /** ftrace_ops_get_func(): the ops' func, through the assist wrapper when it asks for one. */
@@ -416,7 +384,7 @@ export class Ftrace {
     fn: number,
     frame: Frame,
     fregs: FtraceRegs | null,
-    plan: RegsPlan,
+    direct: DirectSlot,
   ): number {
     const regs = cpu.regs;
     const u = regs.u32;
@@ -425,13 +393,11 @@ export class Ftrace {
       u.set(frame.save);
       return ENTRY_CONTINUE;
     }
-    const f = fregs.u32;
-    const pairs = plan.pairs;
-    for (let k = 0; k < pairs.length; k += 2)
-      u[pairs[k + 1] as number] = f[pairs[k] as number] as number;
-    if (plan.directLo >= 0) {
-      const lo = f[plan.directLo] as number;
-      if (lo !== 0 || (plan.directHi >= 0 && f[plan.directHi] !== 0)) {
+    fregs.restoreTo(regs);
+    if (direct.lo >= 0) {
+      const f = fregs.u32;
+      const lo = f[direct.lo] as number;
+      if (lo !== 0 || (direct.hi >= 0 && f[direct.hi] !== 0)) {
         // A callback asked for a direct call (arch_ftrace_set_direct_caller): jump there.
         const h = this.directHandlers.get(lo);
         if (h !== undefined) {

@@ -1,7 +1,15 @@
 import { hostname } from 'node:os';
 import {
   AgentInfoSchema,
+  FdRequestSchema,
+  FunctionsRequestSchema,
+  LinkCreateRequestSchema,
+  MapCreateRequestSchema,
+  MapDumpRequestSchema,
+  MapKeyRequestSchema,
+  MapUpdateRequestSchema,
   parseOrThrow,
+  ProgLoadRequestSchema,
   RunRequestSchema,
   subjects,
   TRACE_STREAM,
@@ -12,11 +20,14 @@ import {
   type AgentHealth,
   type AgentInfo,
   type Arch,
+  type BpfOp,
   type StreamKind,
   type TraceEventBatch,
 } from '@tracelab/contracts';
 import { encodeJson, type Bus, type BusMsg, type Subscription } from '@tracelab/bus';
 import { Engine } from '@tracelab/engine';
+import { z } from 'zod';
+import { AgentBpf } from './bpf.js';
 
 /** What Engine.run takes; a document is checked by the kernel's workload schema there. */
 type Workload = Parameters<Engine['run']>[0];
@@ -63,6 +74,8 @@ const PUBLISHED: readonly StreamKind[] = ['trace', 'ringbuf', 'perf', 'printk'];
 export class Agent {
   readonly info: AgentInfo;
   readonly engine: Engine;
+  /** The bpf() operations the agent serves, and the fds it opened. */
+  readonly bpf: AgentBpf;
   private readonly started = Date.now();
   private readonly subscriptions: Subscription[] = [];
   private published = 0;
@@ -86,6 +99,7 @@ export class Agent {
         ...(machine.seed !== undefined ? { seed: machine.seed } : {}),
       }),
     );
+    this.bpf = new AgentBpf(this.engine);
   }
 
   async start(): Promise<void> {
@@ -121,10 +135,61 @@ export class Agent {
         this.publishStreams();
         return encodeJson(result);
       }),
+      await this.endpoint(subjects.functions(id), FunctionsRequestSchema, 'functions', (r) =>
+        this.bpf.functions(r),
+      ),
+      ...(await this.bpfEndpoints()),
       await bus.subscribe(subjects.agentPing, () => this.announce()),
     );
     this.announce();
     await bus.flush();
+  }
+
+  /** Serves one request schema: the body is checked (EINVAL naming the field), the reply JSON. */
+  private endpoint<T>(
+    subject: string,
+    schema: z.ZodType<T>,
+    what: string,
+    handle: (req: T) => unknown,
+  ): Promise<Subscription> {
+    return this.options.bus.serve(subject, (msg) =>
+      encodeJson(handle(parseOrThrow(schema, body(msg), what))),
+    );
+  }
+
+  private bpfEndpoints(): Promise<Subscription[]> {
+    const id = this.info.id;
+    const bpf = this.bpf;
+    const none = z.object({}).strict();
+    const serve = <T>(op: BpfOp, schema: z.ZodType<T>, handle: (req: T) => unknown) =>
+      this.endpoint(subjects.bpf(id, op), schema, op, handle);
+    return Promise.all([
+      serve('prog.load', ProgLoadRequestSchema, (r) => bpf.load(r)),
+      serve('prog.verify', ProgLoadRequestSchema, (r) => bpf.verify(r)),
+      serve('prog.list', none, () => ({ programs: bpf.programs() })),
+      serve('prog.close', FdRequestSchema, (r) => {
+        bpf.close(r.fd, 'prog');
+        return { fd: r.fd };
+      }),
+      serve('map.create', MapCreateRequestSchema, (r) => ({ fd: bpf.mapCreate(r) })),
+      serve('map.list', none, () => ({ maps: bpf.mapList() })),
+      serve('map.dump', MapDumpRequestSchema, (r) => bpf.mapDump(r)),
+      serve('map.lookup', MapKeyRequestSchema, (r) => ({ value: bpf.mapLookup(r) })),
+      serve('map.update', MapUpdateRequestSchema, (r) => {
+        bpf.mapUpdate(r);
+        return { fd: r.fd };
+      }),
+      serve('map.delete', MapKeyRequestSchema, (r) => {
+        bpf.mapDelete(r);
+        return { fd: r.fd };
+      }),
+      serve('link.create', LinkCreateRequestSchema, (r) => bpf.linkCreate(r)),
+      serve('link.list', none, () => ({ links: bpf.linkList() })),
+      serve('link.detach', FdRequestSchema, (r) => {
+        bpf.close(r.fd, 'link');
+        return { fd: r.fd };
+      }),
+    ]);
   }
 
   health(): AgentHealth {

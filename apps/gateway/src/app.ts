@@ -28,6 +28,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AgentDirectory } from './agents.js';
+import { bpfMutatingRoutes, bpfReadRoutes } from './bpf-routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { livePage } from './live-page.js';
 import { EventStreams, streamRoute } from './sse.js';
@@ -55,8 +56,13 @@ export interface GatewayOptions {
 const errors = {
   400: ErrorEnvelopeSchema,
   401: ErrorEnvelopeSchema,
+  403: ErrorEnvelopeSchema,
   404: ErrorEnvelopeSchema,
+  409: ErrorEnvelopeSchema,
+  413: ErrorEnvelopeSchema,
   429: ErrorEnvelopeSchema,
+  501: ErrorEnvelopeSchema,
+  502: ErrorEnvelopeSchema,
   503: ErrorEnvelopeSchema,
   504: ErrorEnvelopeSchema,
 };
@@ -232,6 +238,9 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
       ),
   );
 
+  const bpfContext = { ask, errors, timeout };
+  bpfReadRoutes(app, bpfContext);
+
   api.get(
     streamRoute,
     {
@@ -263,6 +272,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
           `${err.message}: send Authorization: Bearer <token>`,
         ).toEnvelope() as unknown as { error: string },
     });
+    bpfMutatingRoutes(scope, bpfContext);
     const mutating = scope.withTypeProvider<ZodTypeProvider>();
     mutating.put(
       routes.tracefs,

@@ -11,7 +11,12 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 /** HTTP status for each errno a layer or the bus may answer with; anything else is a 500. */
 const STATUS: Partial<Record<ErrnoCode, number>> = {
   EINVAL: 400,
+  ENOEXEC: 400,
+  EFAULT: 400,
+  ELOOP: 400,
   E2BIG: 413,
+  EBADF: 404,
+  ENODEV: 404,
   ERANGE: 400,
   EACCES: 403,
   EPERM: 403,

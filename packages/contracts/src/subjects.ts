@@ -1,3 +1,5 @@
+import type { BpfOp } from './bpf.js';
+
 /**
  * Versioned names of everything that crosses a process: bus subjects and HTTP routes. A breaking
  * change to a message bumps API_VERSION so old and new processes never misread each other.
@@ -36,6 +38,12 @@ export const subjects = {
     `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.list`,
   /** Request/reply: run a workload on one agent's kernel. */
   run: (agentId: string) => `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.run`,
+  /** Request/reply: list the functions of one agent's kernel image, by glob. */
+  functions: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.functions`,
+  /** Request/reply: one bpf() operation (`prog.load`, `map.lookup`, ...) on one agent's kernel. */
+  bpf: (agentId: string, op: BpfOp) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.bpf.${op}`,
   /** Publish: every agent announces itself here when it starts and answers pings. */
   agentAnnounce: `tracelab.${API_VERSION}.agents.announce`,
   /** Request (any agent replies) / publish: ask all agents to announce themselves. */
@@ -57,4 +65,13 @@ export const routes = {
   agentHealth: `/${API_VERSION}/agents/:agentId/health`,
   tracefs: `/${API_VERSION}/agents/:agentId/tracefs/*`,
   run: `/${API_VERSION}/agents/:agentId/run`,
+  functions: `/${API_VERSION}/agents/:agentId/functions`,
+  programs: `/${API_VERSION}/agents/:agentId/programs`,
+  programVerify: `/${API_VERSION}/agents/:agentId/programs/verify`,
+  program: `/${API_VERSION}/agents/:agentId/programs/:fd`,
+  maps: `/${API_VERSION}/agents/:agentId/maps`,
+  map: `/${API_VERSION}/agents/:agentId/maps/:fd`,
+  mapEntry: `/${API_VERSION}/agents/:agentId/maps/:fd/entries/:key`,
+  links: `/${API_VERSION}/agents/:agentId/links`,
+  link: `/${API_VERSION}/agents/:agentId/links/:fd`,
 } as const;

@@ -1,6 +1,12 @@
 import { BPF_F_CURRENT_CPU, PerfEventArray, RingBuf, StackTraceMap } from './buffers.js';
 import { VmError } from './errors.js';
-import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BpfMap, ProgArray } from './maps.js';
+import {
+  BPF_MAP_TYPE_ARRAY,
+  BPF_MAP_TYPE_PERCPU_ARRAY,
+  BpfMap,
+  MapOfMaps,
+  ProgArray,
+} from './maps.js';
 import { PROT_READ, type Region } from './memory.js';
 import type { MapTable } from './table.js';
 import { type Insn } from './insn.js';
@@ -256,6 +262,19 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   };
   vm.setHelper(1, (v) => {
     const map = mapArg(v, maps, 1);
+    if (map instanceof MapOfMaps) {
+      // The value of an outer map is the inner map itself: r0 = its struct bpf_map pointer.
+      const off = v.memory.translate(
+        v.hi[2] as number,
+        v.lo[2] as number,
+        map.attr.keySize,
+        PROT_READ,
+      );
+      const inner = off < 0 ? undefined : map.innerAt((v.memory.hit as Region).bytes, off);
+      if (inner === undefined) return 0;
+      v.setR0(inner.addressLo, inner.addressHi);
+      return undefined;
+    }
     if (map === undefined || map.values === null) return 0;
     const slot = keySlot(v, map, 2, env.smpProcessorId());
     if (slot < 0) return 0;

@@ -6,8 +6,11 @@ import { type KernelEnv, installHelpers, mapResolver } from './helpers.js';
 import {
   BPF_ANY,
   BPF_EXIST,
+  BPF_F_INNER_MAP,
   BPF_MAP_TYPE_ARRAY,
+  BPF_MAP_TYPE_ARRAY_OF_MAPS,
   BPF_MAP_TYPE_HASH,
+  BPF_MAP_TYPE_HASH_OF_MAPS,
   BPF_MAP_TYPE_LRU_HASH,
   BPF_MAP_TYPE_PERCPU_ARRAY,
   BPF_MAP_TYPE_PERCPU_HASH,
@@ -395,6 +398,143 @@ describe('perf event array', () => {
     for (let k = 0; k < 5000; k++) if (pe.output(0, new Uint8Array(64), 0, 64) !== 0) lost++;
     expect(lost).toBeGreaterThan(0);
     expect(pe.drain(0).lost).toBe(lost);
+  });
+});
+
+describe('map-in-map', () => {
+  // outer[key] -> inner; inner[0] += 1; r0 = inner[0], or 1000 + the step that found nothing.
+  const bumpInner = (outer: number, key: number) => `
+      *(u32 *)(r10 - 4) = ${key}
+      r1 = map_fd[${outer}, 0] ll
+      r2 = r10
+      r2 += -4
+      call 1
+      if r0 != 0 goto +2
+      r0 = 1001
+      exit
+      *(u32 *)(r10 - 8) = 0
+      r1 = r0
+      r2 = r10
+      r2 += -8
+      call 1
+      if r0 != 0 goto +2
+      r0 = 1002
+      exit
+      r1 = 1
+      lock *(u64 *)(r0 + 0) += r1
+      r0 = *(u64 *)(r0 + 0)
+      exit`;
+
+  it.each([
+    ['array_of_maps', BPF_MAP_TYPE_ARRAY_OF_MAPS, false],
+    ['array_of_maps', BPF_MAP_TYPE_ARRAY_OF_MAPS, true],
+    ['hash_of_maps', BPF_MAP_TYPE_HASH_OF_MAPS, false],
+    ['hash_of_maps', BPF_MAP_TYPE_HASH_OF_MAPS, true],
+  ])('%s: a program looks up the outer map, then the inner one (jit %s)', (_, type, jit) => {
+    const { maps, run } = setup();
+    const a = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 2);
+    const b = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 2);
+    const outer = maps.create({ type, keySize: 4, valueSize: 4, maxEntries: 4, innerMapId: a.id });
+    if (outer instanceof VmError) throw outer;
+    expect(outer.update(u32(1), u32(a.id), BPF_ANY)).toBeNull();
+    expect(outer.update(u32(2), u32(b.id), BPF_ANY)).toBeNull();
+    expect(run(bumpInner(outer.id, 1), 0n, jit)).toBe(1n);
+    expect(run(bumpInner(outer.id, 1), 0n, jit)).toBe(2n);
+    expect(run(bumpInner(outer.id, 2), 0n, jit)).toBe(1n);
+    expect(readU64(a.lookup(u32(0)) as Uint8Array)).toBe(2n);
+    expect(readU64(b.lookup(u32(0)) as Uint8Array)).toBe(1n);
+    // An empty slot, a key out of range: the outer lookup gives NULL.
+    expect(run(bumpInner(outer.id, 3), 0n, jit)).toBe(1001n);
+    expect(run(bumpInner(outer.id, 9), 0n, jit)).toBe(1001n);
+    // User space reads back inner map ids and removes them.
+    expect(outer.lookup(u32(2))).toEqual(u32(b.id));
+    expect(errno(outer.lookup(u32(3)))).toBe('ENOENT');
+    expect(outer.delete(u32(2))).toBeNull();
+    expect(errno(outer.delete(u32(2)))).toBe('ENOENT');
+    expect(run(bumpInner(outer.id, 2), 0n, jit)).toBe(1001n);
+  });
+
+  it('inner maps must match the template (bpf_map_meta_equal); creation needs one', () => {
+    const { maps } = setup();
+    const tmpl = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 2);
+    const outer = maps.create({
+      type: BPF_MAP_TYPE_ARRAY_OF_MAPS,
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 2,
+      innerMapId: tmpl.id,
+    });
+    if (outer instanceof VmError) throw outer;
+    const cases: [string, BpfMap, string | undefined][] = [
+      ['other value size', create(maps, BPF_MAP_TYPE_ARRAY, 4, 16, 2), 'EINVAL'],
+      ['other type', create(maps, BPF_MAP_TYPE_HASH, 4, 8, 2), 'EINVAL'],
+      ['other max_entries of an array', create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 3), 'EINVAL'],
+      ['same shape', create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 2), undefined],
+    ];
+    for (const [, inner, code] of cases)
+      expect(errno(outer.update(u32(0), u32(inner.id), 0))).toBe(code);
+    expect(errno(outer.update(u32(0), u32(999), 0))).toBe('EBADF');
+    expect(errno(outer.update(u32(0), u64(1n), 0))).toBe('EINVAL');
+    // BPF_F_INNER_MAP lets arrays of other sizes in.
+    const flexible = maps.create({
+      type: BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 2,
+      mapFlags: BPF_F_INNER_MAP,
+    });
+    if (flexible instanceof VmError) throw flexible;
+    const outer2 = maps.create({
+      type: BPF_MAP_TYPE_HASH_OF_MAPS,
+      keySize: 8,
+      valueSize: 4,
+      maxEntries: 2,
+      innerMapId: flexible.id,
+    });
+    if (outer2 instanceof VmError) throw outer2;
+    const big = maps.create({
+      type: BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 64,
+      mapFlags: BPF_F_INNER_MAP,
+    });
+    if (big instanceof VmError) throw big;
+    expect(outer2.update(u64(7n), u32(big.id), 0)).toBeNull();
+    const bad: [Parameters<MapTable['create']>[0], string][] = [
+      [{ type: BPF_MAP_TYPE_ARRAY_OF_MAPS, keySize: 4, valueSize: 4, maxEntries: 2 }, 'EBADF'],
+      [
+        {
+          type: BPF_MAP_TYPE_ARRAY_OF_MAPS,
+          keySize: 4,
+          valueSize: 8,
+          maxEntries: 2,
+          innerMapId: tmpl.id,
+        },
+        'EINVAL',
+      ],
+      [
+        {
+          type: BPF_MAP_TYPE_ARRAY_OF_MAPS,
+          keySize: 8,
+          valueSize: 4,
+          maxEntries: 2,
+          innerMapId: tmpl.id,
+        },
+        'EINVAL',
+      ],
+      [
+        {
+          type: BPF_MAP_TYPE_HASH_OF_MAPS,
+          keySize: 4,
+          valueSize: 4,
+          maxEntries: 2,
+          innerMapId: outer.id,
+        },
+        'EINVAL',
+      ],
+    ];
+    for (const [attr, code] of bad) expect(errno(maps.create(attr))).toBe(code);
   });
 });
 

@@ -11,6 +11,8 @@ export const BPF_MAP_TYPE_PERCPU_HASH = 5;
 export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
 export const BPF_MAP_TYPE_STACK_TRACE = 7;
 export const BPF_MAP_TYPE_LRU_HASH = 9;
+export const BPF_MAP_TYPE_ARRAY_OF_MAPS = 12;
+export const BPF_MAP_TYPE_HASH_OF_MAPS = 13;
 export const BPF_MAP_TYPE_RINGBUF = 27;
 
 // Update flags.
@@ -18,12 +20,18 @@ export const BPF_ANY = 0;
 export const BPF_NOEXIST = 1;
 export const BPF_EXIST = 2;
 
+/** Map flag: an inner map whose max_entries may differ from the template's. */
+export const BPF_F_INNER_MAP = 1 << 12;
+
 export interface MapAttr {
   type: number;
   keySize: number;
   valueSize: number;
   maxEntries: number;
   name?: string;
+  mapFlags?: number;
+  /** Map-in-map: the template inner map (BPF_MAP_CREATE's inner_map_fd, an id here). */
+  innerMapId?: number;
 }
 
 export const PAGE = 4096;
@@ -56,7 +64,14 @@ export abstract class BpfMap {
     /** What lddw of this map's fd loads (its struct bpf_map address). */
     readonly address: bigint,
     readonly ncpus: number,
-  ) {}
+  ) {
+    this.addressLo = Number(address & 0xffffffffn);
+    this.addressHi = Number(address >> 32n);
+  }
+
+  /** address as two words, for helpers that return it without a bigint. */
+  readonly addressLo: number;
+  readonly addressHi: number;
 
   get name(): string {
     return this.attr.name ?? `map${this.id}`;
@@ -440,5 +455,100 @@ export class ProgArray extends BpfMap {
       index >= this.attr.maxEntries ? 0 : index + 1 >= this.attr.maxEntries ? -1 : index + 1;
     if (next < 0) return new VmError('ENOENT', `${this.name}: no next key`);
     return Uint8Array.of(next & 0xff, (next >> 8) & 0xff, (next >> 16) & 0xff, next >>> 24);
+  }
+}
+
+/**
+ * array_of_maps and hash_of_maps: each value is an inner map (its id from user space, its
+ * struct bpf_map pointer for programs). Inner maps must match the template the outer map was
+ * created with (bpf_map_meta_equal). The ids live in an array or hash of 4-byte values, so a
+ * program's lookup finds its inner map without allocating.
+ */
+export class MapOfMaps extends BpfMap {
+  readonly values = null;
+
+  constructor(
+    id: number,
+    attr: MapAttr,
+    address: bigint,
+    ncpus: number,
+    private readonly slots: ArrayMap | HashMap,
+    readonly template: MapAttr,
+    private readonly mapById: (id: number) => BpfMap | undefined,
+  ) {
+    super(id, attr, address, ncpus);
+  }
+
+  /** Programs reach inner maps through innerAt, never through value memory. */
+  lookupSlot(): number {
+    return -1;
+  }
+
+  private idAt(key: Uint8Array, keyOff: number): number {
+    const off = this.slots.lookupSlot(key, keyOff, 0);
+    if (off < 0) return 0;
+    const b = this.slots.values.bytes;
+    return (
+      ((b[off] as number) |
+        ((b[off + 1] as number) << 8) |
+        ((b[off + 2] as number) << 16) |
+        ((b[off + 3] as number) << 24)) >>>
+      0
+    );
+  }
+
+  /** Program side: the inner map at key (bpf_map_lookup_elem's result), or undefined. */
+  innerAt(key: Uint8Array, keyOff: number): BpfMap | undefined {
+    const id = this.idAt(key, keyOff);
+    return id === 0 ? undefined : this.mapById(id);
+  }
+
+  /** User side: the inner map's id. */
+  override lookup(key: Uint8Array): Uint8Array | VmError {
+    const e = this.checkKey(key);
+    if (e !== null) return e;
+    const id = this.idAt(key, 0);
+    if (id === 0) return new VmError('ENOENT', `${this.name}: no such key`);
+    return Uint8Array.of(id & 0xff, (id >> 8) & 0xff, (id >> 16) & 0xff, id >>> 24);
+  }
+
+  /** User side: value is the inner map's id (the kernel takes its fd). */
+  update(key: Uint8Array, value: Uint8Array, flags: number): VmError | null {
+    const e = this.checkKey(key);
+    if (e !== null) return e;
+    if (value.length !== 4)
+      return new VmError('EINVAL', `${this.name}: value is an inner map id of 4 bytes`);
+    const id = new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true);
+    const inner = this.mapById(id);
+    if (inner === undefined) return new VmError('EBADF', `${this.name}: ${id} is not a map`);
+    const t = this.template;
+    const sameSize =
+      inner.attr.maxEntries === t.maxEntries ||
+      ((t.mapFlags ?? 0) & BPF_F_INNER_MAP) !== 0 ||
+      (t.type !== BPF_MAP_TYPE_ARRAY && t.type !== BPF_MAP_TYPE_PERCPU_ARRAY);
+    if (
+      inner.attr.type !== t.type ||
+      inner.attr.keySize !== t.keySize ||
+      inner.attr.valueSize !== t.valueSize ||
+      (inner.attr.mapFlags ?? 0) !== (t.mapFlags ?? 0) ||
+      !sameSize
+    )
+      return new VmError(
+        'EINVAL',
+        `${this.name}: map ${inner.name} does not match the inner map template`,
+      );
+    return this.slots.update(key, value, flags);
+  }
+
+  delete(key: Uint8Array): VmError | null {
+    if (this.slots instanceof HashMap) return this.slots.delete(key);
+    const e = this.checkKey(key);
+    if (e !== null) return e;
+    if (this.idAt(key, 0) === 0) return new VmError('ENOENT', `${this.name}: no map at this key`);
+    return this.slots.update(key, new Uint8Array(4), BPF_ANY);
+  }
+
+  getNextKey(key: Uint8Array | null): Uint8Array | VmError {
+    return this.slots.getNextKey(key);
   }
 }

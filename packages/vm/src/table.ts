@@ -4,7 +4,9 @@ import { PerfEventArray, RingBuf, StackTraceMap } from './buffers.js';
 import {
   ArrayMap,
   BPF_MAP_TYPE_ARRAY,
+  BPF_MAP_TYPE_ARRAY_OF_MAPS,
   BPF_MAP_TYPE_HASH,
+  BPF_MAP_TYPE_HASH_OF_MAPS,
   BPF_MAP_TYPE_LRU_HASH,
   BPF_MAP_TYPE_PERCPU_ARRAY,
   BPF_MAP_TYPE_PERCPU_HASH,
@@ -16,6 +18,7 @@ import {
   HashMap,
   MAX_ENTRIES_LIMIT,
   type MapAttr,
+  MapOfMaps,
   PAGE,
   ProgArray,
   roundUp,
@@ -104,6 +107,32 @@ export class MapTable {
           return new VmError('EINVAL', `${name}: prog_array key_size and value_size must be 4`);
         map = new ProgArray(id, attr, handle, this.ncpus);
         break;
+      case BPF_MAP_TYPE_ARRAY_OF_MAPS:
+      case BPF_MAP_TYPE_HASH_OF_MAPS: {
+        const array = type === BPF_MAP_TYPE_ARRAY_OF_MAPS;
+        if (valueSize !== 4 || keySize <= 0 || (array && keySize !== 4))
+          return new VmError(
+            'EINVAL',
+            `${name}: map-in-map value_size must be 4 (an inner map id)${array ? ' and key_size 4' : ''}`,
+          );
+        const inner = attr.innerMapId === undefined ? undefined : this.get(attr.innerMapId);
+        if (inner === undefined)
+          return new VmError('EBADF', `${name}: inner_map_fd does not name a map`);
+        if (inner instanceof MapOfMaps)
+          return new VmError('EINVAL', `${name}: an inner map cannot itself hold maps`);
+        if (!array && maxEntries > MAX_ENTRIES_LIMIT)
+          return new VmError('E2BIG', `${name}: max_entries ${maxEntries} too large`);
+        const ids = this.alloc(`${name}:ids`, 8 * maxEntries);
+        if (ids instanceof VmError) return ids;
+        const slotAttr = { ...attr, valueSize: 4 };
+        const slots = array
+          ? new ArrayMap(id, slotAttr, handle, this.ncpus, ids, false)
+          : new HashMap(id, slotAttr, handle, this.ncpus, ids, false, false);
+        map = new MapOfMaps(id, attr, handle, this.ncpus, slots, { ...inner.attr }, (k) =>
+          this.get(k),
+        );
+        break;
+      }
       case BPF_MAP_TYPE_RINGBUF:
         map = RingBuf.create(id, handle, attr, (n, s) => this.alloc(n, s));
         break;

@@ -7,6 +7,7 @@ import {
   type HelperFn,
   type Insn,
   type KernelEnv,
+  MapOfMaps,
   MapTable,
   PROT_READ,
   Program,
@@ -393,19 +394,26 @@ export class BpfObject {
     const loaded = new LoadedObject(this, linked, verdicts, memory, table, vm, env);
     this.parsed.maps.forEach((def) => {
       const where = { section: def.section, offset: def.sectionOffset };
-      const m = table.create({
-        type: def.type,
-        keySize: def.keySize,
-        valueSize: def.valueSize,
-        maxEntries: def.maxEntries,
-        name: def.name,
-      });
-      if (m instanceof VmError)
-        throw new LoaderError(
-          m.code === 'E2BIG' ? 'E2BIG' : 'EINVAL',
-          `map '${def.name}': ${m.message}`,
-          where,
-        );
+      const create = (d: MapDef, innerMapId?: number): BpfMap => {
+        const m = table.create({
+          type: d.type,
+          keySize: d.keySize,
+          valueSize: d.valueSize,
+          maxEntries: d.maxEntries,
+          mapFlags: d.mapFlags,
+          name: d.name,
+          ...(innerMapId === undefined ? {} : { innerMapId }),
+        });
+        if (m instanceof VmError)
+          throw new LoaderError(
+            m.code === 'E2BIG' ? 'E2BIG' : 'EINVAL',
+            `map '${d.name}': ${m.message}`,
+            where,
+          );
+        return m;
+      };
+      // libbpf creates the inner map from its template first and hands its fd to the outer.
+      const m = create(def, def.inner === undefined ? undefined : create(def.inner).id);
       const data = def.source === 'kconfig' ? linked.kconfigData : def.data;
       // The vm's memory is little-endian: a big-endian object's data is converted by its BTF.
       const init =
@@ -447,19 +455,26 @@ export class BpfObject {
         });
       loaded.programs.set(lp.def.name, prog);
     }
-    // Prog array slots the object initialises name programs of the object.
+    // Slots the object initialises: prog arrays name programs, map-in-map outers name maps.
     for (const def of this.parsed.maps) {
       const m = loaded.maps.get(def.name);
       for (const { slot, symbol } of def.initSlots) {
-        const prog = loaded.programs.get(symbol);
         const where = { section: '.maps', offset: def.sectionOffset };
-        if (!(m instanceof ProgArray) || prog === undefined)
-          throw new LoaderError(
-            'EINVAL',
-            `map '${def.name}' slot ${slot}: '${symbol}' is not a program of a prog array`,
-            where,
-          );
-        const err = m.set(slot, prog);
+        const inner = loaded.maps.get(symbol);
+        const prog = loaded.programs.get(symbol);
+        // libbpf passes &slot (an int) as the key; the map reads key_size bytes of it.
+        const keyBytes = new Uint8Array(Math.max(4, def.keySize));
+        new DataView(keyBytes.buffer).setUint32(0, slot, true);
+        const key = keyBytes.subarray(0, def.keySize);
+        const err =
+          m instanceof ProgArray && prog !== undefined
+            ? m.set(slot, prog)
+            : m instanceof MapOfMaps && inner !== undefined
+              ? m.update(key, new Uint8Array(new Uint32Array([inner.id]).buffer), 0)
+              : new VmError(
+                  'EINVAL',
+                  `slot ${slot}: '${symbol}' is neither a program of a prog array nor a map of a map-in-map`,
+                );
         if (err !== null)
           throw new LoaderError('EINVAL', `map '${def.name}': ${err.message}`, where);
       }

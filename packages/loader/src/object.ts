@@ -95,8 +95,13 @@ export interface MapDef {
   /** Initial value of a data map (whole section); undefined for other maps. */
   data: Uint8Array | undefined;
   vars: DataVar[];
-  /** Slots a BTF map's `values` initialiser fills: prog array slots name programs. */
+  /**
+   * Slots a BTF map's `values` initialiser fills: prog array slots name programs, map-in-map
+   * slots name maps of the object.
+   */
   initSlots: { slot: number; symbol: string }[];
+  /** Map-in-map: the inner map template `__array(values, struct inner)` declares. */
+  inner: MapDef | undefined;
 }
 
 /** An extern the object needs from its environment. */
@@ -401,6 +406,7 @@ function kconfigMap(externs: ExternDef[]): MapDef {
     data: new Uint8Array(size),
     vars,
     initSlots: [],
+    inner: undefined,
   };
 }
 
@@ -421,8 +427,12 @@ function emptyMap(name: string, source: MapSource, section: string, offset: numb
     data: undefined,
     vars: [],
     initSlots: [],
+    inner: undefined,
   };
 }
+
+const isMapInMap = (type: number): boolean =>
+  type === BPF_MAP_TYPE.ARRAY_OF_MAPS || type === BPF_MAP_TYPE.HASH_OF_MAPS;
 
 /** BTF-defined maps: each VAR of DATASEC .maps is a struct of __uint/__type/__array members. */
 function collectBtfMaps(
@@ -451,91 +461,109 @@ function collectBtfMaps(
     if (sym === undefined)
       throw new LoaderError('EINVAL', `map '${v.name}' has no ELF symbol`, { section: '.maps' });
     const m = emptyMap(v.name, 'btf', '.maps', sym.value);
-    let valuesOffset = -1;
-    const defId = btf.resolve(v.type);
-    const def = btf.type(defId);
-    if (def?.kind !== 'struct')
-      throw new LoaderError('EINVAL', `map '${v.name}' definition is not a struct`, {
-        section: '.maps',
-        offset: sym.value,
-      });
-    for (const mem of def.members) {
-      const where = { section: '.maps', offset: sym.value + mem.bitsOffset / 8 };
-      const uintVal = (): number => {
-        // __uint(name, val) is `int (*name)[val]`: a pointer to an array whose length is val.
-        const p = btf.type(btf.resolve(mem.type));
-        const arr = p?.kind === 'ptr' ? btf.type(btf.resolve(p.type)) : undefined;
-        if (arr?.kind !== 'array')
-          throw new LoaderError('EINVAL', `map '${v.name}': '${mem.name}' is not __uint()`, where);
-        return arr.nelems;
-      };
-      const typeVal = (): number => {
-        const p = btf.type(btf.resolve(mem.type));
-        if (p?.kind !== 'ptr')
-          throw new LoaderError('EINVAL', `map '${v.name}': '${mem.name}' is not __type()`, where);
-        return p.type;
-      };
-      const sized = (id: number, what: string): number =>
-        wrapErrors(where, `map '${v.name}' ${what}`, () => btf.sizeOf(id));
-      switch (mem.name) {
-        case 'type':
-          m.type = uintVal();
-          break;
-        case 'max_entries':
-          m.maxEntries = uintVal();
-          break;
-        case 'map_flags':
-          m.mapFlags = uintVal();
-          break;
-        case 'pinning':
-          m.pinning = uintVal();
-          break;
-        case 'numa_node':
-        case 'map_extra':
-          uintVal();
-          break;
-        case 'key_size':
-          m.keySize = checkSize(m.keySize, uintVal(), v.name, 'key', where);
-          break;
-        case 'value_size':
-          m.valueSize = checkSize(m.valueSize, uintVal(), v.name, 'value', where);
-          break;
-        case 'key':
-          m.keyTypeId = typeVal();
-          m.keySize = checkSize(m.keySize, sized(m.keyTypeId, 'key'), v.name, 'key', where);
-          break;
-        case 'value':
-          m.valueTypeId = typeVal();
-          m.valueSize = checkSize(
-            m.valueSize,
-            sized(m.valueTypeId, 'value'),
-            v.name,
-            'value',
-            where,
-          );
-          break;
-        case 'values':
-          // __array(values, ...): map-in-map or prog array; the value is a 4-byte id.
-          m.valueSize = 4;
-          valuesOffset = sym.value + mem.bitsOffset / 8;
-          break;
-        default:
-          throw new LoaderError(
-            'EOPNOTSUPP',
-            `map '${v.name}': unknown field '${mem.name}'`,
-            where,
-          );
-      }
-    }
-    if (m.type === 0)
-      throw new LoaderError('EINVAL', `map '${v.name}' has no type`, {
-        section: '.maps',
-        offset: sym.value,
-      });
+    const valuesOffset = parseBtfMapDef(btf, m, v.type, sym.value, false);
     maps.push(m);
     if (valuesOffset >= 0) valuesAt.set(m, valuesOffset);
   }
   collectInitSlots(elf, sec.index, valuesAt);
+}
+
+/**
+ * Fills m from a map definition struct of __uint/__type/__array members (libbpf's
+ * parse_btf_map_def); returns the byte offset of its `values` member in .maps, or -1. A
+ * map-in-map's `values` is an array of pointers to the inner map's definition, parsed the same
+ * way into m.inner.
+ */
+function parseBtfMapDef(
+  btf: Btf,
+  m: MapDef,
+  typeId: number,
+  offset: number,
+  inner: boolean,
+): number {
+  const what = inner ? `inner map of '${m.name}'` : `map '${m.name}'`;
+  const def = btf.type(btf.resolve(typeId));
+  if (def?.kind !== 'struct')
+    throw new LoaderError('EINVAL', `${what} definition is not a struct`, {
+      section: '.maps',
+      offset,
+    });
+  let values: { type: number; offset: number } | undefined;
+  for (const mem of def.members) {
+    const where = { section: '.maps', offset: offset + mem.bitsOffset / 8 };
+    const uintVal = (): number => {
+      // __uint(name, val) is `int (*name)[val]`: a pointer to an array whose length is val.
+      const p = btf.type(btf.resolve(mem.type));
+      const arr = p?.kind === 'ptr' ? btf.type(btf.resolve(p.type)) : undefined;
+      if (arr?.kind !== 'array')
+        throw new LoaderError('EINVAL', `${what}: '${mem.name}' is not __uint()`, where);
+      return arr.nelems;
+    };
+    const typeVal = (): number => {
+      const p = btf.type(btf.resolve(mem.type));
+      if (p?.kind !== 'ptr')
+        throw new LoaderError('EINVAL', `${what}: '${mem.name}' is not __type()`, where);
+      return p.type;
+    };
+    const sized = (id: number, kind: string): number =>
+      wrapErrors(where, `${what} ${kind}`, () => btf.sizeOf(id));
+    switch (mem.name) {
+      case 'type':
+        m.type = uintVal();
+        break;
+      case 'max_entries':
+        m.maxEntries = uintVal();
+        break;
+      case 'map_flags':
+        m.mapFlags = uintVal();
+        break;
+      case 'pinning':
+        m.pinning = uintVal();
+        break;
+      case 'numa_node':
+      case 'map_extra':
+        uintVal();
+        break;
+      case 'key_size':
+        m.keySize = checkSize(m.keySize, uintVal(), m.name, 'key', where);
+        break;
+      case 'value_size':
+        m.valueSize = checkSize(m.valueSize, uintVal(), m.name, 'value', where);
+        break;
+      case 'key':
+        m.keyTypeId = typeVal();
+        m.keySize = checkSize(m.keySize, sized(m.keyTypeId, 'key'), m.name, 'key', where);
+        break;
+      case 'value':
+        m.valueTypeId = typeVal();
+        m.valueSize = checkSize(m.valueSize, sized(m.valueTypeId, 'value'), m.name, 'value', where);
+        break;
+      case 'values':
+        // __array(values, ...): map-in-map or prog array; the value is a 4-byte id.
+        if (inner) throw new LoaderError('EINVAL', `${what}: an inner map cannot hold maps`, where);
+        m.valueSize = 4;
+        values = { type: mem.type, offset: where.offset };
+        break;
+      default:
+        throw new LoaderError('EOPNOTSUPP', `${what}: unknown field '${mem.name}'`, where);
+    }
+  }
+  if (m.type === 0)
+    throw new LoaderError('EINVAL', `${what} has no type`, { section: '.maps', offset });
+  if (values === undefined) return -1;
+  if (isMapInMap(m.type)) {
+    // `struct inner *values[]`: the template is what the pointers point to.
+    const arr = btf.type(btf.resolve(values.type));
+    const ptr = arr?.kind === 'array' ? btf.type(btf.resolve(arr.type)) : undefined;
+    if (ptr?.kind !== 'ptr')
+      throw new LoaderError('EINVAL', `${what}: 'values' is not an array of map pointers`, {
+        section: '.maps',
+        offset: values.offset,
+      });
+    m.inner = emptyMap(`${m.name}.inner`, 'btf', '.maps', values.offset);
+    parseBtfMapDef(btf, m.inner, ptr.type, values.offset, true);
+  }
+  return values.offset;
 }
 
 /**

@@ -237,6 +237,48 @@ describe.each(['bpfel', 'bpfeb'])('clang-built %s programs run in the vm', (orde
     expect(() => obj.load({ kfuncs: { nope: () => 0 } })).toThrow(/ENOENT/);
   });
 
+  // bump(outer, outer_key) = ++inner[slot] of the inner map outer[outer_key], -1 without one.
+  // by_index = { [0] = cpu_stats, [2] = io_stats }, by_id = { [5] = io_stats }.
+  it.each([
+    ['bump_by_index', 0, 1, [1n, 2n], 'cpu_stats'],
+    ['bump_by_index', 2, 3, [1n, 2n], 'io_stats'],
+    ['bump_by_index', 1, 0, [-1n, -1n], undefined],
+    ['bump_by_id', 5, 0, [1n, 2n], 'io_stats'],
+    ['bump_by_id', 0, 0, [-1n, -1n], undefined],
+    // An inner array has 4 slots: the inner lookup fails.
+    ['bump_by_id', 5, 4, [-2n, -2n], undefined],
+  ])('map-in-map: %s(outer key %i, inner slot %i)', (prog, outerKey, slot, r0s, bumped) => {
+    const obj = BpfObject.open(fixture('mapinmap.bpfel.o'));
+    obj.map('.rodata').setVar('outer_key', outerKey);
+    obj.map('.rodata').setVar('slot', slot);
+    // The verifier does not model map-in-map values yet (see verify.spec).
+    const loaded = obj.load({ verify: false });
+    expect([loaded.run(prog).r0, loaded.run(prog).r0].map((r) => BigInt.asIntN(64, r))).toEqual(
+      r0s,
+    );
+    for (const name of ['cpu_stats', 'io_stats']) {
+      const v = dv(loaded.map(name).lookup(u32(slot < 4 ? slot : 0))).getBigUint64(0, true);
+      expect([name, v]).toEqual([name, name === bumped ? 2n : 0n]);
+    }
+  });
+
+  it('map-in-map: load() with the verifier refuses what the verifier cannot model', () => {
+    expect(() => BpfObject.open(fixture('mapinmap.bpfel.o')).load()).toThrow(
+      /EOPNOTSUPP: map 'by_index' of type array_of_maps is not supported by the verifier \(section \.maps, offset 0x/,
+    );
+  });
+
+  it('map-in-map: outer maps hold the inner maps the object names, by id', () => {
+    const loaded = BpfObject.open(fixture('mapinmap.bpfel.o')).load({ verify: false });
+    const id = (name: string): Uint8Array => u32(loaded.map(name).id);
+    const byIndex = loaded.map('by_index');
+    expect(byIndex.lookup(u32(0))).toEqual(id('cpu_stats'));
+    expect(byIndex.lookup(u32(1))).toMatchObject({ code: 'ENOENT' });
+    expect(byIndex.lookup(u32(2))).toEqual(id('io_stats'));
+    expect(loaded.map('by_id').lookup(u32(5))).toEqual(id('io_stats'));
+    expect(loaded.map('by_id').getNextKey(null)).toEqual(u32(5));
+  });
+
   // entry -> jump_table[first_slot]; slot 0 holds stage_one, which tail-calls slot 1 (stage_two).
   it.each([
     [0, 2n, [1n, 1n, 1n]],

@@ -31,7 +31,10 @@ export interface CollectorOptions {
   onReject?: (reason: string, subject: string) => void;
   /** How long a delivered batch may stay unacked before the bus delivers it again. */
   ackWaitMs?: number;
-  /** Told when the store fails; the batch is not acked, so the bus delivers it again later. */
+  /**
+   * Told when the store fails; the batch is not acked, so the bus delivers it again after the ack
+   * wait, and no later batch is delivered before it.
+   */
   onStoreError?: (error: TracelabError) => void;
 }
 
@@ -57,8 +60,6 @@ export class Collector {
   private readonly next = new Map<string, number>();
   /** Highest stream sequence handled: a redelivered message at or below it was handled already. */
   private handledStreamSeq = 0;
-  /** The stream sequence of a batch the store failed to take: later batches wait until it is in. */
-  private stalledAt: number | undefined;
   private consumer: StreamConsumer | undefined;
   private readonly counters: CollectorStats = {
     batches: 0,
@@ -76,12 +77,13 @@ export class Collector {
     const { bus, durable } = this.options;
     await bus.ensureStream({ name: TRACE_STREAM, subjects: [subjects.traceAll] });
     const { ackWaitMs } = this.options;
-    this.consumer = await bus.consume(
-      TRACE_STREAM,
-      durable,
-      (msg) => this.receive(msg),
-      ackWaitMs === undefined ? {} : { ackWaitMs },
-    );
+    this.consumer = await bus.consume(TRACE_STREAM, durable, (msg) => this.receive(msg), {
+      // One batch in flight: the server hands out the next only after this one is stored and
+      // acked, so a batch left unacked by a collector that died is redelivered before any newer
+      // one is handled, and never mistaken for a duplicate of what came after it.
+      maxAckPending: 1,
+      ...(ackWaitMs === undefined ? {} : { ackWaitMs }),
+    });
   }
 
   stats(): CollectorStats {
@@ -108,8 +110,6 @@ export class Collector {
       return;
     }
     const batch = parsed.data;
-    // left unacked: the bus delivers it again after the stalled batch is stored
-    if (this.stalledAt !== undefined && msg.seq > this.stalledAt) return;
     if (msg.seq <= this.handledStreamSeq) {
       this.counters.duplicates += batch.events.length;
       msg.ack();
@@ -134,10 +134,8 @@ export class Collector {
       this.options.onStoreError?.(
         err instanceof TracelabError ? err : new TracelabError('EIO', String(err)),
       );
-      this.stalledAt = msg.seq;
       return;
     }
-    this.stalledAt = undefined;
     this.handledStreamSeq = msg.seq;
     if (batch.firstSeq > expected) this.counters.gaps += batch.firstSeq - expected;
     const end = batch.firstSeq + batch.events.length;

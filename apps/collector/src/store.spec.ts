@@ -142,7 +142,7 @@ describe('collector with a file store', () => {
       durable: 'keep',
       ackWaitMs: 30,
       store: new FileStore({ dir, maxFileBytes: 200 }),
-      // the process dies after writing seq 3..5: nothing it wrote from then on is acked
+      // the process dies after writing seq 3..5: that batch is never acked
       sink: (e) => {
         if (e.seq === 3) crashed = true;
         if (crashed) throw new Error('killed');
@@ -152,9 +152,10 @@ describe('collector with a file store', () => {
     publish(batch(0, 3));
     publish(batch(3, 3));
     publish(batch(6, 3));
-    await settle(() => errors.length === 2);
+    await settle(() => errors.length >= 1);
     await first.stop();
-    expect(stored()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    // one batch in flight: the one after the unacked batch was never handed to the dead process
+    expect(stored()).toEqual([0, 1, 2, 3, 4, 5]);
 
     const second = new Collector({
       bus,
@@ -164,9 +165,9 @@ describe('collector with a file store', () => {
     });
     await second.start();
     publish(batch(9, 2));
-    // the two unacked batches come again after the ack wait and are all stored already
-    await settle(() => second.stats().duplicates === 6);
-    expect(second.stats()).toMatchObject({ events: 2, duplicates: 6, gaps: 0 });
+    // the unacked batch comes again first and is stored already; the rest follow in order
+    await settle(() => second.stats().events === 5);
+    expect(second.stats()).toMatchObject({ events: 5, duplicates: 3, gaps: 0 });
     expect(stored()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await second.stop();
   });

@@ -163,9 +163,12 @@ export class Ftrace {
   /** High and low halves of the text base, for callbacks that rebuild full addresses. */
   readonly textHigh: number;
   readonly textLow: number;
-  private readonly ipField: number;
-  private readonly spField: number;
-  private readonly lrField: number;
+  /** ip, sp and the link register (-1 on x86) as word indices into PtRegs.u32. */
+  private readonly ipW: number;
+  private readonly spW: number;
+  private readonly lrW: number;
+  /** The image's function addresses (low halves), read on every traced call. */
+  private readonly addrLo: Uint32Array;
   private readonly freeTrampolines: bigint[] = [];
   private readonly argsDirect: DirectSlot;
   private readonly fullDirect: DirectSlot;
@@ -195,9 +198,12 @@ export class Ftrace {
     this.textHigh = Number(image.textBase >> 32n);
     this.textLow = Number(image.textBase & 0xffffffffn);
     const pt = this.info.ptRegs.index;
-    this.ipField = pt.get(this.info.ptRoles.ip) as number;
-    this.spField = pt.get(this.info.ptRoles.sp) as number;
-    this.lrField = this.info.ptRoles.lr === null ? -1 : (pt.get(this.info.ptRoles.lr) as number);
+    const word = (role: string): number =>
+      (this.info.ptRegs.fields[pt.get(role) as number] as { offset: number }).offset / 4;
+    this.ipW = word(this.info.ptRoles.ip);
+    this.spW = word(this.info.ptRoles.sp);
+    this.lrW = this.info.ptRoles.lr === null ? -1 : word(this.info.ptRoles.lr);
+    this.addrLo = image.addrLo;
     this.frames = kernel.cpus.map(() => []);
     this.nest = new Int32Array(kernel.cpus.length);
     for (let c = 0; c < kernel.cpus.length; c++) {
@@ -271,10 +277,10 @@ export class Ftrace {
   /** The return address of the function being entered, low half. */
   private parentIp(cpu: Cpu): number {
     const regs = cpu.regs;
-    if (this.lrField >= 0) return regs.lo(this.lrField);
+    if (this.lrW >= 0) return regs.u32[this.lrW] as number;
     const task = cpu.current;
     if (task === null) return 0;
-    return task.stackWords[(regs.lo(this.spField) - task.stackBaseLo) >> 2] as number;
+    return task.stackWords[((regs.u32[this.spW] as number) - task.stackBaseLo) >> 2] as number;
   }
 
   private frame(cpu: number): Frame {
@@ -294,7 +300,7 @@ export class Ftrace {
     this.save(cpu, frame, fregs, direct);
     if (regsCaller) this.stats.regsCallerHits++;
     else this.stats.callerHits++;
-    const ip = this.kernel.image.addrLo[fn] as number;
+    const ip = this.addrLo[fn] as number;
     const parent = this.parentIp(cpu);
     if ((this.recFlags[fn] as number) & FTRACE_FL_CALL_OPS_EN) {
       // arm64 CALL_OPS: the ops literal before the function names the one ops to call.
@@ -315,7 +321,7 @@ export class Ftrace {
     const direct = full ? this.fullDirect : this.argsDirect;
     this.save(cpu, frame, fregs, direct);
     this.stats.trampolineHits++;
-    this.callOps(op, this.kernel.image.addrLo[fn] as number, this.parentIp(cpu), fregs, cpu, fn);
+    this.callOps(op, this.addrLo[fn] as number, this.parentIp(cpu), fregs, cpu, fn);
     return this.finish(cpu, fn, frame, fregs, direct);
   }
 
@@ -406,8 +412,8 @@ export class Ftrace {
         }
       }
     }
-    const ipLo = regs.lo(this.ipField);
-    const fnLo = this.kernel.image.addrLo[fn] as number;
+    const ipLo = u[this.ipW] as number;
+    const fnLo = this.addrLo[fn] as number;
     if (ipLo === fnLo) return ENTRY_CONTINUE;
     // A moved ip that is a function entry replaces the function; anything else returned early.
     const off = ipLo - this.textLow;

@@ -396,7 +396,9 @@ export class Bpf {
 
   /**
    * bpf_program__attach(): attaches a program loaded from an object the way its section name
-   * says (fentry/vfs_read, fexit/..., fmod_ret/..., kprobe.multi/vfs_*, kretprobe.multi/...).
+   * says (fentry/vfs_read, fexit/..., fmod_ret/..., kprobe.multi/vfs_*, kretprobe.multi/...,
+   * kprobe/FUNC, kretprobe/FUNC). Tracepoint sections are EOPNOTSUPP: the simulated kernel
+   * declares tracepoints (btf_trace_* in its BTF) but nothing fires them.
    */
   attachBySection(progFd: number): number | TracelabError {
     const p = this.entry(progFd, 'prog');
@@ -415,14 +417,54 @@ export class Bpf {
         retprobe: info.def.retprobe,
       });
     }
+    const { progType } = info.def;
+    if (progType === 'KPROBE' && kind === undefined)
+      return this.attachKprobe(progFd, section, info);
+    if (progType === 'TRACEPOINT' || progType === 'RAW_TRACEPOINT' || kind === 'BPF_TRACE_RAW_TP') {
+      return new TracelabError(
+        'EOPNOTSUPP',
+        `section '${section}': the simulated kernel declares tracepoints (btf_trace_* types) but has no tracepoint call sites that fire them, so there is nothing to attach to`,
+      );
+    }
     const tramp = kind === undefined ? undefined : ATTACH_TYPE[kind];
     if (tramp !== 'fentry' && tramp !== 'fexit' && tramp !== 'fmod_ret') {
       return new TracelabError(
         'EOPNOTSUPP',
-        `section '${section}': no layer attaches ${info.def.progType} programs yet`,
+        `section '${section}': no layer attaches ${progType} programs yet`,
       );
     }
     return this.linkCreate(progFd, { attachType: tramp });
+  }
+
+  /**
+   * kprobe/FUNC and kretprobe/FUNC: a kprobe on a function's entry is ftrace-based in the
+   * kernel, so it attaches here as a kprobe_multi link with that one symbol. A probe at an
+   * offset inside the function (kprobe/FUNC+0x10) needs a breakpoint kprobe, which no layer
+   * has.
+   */
+  private attachKprobe(
+    progFd: number,
+    section: string,
+    info: ReturnType<typeof sectionInfo>,
+  ): number | TracelabError {
+    const m = /^([A-Za-z_.][\w.]*)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(info.attachTarget);
+    if (m === null) {
+      return new TracelabError(
+        'EINVAL',
+        `section '${section}': '${info.attachTarget}' is not FUNC or FUNC+OFFSET`,
+      );
+    }
+    if (m[2] !== undefined && Number(m[2]) !== 0) {
+      return new TracelabError(
+        'EOPNOTSUPP',
+        `section '${section}': a kprobe at an offset inside ${m[1]} needs a breakpoint kprobe; only function-entry (ftrace-based) kprobes attach`,
+      );
+    }
+    return this.linkCreate(progFd, {
+      attachType: 'kprobe_multi',
+      syms: [m[1] as string],
+      retprobe: info.def.retprobe,
+    });
   }
 
   /** BPF_LINK_CREATE; close(fd) of the link detaches it. */

@@ -48,12 +48,20 @@ export const TraceEventSchema = z.discriminatedUnion('type', [
       retval: u64.optional(),
     })
     .strict(),
+  /**
+   * A dynamic event's entry (e.g. an fprobe event): its name, its arguments as the trace prints
+   * them (numbers where exact, text otherwise; array elements as `name[i]`), and optionally its
+   * group and probed address (`__probe_ip`, or `__probe_func` with `retIp` for a return probe).
+   */
   z
     .object({
       type: z.literal('probe'),
       ...header,
       event: z.string(),
       fields: z.record(z.string(), z.union([z.string(), z.number()])),
+      group: z.string().optional(),
+      ip: u64.optional(),
+      retIp: u64.optional(),
     })
     .strict(),
   z.object({ type: z.literal('record'), ...header, base64: z.base64() }).strict(),

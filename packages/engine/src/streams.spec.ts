@@ -408,3 +408,45 @@ describe('engine.streams: readers', () => {
     expect(e.streams.drain('perf')).toEqual([]);
   });
 });
+
+describe('fprobe events on the trace streams', () => {
+  it('carries enabled events as probe events, by time with the tracer entries, each once', () => {
+    const e = engine();
+    const fs = e.tracefs;
+    ok(fs.write('dynamic_events', 'f ksys_read fd=$arg1:u32 buf=$arg2 s=$comm'));
+    ok(fs.write('set_ftrace_filter', 'vfs_read'));
+    ok(fs.write('current_tracer', 'function'));
+    ok(fs.write('events/fprobes/ksys_read__entry/enable', '1'));
+    ok(e.run('syscalls'));
+    const batches = ok(e.streams.drain('trace'));
+    checkBatches('trace', batches, 1024);
+    const events = batches.flatMap((b) => b.events);
+    const probes = events.filter((x) => x.type === 'probe');
+    const fns = events.filter((x) => x.type === 'function');
+    expect(probes.length).toBe(fns.length);
+    const addr = e.kernel.image.functions[e.kernel.image.indexOf('ksys_read')]?.addr;
+    // The workload's read(fd, buf, count): bash reads fd 0 into 0x7ffd0000.
+    expect(probes[0]).toEqual({
+      type: 'probe',
+      ts: expect.any(Number),
+      cpu: expect.any(Number),
+      pid: 1977,
+      comm: 'bash',
+      event: 'ksys_read__entry',
+      group: 'fprobes',
+      ip: String(addr),
+      fields: { fd: 0, buf: '0x7ffd0000', s: 'bash' },
+    });
+    // ksys_read's event comes before the vfs_read it calls; times never go back.
+    expect(events.slice(0, 2).map((x) => x.type)).toEqual(['probe', 'function']);
+    for (let i = 1; i < events.length; i++) {
+      const [a, b] = [events[i - 1] as TraceEvent, events[i] as TraceEvent];
+      expect(b.ts >= a.ts || b.cpu !== a.cpu).toBe(true);
+    }
+    expect(ok(e.streams.drain('trace'))).toEqual([]);
+    // trace_pipe takes the same entries once.
+    const piped = ok(e.streams.drain('trace_pipe')).flatMap((b) => b.events);
+    expect(piped.filter((x) => x.type === 'probe')).toEqual(probes);
+    expect(ok(e.streams.drain('trace_pipe'))).toEqual([]);
+  });
+});

@@ -5,6 +5,7 @@ import {
   type TraceEvent,
 } from '@tracelab/contracts';
 import type { FunctionGraphTracer } from '@tracelab/fgraph';
+import { entryType, type FprobeTraceEvent, type TraceEventRing } from '@tracelab/fprobe';
 import type { Kernel } from '@tracelab/kernel';
 import { PerfEventArray, RingBuf } from '@tracelab/vm';
 import type { Engine } from './engine.js';
@@ -341,6 +342,24 @@ class Decoder {
     };
   }
 
+  /** A dynamic event's entry at `at` in a CPU's event ring. */
+  probe(ev: FprobeTraceEvent, cpu: number, ts: number, bytes: Uint8Array, at: number): TraceEvent {
+    const pid = new DataView(bytes.buffer, bytes.byteOffset).getInt32(at + 4, true);
+    const loc = ev.location(bytes, at);
+    return {
+      type: 'probe',
+      ts: Math.floor(ts),
+      cpu,
+      pid,
+      comm: this.comm(pid),
+      event: ev.event.event,
+      group: ev.event.group,
+      fields: ev.values(bytes, at),
+      ip: loc.ip.toString(),
+      ...(loc.retIp === null ? {} : { retIp: loc.retIp.toString() }),
+    };
+  }
+
   graph(cpu: number, b: GraphColumns, i: number): TraceEvent {
     const pid = b.pid[i] as number;
     const head = {
@@ -388,6 +407,46 @@ function graphEvents(tr: TraceArray, from: readonly number[], out: TraceEvent[])
 }
 
 /**
+ * The entries of an instance's event ring from per-CPU starting points (entries to skip), by
+ * time; `consume` takes them (skipping nothing) and adds each CPU's losses to the returned count.
+ */
+function probeEvents(
+  tr: TraceArray,
+  ring: TraceEventRing,
+  skip: readonly number[] | null,
+  out: TraceEvent[],
+): number {
+  const dec = new Decoder(tr.engine.kernel);
+  const seen = new Int32Array(ring.cpus);
+  let lost = 0;
+  ring.read((cpu, ts, bytes, at, _len, lostBefore) => {
+    lost += lostBefore;
+    const k = seen[cpu] as number;
+    seen[cpu] = k + 1;
+    if (skip !== null && k < (skip[cpu] as number)) return;
+    const id = entryType(bytes, at);
+    const ev = tr.engine.tracefs.eventById(id);
+    if (ev !== undefined) out.push(dec.probe(ev, cpu, ts, bytes, at));
+  }, skip === null);
+  return lost;
+}
+
+/** Appends two time-ordered lists to out by time; a tie goes to the tracer's entry. */
+function mergeByTime(
+  tracer: readonly TraceEvent[],
+  probes: readonly TraceEvent[],
+  out: TraceEvent[],
+): void {
+  let j = 0;
+  for (const e of tracer) {
+    while (j < probes.length && (probes[j] as TraceEvent).ts < e.ts)
+      out.push(probes[j++] as TraceEvent);
+    out.push(e);
+  }
+  while (j < probes.length) out.push(probes[j++] as TraceEvent);
+}
+
+/**
  * Where the current tracer's buffer stands on each CPU: the position of its oldest entry (entries
  * the CPU wrote this epoch before it, overwritten or consumed), how many it holds, and how many
  * it overwrote this epoch (for function_graph: since the last consuming read).
@@ -414,7 +473,8 @@ function positions(tr: TraceArray): { first: number[]; held: number[]; overrun: 
 }
 
 /**
- * The `trace` stream: the current tracer's buffer read without consuming, each entry once. It
+ * The `trace` stream: the current tracer's buffer and the instance's event ring read without
+ * consuming, by time, each entry once. It
  * keeps, per CPU, the position of the next entry it has not read; entries overwritten before it
  * read them are its losses, entries a trace_pipe reader took first are skipped. A cleared,
  * resized or switched buffer starts a new epoch: the stream reads it from its oldest entry and
@@ -424,11 +484,16 @@ class TraceSource implements Source {
   private tr: TraceArray | undefined;
   private epoch = -1;
   private next: number[] = [];
+  /** Per CPU, the position of the next event-ring entry not read yet. */
+  private nextProbe: number[] = [];
   private pendingLost = 0;
   private readonly onConsume = (): void => {
     const tr = this.tr as TraceArray;
     const p = this.settle(tr);
     this.next = p.first.map((f, c) => f + (p.held[c] as number));
+    const ring = tr.eventRing;
+    if (ring !== null)
+      this.nextProbe = this.nextProbe.map((_n, c) => ring.first(c) + ring.entries(c));
   };
 
   constructor(
@@ -439,16 +504,23 @@ class TraceSource implements Source {
   /** Counts what left the buffer unread as lost and moves every CPU's position to its oldest entry or later. */
   private settle(tr: TraceArray): { first: number[]; held: number[] } {
     const p = positions(tr);
+    const ring = tr.eventRing;
+    const ringFirst = (c: number) => (ring === null ? 0 : ring.first(c));
     if (tr.epoch !== this.epoch) {
       this.epoch = tr.epoch;
       this.next = [...p.first];
+      this.nextProbe = p.first.map((_f, c) => ringFirst(c));
       for (const n of p.overrun) this.pendingLost += n;
+      for (let c = 0; c < p.first.length; c++) this.pendingLost += ring?.lostCount(c) ?? 0;
     }
-    this.next = this.next.map((n, c) => {
-      const f = p.first[c] as number;
-      if (n < f) this.pendingLost += f - n;
-      return Math.max(n, f);
-    });
+    const advance = (next: number[], first: (c: number) => number) =>
+      next.map((n, c) => {
+        const f = first(c);
+        if (n < f) this.pendingLost += f - n;
+        return Math.max(n, f);
+      });
+    this.next = advance(this.next, (c) => p.first[c] as number);
+    this.nextProbe = advance(this.nextProbe, ringFirst);
     return p;
   }
 
@@ -463,16 +535,25 @@ class TraceSource implements Source {
     if (tr === undefined) return null;
     const p = this.settle(tr);
     const skip = this.next.map((n, c) => n - (p.first[c] as number));
-    if (tr.current === 'function_graph') graphEvents(tr, skip, out);
+    const traced: TraceEvent[] = [];
+    if (tr.current === 'function_graph') graphEvents(tr, skip, traced);
     else {
       const dec = new Decoder(this.engine.kernel);
       const seen = new Int32Array(skip.length);
       tr.function.buffer.read((cpu, ts, d, off) => {
         const k = seen[cpu] as number;
         seen[cpu] = k + 1;
-        if (k >= (skip[cpu] as number)) out.push(dec.function(cpu, ts, d, off));
+        if (k >= (skip[cpu] as number)) traced.push(dec.function(cpu, ts, d, off));
       }, false);
     }
+    const probes: TraceEvent[] = [];
+    const ring = tr.eventRing;
+    if (ring !== null) {
+      const skipProbe = this.nextProbe.map((n, c) => n - ring.first(c));
+      probeEvents(tr, ring, skipProbe, probes);
+      this.nextProbe = this.nextProbe.map((_n, c) => ring.first(c) + ring.entries(c));
+    }
+    mergeByTime(traced, probes, out);
     this.next = p.first.map((f, c) => f + (p.held[c] as number));
     const lost = this.pendingLost;
     this.pendingLost = 0;
@@ -480,7 +561,10 @@ class TraceSource implements Source {
   }
 }
 
-/** The `trace_pipe` stream: takes every entry of the current tracer's buffer, with its CPUs' losses. */
+/**
+ * The `trace_pipe` stream: takes every entry of the current tracer's buffer and of the
+ * instance's event ring, by time, with their CPUs' losses.
+ */
 class PipeSource implements Source {
   constructor(
     private readonly engine: Engine,
@@ -490,25 +574,30 @@ class PipeSource implements Source {
   pull(out: TraceEvent[]): number | null {
     const tr = this.engine.tracefs.instance(this.instance);
     if (tr === undefined) return null;
-    if (tr.current === 'function') {
+    const traced: TraceEvent[] = [];
+    let lost = 0;
+    if (tr.current === 'function_graph') {
+      const stats = tr.graph.stats();
+      graphEvents(
+        tr,
+        stats.map(() => 0),
+        traced,
+      );
+      tr.consumeGraph();
+      lost = stats.reduce((sum, s) => sum + s.lost, 0);
+    } else {
       tr.consumeFunction();
       const dec = new Decoder(this.engine.kernel);
-      let lost = 0;
       tr.function.buffer.read((cpu, ts, d, off, lostBefore) => {
         lost += lostBefore;
-        out.push(dec.function(cpu, ts, d, off));
+        traced.push(dec.function(cpu, ts, d, off));
       }, true);
-      return lost;
     }
-    if (tr.current !== 'function_graph') return 0;
-    const stats = tr.graph.stats();
-    graphEvents(
-      tr,
-      stats.map(() => 0),
-      out,
-    );
-    tr.consumeGraph();
-    return stats.reduce((sum, s) => sum + s.lost, 0);
+    const probes: TraceEvent[] = [];
+    const ring = tr.eventRing;
+    if (ring !== null) lost += probeEvents(tr, ring, null, probes);
+    mergeByTime(traced, probes, out);
+    return lost;
   }
 }
 

@@ -1,5 +1,6 @@
 import { TracelabError } from '@tracelab/contracts';
 import { FunctionGraphTracer, type GraphOptions } from '@tracelab/fgraph';
+import { entryType, TraceEventRing } from '@tracelab/fprobe';
 import { formatFilter, FUNCTION_ENTRY_BYTES, FunctionTracer } from '@tracelab/ftrace-core';
 import type { Engine } from './engine.js';
 
@@ -50,6 +51,8 @@ export class TraceArray {
   readonly graphConsumed: Float64Array;
   /** Called before a consuming read, so non-consuming readers can settle what they had not seen. */
   readonly beforeConsume = new Set<() => void>();
+  /** The entries of enabled dynamic events (events/.../enable), made on first use. */
+  private ring: TraceEventRing | null = null;
 
   constructor(
     readonly engine: Engine,
@@ -59,6 +62,20 @@ export class TraceArray {
     this.graph = this.newGraph(DEFAULT_BUFFER_SIZE_KB);
     this.functionConsumed = new Float64Array(engine.kernel.cpus.length);
     this.graphConsumed = new Float64Array(engine.kernel.cpus.length);
+  }
+
+  /** The ring enabled events of this instance write to. */
+  get events(): TraceEventRing {
+    if (this.ring === null) {
+      this.ring = new TraceEventRing(this.engine.kernel.cpus.length, this.bufferSizeKb * 1024);
+      this.ring.recording = this.on;
+    }
+    return this.ring;
+  }
+
+  /** The event ring if any event was ever enabled here. */
+  get eventRing(): TraceEventRing | null {
+    return this.ring;
   }
 
   private newEpoch(): void {
@@ -109,6 +126,7 @@ export class TraceArray {
   setTracingOn(on: boolean): TracelabError | null {
     if (on === this.on) return null;
     this.function.tracingOn = on;
+    if (this.ring !== null) this.ring.recording = on;
     if (this.current === 'function_graph') {
       const err = on ? this.graph.start() : this.graph.stop();
       if (err !== null) return err;
@@ -125,6 +143,7 @@ export class TraceArray {
   setBufferSizeKb(kb: number): TracelabError | null {
     const err = this.function.setBufferSizeKb(kb);
     if (err !== null) return err;
+    this.ring?.resize(kb * 1024);
     this.newEpoch();
     const old = this.graph;
     const running = this.current === 'function_graph' && this.on;
@@ -169,20 +188,79 @@ export class TraceArray {
     return formatFilter(notrace ? g.notraceHash : g.graphHash, this.engine.ftrace.table, !notrace);
   }
 
-  /** The `trace` file of the current tracer. */
+  /**
+   * The `trace` file of the current tracer. Under function and nop the function entries and the
+   * dynamic events' entries are printed by time; under function_graph only the graph output
+   * (fgraph's formatter has no place for other entries).
+   */
   readTrace(): string {
     if (this.current === 'function_graph') return this.graph.output();
+    const rb = this.function.buffer;
+    const keys = this.functionKeys();
     const text = this.function.readTrace();
-    return this.current === 'nop' ? text.replace('# tracer: function', '# tracer: nop') : text;
+    const nl = text.indexOf('\n#              | |');
+    const head = text.slice(0, text.indexOf('\n', nl + 1) + 1);
+    const body = text.slice(head.length).split('\n').slice(0, -1);
+    const ring = this.ring;
+    const held = rb.entries() + (ring?.entries() ?? 0);
+    const written = rb.written() + (ring?.written() ?? 0);
+    const header = head
+      .replace(/entries-written: \d+\/\d+/, `entries-written: ${held}/${written}`)
+      .replace('# tracer: function', `# tracer: ${this.current}`);
+    return header + this.merge(keys, body, false);
+  }
+
+  /** (timestamp, CPU) of every function entry, in the order the function tracer prints them. */
+  private functionKeys(): number[] {
+    const keys: number[] = [];
+    this.function.buffer.read((cpu, ts) => void keys.push(ts, cpu), false);
+    return keys;
+  }
+
+  /**
+   * Interleaves the function tracer's lines (one per entry, `keys` giving their time and CPU;
+   * `[LOST]` lines go with the next entry) with the event ring's entries, by time; a tie goes to
+   * the function entry, whose callback ran first.
+   */
+  private merge(keys: readonly number[], fnLines: readonly string[], consume: boolean): string {
+    const events: { ts: number; cpu: number; text: string }[] = [];
+    this.ring?.read((cpu, ts, bytes, at, _len, lost) => {
+      const id = entryType(bytes, at);
+      const ev = this.engine.tracefs.eventById(id);
+      const line = ev === undefined ? `Unknown type ${id}` : ev.printLine(cpu, ts, bytes, at);
+      const lostLine = lost > 0 ? `CPU:${cpu} [LOST ${lost} EVENTS]\n` : '';
+      events.push({ ts, cpu, text: `${lostLine}${line}\n` });
+    }, consume);
+    let out = '';
+    let f = 0;
+    let li = 0;
+    const nextFunction = (): string => {
+      let text = '';
+      while (fnLines[li]?.startsWith('CPU:') === true) text += `${fnLines[li++]}\n`;
+      f++;
+      return `${text}${fnLines[li++]}\n`;
+    };
+    for (const e of events) {
+      while (f * 2 < keys.length) {
+        const ts = keys[f * 2] as number;
+        const cpu = keys[f * 2 + 1] as number;
+        if (ts > e.ts || (ts === e.ts && cpu > e.cpu)) break;
+        out += nextFunction();
+      }
+      out += e.text;
+    }
+    while (f * 2 < keys.length) out += nextFunction();
+    return out;
   }
 
   /** The `trace_pipe` file: what the buffers hold, consumed, with lost-event lines. */
   readTracePipe(): string {
-    if (this.current === 'function') {
+    if (this.current !== 'function_graph') {
+      const keys = this.functionKeys();
       this.consumeFunction();
-      return this.function.readTracePipe();
+      const lines = this.function.readTracePipe().split('\n').slice(0, -1);
+      return this.merge(keys, lines, true);
     }
-    if (this.current !== 'function_graph') return '';
     let out = '';
     for (const s of this.graph.stats()) {
       if (s.lost > 0) out += `CPU:${s.cpu} [LOST ${s.lost} EVENTS]\n`;
@@ -231,6 +309,7 @@ export class TraceArray {
   clear(): void {
     this.function.clear();
     this.graph.clear();
+    this.ring?.reset();
     this.newEpoch();
   }
 

@@ -224,3 +224,171 @@ describe('tracefs', () => {
     expect((e.tracefs.list('nope') as TracelabError).code).toBe('ENOENT');
   });
 });
+
+describe('events/ of fprobe events', () => {
+  function engine(): Engine {
+    const e = Engine.create({ arch: 'x86_64', cpus: 2, seed: 5 });
+    if (e instanceof TracelabError) throw e;
+    return e;
+  }
+  const ok = <T>(v: T | TracelabError): T => {
+    if (v instanceof TracelabError) throw v;
+    return v;
+  };
+
+  it('lists groups, events and their files, and prints format as the kernel does', () => {
+    const fs = engine().tracefs;
+    expect(fs.list('events')).toEqual(['enable']);
+    ok(fs.write('dynamic_events', 'f vfs_read count=$arg3:u32'));
+    ok(
+      fs.write(
+        'dynamic_events',
+        'f:my/rd vfs_read%return r=$retval:s32 c=$comm m=+0($stack):u8[2]',
+        {
+          append: true,
+        },
+      ),
+    );
+    expect(fs.list('events')).toEqual(['enable', 'fprobes', 'my']);
+    expect(fs.list('events/fprobes')).toEqual(['enable', 'vfs_read__entry']);
+    expect(fs.list('events/my/rd')).toEqual(['enable', 'format', 'id']);
+    expect(fs.list('instances')).toEqual([]);
+    expect(fs.read('events/fprobes/vfs_read__entry/id')).toBe('21\n');
+    const common =
+      '\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n' +
+      '\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n' +
+      '\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n' +
+      '\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n';
+    expect(fs.read('events/fprobes/vfs_read__entry/format')).toBe(
+      'name: vfs_read__entry\nID: 21\nformat:\n' +
+        common +
+        '\tfield:unsigned long __probe_ip;\toffset:8;\tsize:8;\tsigned:0;\n' +
+        '\tfield:u32 count;\toffset:16;\tsize:4;\tsigned:0;\n' +
+        '\nprint fmt: "(%lx) count=%u", REC->__probe_ip, REC->count\n',
+    );
+    expect(fs.read('events/my/rd/format')).toBe(
+      'name: rd\nID: 22\nformat:\n' +
+        common +
+        '\tfield:unsigned long __probe_func;\toffset:8;\tsize:8;\tsigned:0;\n' +
+        '\tfield:unsigned long __probe_ret_ip;\toffset:16;\tsize:8;\tsigned:0;\n' +
+        '\tfield:s32 r;\toffset:24;\tsize:4;\tsigned:1;\n' +
+        '\tfield:__data_loc char[] c;\toffset:28;\tsize:4;\tsigned:1;\n' +
+        '\tfield:u8 m[];\toffset:32;\tsize:2;\tsigned:0;\n' +
+        '\nprint fmt: "(%lx <- %lx) r=%d c=\\"%s\\" m={%u,%u}", REC->__probe_func, ' +
+        'REC->__probe_ret_ip, REC->r, __get_str(c), REC->m[0], REC->m[1]\n',
+    );
+  });
+
+  it('answers bad paths and values with the kernel errno', () => {
+    const fs = engine().tracefs;
+    ok(fs.write('dynamic_events', 'f vfs_read'));
+    expect((fs.read('events/fprobes') as TracelabError).code).toBe('EINVAL');
+    expect((fs.read('events/nope/enable') as TracelabError).code).toBe('ENOENT');
+    expect((fs.read('events/fprobes/vfs_read__entry/filter') as TracelabError).code).toBe('ENOENT');
+    expect((fs.list('events/fprobes/enable') as TracelabError).code).toBe('EINVAL');
+    expect((fs.write('events/fprobes/vfs_read__entry/enable', '2') as TracelabError).code).toBe(
+      'EINVAL',
+    );
+    expect((fs.write('events/enable', 'on') as TracelabError).code).toBe('EINVAL');
+    expect((fs.write('events/fprobes/vfs_read__entry/format', '1') as TracelabError).code).toBe(
+      'EACCES',
+    );
+  });
+
+  it('writes enabled events into the trace buffer, printed as print_fentry/fexit_event', () => {
+    const e = engine();
+    const fs = e.tracefs;
+    ok(fs.write('dynamic_events', 'f vfs_read count=$arg3:u32\nf vfs_read%return r=$retval:u32'));
+    expect(fs.read('events/enable')).toBe('0\n');
+    ok(fs.write('events/fprobes/vfs_read__entry/enable', '1'));
+    expect(fs.read('events/fprobes/enable')).toBe('X\n');
+    ok(fs.write('events/fprobes/enable', '1'));
+    expect(fs.read('events/enable')).toBe('1\n');
+    ok(e.run('syscalls'));
+    const trace = ok(fs.read('trace'));
+    const size = e.kernel.image.functions[e.kernel.image.indexOf('vfs_read')]?.size ?? 0;
+    const lines = trace.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    // The syscalls workload: bash reads 128 bytes from fd 0, cat 4096 from fd 3, in turns.
+    const fn = `vfs_read+0x0/0x${size.toString(16)}`;
+    const ret = /^ksys_read\+0x[0-9a-f]+\/0x[0-9a-f]+$/;
+    const parsed = lines.map((l) =>
+      /^ +(\S+) +\[\d{3}\] \.{5} +\d+\.\d{6}: (\w+): \((\S+)(?: <- (\w+))?\) (\w+=\d+)$/
+        .exec(l)
+        ?.slice(1),
+    );
+    expect(parsed.slice(0, 6)).toEqual([
+      ['bash-1977', 'vfs_read__entry', fn, undefined, 'count=128'],
+      ['bash-1977', 'vfs_read__exit', expect.stringMatching(ret), 'vfs_read', 'r=128'],
+      ['bash-1977', 'vfs_read__entry', fn, undefined, 'count=128'],
+      ['bash-1977', 'vfs_read__exit', expect.stringMatching(ret), 'vfs_read', 'r=128'],
+      ['cat-2001', 'vfs_read__entry', fn, undefined, 'count=4096'],
+      ['cat-2001', 'vfs_read__exit', expect.stringMatching(ret), 'vfs_read', 'r=4096'],
+    ]);
+    expect(parsed.every((p) => p !== undefined)).toBe(true);
+    const n = lines.length;
+    expect(lines.filter((l) => l.includes('vfs_read__exit')).length * 2).toBe(n);
+    expect(trace).toMatch(
+      new RegExp(`^# tracer: nop\n#\n# entries-in-buffer/entries-written: ${n}/${n} +#P:2\n`),
+    );
+    // trace_pipe takes them; trace then shows none.
+    expect(
+      ok(fs.read('trace_pipe'))
+        .split('\n')
+        .filter((l) => l !== ''),
+    ).toEqual(lines);
+    // Read entries leave the counts (entries held + overwritten), as in the kernel.
+    expect(ok(fs.read('trace'))).toContain('entries-in-buffer/entries-written: 0/0');
+    // Deleting an enabled event is EBUSY, as is clearing dynamic_events.
+    expect(
+      (fs.write('dynamic_events', '-:fprobes/vfs_read__exit', { append: true }) as TracelabError)
+        .code,
+    ).toBe('EBUSY');
+    expect((fs.write('dynamic_events', '') as TracelabError).code).toBe('EBUSY');
+    ok(fs.write('events/enable', '0'));
+    expect(fs.read('enabled_functions')).toBe('');
+    ok(fs.write('dynamic_events', '-:fprobes/vfs_read__exit', { append: true }));
+    expect(fs.read('dynamic_events')).toBe('f:fprobes/vfs_read__entry vfs_read count=$arg3:u32\n');
+  });
+
+  it('interleaves event entries with function entries by time', () => {
+    const e = engine();
+    const fs = e.tracefs;
+    ok(fs.write('dynamic_events', 'f ksys_read fd=$arg1:u32'));
+    ok(fs.write('set_ftrace_filter', 'ksys_read vfs_read'));
+    ok(fs.write('current_tracer', 'function'));
+    ok(fs.write('events/enable', '1'));
+    ok(e.run('syscalls'));
+    const body = ok(fs.read('trace'))
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('#'))
+      .map((l) => l.slice(l.indexOf(': ') + 2));
+    // Each read: the function entry of ksys_read, the event at the same entry, then vfs_read.
+    expect(body.slice(0, 3)).toEqual([
+      expect.stringMatching(/^ksys_read <-/),
+      expect.stringMatching(/^ksys_read__entry: \(ksys_read\+0x0\/0x[0-9a-f]+\) fd=0$/),
+      expect.stringMatching(/^vfs_read <-ksys_read$/),
+    ]);
+    expect(body.filter((l) => l.startsWith('ksys_read__entry')).length).toBe(
+      body.filter((l) => l.startsWith('ksys_read <-')).length,
+    );
+  });
+
+  it('keeps each instance its own events: enable, buffer, and rmdir disables them', () => {
+    const e = engine();
+    const fs = e.tracefs;
+    ok(fs.write('dynamic_events', 'f vfs_write n=$arg3:u32'));
+    expect(fs.mkdir('instances/foo')).toBeNull();
+    expect(fs.list('instances/foo/events')).toEqual(['enable', 'fprobes']);
+    ok(fs.write('instances/foo/events/fprobes/vfs_write__entry/enable', '1'));
+    expect(fs.read('events/fprobes/vfs_write__entry/enable')).toBe('0\n');
+    ok(e.run('syscalls'));
+    expect(ok(fs.read('instances/foo/trace'))).toMatch(
+      /vfs_write__entry: \(vfs_write\+0x0\/0x[0-9a-f]+\) n=64\n/,
+    );
+    expect(ok(fs.read('trace'))).not.toContain('vfs_write__entry');
+    expect((fs.write('dynamic_events', '') as TracelabError).code).toBe('EBUSY');
+    expect(fs.rmdir('instances/foo')).toBeNull();
+    ok(fs.write('dynamic_events', ''));
+    expect(fs.read('dynamic_events')).toBe('');
+  });
+});

@@ -1,6 +1,7 @@
 import { TracelabError } from '@tracelab/contracts';
 import {
   formatFprobeEvent,
+  FprobeTraceEvent,
   imageTarget,
   parseFprobeEvent,
   ProbeParseError,
@@ -22,6 +23,14 @@ interface FileOps {
 }
 
 const PREFIX = '/sys/kernel/tracing/';
+/**
+ * The first type number of a dynamic event: register_trace_event() hands out numbers after the
+ * ftrace entry types (enum trace_type up to __TRACE_LAST_TYPE); this kernel has no static events.
+ */
+export const FIRST_EVENT_TYPE = 21;
+
+/** The files of one event directory (events/GROUP/EVENT). */
+const EVENT_FILES = ['enable', 'format', 'id'];
 
 /** kstrtoul_from_user(base 10): digits and an optional trailing newline. */
 function parseUlong(file: string, data: string): number | TracelabError {
@@ -51,7 +60,9 @@ function commands(data: string): string[] {
 export class Tracefs {
   readonly top: TraceArray;
   private readonly instances = new Map<string, TraceArray>();
-  private readonly events: FprobeEvent[] = [];
+  /** Dynamic events in creation order (the order dynamic_events lists them). */
+  private readonly events: FprobeTraceEvent[] = [];
+  private nextEventType = FIRST_EVENT_TYPE;
   private maxGraphDepth = 0;
   private readonly instanceFiles: ReadonlyMap<string, FileOps>;
   private readonly topFiles: ReadonlyMap<string, FileOps>;
@@ -185,7 +196,7 @@ export class Tracefs {
       [
         'dynamic_events',
         {
-          read: () => this.events.map((e) => `${formatFprobeEvent(e)}\n`).join(''),
+          read: () => this.events.map((e) => `${formatFprobeEvent(e.event)}\n`).join(''),
           write: (tr, d, append) => this.writeDynamicEvents(tr, d, append),
         },
       ],
@@ -211,9 +222,16 @@ export class Tracefs {
     return null;
   }
 
-  /** dynamic_events: O_TRUNC removes every event; each line creates (f...) or deletes (-:...) one. */
+  /**
+   * dynamic_events: O_TRUNC removes every event (EBUSY, removing none, while one is enabled);
+   * each line creates (f...) or deletes (-:...) one.
+   */
   private writeDynamicEvents(tr: TraceArray, data: string, append: boolean): TracelabError | null {
-    if (!append) this.events.length = 0;
+    if (!append) {
+      const busy = this.events.find((e) => e.enabled);
+      if (busy !== undefined) return this.busy(busy);
+      this.events.length = 0;
+    }
     for (const cmd of commands(data)) {
       const err = cmd.startsWith('-') ? this.deleteEvent(cmd) : this.createEvent(tr, cmd);
       if (err !== null) return err;
@@ -235,12 +253,27 @@ export class Tracefs {
       tr.logError(e.format());
       return new TracelabError('EINVAL', e.message, { offset: e.pos });
     }
-    if (this.events.some((x) => x.group === ev.group && x.event === ev.event)) {
+    if (this.events.some((x) => x.event.group === ev.group && x.event.event === ev.event)) {
       tr.logError(new ProbeParseError('EVENT_EXIST', 0, cmd).format());
       return new TracelabError('EEXIST', `dynamic_events: ${ev.group}/${ev.event} exists`);
     }
-    this.events.push(ev);
+    const made = FprobeTraceEvent.create(this.engine.fprobes, ev, this.nextEventType);
+    if (made instanceof TracelabError) return made;
+    this.nextEventType++;
+    this.events.push(made);
     return null;
+  }
+
+  private busy(e: FprobeTraceEvent): TracelabError {
+    return new TracelabError(
+      'EBUSY',
+      `dynamic_events: ${e.event.group}/${e.event.event} is enabled: Device or resource busy`,
+    );
+  }
+
+  /** The event whose entries carry type `id` (common_type). */
+  eventById(id: number): FprobeTraceEvent | undefined {
+    return this.events.find((e) => e.id === id);
   }
 
   private deleteEvent(cmd: string): TracelabError | null {
@@ -248,9 +281,11 @@ export class Tracefs {
     if (m === null) return new TracelabError('EINVAL', `dynamic_events: bad deletion '${cmd}'`);
     const [, group, event] = m;
     const at = this.events.findIndex(
-      (e) => e.event === event && (group === undefined || e.group === group),
+      (e) => e.event.event === event && (group === undefined || e.event.group === group),
     );
     if (at < 0) return new TracelabError('ENOENT', `dynamic_events: no event '${cmd.slice(2)}'`);
+    const e = this.events[at] as FprobeTraceEvent;
+    if (e.enabled) return this.busy(e);
     this.events.splice(at, 1);
     return null;
   }
@@ -271,10 +306,76 @@ export class Tracefs {
     return { tr: this.top, file: p, top: true };
   }
 
+  /**
+   * What events/... names: the files of the event directories (enable, format and id of an event;
+   * enable of a group and of the whole directory), 'dir' for a directory, undefined for nothing.
+   */
+  private eventNode(file: string): FileOps | 'dir' | undefined {
+    const parts = file.split('/');
+    const [, group, event, name] = parts;
+    if (group === undefined) return 'dir';
+    if (group === 'enable' && event === undefined) return this.enableOps(() => this.events);
+    const inGroup = () => this.events.filter((e) => e.event.group === group);
+    if (inGroup().length === 0 || parts.length > 4) return undefined;
+    if (event === undefined) return 'dir';
+    if (event === 'enable' && name === undefined) return this.enableOps(inGroup);
+    const ev = inGroup().find((e) => e.event.event === event);
+    if (ev === undefined) return undefined;
+    switch (name) {
+      case undefined:
+        return 'dir';
+      case 'enable':
+        return {
+          read: (tr) => (tr.eventRing !== null && ev.isEnabledIn(tr.eventRing) ? '1\n' : '0\n'),
+          write: (tr, d) => this.setEnabled(tr, [ev], d),
+        };
+      case 'format':
+        return { read: () => ev.format() };
+      case 'id':
+        return { read: () => `${ev.id}\n` };
+      default:
+        return undefined;
+    }
+  }
+
+  /** The enable file of a set of events: `?` none, `0`/`1` all off/on, `X` mixed. */
+  private enableOps(events: () => readonly FprobeTraceEvent[]): FileOps {
+    return {
+      read: (tr) => {
+        let set = 0;
+        for (const e of events()) {
+          set |= tr.eventRing !== null && e.isEnabledIn(tr.eventRing) ? 2 : 1;
+        }
+        return `${'?01X'[set] as string}\n`;
+      },
+      write: (tr, d) => this.setEnabled(tr, events(), d),
+    };
+  }
+
+  /** echo 0|1 > enable: each event starts or stops writing to the instance's buffer. */
+  private setEnabled(
+    tr: TraceArray,
+    events: readonly FprobeTraceEvent[],
+    data: string,
+  ): TracelabError | null {
+    const n = parseUlong('enable', data);
+    if (n instanceof TracelabError) return n;
+    if (n > 1) return new TracelabError('EINVAL', `enable: ${n} is not 0 or 1`);
+    for (const e of events) {
+      const err = n === 1 ? e.enableIn(tr.events) : e.disableIn(tr.events);
+      if (err !== null) return err;
+    }
+    return null;
+  }
+
   private fileOps(path: string): { tr: TraceArray; ops: FileOps } | TracelabError {
     const r = this.resolve(path);
     if (r instanceof TracelabError) return r;
-    const ops = this.instanceFiles.get(r.file) ?? (r.top ? this.topFiles.get(r.file) : undefined);
+    const node =
+      r.file === 'events' || r.file.startsWith('events/') ? this.eventNode(r.file) : null;
+    if (node === 'dir') return new TracelabError('EINVAL', `${path}: Is a directory`);
+    const ops =
+      node ?? this.instanceFiles.get(r.file) ?? (r.top ? this.topFiles.get(r.file) : undefined);
     if (ops === undefined) {
       if (r.file === '' || r.file === 'options' || (r.top && r.file === 'instances'))
         return new TracelabError('EINVAL', `${path}: Is a directory`);
@@ -307,7 +408,19 @@ export class Tracefs {
     if (r.file === '') {
       const own = [...this.instanceFiles.keys(), ...(r.top ? this.topFiles.keys() : [])];
       const top = own.filter((n) => !n.includes('/'));
-      return [...top, 'options', ...(r.top ? ['instances'] : [])].sort();
+      return [...top, 'events', 'options', ...(r.top ? ['instances'] : [])].sort();
+    }
+    if (r.file === 'events' || r.file.startsWith('events/')) {
+      const node = this.eventNode(r.file);
+      if (node === undefined)
+        return new TracelabError('ENOENT', `${dir}: No such file or directory`);
+      if (node !== 'dir') return new TracelabError('EINVAL', `${dir}: Not a directory`);
+      const [, group, event] = r.file.split('/');
+      if (event !== undefined) return [...EVENT_FILES];
+      const names = this.events
+        .filter((e) => group === undefined || e.event.group === group)
+        .map((e) => (group === undefined ? e.event.group : e.event.event));
+      return ['enable', ...new Set(names)].sort();
     }
     if (r.file === 'options') return names('options/', this.instanceFiles.keys()).sort();
     if (r.top && r.file === 'instances') return [...this.instances.keys()].sort();
@@ -333,6 +446,11 @@ export class Tracefs {
     if (name instanceof TracelabError) return name;
     const tr = this.instances.get(name);
     if (tr === undefined) return new TracelabError('ENOENT', `${path}: No such file or directory`);
+    // The instance's event files go with it: its events stop writing to it.
+    for (const e of this.events) {
+      const off = tr.eventRing === null ? null : e.disableIn(tr.eventRing);
+      if (off !== null) return off;
+    }
     const err = tr.destroy();
     if (err !== null) return err;
     this.instances.delete(name);

@@ -10,7 +10,7 @@ import {
   type CallNode,
   type Cpu,
 } from '@tracelab/kernel';
-import { Fprobe, Fprobes, FprobeTraceEvent } from '../src/index.js';
+import { Fprobe, Fprobes, FprobeTraceEvent, TraceEventRing } from '../src/index.js';
 
 const BATCH = 1000;
 const VMLINUX_FUNCS = 8000;
@@ -100,7 +100,7 @@ export default function (bench: Bench): void {
       all.k.run(all.cpu, all.call);
     });
   }
-  // An fprobe event: the fetch-arg program in the vm plus the trace line, per hit.
+  // An fprobe event: the fetch-arg program in the vm plus the entry stored in a ring, per hit.
   for (const [kind, def] of [
     ['3 register args', 'f rw_verify_area rw=$arg1:s32 file=$arg2 count=$arg4:u64'],
     [
@@ -109,8 +109,8 @@ export default function (bench: Bench): void {
     ],
   ] as const) {
     const ev = setup();
-    const e = ok(FprobeTraceEvent.create(ev.fp, def, { sink: () => hits[0]++ }));
-    ok(e.enable());
+    const e = ok(FprobeTraceEvent.create(ev.fp, def, 1000));
+    ok(e.enableIn(new TraceEventRing(ev.k.cpus.length, 1 << 20)));
     bench.add(`fprobe event, ${kind} (${BATCH} hits per run, per hit = mean / ${BATCH})`, () => {
       ev.k.run(ev.cpu, ev.call);
     });

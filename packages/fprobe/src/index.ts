@@ -51,8 +51,9 @@ export {
   type FetchProgram,
 } from './fetch-bpf.js';
 export {
+  COMMON_FIELDS,
   FprobeTraceEvent,
-  type FprobeTraceEventOptions,
+  type EventField,
   type FprobeTraceEventStats,
-  type TraceSink,
 } from './trace-event.js';
+export { TraceEventRing, entryType, type EventRingVisitor } from './event-ring.js';

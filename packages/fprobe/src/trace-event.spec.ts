@@ -9,7 +9,8 @@ import {
   type Cpu,
   type Task,
 } from '@tracelab/kernel';
-import { ARCHES, machine, ok, type Machine } from '../test/helpers.js';
+import { ARCHES, EventSink, machine, ok, type Machine } from '../test/helpers.js';
+import { TraceEventRing } from './event-ring.js';
 import { FprobeTraceEvent } from './trace-event.js';
 
 const rows = readFileSync(new URL('../testdata/fprobe_fetchargs.txt', import.meta.url), 'utf8')
@@ -57,14 +58,14 @@ const argsOf = (line: string) => line.slice(line.indexOf(')') + 2);
 describe.each(ARCHES)('fprobe event fetch args on %s (testdata/fprobe_fetchargs.txt)', (arch) => {
   it.each(rows)('$def [$comm]', ({ def, comm, args }) => {
     const m = machine(arch);
-    const lines: string[] = [];
-    const ev = ok(FprobeTraceEvent.create(m.fp, def, { sink: lines }));
+    const sink = new EventSink(m);
+    const ev = sink.add(def);
     expect(ev.verdict.ok).toBe(true);
-    expect(ev.enable()).toBeNull();
     const t = syscallTasks(m).find((x) => x.task.comm === comm);
     if (t === undefined) throw new Error(`no task ${comm}`);
     runTask(m, t);
     expect(ev.stats.errors).toBe(0);
+    const lines = sink.lines;
     expect(lines.length).toBeGreaterThan(0);
     expect(argsOf(lines[0] as string)).toBe(expand(m, args));
   });
@@ -73,12 +74,12 @@ describe.each(ARCHES)('fprobe event fetch args on %s (testdata/fprobe_fetchargs.
 describe('fprobe event trace lines', () => {
   it('prints entry lines as print_fentry_event: task-pid, cpu, flags, time, (SYM+0x0/0xSIZE)', () => {
     const m = machine('x86_64');
-    const lines: string[] = [];
-    const ev = ok(FprobeTraceEvent.create(m.fp, 'f vfs_read count=$arg3:u32', { sink: lines }));
-    expect(ev.enable()).toBeNull();
+    const sink = new EventSink(m);
+    sink.add('f vfs_read count=$arg3:u32');
     const t = syscallTasks(m).find((x) => x.task.comm === 'cat') as WorkloadTask;
     runTask(m, t);
     const size = m.image.functions[m.image.indexOf('vfs_read')]?.size as number;
+    const lines = sink.lines;
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
       new RegExp(
@@ -89,17 +90,12 @@ describe('fprobe event trace lines', () => {
 
   it('prints exit lines as print_fexit_event: (CALLER+off/size <- SYM), the caller being where the return lands', () => {
     const m = machine('x86_64');
-    const lines: string[] = [];
-    const exit = ok(
-      FprobeTraceEvent.create(m.fp, 'f vfs_read%return r=$retval:u32', { sink: lines }),
-    );
+    const sink = new EventSink(m);
+    sink.add('f vfs_read%return r=$retval:u32');
     // At entry on x86 the word at the stack pointer is the return address ($stack0).
-    const entry = ok(
-      FprobeTraceEvent.create(m.fp, 'f vfs_read ra=$stack0:symbol', { sink: lines }),
-    );
-    expect(exit.enable()).toBeNull();
-    expect(entry.enable()).toBeNull();
+    sink.add('f vfs_read ra=$stack0:symbol');
     runTask(m, syscallTasks(m).find((x) => x.task.comm === 'bash') as WorkloadTask);
+    const lines = sink.lines;
     expect(lines).toHaveLength(2);
     const ra = /ra=(ksys_read\+0x[0-9a-f]+\/0x[0-9a-f]+)$/.exec(lines[0] as string)?.[1];
     expect(ra).toBeDefined();
@@ -109,28 +105,37 @@ describe('fprobe event trace lines', () => {
 
   it('stops writing lines when disabled and counts every hit', () => {
     const m = machine('arm64');
-    const lines: string[] = [];
-    const ev = ok(FprobeTraceEvent.create(m.fp, 'f vfs_write n=$arg3:u32', { sink: lines }));
-    expect(ev.enable()).toBeNull();
+    const sink = new EventSink(m);
+    const ev = sink.add('f vfs_write n=$arg3:u32');
     const bash = syscallTasks(m).find((x) => x.task.comm === 'bash') as WorkloadTask;
     runTask(m, bash);
-    expect(ev.disable()).toBeNull();
+    expect(ev.disableIn(sink.ring)).toBeNull();
+    expect(ev.enabled).toBe(false);
     runTask(m, bash);
-    expect(lines.map(argsOf)).toEqual(['n=64']);
+    expect(sink.lines.map(argsOf)).toEqual(['n=64']);
     expect(ev.stats).toEqual({ hits: 1, errors: 0 });
   });
 
-  it('routes lines to a callback with the CPU', () => {
+  it('stores entries as its format lays them out, in every ring it is enabled in', () => {
     const m = machine('riscv64');
-    const got: [string, number][] = [];
-    const ev = ok(
-      FprobeTraceEvent.create(m.fp, 'f ksys_read n=$arg3', {
-        sink: (l, cpu) => got.push([l, cpu]),
-      }),
-    );
-    expect(ev.enable()).toBeNull();
+    const sink = new EventSink(m);
+    const ev = sink.add('f ksys_read n=$arg3:u32');
+    const other = new TraceEventRing(1, 4096);
+    expect(ev.enableIn(other)).toBeNull();
     runTask(m, syscallTasks(m).find((x) => x.task.comm === 'cat') as WorkloadTask);
-    expect(got.map(([l, c]) => [argsOf(l), c])).toEqual([['n=0x1000', 0]]);
+    const fn = m.image.functions[m.image.indexOf('ksys_read')];
+    for (const ring of [sink.ring, other]) {
+      const got: number[][] = [];
+      ring.read((cpu, _ts, bytes, at, len) => {
+        const v = new DataView(bytes.buffer, at, len);
+        // trace_entry (type, flags, preempt count, pid), __probe_ip at 8, n (u32) at 16.
+        got.push([cpu, len, v.getUint16(0, true), v.getInt32(4, true), v.getUint32(16, true)]);
+        expect(v.getBigUint64(8, true)).toBe(fn?.addr);
+      }, false);
+      expect(got).toEqual([[0, 20, ev.id, 2001, 4096]]);
+    }
+    expect(ev.disableIn(other)).toBeNull();
+    expect(ev.enabled).toBe(true);
   });
 });
 
@@ -146,12 +151,11 @@ describe('fprobe event fetch args over kernel memory', () => {
   }
 
   function hit(m: Machine, def: string, arg: bigint): string {
-    const lines: string[] = [];
-    const ev = ok(FprobeTraceEvent.create(m.fp, def, { sink: lines }));
-    expect(ev.enable()).toBeNull();
+    const sink = new EventSink(m);
+    sink.add(def);
     const fault = m.kernel.run(m.cpu, callOf(m, 'getname', [`0x${arg.toString(16)}`]));
     expect(fault).toBeNull();
-    return argsOf(lines[0] as string);
+    return argsOf(sink.lines[0] as string);
   }
 
   function callOf(m: Machine, fn: string, args: string[]): CallNode {
@@ -216,12 +220,10 @@ describe('fprobe event fetch args over kernel memory', () => {
 
   it('reads $stack as the stack pointer inside the task stack and $stackN from it', () => {
     const m = machine('x86_64');
-    const lines: string[] = [];
-    const ev = ok(
-      FprobeTraceEvent.create(m.fp, 'f getname sp=$stack:u64 s0=$stack0:symbol', { sink: lines }),
-    );
-    expect(ev.enable()).toBeNull();
+    const sink = new EventSink(m);
+    sink.add('f getname sp=$stack:u64 s0=$stack0:symbol');
     m.kernel.run(m.cpu, callOf(m, 'getname', ['0']));
+    const lines = sink.lines;
     const sp = BigInt(/sp=(\d+)/.exec(lines[0] as string)?.[1] ?? '0');
     expect(sp > m.task.stackBase && sp < m.task.stackBase + 16384n).toBe(true);
     // The outermost call returns to user space: not a kernel symbol.
@@ -230,24 +232,25 @@ describe('fprobe event fetch args over kernel memory', () => {
 
   it('rejects what cannot be compiled with the kernel errno', () => {
     const m = machine('x86_64');
-    const miss = FprobeTraceEvent.create(m.fp, 'f getname v=@no_such_symbol:u32', { sink: [] });
+    const miss = FprobeTraceEvent.create(m.fp, 'f getname v=@no_such_symbol:u32', 1);
     expect(miss).toBeInstanceOf(TracelabError);
     expect((miss as TracelabError).code).toBe('ENOENT');
-    const arr = FprobeTraceEvent.create(m.fp, 'f getname v=$arg1:u32[2]', { sink: [] });
+    const arr = FprobeTraceEvent.create(m.fp, 'f getname v=$arg1:u32[2]', 1);
     expect((arr as TracelabError).code).toBe('EINVAL');
   });
 
   it('runs on every CPU with its own vm', () => {
     const m = machine('x86_64', 2);
-    const lines: string[] = [];
-    const ev = ok(FprobeTraceEvent.create(m.fp, 'f getname p=$arg1:u32', { sink: lines }));
-    expect(ev.enable()).toBeNull();
+    const sink = new EventSink(m);
+    sink.add('f getname p=$arg1:u32');
     const cpu1 = m.kernel.cpus[1] as Cpu;
     const t2 = ok(m.kernel.createTask('worker', { pid: 42, cpu: 1 }));
     m.kernel.switchTo(cpu1, t2);
     expect(m.kernel.run(cpu1, callOf(m, 'getname', ['7']))).toBeNull();
     expect(m.kernel.run(m.cpu, callOf(m, 'getname', ['9']))).toBeNull();
-    expect(lines.map((l) => /(\S+)\s+\[(\d+)\].* p=(\d+)$/.exec(l)?.slice(1))).toEqual([
+    // Readers merge the CPUs by time; each CPU's entry carries its own task and value.
+    const got = sink.lines.map((l) => /(\S+)\s+\[(\d+)\].* p=(\d+)$/.exec(l)?.slice(1));
+    expect(got.sort((a, b) => Number(b?.[1]) - Number(a?.[1]))).toEqual([
       ['worker-42', '001', '7'],
       ['bash-1977', '000', '9'],
     ]);

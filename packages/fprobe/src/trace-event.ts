@@ -15,19 +15,18 @@ import {
 } from '@tracelab/vm';
 import { imageTarget, parseFprobeEvent, type FprobeEvent } from './dynevent.js';
 import { compileFetchArgs, layoutRecord, type ArgSlot, type FetchProgram } from './fetch-bpf.js';
+import type { TraceEventRing } from './event-ring.js';
 import { Fprobe, type Fprobes } from './fprobe.js';
-
-/** Where a trace line goes: an array to push onto or a callback (the engine's trace buffer). */
-export type TraceSink = string[] | ((line: string, cpu: number) => void);
 
 /**
  * Per-arch kernel addresses of the event programs' stacks (one page per CPU) and of their record
  * maps: below the engine's map area, clear of kernel objects, stacks and per-CPU areas.
  */
-const EVENT_AREA: Readonly<Partial<Record<ArchName, bigint>>> = {
+const EVENT_AREA: Readonly<Record<ArchName, bigint>> = {
   x86_64: 0xffff8880e0000000n,
   arm64: 0xffff0000e0000000n,
   riscv64: 0xffffffd8e0000000n,
+  i386: 0xd8000000n,
 };
 const MAPS_OFFSET = 0x1000000n;
 const STACK_STRIDE = 0x10000n;
@@ -50,9 +49,6 @@ class EventRuntime {
     const had = EventRuntime.byKernel.get(kernel);
     if (had !== undefined) return had;
     const base = EVENT_AREA[kernel.arch];
-    if (base === undefined) {
-      return new TracelabError('EOPNOTSUPP', `fprobe events: ${kernel.arch} is not 64-bit`);
-    }
     const rt = new EventRuntime(kernel, base);
     for (const cpu of kernel.cpus) {
       const vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id) * STACK_STRIDE });
@@ -68,8 +64,40 @@ class EventRuntime {
   }
 }
 
-export interface FprobeTraceEventOptions {
-  readonly sink: TraceSink;
+/** A field of an event's format (trace_define_field): type text, name, offset, size, sign. */
+export interface EventField {
+  readonly type: string;
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly signed: boolean;
+}
+
+/** The common fields every trace entry starts with (struct trace_entry). */
+export const COMMON_FIELDS: readonly EventField[] = [
+  { type: 'unsigned short', name: 'common_type', offset: 0, size: 2, signed: false },
+  { type: 'unsigned char', name: 'common_flags', offset: 2, size: 1, signed: false },
+  { type: 'unsigned char', name: 'common_preempt_count', offset: 3, size: 1, signed: false },
+  { type: 'int', name: 'common_pid', offset: 4, size: 4, signed: true },
+];
+const TRACE_ENTRY_SIZE = 8;
+
+/** Kinds of an argument in the entry: a basic value, a string (data_loc), a symstr (data_loc). */
+const K_BASIC = 0;
+const K_STRING = 1;
+const K_SYMSTR = 2;
+
+/** The printf format of a fetch type (PRINT_TYPE_FMT_NAME) and its field type (fmttype). */
+function fetchFormat(name: string, wordSize: number): { fmt: string; fmttype: string } {
+  if (name === 'string' || name === 'ustring' || name === 'symstr')
+    return { fmt: '\\"%s\\"', fmttype: '__data_loc char[]' };
+  if (name === 'symbol') return { fmt: '%pS', fmttype: `u${wordSize * 8}` };
+  if (name === 'char') return { fmt: "'%c'", fmttype: 'u8' };
+  const bits = name.slice(1);
+  const fmttype = `${name[0] === 's' ? 's' : 'u'}${bits}`;
+  if (name[0] === 'x') return { fmt: bits === '64' ? '0x%Lx' : '0x%x', fmttype };
+  if (name[0] === 's') return { fmt: bits === '64' ? '%Ld' : '%d', fmttype };
+  return { fmt: bits === '64' ? '%Lu' : '%u', fmttype };
 }
 
 /** Counters per event. */
@@ -83,7 +111,11 @@ export interface FprobeTraceEventStats {
  * An fprobe dynamic event (trace_fprobe): its fetch args compiled to one eBPF program checked by
  * the verifier as a kprobe program, and an fprobe on its symbol (entry, or exit for %return).
  * Each hit builds pt_regs from the ftrace_regs, runs the program in the vm to fill the record and
- * prints the record as print_fentry_event / print_fexit_event do.
+ * stores an entry laid out as the event's `format` says (struct trace_entry, __probe_ip or
+ * __probe_func/__probe_ret_ip, the arguments packed, strings as __data_loc after them) into the
+ * ring of every trace instance the event is enabled in. The hit path allocates nothing: the
+ * rings, the record and the per-CPU vm and pt_regs are preallocated. Lines are printed when the
+ * trace is read, as print_fentry_event / print_fexit_event print them.
  */
 export class FprobeTraceEvent {
   readonly event: FprobeEvent;
@@ -92,12 +124,24 @@ export class FprobeTraceEvent {
   readonly verdict: VerifyResult;
   readonly fp: Fprobe;
   readonly stats: FprobeTraceEventStats = { hits: 0, errors: 0 };
+  /** The event's type (common_type, the format's ID). */
+  readonly id: number;
+  /** The event's own fields, after the common ones. */
+  readonly fields: readonly EventField[];
+  /** Bytes of the entry before its dynamic data. */
+  readonly fixedSize: number;
   private readonly fprobes: Fprobes;
   private readonly rt: EventRuntime;
   private readonly record: Region;
-  private readonly sink: TraceSink;
-  private readonly textHi: bigint;
-  private readonly head: string;
+  private readonly rings: TraceEventRing[] = [];
+  private readonly wordSize: number;
+  private readonly textHi: number;
+  /** Per argument: kind, entry offset, record offset, elements, bytes per element in the record. */
+  private readonly argKind: Uint8Array;
+  private readonly argOff: Int32Array;
+  private readonly recOff: Int32Array;
+  private readonly argCount: Int32Array;
+  private readonly recStride: Int32Array;
 
   private constructor(
     fprobes: Fprobes,
@@ -107,7 +151,7 @@ export class FprobeTraceEvent {
     prog: Program,
     verdict: VerifyResult,
     record: Region,
-    sink: TraceSink,
+    id: number,
   ) {
     this.fprobes = fprobes;
     this.rt = rt;
@@ -116,31 +160,72 @@ export class FprobeTraceEvent {
     this.prog = prog;
     this.verdict = verdict;
     this.record = record;
-    this.sink = sink;
-    this.textHi = (fprobes.kernel.image.textBase >> 32n) << 32n;
-    const image = fprobes.kernel.image;
-    const fn = image.functions[image.indexOf(event.symbol)];
-    this.head = `${event.event}: (`;
-    const tail = event.isReturn
-      ? ` <- ${event.symbol})`
-      : `${event.symbol}+0x0/0x${(fn?.size ?? 0).toString(16)})`;
+    this.id = id;
+    const kernel = fprobes.kernel;
+    const ws = kernel.info.wordSize;
+    this.wordSize = ws;
+    this.textHi = Number(kernel.image.textBase >> 32n);
+    const head: EventField[] = event.isReturn
+      ? [
+          { type: 'unsigned long', name: '__probe_func', offset: 8, size: ws, signed: false },
+          {
+            type: 'unsigned long',
+            name: '__probe_ret_ip',
+            offset: 8 + ws,
+            size: ws,
+            signed: false,
+          },
+        ]
+      : [{ type: 'unsigned long', name: '__probe_ip', offset: 8, size: ws, signed: false }];
+    let off = TRACE_ENTRY_SIZE + head.length * ws;
+    const n = fetch.slots.length;
+    this.argKind = new Uint8Array(n);
+    this.argOff = new Int32Array(n);
+    this.recOff = new Int32Array(n);
+    this.argCount = new Int32Array(n);
+    this.recStride = new Int32Array(n);
+    const fields = [...head];
+    for (const [i, s] of fetch.slots.entries()) {
+      const t = s.arg.type;
+      const kind = t.name === 'symstr' ? K_SYMSTR : s.string ? K_STRING : K_BASIC;
+      const size = kind === K_BASIC ? t.size : 4;
+      const { fmttype } = fetchFormat(kind === K_STRING ? 'string' : t.name, ws);
+      this.argKind[i] = kind;
+      this.argOff[i] = off;
+      this.recOff[i] = s.offset;
+      this.argCount[i] = s.count;
+      this.recStride[i] = s.stride;
+      fields.push({
+        type: t.array === null ? fmttype : `${fmttype}[${t.array}]`,
+        name: s.arg.name,
+        offset: off,
+        size: size * s.count,
+        signed: t.signed || kind !== K_BASIC,
+      });
+      off += size * s.count;
+    }
+    this.fields = fields;
+    this.fixedSize = off;
+    const handler = (ip: number, retIp: number, fregs: FtraceRegs | null, cpu: Cpu) => {
+      if (fregs !== null) this.hit(ip, retIp, fregs, cpu);
+    };
     this.fp = new Fprobe({
       name: `${event.group}/${event.event}`,
       ...(event.isReturn
-        ? { exitHandler: (_fp, _ip, retIp, fregs, _d, cpu) => this.hit(fregs, cpu, retIp, tail) }
-        : { entryHandler: (_fp, _ip, _r, fregs, _d, cpu) => this.hit(fregs, cpu, 0, tail) }),
+        ? { exitHandler: (_fp, ip, retIp, fregs, _d, cpu) => handler(ip, retIp, fregs, cpu) }
+        : { entryHandler: (_fp, ip, retIp, fregs, _d, cpu) => handler(ip, retIp, fregs, cpu) }),
     });
   }
 
   /**
-   * Parses (when given text), compiles and verifies an event; the fprobe is registered by
-   * enable(). Errors: the parser's ProbeParseError is thrown as the parser does; a symbol @SYM
-   * names that is missing is ENOENT; a program the verifier rejects is its errno.
+   * Parses (when given text), compiles and verifies an event with type `id`; nothing is traced
+   * until enableIn(). Errors: the parser's ProbeParseError is thrown as the parser does; a symbol
+   * @SYM names that is missing is ENOENT; a program the verifier rejects is its errno.
    */
   static create(
     fprobes: Fprobes,
     definition: string | FprobeEvent,
-    opts: FprobeTraceEventOptions,
+    id: number,
   ): FprobeTraceEvent | TracelabError {
     const kernel = fprobes.kernel;
     const ev =
@@ -178,109 +263,347 @@ export class FprobeTraceEvent {
       resolveLddw: mapResolver(rt.maps),
     });
     if (prog instanceof VmError) return new TracelabError(prog.code, prog.message);
-    return new FprobeTraceEvent(
-      fprobes,
-      rt,
-      ev,
-      fetch,
-      prog,
-      verdict,
-      map.values as Region,
-      opts.sink,
-    );
+    return new FprobeTraceEvent(fprobes, rt, ev, fetch, prog, verdict, map.values as Region, id);
   }
 
-  /** Registers the fprobe on the event's symbol (enable = 1). */
-  enable(): TracelabError | null {
-    return this.fprobes.registerFprobeSyms(this.fp, [this.event.symbol]);
+  /** Whether the event writes to any ring (its fprobe is registered). */
+  get enabled(): boolean {
+    return this.rings.length > 0;
   }
 
-  /** Unregisters the fprobe (enable = 0). */
-  disable(): TracelabError | null {
-    return this.fprobes.unregisterFprobe(this.fp);
+  isEnabledIn(ring: TraceEventRing): boolean {
+    return this.rings.includes(ring);
   }
 
-  private hit(fregs: FtraceRegs | null, cpu: Cpu, retIp: number, tail: string): void {
-    if (fregs === null) return;
+  /**
+   * Enables the event in one trace instance (echo 1 > enable): its entries go to `ring`; the
+   * first instance registers the fprobe.
+   */
+  enableIn(ring: TraceEventRing): TracelabError | null {
+    if (this.rings.includes(ring)) return null;
+    if (this.rings.length === 0) {
+      const err = this.fprobes.registerFprobeSyms(this.fp, [this.event.symbol]);
+      if (err !== null) return err;
+    }
+    this.rings.push(ring);
+    return null;
+  }
+
+  /** Disables the event in one instance (echo 0 > enable); the last one unregisters the fprobe. */
+  disableIn(ring: TraceEventRing): TracelabError | null {
+    const at = this.rings.indexOf(ring);
+    if (at < 0) return null;
+    this.rings.splice(at, 1);
+    return this.rings.length === 0 ? this.fprobes.unregisterFprobe(this.fp) : null;
+  }
+
+  private hit(ip: number, retIp: number, fregs: FtraceRegs, cpu: Cpu): void {
     const id = cpu.id;
     const rt = this.rt;
     const regs = ftracePartialRegs(fregs, rt.regs[id]);
     const slot = rt.ptSlots[id] as bigint;
-    const kernel = this.fprobes.kernel;
-    kernel.mm.write(slot, regs.bytes);
-    const vm = rt.vms[id] as Vm;
+    this.fprobes.kernel.mm.write(slot, regs.bytes);
     this.stats.hits++;
-    if (vm.run(this.prog, slot) !== 0) {
+    if ((rt.vms[id] as Vm).run(this.prog, slot) !== 0) {
       this.stats.errors++;
       return;
     }
     const task = cpu.current;
-    const comm = task === null ? '<idle>' : task.comm;
     const pid = task === null ? 0 : task.pid;
-    const ts = cpu.clock;
-    const secs = Math.floor(ts / 1e9);
-    const usec = Math.floor((ts % 1e9) / 1000);
-    const where = this.event.isReturn
-      ? kernel.image.symbolize(this.textHi | BigInt(retIp >>> 0))
-      : '';
-    const line =
-      `${comm.padStart(16)}-${String(pid).padEnd(7)} [${String(id).padStart(3, '0')}] ` +
-      `${latencyFlags(traceCtx(cpu.preemptCount))} ` +
-      `${String(secs).padStart(5)}.${String(usec).padStart(6, '0')}: ` +
-      `${this.head}${where}${tail}${this.formatArgs()}`;
-    const sink = this.sink;
-    if (Array.isArray(sink)) sink.push(line);
-    else sink(line, id);
+    const ctx = traceCtx(cpu.preemptCount);
+    const ts = Math.floor(cpu.clock);
+    const size = this.fixedSize + this.dynamicSize();
+    for (let r = 0; r < this.rings.length; r++) {
+      this.store(this.rings[r] as TraceEventRing, id, ts, size, pid, ctx, ip, retIp);
+    }
   }
 
-  /** trace_probe_print_args over the last record: ` name=value` per argument. */
-  formatArgs(): string {
-    const bytes = this.record.bytes;
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let out = '';
+  /** Bytes the record's strings take in the entry's dynamic area. */
+  private dynamicSize(): number {
+    const rec = this.record.view;
+    let n = 0;
+    for (let i = 0; i < this.argKind.length; i++) {
+      const kind = this.argKind[i] as number;
+      for (let k = 0; k < (this.argCount[i] as number); k++) {
+        const at = (this.recOff[i] as number) + k * (this.recStride[i] as number);
+        if (kind === K_STRING) n += Math.max(0, rec.getInt32(at, true));
+        else if (kind === K_SYMSTR) n += this.symbolLength(rec, at);
+      }
+    }
+    return n;
+  }
+
+  /** store_trace_args into one ring: the header, the fixed arguments, then the strings. */
+  private store(
+    ring: TraceEventRing,
+    cpu: number,
+    ts: number,
+    size: number,
+    pid: number,
+    ctx: number,
+    ip: number,
+    retIp: number,
+  ): void {
+    const at = ring.reserve(cpu, ts, size);
+    if (at < 0) return;
+    const v = ring.view(cpu);
+    const b = ring.bytes(cpu);
+    const recBytes = this.record.bytes;
+    const rec = this.record.view;
+    const ws = this.wordSize;
+    v.setUint16(at, this.id, true);
+    v.setUint8(at + 2, ctx >> 8);
+    v.setUint8(at + 3, ctx & 0xff);
+    v.setInt32(at + 4, pid, true);
+    this.storeWord(v, at + 8, ip >>> 0);
+    if (this.event.isReturn) this.storeWord(v, at + 8 + ws, retIp >>> 0);
+    let dyn = at + this.fixedSize;
+    for (let i = 0; i < this.argKind.length; i++) {
+      const kind = this.argKind[i] as number;
+      const dst = at + (this.argOff[i] as number);
+      const src = this.recOff[i] as number;
+      const stride = this.recStride[i] as number;
+      const count = this.argCount[i] as number;
+      if (kind === K_BASIC) {
+        for (let k = 0; k < stride * count; k++) b[dst + k] = recBytes[src + k] as number;
+        continue;
+      }
+      for (let k = 0; k < count; k++) {
+        const e = src + k * stride;
+        let len: number;
+        if (kind === K_STRING) {
+          len = Math.max(0, rec.getInt32(e, true));
+          for (let j = 0; j < len; j++) b[dyn + j] = recBytes[e + 8 + j] as number;
+        } else len = this.writeSymbol(b, dyn, rec, e);
+        // make_data_loc(len, offset from the entry); a fault stores length 0.
+        v.setUint32(dst + k * 4, ((len << 16) | (dyn - at)) >>> 0, true);
+        dyn += len;
+      }
+    }
+  }
+
+  private storeWord(v: DataView, at: number, lo: number): void {
+    v.setUint32(at, lo, true);
+    if (this.wordSize === 8) v.setUint32(at + 4, this.textHi, true);
+  }
+
+  /** The function a record word (an address) falls in, or -1, without making a bigint. */
+  private symbolIndex(rec: DataView, at: number): number {
+    const image = this.fprobes.kernel.image;
+    const hi = this.wordSize === 8 ? rec.getUint32(at + 4, true) : 0;
+    if (hi !== this.textHi) return -1;
+    const off = rec.getUint32(at, true) - this.textLo();
+    return off < 0 ? -1 : image.indexAtOffset(off);
+  }
+
+  private textLo(): number {
+    return Number(this.fprobes.kernel.image.textBase & 0xffffffffn);
+  }
+
+  /** Length of %pS of the address at a record word, with its NUL. */
+  private symbolLength(rec: DataView, at: number): number {
+    return this.writeSymbol(null, 0, rec, at);
+  }
+
+  /** Where writeSymbol puts bytes (null: only counts them) and its cursor. */
+  private symOut: Uint8Array | null = null;
+  private symPos = 0;
+
+  private putc(c: number): void {
+    if (this.symOut !== null) this.symOut[this.symPos] = c;
+    this.symPos++;
+  }
+
+  private putHex(v: number): void {
+    this.putc(0x30);
+    this.putc(0x78);
+    let d = 1;
+    while (d * 16 <= v) d *= 16;
+    for (; d >= 1; d /= 16) {
+      const x = Math.floor(v / d) % 16;
+      this.putc(x < 10 ? 0x30 + x : 0x57 + x);
+    }
+  }
+
+  private putText(t: string): void {
+    for (let c = 0; c < t.length; c++) this.putc(t.charCodeAt(c));
+  }
+
+  /**
+   * Writes %pS of the address at a record word, NUL-terminated, into b at off (b null: counts
+   * only) and returns the bytes: the symstr store, done byte by byte so a hit makes no string.
+   */
+  private writeSymbol(b: Uint8Array | null, off: number, rec: DataView, at: number): number {
+    const image = this.fprobes.kernel.image;
+    const i = this.symbolIndex(rec, at);
+    this.symOut = b;
+    this.symPos = off;
+    if (i < 0) {
+      const hi = this.wordSize === 8 ? rec.getUint32(at + 4, true) : 0;
+      this.putHex(hi * 0x100000000 + rec.getUint32(at, true));
+    } else {
+      const fn = image.functions[i] as { name: string; size: number; module: string | null };
+      this.putText(fn.name);
+      this.putc(0x2b);
+      this.putHex(rec.getUint32(at, true) - this.textLo() - image.textOffset(i));
+      this.putc(0x2f);
+      this.putHex(fn.size);
+      if (fn.module !== null) {
+        this.putText(' [');
+        this.putText(fn.module);
+        this.putc(0x5d);
+      }
+    }
+    this.putc(0);
+    this.symOut = null;
+    return this.symPos - off;
+  }
+
+  /** A whole trace line of an entry: trace_print_context, then the event's part. */
+  printLine(cpu: number, ts: number, bytes: Uint8Array, at: number): string {
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const pid = v.getInt32(at + 4, true);
+    const ctx = (v.getUint8(at + 2) << 8) | v.getUint8(at + 3);
+    const task = pid === 0 ? null : this.fprobes.kernel.tasks.find((t) => t.pid === pid);
+    const comm = pid === 0 ? '<idle>' : (task?.comm ?? '<...>');
+    const secs = Math.floor(ts / 1e9);
+    const usec = Math.floor((ts % 1e9) / 1000);
+    return (
+      `${comm.padStart(16)}-${String(pid).padEnd(7)} [${String(cpu).padStart(3, '0')}] ` +
+      `${latencyFlags(ctx)} ${String(secs).padStart(5)}.${String(usec).padStart(6, '0')}: ` +
+      this.printBody(bytes, at)
+    );
+  }
+
+  /** The `format` file: name, ID, the common and the event's fields, print fmt. */
+  format(): string {
+    const line = (f: EventField) => {
+      const lb = f.type.indexOf('[');
+      const decl =
+        lb < 0 || f.type.startsWith('__data_loc')
+          ? `${f.type} ${f.name}`
+          : `${f.type.slice(0, lb)} ${f.name}[]`;
+      return `\tfield:${decl};\toffset:${f.offset};\tsize:${f.size};\tsigned:${f.signed ? 1 : 0};\n`;
+    };
+    return (
+      `name: ${this.event.event}\nID: ${this.id}\nformat:\n` +
+      COMMON_FIELDS.map(line).join('') +
+      '\n' +
+      this.fields.map(line).join('') +
+      `\nprint fmt: ${this.printFmt()}\n`
+    );
+  }
+
+  /** __set_print_fmt: the location, then ` name=FMT` per argument, then the arguments. */
+  private printFmt(): string {
+    let fmt = this.event.isReturn ? '"(%lx <- %lx)' : '"(%lx)';
+    let args = this.event.isReturn
+      ? ', REC->__probe_func, REC->__probe_ret_ip'
+      : ', REC->__probe_ip';
     for (const s of this.fetch.slots) {
+      const t = s.arg.type;
+      const kind = t.name === 'symstr' ? 'symstr' : s.string ? 'string' : t.name;
+      const f = fetchFormat(kind, this.wordSize).fmt;
+      const str = kind === 'string' || kind === 'symstr';
+      const name = s.arg.name;
+      if (t.array === null) {
+        fmt += ` ${name}=${f}`;
+        args += str ? `, __get_str(${name})` : `, REC->${name}`;
+        continue;
+      }
+      fmt += ` ${name}={${Array.from({ length: t.array }, () => f).join(',')}}`;
+      for (let k = 0; k < t.array; k++)
+        args += str ? `, __get_str(${name}[${k}])` : `, REC->${name}[${k}]`;
+    }
+    return `${fmt}"${args}`;
+  }
+
+  /** The event's part of a trace line: `NAME: (LOCATION) name=value...`. */
+  printBody(bytes: Uint8Array, at: number): string {
+    const image = this.fprobes.kernel.image;
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const word = (off: number) => this.readWord(v, at + off);
+    const where = this.event.isReturn
+      ? `${image.symbolize(word(8 + this.wordSize))} <- ${this.event.symbol}`
+      : image.symbolize(word(8));
+    let out = `${this.event.event}: (${where})`;
+    for (const [i, s] of this.fetch.slots.entries()) {
       out += ` ${s.arg.name}=`;
-      if (s.count === 1 && s.arg.type.array === null) {
-        out += this.element(view, bytes, s, s.offset);
+      if (s.arg.type.array === null) {
+        out += this.element(v, bytes, at, i, 0);
         continue;
       }
       out += '{';
       for (let k = 0; k < s.count; k++) {
-        out += this.element(view, bytes, s, s.offset + k * s.stride);
+        out += this.element(v, bytes, at, i, k);
         out += k === s.count - 1 ? '}' : ',';
       }
     }
     return out;
   }
 
-  private element(view: DataView, bytes: Uint8Array, s: ArgSlot, off: number): string {
+  /** The argument values of an entry by name, as the trace prints them (numbers where exact). */
+  values(bytes: Uint8Array, at: number): Record<string, string | number> {
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const out: Record<string, string | number> = {};
+    for (const [i, s] of this.fetch.slots.entries()) {
+      const t = s.arg.type;
+      const one = (k: number): string | number => {
+        const text = this.element(v, bytes, at, i, k);
+        if (this.argKind[i] !== K_BASIC || t.hex || t.name === 'char' || t.name === 'symbol')
+          return text.startsWith('"') ? text.slice(1, -1) : text;
+        const n = Number(text);
+        return Number.isSafeInteger(n) ? n : text;
+      };
+      if (t.array === null) out[s.arg.name] = one(0);
+      else for (let k = 0; k < s.count; k++) out[`${s.arg.name}[${k}]`] = one(k);
+    }
+    return out;
+  }
+
+  /** The probed address (__probe_ip, or __probe_func on exit) and, on exit, __probe_ret_ip. */
+  location(bytes: Uint8Array, at: number): { ip: bigint; retIp: bigint | null } {
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return {
+      ip: this.readWord(v, at + 8),
+      retIp: this.event.isReturn ? this.readWord(v, at + 8 + this.wordSize) : null,
+    };
+  }
+
+  private readWord(v: DataView, at: number): bigint {
+    return this.wordSize === 8 ? v.getBigUint64(at, true) : BigInt(v.getUint32(at, true));
+  }
+
+  private element(v: DataView, bytes: Uint8Array, at: number, i: number, k: number): string {
+    const s = this.fetch.slots[i] as ArgSlot;
     const t = s.arg.type;
-    if (s.string) {
-      const len = view.getInt32(off, true);
-      if (len <= 0) return '(fault)';
+    const kind = this.argKind[i] as number;
+    const off = at + (this.argOff[i] as number);
+    if (kind !== K_BASIC) {
+      const loc = v.getUint32(off + k * 4, true);
+      const len = loc >>> 16;
+      if (len === 0) return '(fault)';
       let str = '';
-      for (let i = 0; i < len - 1; i++) {
-        const c = bytes[off + 8 + i] as number;
+      for (let j = 0; j < len - 1; j++) {
+        const c = bytes[at + (loc & 0xffff) + j] as number;
         if (c === 0) break;
         str += String.fromCharCode(c);
       }
       return `"${str}"`;
     }
-    const v = readValue(view, off, s.stride, t.signed);
+    const val = readValue(v, off + k * t.size, t.size, t.signed);
     switch (t.name) {
       case 'char':
-        return `'${String.fromCharCode(Number(v & 0xffn))}'`;
+        return `'${String.fromCharCode(Number(val & 0xffn))}'`;
       case 'symbol':
-        return this.fprobes.kernel.image.symbolize(v);
-      case 'symstr':
-        return `"${this.fprobes.kernel.image.symbolize(v)}"`;
+        return this.fprobes.kernel.image.symbolize(val);
       default:
-        return t.hex ? `0x${v.toString(16)}` : v.toString();
+        return t.hex ? `0x${val.toString(16)}` : val.toString();
     }
   }
 }
 
-/** One basic element of the record, signed or not as its type says. */
+/** One basic element of an entry, signed or not as its type says. */
 function readValue(view: DataView, off: number, size: number, signed: boolean): bigint {
   switch (size) {
     case 1:

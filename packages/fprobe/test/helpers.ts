@@ -11,7 +11,9 @@ import {
   type Cpu,
   type Task,
 } from '@tracelab/kernel';
+import { entryType, TraceEventRing } from '../src/event-ring.js';
 import { Fprobes } from '../src/fprobe.js';
+import { FprobeTraceEvent } from '../src/trace-event.js';
 
 export interface Machine {
   kernel: Kernel;
@@ -80,3 +82,38 @@ export const READ: CallSpec = {
 };
 
 export const ARCHES: readonly ArchName[] = ['x86_64', 'arm64', 'riscv64'];
+
+/** A trace ring with events enabled in it, and the lines its entries print as. */
+export class EventSink {
+  readonly ring: TraceEventRing;
+  readonly events: FprobeTraceEvent[] = [];
+
+  constructor(readonly m: Machine) {
+    this.ring = new TraceEventRing(m.kernel.cpus.length, 1 << 16);
+  }
+
+  /** Creates an event (ids from 1000) and enables it in the ring. */
+  add(def: string): FprobeTraceEvent {
+    const ev = ok(FprobeTraceEvent.create(this.m.fp, def, 1000 + this.events.length));
+    const err = ev.enableIn(this.ring);
+    if (err !== null) throw err;
+    this.events.push(ev);
+    return ev;
+  }
+
+  /** Every entry as a trace line, oldest first, with its CPU. */
+  entries(): { line: string; cpu: number }[] {
+    const out: { line: string; cpu: number }[] = [];
+    this.ring.read((cpu, ts, bytes, at) => {
+      const id = entryType(bytes, at);
+      const ev = this.events.find((e) => e.id === id);
+      if (ev === undefined) throw new Error(`entry of unknown type ${id}`);
+      out.push({ line: ev.printLine(cpu, ts, bytes, at), cpu });
+    }, false);
+    return out;
+  }
+
+  get lines(): string[] {
+    return this.entries().map((e) => e.line);
+  }
+}

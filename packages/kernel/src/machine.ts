@@ -634,8 +634,8 @@ export class Kernel {
     const outer = cpu.depth === 0;
     if (outer) cpu.fault = null;
     const u = cpu.regs.u32;
-    const retLo = outer ? USER_RETURN_LO : (u[this.ipW] as number);
-    const retHi = outer || this.ws === 4 ? 0 : (u[this.ipW + 1] as number);
+    const retLo = outer ? USER_RETURN_LO : (u[this.ipW] as number) | 0;
+    const retHi = outer || this.ws === 4 ? 0 : (u[this.ipW + 1] as number) | 0;
     // What a fault must put back so the CPU can run the next call.
     const spLo = u[this.spW] as number;
     const fpLo = u[this.fpW] as number;
@@ -684,7 +684,8 @@ export class Kernel {
 
   /**
    * One call: place arguments, store the return address, run the patched entry, the body and
-   * the return. Allocation-free unless it faults. Returns false on a fault.
+   * the return. Allocation-free unless it faults. Returns false on a fault. The return address
+   * comes as int32 halves: a uint32 above 2^31 passed to a call is boxed as a heap number.
    */
   private call(
     cpu: Cpu,
@@ -823,7 +824,7 @@ export class Kernel {
       tHi = wide ? (u[ipW + 1] as number) : 0;
       sp = (u[this.spW] as number) - task.stackBaseLo;
     }
-    if (tLo !== retLo || tHi !== retHi) {
+    if ((tLo | 0) !== retLo || (tHi | 0) !== retHi) {
       const msg = `${this.fnName(fn)} returned to 0x${hex(tHi, tLo)}, not its caller 0x${hex(retHi, retLo)}`;
       return this.fail(cpu, 'EFAULT', msg, null);
     }
@@ -885,7 +886,7 @@ export class Kernel {
         for (let r = 0; r < child.repeat; r++) {
           u[ipW] = cLo;
           if (wide) u[ipW + 1] = fnHi;
-          if (!this.call(cpu, task, child, r, cLo, wide ? fnHi : 0)) return false;
+          if (!this.call(cpu, task, child, r, cLo | 0, wide ? fnHi | 0 : 0)) return false;
         }
       }
     }
@@ -1001,7 +1002,7 @@ export class Kernel {
       for (const node of src.calls) {
         for (let r = 0; r < node.repeat; r++) {
           cpu.regs.setHalves(this.ipField, ipLo, ipHi);
-          if (!this.call(cpu, task, node, r, ipLo, ipHi)) return false;
+          if (!this.call(cpu, task, node, r, ipLo | 0, ipHi | 0)) return false;
         }
       }
       cpu.preemptCount -= offset;

@@ -1,3 +1,4 @@
+import type { Btf } from '@tracelab/btf';
 import type { KernelImage } from '@tracelab/kernel';
 
 /** Kernel limits (trace_probe.h). */
@@ -53,6 +54,11 @@ export const PROBE_ERRORS = {
   ARG_TOO_LONG: 'Argument expression is too long',
   NO_ARG_BODY: 'No argument expression',
   NO_BTFARG: 'This variable is not found at this probe point',
+  NO_PTR_STRCT: 'This is not a pointer to union/structure.',
+  NOSUP_DAT_ARG: 'Non pointer structure/union argument is not supported.',
+  BAD_HYPHEN: "Failed to parse single hyphen. Forgot '>'?",
+  NO_BTF_FIELD: 'This field is not found.',
+  BAD_TYPE4STR: 'This type does not fit for string.',
   TOO_MANY_ARGS: 'Too many arguments are specified',
 } as const;
 export type ProbeErrorName = keyof typeof PROBE_ERRORS;
@@ -117,6 +123,12 @@ export interface FprobeEvent {
 export interface ProbeTarget {
   params: readonly string[] | null;
   returnsVoid: boolean;
+  /** sizeof(long): the default type is x32 or x64, symbol takes one long. */
+  wordSize: 4 | 8;
+  /** The image's BTF and the type ids of the parameters and the return value, when known. */
+  btf?: Btf;
+  paramTypes?: readonly number[];
+  returnType?: number;
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -147,12 +159,20 @@ export function imageTarget(image: KernelImage, sym: string): ProbeTarget | null
   if (fn < 0) return null;
   const btf = image.btf;
   const f = image.functions[fn];
-  if (btf === null || f === undefined) return { params: null, returnsVoid: false };
+  const wordSize = image.arch === 'i386' ? 4 : 8;
+  if (btf === null || f === undefined) return { params: null, returnsVoid: false, wordSize };
   const t = btf.type(f.btfId);
   const proto = t !== undefined && t.kind === 'func' ? btf.type(t.type) : undefined;
   if (proto === undefined || proto.kind !== 'func_proto')
-    return { params: null, returnsVoid: false };
-  return { params: proto.params.map((p) => p.name), returnsVoid: proto.returnType === 0 };
+    return { params: null, returnsVoid: false, wordSize };
+  return {
+    params: proto.params.map((p) => p.name),
+    returnsVoid: proto.returnType === 0,
+    wordSize,
+    btf,
+    paramTypes: proto.params.map((p) => p.type),
+    returnType: proto.returnType,
+  };
 }
 
 /**
@@ -244,8 +264,9 @@ function parseProbeArg(
     bodyPos = pos + eq + 1;
     if (body.length === 0) fail('NO_ARG_BODY', bodyPos);
   } else {
-    // Default names: a BTF argument keeps its name, anything else is argN.
-    name = IDENT.test(text) ? text : `arg${index + 1}`;
+    // generate_probe_arg_name: the text before any ':' if it is an identifier, else argN.
+    const bare = text.split(':')[0] as string;
+    name = IDENT.test(bare) ? bare : `arg${index + 1}`;
   }
   if (prev.some((a) => a.name === name)) fail('USED_ARG_NAME', pos);
   // The type follows the last ':' outside an immediate string.
@@ -257,9 +278,164 @@ function parseProbeArg(
     typePos = bodyPos + colon + 1;
     body = body.slice(0, colon);
   }
-  const fetch = parseFetch(body, bodyPos, target, isReturn, 0, fail);
-  const type = parseType(typeText, typePos, fetch, fail);
+  const ctx: BtfContext = { last: null };
+  let fetch = parseFetch(body, bodyPos, target, isReturn, 0, fail, ctx);
+  const last = ctx.last as BtfLast | null;
+  let type: FetchType;
+  if (last !== null && typeText === null) type = btfType(last, target);
+  else {
+    type = parseType(typeText, typePos, fetch, target.wordSize, fail);
+    if (last !== null && (type.name === 'string' || type.name === 'ustring')) {
+      fetch = btfString(last, fetch, type.name === 'ustring', fail);
+    }
+  }
   return { name, fetch, type, comm: text.slice(eq + 1) };
+}
+
+/** The BTF type a fetch ended on (ctx->last_type) and where its last field name stood. */
+interface BtfLast {
+  btf: Btf;
+  /** Type id with modifiers and typedefs skipped. */
+  type: number;
+  bitoffs: number;
+  bitsize: number;
+  pos: number;
+}
+interface BtfContext {
+  last: BtfLast | null;
+}
+
+/** fetch_type_from_btf_type: the fetch type a BTF type stores as when none is given. */
+function btfType(last: BtfLast, target: ProbeTarget): FetchType {
+  const t = last.btf.type(last.type);
+  const word = `x${target.wordSize * 8}`;
+  const bitfield = (size: number, width: number) => ({
+    ...basic(`u${size * 8}`, null),
+    bitfield: { width, offset: last.bitoffs, container: size * 8 },
+  });
+  switch (t?.kind) {
+    case 'enum':
+      return basic('s32', null);
+    case 'enum64':
+      return basic('s64', null);
+    case 'ptr':
+      return basic(word, null);
+    case 'int': {
+      if (last.bitsize !== 0 || last.bitoffs !== 0) return bitfield(t.size, last.bitsize || t.bits);
+      if (t.bits !== t.size * 8) return bitfield(8, t.bits);
+      return basic(`${(t.encoding & 1) !== 0 ? 's' : 'u'}${t.bits}`, null);
+    }
+    default:
+      return basic(word, null);
+  }
+}
+
+/** check_prepare_btf_string_fetch: char[] is the string, char * is dereferenced once more. */
+function btfString(
+  last: BtfLast,
+  fetch: FetchArg,
+  user: boolean,
+  fail: (err: ProbeErrorName, pos: number) => never,
+): FetchArg {
+  const t = last.btf.type(last.type);
+  const isChar = (id: number) => {
+    const c = last.btf.type(last.btf.resolve(id));
+    return c?.kind === 'int' && c.bits === 8 && (c.encoding & 1) === 0;
+  };
+  if (t?.kind === 'array' && isChar(t.type)) return fetch;
+  if (t?.kind === 'ptr' && isChar(t.type)) return { kind: 'deref', offset: 0, user, inner: fetch };
+  return fail('BAD_TYPE4STR', last.pos);
+}
+
+/**
+ * parse_btf_field: `->` follows a pointer to a struct or union (one dereference per arrow),
+ * `.` steps into an embedded member; offsets come from the image's BTF.
+ */
+function btfField(
+  btf: Btf,
+  base: FetchArg,
+  typeId: number,
+  text: string,
+  pos: number,
+  ctx: BtfContext,
+  fail: (err: ProbeErrorName, pos: number) => never,
+): FetchArg {
+  let fetch = base;
+  let type = btf.resolve(typeId);
+  let rest: string | null = text;
+  let at = pos;
+  while (rest !== null) {
+    const ptr = btf.type(type);
+    if (ptr?.kind !== 'ptr') return fail('NO_PTR_STRCT', at);
+    type = btf.resolve(ptr.type);
+    let bitoffs = 0;
+    let bitsize = 0;
+    let arrow = false;
+    do {
+      const cur: string = rest;
+      const sep = cur.search(/[.-]/);
+      let name = cur;
+      rest = null;
+      let next = cur.length;
+      if (sep >= 0) {
+        if (cur[sep] === '-' && cur[sep + 1] !== '>') return fail('BAD_HYPHEN', at + sep);
+        arrow = cur[sep] === '-';
+        name = cur.slice(0, sep);
+        next = sep + (arrow ? 2 : 1);
+        rest = cur.slice(next);
+      } else arrow = false;
+      let loc: { bitsOffset: number; bitfieldSize: number; type: number };
+      try {
+        loc = btf.offsetOf(name, type);
+      } catch {
+        return fail('NO_BTF_FIELD', at);
+      }
+      bitoffs += loc.bitsOffset;
+      bitsize = loc.bitfieldSize;
+      type = btf.resolve(loc.type);
+      ctx.last = { btf, type, bitoffs: bitoffs % 8, bitsize, pos: at };
+      at += next;
+    } while (!arrow && rest !== null);
+    fetch = { kind: 'deref', offset: Math.floor(bitoffs / 8), user: false, inner: fetch };
+  }
+  return fetch;
+}
+
+/** A BTF variable (argument name or $retval) with an optional `->field` chain. */
+function btfVariable(
+  s: string,
+  pos: number,
+  target: ProbeTarget,
+  isReturn: boolean,
+  ctx: BtfContext,
+  fail: (err: ProbeErrorName, pos: number) => never,
+): FetchArg {
+  const sep = s.search(/[.-]/);
+  const head = sep < 0 ? s : s.slice(0, sep);
+  let field: string | null = null;
+  if (sep >= 0) {
+    if (s[sep] === '.') return fail('NOSUP_DAT_ARG', pos + sep + 1);
+    if (s[sep + 1] !== '>') return fail('BAD_HYPHEN', pos + sep);
+    field = s.slice(sep + 2);
+  }
+  let fetch: FetchArg;
+  let typeId: number | undefined;
+  if (head === '$retval') {
+    if (!isReturn) return fail('RETVAL_ON_PROBE', pos);
+    if (target.returnsVoid) return fail('NO_RETVAL', pos);
+    fetch = { kind: 'retval' };
+    typeId = target.returnType;
+  } else {
+    const i = target.params === null ? -1 : target.params.indexOf(head);
+    if (i < 0 || !IDENT.test(head)) return fail('NO_BTFARG', pos);
+    fetch = { kind: 'btfarg', name: head, index: i };
+    typeId = target.paramTypes?.[i];
+  }
+  const btf = target.btf;
+  if (btf === undefined || typeId === undefined) return fetch;
+  ctx.last = { btf, type: btf.resolve(typeId), bitoffs: 0, bitsize: 0, pos };
+  if (field === null) return fetch;
+  return btfField(btf, fetch, typeId, field, pos + sep + 2, ctx, fail);
 }
 
 function parseFetch(
@@ -269,16 +445,13 @@ function parseFetch(
   isReturn: boolean,
   depth: number,
   fail: (err: ProbeErrorName, pos: number) => never,
+  ctx: BtfContext,
 ): FetchArg {
   const num = (t: string): number | null => (/^\d+$/.test(t) ? Number(t) : null);
   const c = s[0];
   if (c === '$') {
     const v = s.slice(1);
-    if (v === 'retval') {
-      if (!isReturn) fail('RETVAL_ON_PROBE', pos);
-      if (target.returnsVoid) fail('NO_RETVAL', pos);
-      return { kind: 'retval' };
-    }
+    if (v.startsWith('retval')) return btfVariable(s, pos, target, isReturn, ctx, fail);
     if (v === 'comm' || v === 'COMM') return { kind: 'comm' };
     if (v === 'stack') return { kind: 'stack', n: null };
     if (v.startsWith('stack')) {
@@ -329,16 +502,14 @@ function parseFetch(
     const inner = s.slice(open + 1, close);
     const innerPos = pos + open + 1;
     const sign = offText.startsWith('-') ? -1 : 1;
-    const f = parseFetch(inner, innerPos, target, isReturn, depth + 1, fail);
+    const f = parseFetch(inner, innerPos, target, isReturn, depth + 1, fail, ctx);
+    // A dereference stores what the user's type says, not the BTF type.
+    ctx.last = null;
     if (f.kind === 'comm') fail('COMM_CANT_DEREF', innerPos);
     if (close !== s.length - 1) fail('BAD_FETCH_ARG', pos + close + 1);
     return { kind: 'deref', offset: sign * Number(offText.slice(1)), user, inner: f };
   }
-  if (IDENT.test(s)) {
-    const i = target.params === null ? -1 : target.params.indexOf(s);
-    if (i < 0) fail('NO_BTFARG', pos);
-    return { kind: 'btfarg', name: s, index: i };
-  }
+  if (/^[A-Za-z_]/.test(s)) return btfVariable(s, pos, target, isReturn, ctx, fail);
   return fail('BAD_FETCH_ARG', pos);
 }
 
@@ -346,12 +517,13 @@ function parseType(
   text: string | null,
   pos: number,
   fetch: FetchArg,
+  wordSize: number,
   fail: (err: ProbeErrorName, pos: number) => never,
 ): FetchType {
   const isString = (n: string) => n === 'string' || n === 'ustring' || n === 'symstr';
   if (text === null) {
     if (fetch.kind === 'comm' || fetch.kind === 'immstr') return basic('string', null);
-    return basic('x64', null);
+    return basic(`x${wordSize * 8}`, null);
   }
   let t = text;
   let array: number | null = null;
@@ -386,7 +558,8 @@ function parseType(
       fetch.kind === 'arg';
     if (!ok) fail('BAD_STRING', pos);
   }
-  return basic(t, array);
+  // symbol holds one long.
+  return t === 'symbol' ? { ...basic(t, array), size: wordSize } : basic(t, array);
 }
 
 function basic(name: string, array: number | null): FetchType {

@@ -35,7 +35,8 @@ interface VerifyOpts {
   json?: boolean;
 }
 
-const isElf = (b: Uint8Array) => b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+export const isElf = (b: Uint8Array): boolean =>
+  b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
 
 /** An assembly file is one program whose type the command line gives, as bpftool prog load does. */
 function verifyAsm(
@@ -54,7 +55,7 @@ function verifyAsm(
     ...(opts.attachType ? { attachType: opts.attachType } : {}),
     ...(opts.attachTarget ? { attachTarget: opts.attachTarget } : {}),
   });
-  return { name: file, section: opts.type, result };
+  return { name: file, section: opts.type, insnOff: 0, result };
 }
 
 /** `tracelab verify`: what the kernel's verifier would say about each program of an object. */

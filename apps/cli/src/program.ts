@@ -2,10 +2,13 @@ import { ARCHES, type ArchName } from '@tracelab/arch-isa';
 import { createWriteStream } from 'node:fs';
 import { isToken } from '@tracelab/contracts';
 import { Command, InvalidArgumentError } from 'commander';
+import { registerAttach } from './commands/attach.js';
 import { registerBtf } from './commands/btf.js';
 import { registerExport } from './commands/export.js';
+import { registerFprobe } from './commands/fprobe.js';
 import { arch, positiveInt } from './workload.js';
 import { registerKernel } from './commands/kernel.js';
+import { registerMaps } from './commands/maps.js';
 import { registerObj } from './commands/obj.js';
 import { registerTrace } from './commands/trace.js';
 import { registerTrampoline } from './commands/trampoline.js';
@@ -166,5 +169,8 @@ export function buildProgram(
   registerVm(program);
   registerTrampoline(program);
   registerExport(program);
+  registerFprobe(program);
+  registerAttach(program);
+  registerMaps(program);
   return program;
 }

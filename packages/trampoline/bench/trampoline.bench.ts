@@ -84,7 +84,7 @@ export default function (bench: Bench): void {
       );
     }
   }
-  // The JIT entry takes bigints (Vm.runJit), so this path allocates per program run.
+  // The same program compiled to JavaScript (Vm.runJitRaw), as the kernel JITs BPF programs.
   const j = rig(KernelImage.builtin('x86_64') as KernelImage, true);
   j.tr.attach(counting(j.mem), BPF_TRAMP_FENTRY, 'vfs_read');
   const jn = vfsRead(j.k);

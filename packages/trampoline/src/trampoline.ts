@@ -644,8 +644,8 @@ export class Trampolines {
     }
     const vm = this.vms[cpu] as Vm;
     const rc = this.jit
-      ? vm.runJit(prog, BigInt(ctxLo >>> 0) | (BigInt(ctxHi >>> 0) << 32n))
-      : vm.runRaw(prog, ctxLo, ctxHi, 0, 0);
+      ? vm.runJitRaw(prog, ctxLo | 0, ctxHi | 0, 0, 0)
+      : vm.runRaw(prog, ctxLo | 0, ctxHi | 0, 0, 0);
     if (rc !== 0) this.stats.errors++;
     active[cpu] = (active[cpu] as number) - 1;
     return rc === 0;

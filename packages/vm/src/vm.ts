@@ -132,15 +132,7 @@ export class Vm {
 
   /** Runs prog with r1 = ctx and r2 = arg2 (bigint convenience edge). */
   run(prog: Program, ctx = 0n, arg2 = 0n): number {
-    const a = BigInt.asUintN(64, ctx);
-    const b = BigInt.asUintN(64, arg2);
-    return this.runRaw(
-      prog,
-      Number(a & 0xffffffffn) | 0,
-      Number(a >> 32n) | 0,
-      Number(b & 0xffffffffn) | 0,
-      Number(b >> 32n) | 0,
-    );
+    return this.runRaw(prog, ...halves(ctx, arg2));
   }
 
   /** Records why a run stopped; returns the negative errno. */
@@ -166,14 +158,7 @@ export class Vm {
   runTraced(prog: Program, hook: (pc: number) => void, ctx = 0n, arg2 = 0n): number {
     this.traceHook = hook;
     try {
-      return this.runCompiled(prog, ctx, arg2, (p) => {
-        let fn = this.traced.get(p);
-        if (fn === undefined) {
-          fn = compile(p, { trace: true });
-          this.traced.set(p, fn);
-        }
-        return fn;
-      });
+      return this.runCompiled(prog, ...halves(ctx, arg2), true);
     } finally {
       this.traceHook = undefined;
     }
@@ -184,23 +169,38 @@ export class Vm {
    * results, errors and budget as run().
    */
   runJit(prog: Program, ctx = 0n, arg2 = 0n): number {
-    return this.runCompiled(prog, ctx, arg2, (p) => (p.jitted ??= compile(p)) as CompiledFn);
+    return this.runCompiled(prog, ...halves(ctx, arg2), false);
+  }
+
+  /** runJit with r1 and r2 as int32 halves: the hot path's entry, which builds no bigint. */
+  runJitRaw(prog: Program, r1lo: number, r1hi: number, r2lo: number, r2hi: number): number {
+    return this.runCompiled(prog, r1lo, r1hi, r2lo, r2hi, false);
+  }
+
+  private compiled(p: Program, traced: boolean): CompiledFn {
+    if (!traced) return (p.jitted ??= compile(p)) as CompiledFn;
+    let fn = this.traced.get(p);
+    if (fn === undefined) {
+      fn = compile(p, { trace: true });
+      this.traced.set(p, fn);
+    }
+    return fn;
   }
 
   private runCompiled(
     prog: Program,
-    ctx: bigint,
-    arg2: bigint,
-    compiled: (p: Program) => CompiledFn,
+    r1lo: number,
+    r1hi: number,
+    r2lo: number,
+    r2hi: number,
+    traced: boolean,
   ): number {
-    const a = BigInt.asUintN(64, ctx);
-    const b = BigInt.asUintN(64, arg2);
     this.lo.fill(0);
     this.hi.fill(0);
-    this.lo[1] = Number(a & 0xffffffffn) | 0;
-    this.hi[1] = Number(a >> 32n) | 0;
-    this.lo[2] = Number(b & 0xffffffffn) | 0;
-    this.hi[2] = Number(b >> 32n) | 0;
+    this.lo[1] = r1lo;
+    this.hi[1] = r1hi;
+    this.lo[2] = r2lo;
+    this.hi[2] = r2hi;
     this.error = null;
     this.fault = null;
     this.errorPc = -1;
@@ -212,18 +212,17 @@ export class Vm {
     this.current = prog;
     let executed = 0;
     for (;;) {
-      const p = this.current as Program;
-      const fn = compiled(p);
+      const fn = this.compiled(this.current as Program, traced);
       const rc = fn(this, this.budget, executed, 0, 0);
       if (rc !== 1) return rc;
       // A tail call: the target starts with the caller's r1 and a fresh frame.
       executed = this.executed;
-      const r1lo = this.lo[1] as number;
-      const r1hi = this.hi[1] as number;
+      const lo1 = this.lo[1] as number;
+      const hi1 = this.hi[1] as number;
       this.lo.fill(0);
       this.hi.fill(0);
-      this.lo[1] = r1lo;
-      this.hi[1] = r1hi;
+      this.lo[1] = lo1;
+      this.hi[1] = hi1;
       this.lo[10] = this.stackTopLo;
       this.hi[10] = this.stackTopHi;
     }
@@ -1129,4 +1128,16 @@ export class Vm {
   abort(err: VmError): void {
     this.error = err;
   }
+}
+
+/** r1 and r2 as the int32 halves the register file holds. */
+function halves(r1: bigint, r2: bigint): [number, number, number, number] {
+  const a = BigInt.asUintN(64, r1);
+  const b = BigInt.asUintN(64, r2);
+  return [
+    Number(a & 0xffffffffn) | 0,
+    Number(a >> 32n) | 0,
+    Number(b & 0xffffffffn) | 0,
+    Number(b >> 32n) | 0,
+  ];
 }

@@ -13,6 +13,7 @@ import {
   runWorkload,
   type MachineOpts,
 } from './engine.js';
+import { aboutFile } from './errors.js';
 import { formatMap, type MapRef } from './map-dump.js';
 import { Progress } from './progress.js';
 import { isElf } from './verify.js';
@@ -39,14 +40,6 @@ export interface Loaded {
 
 /** How a program is named in output: `SECTION (NAME)`, as `tracelab verify` names it. */
 const label = (p: LoadedProg): string => `${p.section === '' ? p.progType : p.section} (${p.name})`;
-
-/** A layer's error about a file, with the file's name in front (and its errno said once). */
-function aboutFile(file: string, err: TracelabError, what = ''): TracelabError {
-  const message = err.message.startsWith(`${err.code}: `)
-    ? err.message.slice(err.code.length + 2)
-    : err.message;
-  return new TracelabError(err.code, `${file}: ${what}${message}`);
-}
 
 /** libbpf's bpf_object__open; a malformed object is named with what the loader found wrong. */
 function openObject(file: string, bytes: Uint8Array): BpfObject {

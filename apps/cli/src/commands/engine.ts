@@ -5,6 +5,7 @@ import type { WorkloadSpec } from '@tracelab/kernel';
 import type { Command } from 'commander';
 import { readInput } from '../input.js';
 import { arch, positiveInt, seed, unwrap, WORKLOAD_HELP } from '../workload.js';
+import { aboutFile } from './errors.js';
 import type { Progress } from './progress.js';
 
 /** The kernel image of an embedded-engine command. */
@@ -55,8 +56,7 @@ export function createEngine(
       ...(btf !== undefined ? { btf } : {}),
     }),
   );
-  if (engine instanceof TracelabError && file !== undefined)
-    throw new TracelabError(engine.code, `${file}: ${engine.message}`);
+  if (engine instanceof TracelabError && file !== undefined) throw aboutFile(file, engine);
   return unwrap(engine);
 }
 

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runStatus } from '../../test/status.js';
 
@@ -155,6 +156,9 @@ describe('tracelab fprobe add', () => {
     expect(arch.error?.message).toMatch(/--arch.*x86_64/s);
     const btf = await runStatus(['fprobe', 'add', 'f vfs_read', '--btf', '/nonexistent.btf']);
     expect(btf.error).toMatchObject({ code: 'ENOENT', message: '/nonexistent.btf: no such file' });
+    const notBtf = await runStatus(['fprobe', 'list', '--btf', fileURLToPath(import.meta.url)]);
+    expect(notBtf.error?.code).toBe('EINVAL');
+    expect(notBtf.error?.message).toMatch(/^\/.*fprobe\.spec\.ts: .*magic/);
   });
 });
 

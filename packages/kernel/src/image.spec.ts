@@ -122,6 +122,28 @@ describe('built-in kernel image', () => {
   });
 
   it.each([
+    ['x86_64', ['ftrace_caller', 'ftrace_regs_caller', 'ftrace_stub', 'return_to_handler']],
+    ['arm64', ['ftrace_caller', 'ftrace_stub', 'return_to_handler']],
+  ] as const)('a %s BTF image has the ftrace assembly symbols, notrace', (arch, names) => {
+    // BTF of plain C functions only, as a real vmlinux's: the trampolines are not in it.
+    const c = KernelImage.builtin(arch, [{ subsystem: 't', protos: ['int foo(int a)'] }]);
+    if (c instanceof KernelError) throw c;
+    const img = KernelImage.fromBtf(arch, c.btfBytes as Uint8Array);
+    if (img instanceof KernelError) throw img;
+    expect(img.count).toBe(1 + names.length);
+    for (const name of names) {
+      const i = img.indexOf(name);
+      expect(i, name).toBeGreaterThanOrEqual(0);
+      expect(img.functions[i]?.traceable, name).toBe(false);
+    }
+    expect(img.indexOf('ftrace_regs_caller') >= 0).toBe(arch === 'x86_64');
+    expect(img.functions[img.indexOf('foo')]?.traceable).toBe(true);
+    // Where BTF does name them (the built-in image's does), they are notrace all the same.
+    const full = KernelImage.fromBtf(arch, image(arch).btfBytes as Uint8Array) as KernelImage;
+    expect(full.functions[full.indexOf('ftrace_caller')]?.traceable).toBe(false);
+  });
+
+  it.each([
     ['int foo', 'is not'],
     ['int foo(int)', "parameter 1 'int' has no name"],
   ])('parseProto rejects %s', (text, msg) => {

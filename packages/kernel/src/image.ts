@@ -261,6 +261,14 @@ function prologue(arch: ArchName): Uint8Array {
   }
 }
 
+/** The ftrace entry and exit code: notrace assembly symbols of every image. */
+const FTRACE_ASM = new Set([
+  'ftrace_caller',
+  'ftrace_regs_caller',
+  'ftrace_stub',
+  'return_to_handler',
+]);
+
 interface FuncSpec {
   name: string;
   module: string | null;
@@ -425,8 +433,20 @@ export class KernelImage {
     }
     const specs: FuncSpec[] = btf
       .funcs()
-      .map((f) => ({ name: f.name, module: null, traceable: true, btfId: f.id }));
+      .map((f) => ({
+        name: f.name,
+        module: null,
+        traceable: !FTRACE_ASM.has(f.name),
+        btfId: f.id,
+      }));
     if (specs.length === 0) return new KernelError('ENOENT', 'BTF has no FUNC types');
+    // The ftrace trampolines are assembly, so BTF usually lacks them; fgraph and the callers need
+    // their addresses, as in a real vmlinux.
+    const named = new Set(specs.map((s) => s.name));
+    for (const name of FTRACE_ASM) {
+      if (name === 'ftrace_regs_caller' && !archInfo(arch).capabilities.withRegs) continue;
+      if (!named.has(name)) specs.push({ name, module: null, traceable: false, btfId: 0 });
+    }
     // Smaller bodies than the built-in image keep ~56k functions in a few MiB of text.
     return new KernelImage(arch, specs, btf, bytes, [32, 256]);
   }

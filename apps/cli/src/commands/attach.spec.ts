@@ -21,8 +21,8 @@ function leHex(v: bigint, size: number): string {
 }
 
 /** The kallsyms address of a function, from `tracelab kernel symbols`. */
-async function address(fn: string): Promise<bigint> {
-  const line = (await run(['kernel', 'symbols', fn])).trim();
+async function address(fn: string, arch = 'x86_64'): Promise<bigint> {
+  const line = (await run(['kernel', 'symbols', fn, '--arch', arch])).trim();
   return BigInt(`0x${line.split(' ')[0]}`);
 }
 
@@ -73,6 +73,43 @@ describe('tracelab attach', () => {
     // the object's BTF types both as __u64
     expect(r.out).toContain(`{"key": ${ip}, "value": ${READS}}\n`);
     expect(r.out).toMatch(/^Found 1 element$/m);
+  });
+
+  it.each(['arm64', 'riscv64', 'i386'])(
+    'counts vfs_read through fentry on %s, keyed by its address there',
+    async (arch) => {
+      const r = await runStatus([
+        'attach',
+        obj('counts.bpfel.o'),
+        '--section',
+        'fentry/vfs_read',
+        '--arch',
+        arch,
+      ]);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain(`{"key": ${await address('vfs_read', arch)}, "value": ${READS}}\n`);
+    },
+  );
+
+  it('attaches every program of an object by its section when no link is given', async () => {
+    const r = await runStatus(['attach', obj('counts.bpfel.o')]);
+    expect(r.code).toBe(0);
+    for (const [section, target] of [
+      ['kprobe/do_sys_openat2 (count_kprobe)', 'do_sys_openat2'],
+      ['kprobe.multi/vfs_* (count_multi)', 'vfs_*'],
+      ['fentry/vfs_read (count_fentry)', 'vfs_read'],
+    ])
+      expect(r.out).toContain(`${section}: attached to ${target}\n`);
+    const traced = await tracedCalls('vfs_*');
+    // vfs_read is counted twice, by the kprobe.multi and the fentry program
+    for (const [fn, n] of traced) {
+      const calls = fn === 'vfs_read' ? 2 * n : n;
+      expect(r.out, fn).toContain(`{"key": ${await address(fn)}, "value": ${calls}}\n`);
+    }
+    // and do_sys_openat2 once per openat (cat 20 times, logger 10 times), beside the vfs_* at 30
+    const thirty = [...traced.values()].filter((n) => n === 30).length;
+    expect(r.out.match(/\{"key": \d+, "value": 30\}\n/g)?.length).toBe(thirty + 1);
+    expect(r.out).toMatch(new RegExp(`^Found ${traced.size + 1} elements$`, 'm'));
   });
 
   it('counts every vfs_* function through --kprobe-multi, as the function tracer counts them', async () => {

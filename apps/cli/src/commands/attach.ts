@@ -13,7 +13,7 @@ import {
   runWorkload,
   type MachineOpts,
 } from './engine.js';
-import { aboutFile } from './errors.js';
+import { aboutFile, inContext } from './errors.js';
 import { formatMap, type MapRef } from './map-dump.js';
 import { Progress } from './progress.js';
 import { isElf } from './verify.js';
@@ -163,8 +163,7 @@ export function attachPrograms(
           ? { attachType: 'kprobe_multi', pattern: link.target }
           : { attachType: link.kind, targets: link.target };
     const fd = attr === null ? engine.bpf.attachBySection(p.fd) : engine.bpf.linkCreate(p.fd, attr);
-    if (fd instanceof TracelabError)
-      throw new TracelabError(fd.code, `attaching ${label(p)}: ${fd.message}`);
+    if (fd instanceof TracelabError) throw inContext(`attaching ${label(p)}: `, fd);
     return `${label(p)}: attached to ${link?.target ?? p.attachTarget}`;
   });
 }

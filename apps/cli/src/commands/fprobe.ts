@@ -11,6 +11,7 @@ import {
   type ImageOpts,
   type MachineOpts,
 } from './engine.js';
+import { inContext } from './errors.js';
 import { Progress } from './progress.js';
 
 /** What `fprobe list` shows without --event: one definition per form worth knowing. */
@@ -57,8 +58,7 @@ function listedEvents(engine: Engine): string[] {
 function enableEvents(engine: Engine): void {
   for (const name of listedEvents(engine)) {
     const err = engine.tracefs.write(`events/${name}/enable`, '1');
-    if (err instanceof TracelabError)
-      throw new TracelabError(err.code, `enabling ${name}: ${err.message}`);
+    if (err instanceof TracelabError) throw inContext(`enabling ${name}: `, err);
   }
 }
 

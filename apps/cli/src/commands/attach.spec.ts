@@ -168,8 +168,34 @@ describe('tracelab attach', () => {
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/^3: array {2}name hits {2}key 4B {2}value 8B {2}max_entries 1$/m);
       expect(r.out).toContain(`key: 00 00 00 00  value: ${leHex(count, 8)}\n`);
+      // a glob attach has a progress bar, but stderr here is no terminal: nothing is drawn
+      expect(r.err).toBe('');
     },
   );
+
+  it('dumps a per-CPU map one value per CPU, as the function tracer counts calls per CPU', async () => {
+    const perCpu = [0, 0];
+    for (const l of (await run(['trace', '--workload', 'syscalls', '--filter', 'vfs_write'])).split(
+      '\n',
+    )) {
+      const cpu = /\[(\d{3})\] .*: vfs_write <-/.exec(l)?.[1];
+      if (cpu !== undefined) perCpu[Number(cpu)] = (perCpu[Number(cpu)] ?? 0) + 1;
+    }
+    expect(perCpu[0] + perCpu[1]).toBe(WRITES);
+    const file = asm('percpu.asm', COUNT);
+    const r = await runStatus([
+      'attach',
+      file,
+      '--fexit',
+      'vfs_write',
+      '--map',
+      'c:percpu_array:4:8:1',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      `key:\n00 00 00 00\nvalue (CPU 00): ${leHex(BigInt(perCpu[0] ?? 0), 8)}\nvalue (CPU 01): ${leHex(BigInt(perCpu[1] ?? 0), 8)}\nFound 1 element\n`,
+    );
+  });
 
   it('prints bpf_trace_printk lines with the task that printed them', async () => {
     const r = await runStatus(['attach', asm('hi.asm', HI), '--fexit', 'vfs_write']);

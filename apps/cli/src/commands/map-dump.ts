@@ -117,16 +117,26 @@ function decode(btf: Btf, id: number, bytes: Uint8Array, off: number): Decoded {
   }
 }
 
+/**
+ * The values of one element: one, or for a per-CPU map one per CPU, each padded to 8 bytes as
+ * BPF_MAP_LOOKUP_ELEM returns them.
+ */
+function cpuValues(value: Uint8Array, valueSize: number): Uint8Array[] | null {
+  if (value.length <= valueSize) return null;
+  const stride = Math.ceil(valueSize / 8) * 8;
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < value.length; at += stride) out.push(value.subarray(at, at + valueSize));
+  return out;
+}
+
 /** One element as bpftool's print_entry_plain prints it, per CPU for per-CPU maps. */
 function plainEntry(key: Uint8Array, value: Uint8Array, valueSize: number): string {
-  if (value.length > valueSize) {
-    // per-CPU: one value per CPU, each padded to 8 bytes, as BPF_MAP_LOOKUP_ELEM returns them
-    const stride = Math.ceil(valueSize / 8) * 8;
+  const perCpu = cpuValues(value, valueSize);
+  if (perCpu !== null) {
     let out = `key:\n${hexBytes(key)}\n`;
-    for (let cpu = 0; cpu * stride < value.length; cpu++) {
-      const v = value.subarray(cpu * stride, cpu * stride + valueSize);
+    perCpu.forEach((v, cpu) => {
       out += `value (CPU ${String(cpu).padStart(2, '0')}):${valueSize > 16 ? '\n' : ' '}${hexBytes(v)}\n`;
-    }
+    });
     return out;
   }
   const breakNames = key.length > 16 || valueSize > 16;
@@ -135,13 +145,20 @@ function plainEntry(key: Uint8Array, value: Uint8Array, valueSize: number): stri
   return `key:${sep}${hexBytes(key)}${singleLine ? '  ' : '\n'}value:${sep}${hexBytes(value)}\n`;
 }
 
-/** The decoded form of one element, or null when the map has no BTF for its value. */
-function decodedEntry(ref: MapRef, key: Uint8Array, value: Uint8Array): string | null {
-  const btf = ref.btf;
-  if (btf === undefined || !ref.valueTypeId) return null;
+/** The decoded form of one element (bpftool's "values" per CPU), or null without value BTF. */
+function decodedEntry(
+  ref: MapRef,
+  key: Uint8Array,
+  value: Uint8Array,
+  valueSize: number,
+): string | null {
+  const { btf, keyTypeId, valueTypeId } = ref;
+  if (btf === undefined || !valueTypeId) return null;
   const out: { [name: string]: Decoded } = {};
-  if (ref.keyTypeId) out.key = decode(btf, ref.keyTypeId, key, 0);
-  out.value = decode(btf, ref.valueTypeId, value, 0);
+  if (keyTypeId) out.key = decode(btf, keyTypeId, key, 0);
+  const perCpu = cpuValues(value, valueSize);
+  if (perCpu === null) out.value = decode(btf, valueTypeId, value, 0);
+  else out.values = perCpu.map((v, cpu) => ({ cpu, value: decode(btf, valueTypeId, v, 0) }));
   return show(out);
 }
 
@@ -159,7 +176,7 @@ export function formatMap(engine: Engine, ref: MapRef): string {
     return `${out}  cannot dump: ${entries.code}: ${entries.message}\n`;
   for (const [key, value] of entries) {
     out += plainEntry(key, value, valueSize);
-    const decoded = decodedEntry(ref, key, value);
+    const decoded = decodedEntry(ref, key, value, valueSize);
     if (decoded !== null) out += `${decoded}\n`;
   }
   return `${out}Found ${entries.length} element${entries.length === 1 ? '' : 's'}\n`;

@@ -1,14 +1,18 @@
 import { TracelabError } from '@tracelab/contracts';
 
 /**
- * A layer's error with what the command was doing in front. Some layers already start their
- * message with the errno name; main.ts prints the errno once, so it is taken off here.
+ * A layer's message without the errno name some layers start it with: main.ts and the dumps
+ * print the errno once, in front.
  */
-export function inContext(context: string, err: TracelabError): TracelabError {
-  const message = err.message.startsWith(`${err.code}: `)
+export function bareMessage(err: TracelabError): string {
+  return err.message.startsWith(`${err.code}: `)
     ? err.message.slice(err.code.length + 2)
     : err.message;
-  return new TracelabError(err.code, `${context}${message}`);
+}
+
+/** A layer's error with what the command was doing in front. */
+export function inContext(context: string, err: TracelabError): TracelabError {
+  return new TracelabError(err.code, `${context}${bareMessage(err)}`);
 }
 
 /** A layer's error about a file, with the file's name in front. */

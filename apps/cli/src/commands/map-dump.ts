@@ -2,6 +2,7 @@ import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, type Btf } from '@tracelab/
 import { TracelabError } from '@tracelab/contracts';
 import type { Engine } from '@tracelab/engine';
 import { mapTypeName } from '@tracelab/loader';
+import { bareMessage } from './errors.js';
 
 /** A map to dump: its fd in the engine and, when the object described it, its BTF types. */
 export interface MapRef {
@@ -173,7 +174,7 @@ export function formatMap(engine: Engine, ref: MapRef): string {
   let out = `${ref.fd}: ${mapTypeName(type)}  name ${ref.name}  key ${keySize}B  value ${valueSize}B  max_entries ${maxEntries}\n`;
   const entries = engine.bpf.mapEntries(ref.fd);
   if (entries instanceof TracelabError)
-    return `${out}  cannot dump: ${entries.code}: ${entries.message}\n`;
+    return `${out}  cannot dump: ${entries.code}: ${bareMessage(entries)}\n`;
   for (const [key, value] of entries) {
     out += plainEntry(key, value, valueSize);
     const decoded = decodedEntry(ref, key, value, valueSize);

@@ -68,6 +68,12 @@ describe('tracelab maps dump', () => {
     expect(hist.reduce((a, b) => a + b, 0)).toBe(40);
   });
 
+  it('says why a ring buffer has no elements to dump, and goes on', async () => {
+    const r = await runStatus(['maps', 'dump', obj('ringbuf.bpfel.o'), '--no-run']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^\d+: ringbuf {2}name events .*\n {2}cannot dump: EOPNOTSUPP: events: /);
+  });
+
   it.each([
     {
       name: 'a map the object lacks',

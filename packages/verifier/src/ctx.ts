@@ -99,6 +99,7 @@ export function btfPtrReg(id: number, name: string, trusted: boolean): RegState 
   r.btfId = id;
   r.btfName = name;
   r.trusted = trusted;
+  r.untrusted = !trusted;
   r.varOff = { value: 0n, mask: 0n };
   r.smin = r.smax = 0n;
   r.umin = r.umax = 0n;

@@ -44,16 +44,21 @@ function load(file: string): Fixture {
   return { name: file, header, insns };
 }
 
+/** `fd type ks vs max [inner type ks vs max]`, several separated by `;`. */
 function maps(spec: string | undefined): Map<number, MapDef> {
   const out = new Map<number, MapDef>();
-  if (spec === undefined) return out;
-  const [fd, type, ks, vs, max] = spec.split(' ');
-  out.set(Number(fd), {
+  const def = (type: string, ks: string, vs: string, max: string): MapDef => ({
     type: type as MapType,
     keySize: Number(ks),
     valueSize: Number(vs),
     maxEntries: Number(max),
   });
+  for (const one of spec?.split(';') ?? []) {
+    const [fd, type, ks, vs, max, inner, ...tmpl] = one.trim().split(/\s+/) as string[];
+    const m = def(type as string, ks as string, vs as string, max as string);
+    if (inner === 'inner') m.inner = def(...(tmpl as [string, string, string, string]));
+    out.set(Number(fd), m);
+  }
   return out;
 }
 

@@ -208,6 +208,10 @@ exit`),
     const notFunc = verify(call(task), fentry);
     expect(notFunc.error?.message).toBe(`kernel btf_id ${task} is not a function`);
     expect(notFunc.errnoName).toBe('EINVAL');
+    // An id past the BTF's last type is no function either (not a crash).
+    expect(verify(call(btf.typeCount), fentry).error?.message).toBe(
+      `kernel btf_id ${btf.typeCount} is not a function`,
+    );
     const noBtf = verify(call(task), { progType: 'syscall' });
     expect(noBtf.error?.message).toBe(
       'calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF',

@@ -52,7 +52,9 @@ export type MapType =
   | 'prog_array'
   | 'perf_event_array'
   | 'ringbuf'
-  | 'stack_trace';
+  | 'stack_trace'
+  | 'array_of_maps'
+  | 'hash_of_maps';
 
 /** A map as the verifier sees it (struct bpf_map's fields it reads). */
 export interface MapDef {
@@ -61,6 +63,11 @@ export interface MapDef {
   valueSize: number;
   maxEntries: number;
   name?: string;
+  /**
+   * Map-in-map outer maps: the inner map template (inner_map_meta). A lookup's result points to
+   * it once null-checked. The kernel's copy has no name.
+   */
+  inner?: MapDef;
 }
 
 /** struct bpf_reg_state. Scalars and pointer offsets share the range fields (var_off etc). */
@@ -74,6 +81,13 @@ export class RegState {
   ringbuf = false;
   /** PTR_TRUSTED (BTF pointers); false means untrusted (reads become probe reads). */
   trusted = false;
+  /**
+   * PTR_UNTRUSTED: set on every BTF pointer that is not trusted except the flagless
+   * PTR_TO_BTF_ID of a typed ksym, which the log prints as plain `ptr_`.
+   */
+  untrusted = false;
+  /** MEM_PERCPU: a per-CPU variable's address; reading through it needs bpf_per_cpu_ptr. */
+  percpu = false;
   /** Fixed offset of a pointer. */
   off = 0;
   varOff: Tnum = tnumUnknown;
@@ -627,7 +641,9 @@ export function regTypeStr(r: RegState): string {
   let prefix = '';
   if (r.rdonly) prefix += 'rdonly_';
   if (r.ringbuf) prefix += 'ringbuf_';
-  if (r.type === 'btf_id') prefix += r.trusted ? 'trusted_' : 'untrusted_';
+  if (r.percpu) prefix += 'percpu_';
+  if (r.untrusted) prefix += 'untrusted_';
+  if (r.trusted) prefix += 'trusted_';
   const orNull = r.maybeNull ? '_or_null' : '';
   // PTR_TO_BTF_ID prints as ptr_ with the struct name after it: trusted_ptr_or_null_task_struct.
   return `${prefix}${base}${orNull}${r.type === 'btf_id' ? '_' : ''}`;

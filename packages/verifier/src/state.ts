@@ -139,6 +139,8 @@ function samePointerTarget(old: RegState, cur: RegState): boolean {
     old.rdonly === cur.rdonly &&
     old.ringbuf === cur.ringbuf &&
     old.trusted === cur.trusted &&
+    old.untrusted === cur.untrusted &&
+    old.percpu === cur.percpu &&
     old.off === cur.off &&
     old.map === cur.map &&
     old.memSize === cur.memSize &&

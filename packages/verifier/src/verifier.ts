@@ -17,6 +17,7 @@ import {
   BPF_MEMSX,
   BPF_MOV,
   BPF_NEG,
+  BPF_PSEUDO_BTF_ID,
   BPF_PSEUDO_CALL,
   BPF_PSEUDO_FUNC,
   BPF_PSEUDO_KFUNC_CALL,
@@ -98,7 +99,14 @@ const BPF_MAX_VAR_OFF = 1n << 29n;
 const BPF_MAX_VAR_SIZ = 1n << 29n;
 
 /** Errno values a verification can fail with (the kernel's numbers). */
-export const VERIFIER_ERRNO = { EACCES: 13, EINVAL: 22, E2BIG: 7, EFAULT: 14, ENOTSUPP: 524 };
+export const VERIFIER_ERRNO = {
+  ENOENT: 2,
+  EACCES: 13,
+  EINVAL: 22,
+  E2BIG: 7,
+  EFAULT: 14,
+  ENOTSUPP: 524,
+};
 export type VerifierErrno = keyof typeof VERIFIER_ERRNO;
 
 /** How to verify a program: its type, attach target, maps and log. */
@@ -247,7 +255,47 @@ const MAP_TYPE_NUM: Record<MapDef['type'], number> = {
   percpu_array: 6,
   stack_trace: 7,
   lru_hash: 9,
+  array_of_maps: 12,
+  hash_of_maps: 13,
   ringbuf: 27,
+};
+
+/** The struct behind each map type's struct bpf_map (its ops' map_btf_id). */
+const MAP_STRUCT: Record<MapDef['type'], string> = {
+  hash: 'bpf_htab',
+  array: 'bpf_array',
+  prog_array: 'bpf_array',
+  perf_event_array: 'bpf_array',
+  percpu_hash: 'bpf_htab',
+  percpu_array: 'bpf_array',
+  stack_trace: 'bpf_stack_map',
+  lru_hash: 'bpf_htab',
+  array_of_maps: 'bpf_array',
+  hash_of_maps: 'bpf_htab',
+  ringbuf: 'bpf_ringbuf_map',
+};
+
+/**
+ * Helpers a map of a special type may be passed to (check_map_func_compatibility, map side);
+ * other map types go to any helper that takes a map.
+ */
+const MAP_HELPERS: Partial<Record<MapDef['type'], readonly string[]>> = {
+  prog_array: ['tail_call'],
+  perf_event_array: ['perf_event_output'],
+  ringbuf: ['ringbuf_output', 'ringbuf_reserve', 'ringbuf_query'],
+  stack_trace: ['get_stackid'],
+  array_of_maps: ['map_lookup_elem'],
+  hash_of_maps: ['map_lookup_elem'],
+};
+
+/** Map types a helper needs (check_map_func_compatibility, helper side). */
+const HELPER_MAPS: Readonly<Record<string, readonly MapDef['type'][]>> = {
+  tail_call: ['prog_array'],
+  get_stackid: ['stack_trace'],
+  perf_event_output: ['perf_event_array'],
+  ringbuf_output: ['ringbuf'],
+  ringbuf_reserve: ['ringbuf'],
+  ringbuf_query: ['ringbuf'],
 };
 
 const maxB = (a: bigint, b: bigint): bigint => (a > b ? a : b);
@@ -429,6 +477,8 @@ class Env {
     readonly cfg: Cfg,
     readonly opts: VerifyOptions,
     proto: BtfFuncProto | undefined,
+    /** What each ld_imm64 src 3 loads, by instruction (pseudoBtfIdRegs). */
+    readonly ksyms: ReadonlyMap<number, RegState>,
   ) {
     this.level = opts.logLevel ?? 0;
     this.stackDepth = cfg.subprogs.map(() => 0);
@@ -727,6 +777,9 @@ class Env {
         dst.copyFrom(r);
         break;
       }
+      case BPF_PSEUDO_BTF_ID:
+        dst.copyFrom(this.ksyms.get(idx) as RegState);
+        break;
       case BPF_PSEUDO_FUNC: {
         const r = new RegState();
         markKnown(r, 0n);
@@ -881,6 +934,8 @@ class Env {
     ptr.rdonly = keep.rdonly;
     ptr.ringbuf = keep.ringbuf;
     ptr.trusted = keep.trusted;
+    ptr.untrusted = keep.untrusted;
+    ptr.percpu = keep.percpu;
     ptr.refObjId = keep.refObjId;
     ptr.id = keep.id;
   }
@@ -908,10 +963,12 @@ class Env {
     value: RegState | null,
   ): RegState {
     const write = kind === 'write';
-    if (reg.type === 'scalar' || reg.maybeNull || reg.type === 'map_ptr' || reg.type === 'func') {
+    if (reg.type === 'scalar' || reg.maybeNull || reg.type === 'func') {
       this.reject(`R${r} invalid mem access '${regTypeStr(reg)}'`);
     }
     switch (reg.type) {
+      case 'map_ptr':
+        return this.mapPtrAccess(r, reg.map as MapDef, off + reg.off, bytes, write);
       case 'ctx': {
         this.fixedOffset(reg, r, 'ctx');
         if (write && value !== null && value.isPointer()) {
@@ -938,16 +995,19 @@ class Env {
         return scalarOfSize(bytes);
       }
       case 'btf_id': {
-        if (write) this.reject('only read is supported');
         const btf = this.opts.btf as Btf;
         const total = reg.off + off;
+        if (total < 0)
+          this.reject(`R${r} is ptr_${reg.btfName} invalid negative access: off=${total}`);
         if (!tnumIsConst(reg.varOff)) {
           this.reject(
             `R${r} is ptr_${reg.btfName} invalid variable offset: off=${total}, var_off=${tnumStr(reg.varOff)}`,
           );
         }
-        if (total < 0)
-          this.reject(`R${r} is ptr_${reg.btfName} invalid negative access: off=${total}`);
+        if (reg.percpu) {
+          this.reject(`R${r} is ptr_${reg.btfName} access percpu memory: off=${total}`);
+        }
+        if (write) this.reject('only read is supported');
         const res = btfStructAccess(btf, reg.btfId, reg.btfName, total, bytes);
         if ('error' in res) this.reject(res.error);
         return res.reg;
@@ -955,6 +1015,31 @@ class Env {
       default:
         this.reject(`R${r} invalid mem access '${regTypeStr(reg)}'`);
     }
+  }
+
+  /**
+   * check_ptr_to_map_access: a struct bpf_map pointer reads as the map type's kernel struct
+   * (bpf_array, bpf_htab...) in the kernel BTF; it is never written.
+   */
+  mapPtrAccess(r: number, map: MapDef, off: number, bytes: number, write: boolean): RegState {
+    const btf = this.opts.btf;
+    if (btf === undefined) {
+      this.reject('map_ptr access not supported without CONFIG_DEBUG_INFO_BTF', 'ENOTSUPP');
+    }
+    const name = MAP_STRUCT[map.type];
+    const id = btf.find(name, 'struct');
+    // The kernel always has its map structs; a BTF without one cannot say what is read.
+    if (id === undefined) {
+      this.reject(
+        `map_ptr access not supported for map type ${MAP_TYPE_NUM[map.type]}`,
+        'ENOTSUPP',
+      );
+    }
+    if (off < 0) this.reject(`R${r} is ${name} invalid negative access: off=${off}`);
+    if (write) this.reject(`only read from ${name} is supported`);
+    const res = btfStructAccess(btf, id, name, off, bytes);
+    if ('error' in res) this.reject(res.error);
+    return res.reg;
   }
 
   /** check_mem_region_access + __check_mem_access for map values, keys and mem. */
@@ -1213,7 +1298,14 @@ class Env {
         r.copyFrom(scalarConst(0n));
       } else {
         r.maybeNull = false;
-        if (r.type === 'map_value') r.id = 0;
+        if (r.type === 'map_value') {
+          r.id = 0;
+          // A map-in-map lookup found an inner map: CONST_PTR_TO_MAP to the inner template.
+          if (r.map?.inner !== undefined) {
+            r.type = 'map_ptr';
+            r.map = r.map.inner;
+          }
+        }
       }
     }
     if (isNull && ref !== 0) st.refs = st.refs.filter((x) => x.id !== ref);
@@ -1407,7 +1499,7 @@ class Env {
     }
     if (insn.off !== 0) this.reject('kfunc offset > 0 without fd_array is invalid', 'EINVAL');
     const id = insn.imm >>> 0;
-    const func = btf.type(id);
+    const func = typeById(btf, id);
     if (func?.kind !== 'func') this.reject(`kernel btf_id ${id} is not a function`, 'EINVAL');
     const proto = btf.type(func.type);
     if (proto?.kind !== 'func_proto') {
@@ -1658,17 +1750,11 @@ class Env {
 
   /** check_map_func_compatibility (the pairs tracelab's helpers need). */
   checkMapCompat(proto: FuncProto, map: MapDef): void {
-    const needs: Record<string, MapDef['type'][]> = {
-      tail_call: ['prog_array'],
-      get_stackid: ['stack_trace'],
-      perf_event_output: ['perf_event_array'],
-      ringbuf_output: ['ringbuf'],
-      ringbuf_reserve: ['ringbuf'],
-      ringbuf_query: ['ringbuf'],
-    };
-    const want = needs[proto.name];
-    const special = ['prog_array', 'perf_event_array', 'ringbuf', 'stack_trace'];
-    const ok = want === undefined ? !special.includes(map.type) : want.includes(map.type);
+    const want = HELPER_MAPS[proto.name];
+    const ok =
+      want === undefined
+        ? (MAP_HELPERS[map.type]?.includes(proto.name) ?? true)
+        : want.includes(map.type);
     if (!ok) {
       this.reject(
         `cannot pass map_type ${MAP_TYPE_NUM[map.type]} into func bpf_${proto.name}#${proto.id}`,
@@ -1770,6 +1856,11 @@ class Env {
   }
 }
 
+/** btf_type_by_id: an id from an instruction may be out of the BTF's range. */
+function typeById(btf: Btf, id: number): BtfType | undefined {
+  return id < btf.typeCount ? btf.type(id) : undefined;
+}
+
 /** btf_type_is_scalar: integers and enums. */
 function isBtfScalar(t: BtfType | undefined): boolean {
   return t?.kind === 'int' || t?.kind === 'enum' || t?.kind === 'enum64';
@@ -1813,6 +1904,78 @@ function findProto(opts: VerifyOptions): BtfFuncProto | undefined {
   if (f?.kind !== 'func') return undefined;
   const p = opts.btf.type(f.type);
   return p?.kind === 'func_proto' ? p : undefined;
+}
+
+/**
+ * resolve_pseudo_ldimm64's check_pseudo_btf_id, before any path is explored: every ld_imm64 src 3
+ * (a typed ksym) names a VAR or FUNC of the kernel BTF, and loads PTR_TO_BTF_ID to a struct
+ * variable (MEM_PERCPU when .data..percpu holds it) or a read-only PTR_TO_MEM of the variable's
+ * size (of size 0 for a function). The register each one loads, by instruction.
+ */
+function pseudoBtfIdRegs(
+  insns: readonly Insn[],
+  btf: Btf | undefined,
+): Map<number, RegState> | Reject {
+  const out = new Map<number, RegState>();
+  for (let k = 0; k < insns.length; k++) {
+    const insn = insns[k] as Insn;
+    if (!isLddw(insn)) continue;
+    k++;
+    if (insn.src !== BPF_PSEUDO_BTF_ID) continue;
+    const at = k - 1;
+    if (btf === undefined) {
+      return new Reject(
+        at,
+        'kernel is missing BTF, make sure CONFIG_DEBUG_INFO_BTF=y is specified in Kconfig.',
+        'EINVAL',
+      );
+    }
+    // insn[1].imm is the fd of a module's BTF; tracelab's kernel has only vmlinux (fd 0).
+    if (insn.imm2 !== 0) return new Reject(at, 'invalid module BTF object FD specified.', 'EINVAL');
+    const id = insn.imm >>> 0;
+    const t = typeById(btf, id);
+    if (t === undefined) {
+      return new Reject(at, `ldimm64 insn specifies invalid btf_id ${id}.`, 'ENOENT');
+    }
+    if (t.kind !== 'var' && t.kind !== 'func') {
+      return new Reject(at, `pseudo btf_id ${id} in ldimm64 isn't KIND_VAR or KIND_FUNC`, 'EINVAL');
+    }
+    const r = new RegState();
+    markKnown(r, 0n);
+    if (t.kind === 'func') {
+      r.type = 'mem';
+      r.rdonly = true;
+      out.set(at, r);
+      continue;
+    }
+    const typeId = btf.resolve(t.type);
+    const vt = btf.type(typeId);
+    const percpuSec = btf.type(btf.find('.data..percpu', 'datasec') ?? 0);
+    const percpu = percpuSec?.kind === 'datasec' && percpuSec.vars.some((v) => v.type === id);
+    if (percpu || vt?.kind === 'struct' || vt?.kind === 'union') {
+      const p = btfPtrReg(typeId, btfName(vt), false);
+      // The flagless PTR_TO_BTF_ID: neither trusted nor marked untrusted.
+      p.untrusted = false;
+      p.percpu = percpu;
+      out.set(at, p);
+      continue;
+    }
+    let size: number;
+    try {
+      size = btf.sizeOf(typeId);
+    } catch {
+      return new Reject(
+        at,
+        `ldimm64 unable to resolve the size of type '${btfName(vt)}': -22`,
+        'EINVAL',
+      );
+    }
+    r.type = 'mem';
+    r.rdonly = true;
+    r.memSize = size;
+    out.set(at, r);
+  }
+  return out;
 }
 
 /**
@@ -1873,12 +2036,14 @@ export function verify(insns: readonly Insn[], options: VerifyOptions): VerifyRe
       );
     }
   }
+  const ksyms = pseudoBtfIdRegs(insns, options.btf);
+  if (ksyms instanceof Reject) return finish([], ksyms);
   const cfg = checkCfg(insns, options.allowLoops ?? true);
   if ('message' in cfg) {
     const errno: VerifierErrno = 'EINVAL';
     return finish([], new Reject(cfg.insn, cfg.message, errno));
   }
-  const env = new Env(insns, cfg, options, findProto(options));
+  const env = new Env(insns, cfg, options, findProto(options), ksyms);
   let err: Reject | null = null;
   try {
     env.run();

@@ -90,6 +90,10 @@ export class BpfObjectMap {
   get vars(): readonly DataVar[] {
     return this.def.vars;
   }
+  /** Map-in-map: the inner map template the outer map is created with. */
+  get inner(): Readonly<MapDef> | undefined {
+    return this.def.inner;
+  }
   /** A copy of the initial value of a global-data map (undefined for other maps). */
   get initialValue(): Uint8Array | undefined {
     return this.def.data?.slice();

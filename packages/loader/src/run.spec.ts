@@ -251,8 +251,7 @@ describe.each(['bpfel', 'bpfeb'])('clang-built %s programs run in the vm', (orde
     const obj = BpfObject.open(fixture('mapinmap.bpfel.o'));
     obj.map('.rodata').setVar('outer_key', outerKey);
     obj.map('.rodata').setVar('slot', slot);
-    // The verifier does not model map-in-map values yet (see verify.spec).
-    const loaded = obj.load({ verify: false });
+    const loaded = obj.load();
     expect([loaded.run(prog).r0, loaded.run(prog).r0].map((r) => BigInt.asIntN(64, r))).toEqual(
       r0s,
     );
@@ -262,14 +261,8 @@ describe.each(['bpfel', 'bpfeb'])('clang-built %s programs run in the vm', (orde
     }
   });
 
-  it('map-in-map: load() with the verifier refuses what the verifier cannot model', () => {
-    expect(() => BpfObject.open(fixture('mapinmap.bpfel.o')).load()).toThrow(
-      /EOPNOTSUPP: map 'by_index' of type array_of_maps is not supported by the verifier \(section \.maps, offset 0x/,
-    );
-  });
-
   it('map-in-map: outer maps hold the inner maps the object names, by id', () => {
-    const loaded = BpfObject.open(fixture('mapinmap.bpfel.o')).load({ verify: false });
+    const loaded = BpfObject.open(fixture('mapinmap.bpfel.o')).load();
     const id = (name: string): Uint8Array => u32(loaded.map(name).id);
     const byIndex = loaded.map('by_index');
     expect(byIndex.lookup(u32(0))).toEqual(id('cpu_stats'));

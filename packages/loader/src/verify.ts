@@ -12,6 +12,7 @@ import {
 import type { BpfObject, BpfObjectMap } from './bpf-object.js';
 import { LoaderError } from './errors.js';
 import type { LinkResult } from './link.js';
+import { type MapDef, mapTypeName } from './object.js';
 import type { AttachTypeName, ProgTypeName } from './sections.js';
 
 const PROG_TYPE: Record<ProgTypeName, ProgType> = {
@@ -41,6 +42,8 @@ const MAP_TYPES: readonly MapType[] = [
   'perf_event_array',
   'ringbuf',
   'stack_trace',
+  'array_of_maps',
+  'hash_of_maps',
 ];
 
 export interface VerifyObjectOptions {
@@ -76,21 +79,12 @@ export function verifyLinked(
 ): ProgramVerdict[] {
   const maps = new Map<number, VerifierMapDef>();
   for (const m of objectMaps) {
-    const type = MAP_TYPES.find((t) => t === m.typeName);
-    if (type === undefined) {
-      throw new LoaderError(
-        'EOPNOTSUPP',
-        `map '${m.name}' of type ${m.typeName} is not supported by the verifier`,
-        { section: m.section, offset: m.sectionOffset },
-      );
-    }
-    maps.set(m.index, {
-      type,
-      keySize: m.keySize,
-      valueSize: m.valueSize,
-      maxEntries: m.maxEntries,
-      name: m.name,
-    });
+    const where = { section: m.section, offset: m.sectionOffset };
+    const def = verifierMap(m, where);
+    // The kernel's inner map template (inner_map_meta) has no name.
+    const inner = m.inner === undefined ? undefined : verifierMap(m.inner, where);
+    if (inner !== undefined) delete inner.name;
+    maps.set(m.index, { ...def, ...(inner === undefined ? {} : { inner }) });
   }
   return linked.programs.map((p) => {
     const { def, attachTarget } = p.def.info;
@@ -106,6 +100,29 @@ export function verifyLinked(
     });
     return { name: p.def.name, section: p.def.section, insnOff: p.def.insnOff, result };
   });
+}
+
+/** A map as the verifier models it; EOPNOTSUPP for a type it does not know. */
+function verifierMap(
+  m: Pick<MapDef, 'name' | 'type' | 'keySize' | 'valueSize' | 'maxEntries'>,
+  where: { section: string; offset: number },
+): VerifierMapDef {
+  const typeName = mapTypeName(m.type);
+  const type = MAP_TYPES.find((t) => t === typeName);
+  if (type === undefined) {
+    throw new LoaderError(
+      'EOPNOTSUPP',
+      `map '${m.name}' of type ${typeName} is not supported by the verifier`,
+      where,
+    );
+  }
+  return {
+    type,
+    keySize: m.keySize,
+    valueSize: m.valueSize,
+    maxEntries: m.maxEntries,
+    name: m.name,
+  };
 }
 
 /**

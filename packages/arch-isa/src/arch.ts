@@ -51,6 +51,12 @@ export interface ArchInfo {
   readonly ftraceCallerHeld: readonly string[];
   /** Fields that ftrace_regs_caller saves (all of pt_regs), or null without WITH_REGS. */
   readonly ftraceRegsCallerHeld: readonly string[] | null;
+  /**
+   * Fields of ftraceRegs that return_to_handler saves for the graph return callbacks (return
+   * value registers and the frame pointer, not the arguments), plus the instruction pointer,
+   * which fgraph sets to the real return address before calling them.
+   */
+  readonly ftraceReturnHeld: readonly string[];
   /** The return address is pushed on the stack by the call (x86) rather than kept in lr. */
   readonly returnAddressOnStack: boolean;
   /** Stack pointer alignment in bytes at a call instruction. */
@@ -256,6 +262,7 @@ const x86_64: ArchInfo = {
   // zeroes cs (which is how ftrace_get_regs() tells a partial pt_regs from a full one).
   ftraceCallerHeld: ['ax', 'cx', 'dx', 'si', 'di', 'r8', 'r9', 'bp', 'ip', 'sp', 'cs', 'orig_ax'],
   ftraceRegsCallerHeld: x86_64PtRegs.fields.map((f) => f.name),
+  ftraceReturnHeld: ['ax', 'dx', 'bp', 'sp', 'ip'],
   returnAddressOnStack: true,
   stackAlign: 16,
   stackArgOffset: 8,
@@ -277,6 +284,7 @@ const i386: ArchInfo = {
   // Without WITH_ARGS the 32-bit ftrace_caller passes a NULL regs pointer: nothing is held.
   ftraceCallerHeld: [],
   ftraceRegsCallerHeld: i386PtRegs.fields.map((f) => f.name),
+  ftraceReturnHeld: ['ax', 'dx', 'bp', 'ip'],
   returnAddressOnStack: true,
   // The 32-bit kernel builds with -mpreferred-stack-boundary=2.
   stackAlign: 4,
@@ -311,6 +319,8 @@ const arm64: ArchInfo = {
   },
   ftraceCallerHeld: arm64FtraceRegs.fields.map((f) => f.name),
   ftraceRegsCallerHeld: null,
+  // x0-x7 (a return value may be up to eight registers wide) and the caller's fp.
+  ftraceReturnHeld: [...xRegs.slice(0, 8), 'fp', 'pc'],
   returnAddressOnStack: false,
   stackAlign: 16,
   stackArgOffset: 0,
@@ -332,6 +342,7 @@ const riscv64: ArchInfo = {
   ftraceRoles: riscvRoles,
   ftraceCallerHeld: riscvFtraceRegs.fields.map((f) => f.name),
   ftraceRegsCallerHeld: null,
+  ftraceReturnHeld: ['ra', 's0', 'a0', 'a1', 'epc'],
   returnAddressOnStack: false,
   stackAlign: 16,
   stackArgOffset: 0,

@@ -151,6 +151,29 @@ describe('FtraceRegs', () => {
   );
 });
 
+describe('return_to_handler ftrace_regs', () => {
+  it('x86_64 holds the return value, not the arguments', () => {
+    const cpu = new PtRegs('x86_64');
+    cpu.write('ax', 7n);
+    cpu.write('di', 1n);
+    const f = new FtraceRegs('x86_64', { caller: 'return' });
+    f.saveFrom(cpu);
+    expect(f.returnValue()).toBe(7n);
+    expect(() => f.argument(0)).toThrow(/return_to_handler does not hold 'di'/);
+    // A pt_regs built from it for a kretprobe program has no real argument registers.
+    const p = ftracePartialRegs(f);
+    expect(p.isReal('di')).toBe(false);
+    expect(p.isReal('ax')).toBe(true);
+  });
+
+  it('arm64 keeps x0-x7, so a wide return value is whole', () => {
+    const f = new FtraceRegs('arm64', { caller: 'return' });
+    expect(f.holds('x7')).toBe(true);
+    expect(f.holds('x8')).toBe(false);
+    expect(f.holds('lr')).toBe(false);
+  });
+});
+
 describe('ftracePartialRegs', () => {
   it('arm64 maps fp to x29 and lr to x30 and marks real fields', () => {
     const f = new FtraceRegs('arm64');

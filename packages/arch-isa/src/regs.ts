@@ -219,8 +219,11 @@ export class PtRegs extends RegBlock {
   }
 }
 
-/** Which caller filled an ftrace_regs: the plain ftrace_caller or the full-regs caller. */
-export type FtraceCaller = 'caller' | 'regs_caller';
+/**
+ * Which code filled an ftrace_regs: the plain ftrace_caller, the full-regs caller, or
+ * return_to_handler (for graph return callbacks).
+ */
+export type FtraceCaller = 'caller' | 'regs_caller' | 'return';
 
 /**
  * struct ftrace_regs: what ftrace_caller saved. It is sparse; reading or writing a register it
@@ -239,15 +242,21 @@ export class FtraceRegs extends RegBlock {
   constructor(arch: ArchName, options: { caller?: FtraceCaller; strict?: boolean } = {}) {
     const info = archInfo(arch);
     const caller = options.caller ?? 'caller';
-    const heldNames = caller === 'caller' ? info.ftraceCallerHeld : info.ftraceRegsCallerHeld;
+    const heldNames =
+      caller === 'caller'
+        ? info.ftraceCallerHeld
+        : caller === 'return'
+          ? info.ftraceReturnHeld
+          : info.ftraceRegsCallerHeld;
     if (heldNames === null) {
       throw new ArchError(
         'EOPNOTSUPP',
         `${arch} has no ftrace_regs_caller (no DYNAMIC_FTRACE_WITH_REGS)`,
       );
     }
-    const layout = caller === 'caller' ? info.ftraceRegs : info.ptRegs;
-    super(arch, layout, caller === 'caller' ? info.ftraceRoles : info.ptRoles);
+    const full = caller === 'regs_caller';
+    const layout = full ? info.ptRegs : info.ftraceRegs;
+    super(arch, layout, full ? info.ptRoles : info.ftraceRoles);
     this.caller = caller;
     this.strict = options.strict ?? true;
     this.held = new Uint8Array(layout.fields.length);
@@ -266,7 +275,7 @@ export class FtraceRegs extends RegBlock {
     if (this.strict && this.held[i] !== 1) {
       throw new ArchError(
         'EINVAL',
-        `ftrace_regs from ${this.arch.name} ftrace_${this.caller} does not hold '${this.layout.fields[i].name}'`,
+        `ftrace_regs from ${this.arch.name} ${this.caller === 'return' ? 'return_to_handler' : `ftrace_${this.caller}`} does not hold '${this.layout.fields[i].name}'`,
       );
     }
   }
@@ -318,7 +327,7 @@ function regsMoves(info: ArchInfo, caller: FtraceCaller, held: Uint8Array): Regs
   const key = `${info.name}/${caller}`;
   const cached = movesCache.get(key);
   if (cached !== undefined) return cached;
-  const layout = caller === 'caller' ? info.ftraceRegs : info.ptRegs;
+  const layout = caller === 'regs_caller' ? info.ptRegs : info.ftraceRegs;
   const save: string[] = [];
   const restore: string[] = [];
   const partial: string[] = [];

@@ -143,6 +143,8 @@ export class Fgraph {
   /** Link register as a pt_regs word and as an ftrace_regs field; -1 on x86. */
   private readonly lrW: number;
   private readonly fregsLr: number;
+  /** The instruction pointer's field in ftrace_regs. */
+  private readonly fregsIp: number;
   private readonly retW: [number, number];
   private readonly ent: FtraceGraphEnt[];
   private readonly ret: FtraceGraphRet[];
@@ -172,11 +174,11 @@ export class Fgraph {
     this.lrW = info.ptRoles.lr === null ? -1 : word(info.ptRoles.lr);
     this.fregsLr =
       info.ftraceRoles.lr === null ? -1 : (info.ftraceRegs.index.get(info.ftraceRoles.lr) ?? -1);
+    this.fregsIp = info.ftraceRegs.index.get(info.ftraceRoles.ip) as number;
     this.retW = [word(info.ptRoles.ret[0]), word(info.ptRoles.ret[1])];
     this.slot = kernel.allocTaskSlot();
     this.fnUsers = new Uint16Array(kernel.image.count);
     const arch: ArchName = kernel.arch;
-    const caller = info.capabilities.withArgs ? 'caller' : 'regs_caller';
     this.ent = kernel.cpus.map(() => ({ fn: 0, func: 0, depth: 0 }));
     this.ret = kernel.cpus.map(() => ({
       fn: 0,
@@ -188,7 +190,7 @@ export class Fgraph {
       retvalLo: 0,
       retvalHi: 0,
     }));
-    this.retRegs = kernel.cpus.map(() => new FtraceRegs(arch, { caller }));
+    this.retRegs = kernel.cpus.map(() => new FtraceRegs(arch, { caller: 'return' }));
     this.graphOps = new FtraceOps({
       name: 'graph_ops',
       flags: FTRACE_OPS_FL_GRAPH,
@@ -508,8 +510,12 @@ export class Fgraph {
     rt.overrun = st.overrun;
     rt.retvalLo = u[this.retW[0]] as number;
     rt.retvalHi = this.wide ? (u[this.retW[0] + 1] as number) : (u[this.retW[1]] as number);
+    const retLo = st.lo(frame + RET_STACK_RET);
+    const retHi = st.hi(frame + RET_STACK_RET);
+    // What return_to_handler saved, and ip at the real return address as the callbacks see it.
     const fregs = this.retRegs[cpu.id] as FtraceRegs;
     fregs.saveFrom(cpu.regs);
+    fregs.setHalves(this.fregsIp, retLo, retHi);
     const prevCur = this.cur;
     this.cur = st;
     const users = this.users;
@@ -521,8 +527,6 @@ export class Fgraph {
       g.retfunc(rt, g, fregs, cpu);
     }
     this.cur = prevCur;
-    const retLo = st.lo(frame + RET_STACK_RET);
-    const retHi = st.hi(frame + RET_STACK_RET);
     st.curr = frame;
     st.depth--;
     u[this.ipW] = retLo;
@@ -551,4 +555,3 @@ export class Fgraph {
     return st.frameRet(f);
   }
 }
-

@@ -46,6 +46,12 @@ describe('fprobe event definitions', () => {
     ['f vfs_read%return $retval', 'f:fprobes/vfs_read__exit vfs_read%return arg1=$retval'],
     ['f:my/ev vfs_read count=$arg3:u32', 'f:my/ev vfs_read count=$arg3:u32'],
     ['f:ev2 vfs_read file count', 'f:fprobes/ev2 vfs_read file=file count=count'],
+    // A bare $argN is listed as the BTF parameter it was rewritten to; $arg* as all of them.
+    ['f vfs_read $arg1 $arg3:u32', 'f:fprobes/vfs_read__entry vfs_read file=file count=count:u32'],
+    [
+      'f vfs_read%return $arg* r=$retval',
+      'f:fprobes/vfs_read__exit vfs_read%return file=file buf=buf count=count pos=pos r=$retval',
+    ],
     [
       'f vfs_read p=+8(+0($arg1)):x32[4] s=@jiffies c=$comm i=\\-1 b=$arg2:b3@4/8',
       'f:fprobes/vfs_read__entry vfs_read p=+8(+0($arg1)):x32[4] s=@jiffies c=$comm i=\\-1 b=$arg2:b3@4/8',
@@ -53,6 +59,17 @@ describe('fprobe event definitions', () => {
   ])('%s', (cmd, listed) => {
     const ev = parseFprobeEvent(cmd, lookup);
     expect(formatFprobeEvent(ev)).toBe(listed);
+  });
+
+  it('keeps $argN as the N-th argument word where the function has no BTF parameters', () => {
+    const noBtf = () => ({ params: null, returnsVoid: false, wordSize: 8 as const });
+    const ev = parseFprobeEvent('f vfs_read $arg3 n=$arg9', noBtf);
+    expect(formatFprobeEvent(ev)).toBe('f:fprobes/vfs_read__entry vfs_read arg1=$arg3 n=$arg9');
+    expect(ev.args.map((a) => a.fetch)).toEqual([
+      { kind: 'arg', n: 3 },
+      { kind: 'arg', n: 9 },
+    ]);
+    expect(() => parseFprobeEvent('f vfs_read $arg*', noBtf)).toThrow(PROBE_ERRORS.NOSUP_BTFARG);
   });
 
   it('resolves BTF argument names to their positions and types arrays and bitfields', () => {

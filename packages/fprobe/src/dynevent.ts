@@ -1,5 +1,6 @@
 import type { Btf } from '@tracelab/btf';
 import type { KernelImage } from '@tracelab/kernel';
+import { FPROBE_DATA_SIZE_MAX_LONGS } from './fprobe.js';
 
 /** Kernel limits (trace_probe.h). */
 export const MAX_TRACE_ARGS = 128;
@@ -60,6 +61,10 @@ export const PROBE_ERRORS = {
   NO_BTF_FIELD: 'This field is not found.',
   BAD_TYPE4STR: 'This type does not fit for string.',
   TOO_MANY_ARGS: 'Too many arguments are specified',
+  TOO_MANY_EARGS: 'Too many entry arguments specified',
+  NOSUP_BTFARG: 'BTF is not available or not supported',
+  BAD_VAR_ARGS: '$arg* must be an independent parameter without name etc.',
+  DOUBLE_ARGS: '$arg* can be used only once in the parameters',
 } as const;
 export type ProbeErrorName = keyof typeof PROBE_ERRORS;
 
@@ -226,19 +231,67 @@ export function parseFprobeEvent(
   if (target === null) fail('BAD_PROBE_ADDR', symTok.pos);
   const t = target as ProbeTarget;
   const args: ProbeArg[] = [];
-  const argToks = toks.slice(2);
+  const argToks = expandMetaArgs(toks.slice(2), t, fail);
   if (argToks.length > MAX_TRACE_ARGS)
     fail('TOO_MANY_ARGS', (argToks[MAX_TRACE_ARGS] as { pos: number }).pos);
   for (const [i, tok] of argToks.entries()) {
     args.push(parseProbeArg(tok.text, tok.pos, i, args, t, isReturn, fail));
   }
-  return {
+  const ev: FprobeEvent = {
     group,
     event: event ?? `${sym}__${isReturn ? 'exit' : 'entry'}`,
     symbol: sym,
     isReturn,
     args,
   };
+  // Every saved entry argument takes one long of the fprobe's entry data.
+  if (entryArgs(ev).length > FPROBE_DATA_SIZE_MAX_LONGS) {
+    fail('TOO_MANY_EARGS', (argToks[0] as { pos: number }).pos);
+  }
+  return ev;
+}
+
+/**
+ * traceprobe_expand_meta_args: with BTF parameters, a bare `$argN[:TYPE]` becomes the N-th
+ * parameter's name (so it is named and typed as that BTF argument) and `$arg*` becomes every
+ * parameter; without them `$argN` stays and `$arg*` is refused. The rewritten arguments keep the
+ * position of the text they replace, for carets.
+ */
+function expandMetaArgs(
+  toks: readonly { text: string; pos: number }[],
+  target: ProbeTarget,
+  fail: (err: ProbeErrorName, pos: number) => never,
+): { text: string; pos: number }[] {
+  const params = target.params ?? [];
+  const out: { text: string; pos: number }[] = [];
+  let all = false;
+  for (const tok of toks) {
+    if (!tok.text.startsWith('$arg')) {
+      out.push(tok);
+      continue;
+    }
+    const c = tok.text[4] ?? '';
+    if (c === '*') {
+      if (all) fail('DOUBLE_ARGS', tok.pos);
+      all = true;
+      if (params.length === 0) fail('NOSUP_BTFARG', tok.pos);
+      for (const p of params) out.push({ text: p, pos: tok.pos });
+      continue;
+    }
+    if (!/[0-9]/.test(c)) fail('BAD_VAR', tok.pos);
+    if (params.length === 0) {
+      out.push(tok);
+      continue;
+    }
+    const m = /^\$arg(\d+)(.*)$/.exec(tok.text) as RegExpExecArray;
+    const type = m[2] as string;
+    if (type !== '' && !type.startsWith(':')) fail('BAD_VAR', tok.pos);
+    const n = Number(m[1]);
+    if (n < 1) fail('BAD_ARG_NUM', tok.pos);
+    if (n > params.length) fail('NO_BTFARG', tok.pos);
+    out.push({ text: `${params[n - 1] as string}${type}`, pos: tok.pos });
+  }
+  return out;
 }
 
 function parseProbeArg(
@@ -460,9 +513,11 @@ function parseFetch(
       return { kind: 'stack', n: n as number };
     }
     if (v.startsWith('arg')) {
+      // $arg* expands only as a whole argument of its own (expandMetaArgs).
+      if (v === 'arg*') fail('BAD_VAR_ARGS', pos);
       const n = num(v.slice(3));
-      if (n === null || n < 1 || n > PARAM_MAX_STACK) fail('BAD_ARG_NUM', pos);
-      if (target.params !== null && (n as number) > target.params.length) fail('NO_BTFARG', pos);
+      if (n === null) fail('BAD_VAR', pos);
+      if ((n as number) < 1 || (n as number) > PARAM_MAX_STACK) fail('BAD_ARG_NUM', pos);
       return { kind: 'arg', n: n as number };
     }
     return fail('BAD_VAR', pos);
@@ -565,6 +620,28 @@ function parseType(
 function basic(name: string, array: number | null): FetchType {
   const b = BASIC[name] as [number, boolean, boolean];
   return { name, size: b[0], signed: b[1], hex: b[2], array, bitfield: null };
+}
+
+/**
+ * The entry arguments a %return event saves at entry (__store_entry_arg): every $argN and BTF
+ * argument its fetches start from, once each, in first-use order. Argument registers are not
+ * valid at function exit, so the exit side reads these saved values (FETCH_OP_EDATA).
+ */
+export function entryArgs(ev: FprobeEvent): FetchArg[] {
+  if (!ev.isReturn) return [];
+  const out: FetchArg[] = [];
+  const visit = (f: FetchArg) => {
+    if (f.kind === 'deref') return visit(f.inner);
+    if (f.kind !== 'arg' && f.kind !== 'btfarg') return;
+    if (!out.some((o) => entryArgKey(o) === entryArgKey(f))) out.push(f);
+  };
+  for (const a of ev.args) visit(a.fetch);
+  return out;
+}
+
+/** What identifies a saved entry argument: the register word ($argN) or the BTF parameter. */
+export function entryArgKey(f: FetchArg): string {
+  return f.kind === 'arg' ? `a${f.n}` : f.kind === 'btfarg' ? `b${f.index}` : '';
 }
 
 /** A definition as dynamic_events lists it. */

@@ -1,4 +1,4 @@
-import { archInfo, type ArchName } from '@tracelab/arch-isa';
+import { archInfo, placeCall, type ArchName, type CallPlacement } from '@tracelab/arch-isa';
 import { TracelabError } from '@tracelab/contracts';
 import type { KernelImage } from '@tracelab/kernel';
 import {
@@ -18,6 +18,7 @@ import {
   BPF_LSH,
   BPF_MEM,
   BPF_MOV,
+  BPF_OR,
   BPF_PSEUDO_MAP_VALUE,
   BPF_RSH,
   BPF_ST,
@@ -27,7 +28,14 @@ import {
   insn,
   type Insn,
 } from '@tracelab/vm';
-import type { FetchArg, FetchType, FprobeEvent, ProbeArg } from './dynevent.js';
+import {
+  entryArgKey,
+  entryArgs,
+  type FetchArg,
+  type FetchType,
+  type FprobeEvent,
+  type ProbeArg,
+} from './dynevent.js';
 
 /** MAX_STRING_SIZE (PATH_MAX): the most bytes one string argument keeps. */
 export const MAX_STRING_SIZE = 4096;
@@ -66,8 +74,17 @@ export interface ArgSlot {
 export interface FetchProgram {
   readonly insns: Insn[];
   readonly slots: readonly ArgSlot[];
-  /** Bytes of the record (the per-event map value). */
+  /** Bytes of the record (the start of the per-event map value). */
   readonly recordSize: number;
+  /**
+   * A %return event's entry-side program: it stores the entry arguments (entryArgs) as 8-byte
+   * words at `edataOffset` of the map value, for the exit handler to save in fprobe entry data;
+   * null when the event saves none.
+   */
+  readonly entry: Insn[] | null;
+  readonly edataOffset: number;
+  /** Entry arguments saved, one 8-byte word each. */
+  readonly edataWords: number;
 }
 
 export interface FetchCompileOptions {
@@ -78,14 +95,23 @@ export interface FetchCompileOptions {
   readonly mapFd: number;
 }
 
+type PlacedWord = CallPlacement['args'][number]['words'][number];
+
 const isString = (t: FetchType) => t.name === 'string' || t.name === 'ustring';
 /** Bytes per element in the record: symstr keeps the address and prints it as %pS text. */
 const elemSize = (t: FetchType) => (t.name === 'symstr' ? 8 : t.size);
 const isMemory = (f: FetchArg) => f.kind === 'deref' || f.kind === 'mem' || f.kind === 'sym';
 const sizeCode = (n: number) => (n === 1 ? BPF_B : n === 2 ? BPF_H : n === 4 ? BPF_W : BPF_DW);
 
-/** Lays out the record: each argument 8-byte aligned, in definition order. */
-export function layoutRecord(ev: FprobeEvent): { slots: ArgSlot[]; recordSize: number } {
+/**
+ * Lays out the map value: the record (each argument 8-byte aligned, in definition order), then
+ * one 8-byte word per saved entry argument of a %return event.
+ */
+export function layoutRecord(ev: FprobeEvent): {
+  slots: ArgSlot[];
+  recordSize: number;
+  valueSize: number;
+} {
   let off = 0;
   const slots = ev.args.map((arg) => {
     const count = arg.type.array ?? 1;
@@ -95,7 +121,8 @@ export function layoutRecord(ev: FprobeEvent): { slots: ArgSlot[]; recordSize: n
     off += Math.ceil((stride * count) / 8) * 8;
     return slot;
   });
-  return { slots, recordSize: Math.max(off, 8) };
+  const recordSize = Math.max(off, 8);
+  return { slots, recordSize, valueSize: recordSize + entryArgs(ev).length * 8 };
 }
 
 /**
@@ -109,18 +136,26 @@ export function compileFetchArgs(
   opts: FetchCompileOptions,
 ): FetchProgram | TracelabError {
   const info = archInfo(opts.arch);
-  if (info.wordSize !== 8) {
-    return new TracelabError('EOPNOTSUPP', `fprobe fetch args: ${opts.arch} is not 64-bit`);
-  }
+  const ws = info.wordSize;
+  const wordSize = sizeCode(ws);
   const regOff = (name: string): number => {
     const i = info.ptRegs.index.get(name) as number;
     return (info.ptRegs.fields[i] as { offset: number }).offset;
   };
   const argRegs = info.ptRoles.args.map(regOff);
   const spOff = regOff(info.ptRoles.sp);
-  const retOff = regOff(info.ptRoles.ret[0]);
-  const { slots, recordSize } = layoutRecord(ev);
-  const out: Insn[] = [];
+  const retOffs = info.ptRoles.ret.map(regOff);
+  const fn = opts.image.indexOf(ev.symbol);
+  const model = fn < 0 ? null : opts.image.model(fn);
+  // Where each BTF argument lives: the same placement the kernel's call uses.
+  let placement: CallPlacement | null = null;
+  if (model !== null) {
+    const p = placeCall(opts.arch, model);
+    if (!(p instanceof Error)) placement = p;
+  }
+  const { slots, recordSize, valueSize } = layoutRecord(ev);
+  const saved = entryArgs(ev);
+  let out: Insn[] = [];
   const e = (...i: Insn[]) => void out.push(...i);
   const mov = (dst: number, src: number) => e(insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src));
   const movImm = (dst: number, imm: number) => e(insn(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm));
@@ -134,49 +169,94 @@ export function compileFetchArgs(
     e(insn(BPF_LD | BPF_DW | BPF_IMM, dst, 0, 0, lo, hi), insn(0, 0, 0, 0, hi));
   };
   const call = (id: number) => e(insn(BPF_JMP | BPF_CALL, 0, 0, 0, id));
+  /** dst = the pt_regs word at off (4 bytes on i386: pt_regs fields are longs). */
+  const reg = (dst: number, off: number) => e(insn(BPF_LDX | BPF_MEM | wordSize, dst, R_CTX, off));
   /** r1 = record + off, the destination of a helper. */
   const recPtr = (off: number) => {
     mov(1, R_REC);
     addImm(1, off);
   };
-  /** R_VAL = *(u64 *)(R_VAL + off) through the kernel (or user) probe read; 0 on a fault. */
+  /** R_VAL = the long at R_VAL + off through the kernel (or user) probe read; 0 on a fault. */
   const load = (off: number, user: boolean) => {
     addImm(R_VAL, off);
     mov(1, 10);
     addImm(1, TMP);
-    movImm(2, 8);
+    movImm(2, ws);
     mov(3, R_VAL);
     call(user ? FUNC_probe_read_user : FUNC_probe_read_kernel);
-    e(insn(BPF_LDX | BPF_MEM | BPF_DW, R_VAL, 10, TMP));
+    e(insn(BPF_LDX | BPF_MEM | wordSize, R_VAL, 10, TMP));
   };
+  /** R_VAL = the long at sp + off: regs_get_kernel_stack_nth. */
+  const stackWord = (off: number) => {
+    reg(R_VAL, spOff);
+    load(off, false);
+  };
+  /** R_VAL = regs_get_kernel_argument(n): registers, then (x86) the words above the return address. */
+  const argWord = (n: number) => {
+    const r = argRegs[n];
+    if (r !== undefined) reg(R_VAL, r);
+    else if (info.returnAddressOnStack) stackWord(info.stackArgOffset + (n - argRegs.length) * ws);
+    else movImm(R_VAL, 0); // arm64 and riscv have no stack arguments here.
+  };
+  /** R_VAL = one word of an argument as placeCall placed it. */
+  const placedWord = (w: PlacedWord) => {
+    if (w.kind === 'reg') reg(R_VAL, regOff(w.reg));
+    else stackWord(w.offset);
+  };
+  /** R_VAL = R_VAL | r9 << 32: a 64-bit value from its two 32-bit words (i386). */
+  const joinHigh = () => {
+    e(insn(BPF_ALU64 | BPF_LSH | BPF_K, R_VAL, 0, 0, 32));
+    e(insn(BPF_ALU64 | BPF_OR | BPF_X, R_VAL, 9));
+  };
+  /** Saved entry arguments by key while compiling the exit side; null on the entry side. */
+  let edata: Map<string, number> | null = null;
+  const edataOffset = recordSize;
   const symbol = (name: string): bigint | TracelabError => {
     const i = opts.image.indexOf(name);
-    const fn = opts.image.functions[i];
-    return fn === undefined
+    const f = opts.image.functions[i];
+    return f === undefined
       ? new TracelabError('ENOENT', `fprobe fetch arg: symbol '${name}' not found`)
-      : fn.addr;
+      : f.addr;
   };
   /** Emits code leaving the argument's value (not a memory store's address) in R_VAL. */
   const value = (f: FetchArg): TracelabError | null => {
     switch (f.kind) {
       case 'arg':
       case 'btfarg': {
-        const n = f.kind === 'arg' ? f.n - 1 : f.index;
-        const r = argRegs[n];
-        if (r !== undefined) e(insn(BPF_LDX | BPF_MEM | BPF_DW, R_VAL, R_CTX, r));
-        else if (opts.arch === 'x86_64') {
-          // regs_get_kernel_argument: later arguments sit above the return address.
-          e(insn(BPF_LDX | BPF_MEM | BPF_DW, R_VAL, R_CTX, spOff));
-          load(info.stackArgOffset + (n - argRegs.length) * 8, false);
-        } else movImm(R_VAL, 0); // ftrace_regs_get_argument() has no stack arguments here.
+        const k = edata?.get(entryArgKey(f));
+        if (k !== undefined) {
+          // FETCH_OP_EDATA: the value the entry handler saved.
+          e(insn(BPF_LDX | BPF_MEM | BPF_DW, R_VAL, R_REC, edataOffset + k * 8));
+          return null;
+        }
+        const place = f.kind === 'btfarg' ? placement?.args[f.index] : undefined;
+        if (place === undefined) {
+          // No model to place it by: the n-th argument word, as regs_get_kernel_argument.
+          argWord(f.kind === 'arg' ? f.n - 1 : f.index);
+          return null;
+        }
+        const [lo, hi] = place.words as [PlacedWord, PlacedWord | undefined];
+        placedWord(lo);
+        if (hi !== undefined && ws === 4) {
+          // A 64-bit value on i386: a register pair or two stack words, never split.
+          mov(9, R_VAL);
+          placedWord(hi);
+          joinHigh();
+        }
         return null;
       }
       case 'retval':
-        e(insn(BPF_LDX | BPF_MEM | BPF_DW, R_VAL, R_CTX, retOff));
+        reg(R_VAL, retOffs[0] as number);
+        if (ws === 4 && (model?.retSize ?? 0) > 4) {
+          // regs_return_value is eax; a 64-bit return is edx:eax.
+          mov(9, R_VAL);
+          reg(R_VAL, retOffs[1] as number);
+          joinHigh();
+        }
         return null;
       case 'stack':
-        e(insn(BPF_LDX | BPF_MEM | BPF_DW, R_VAL, R_CTX, spOff));
-        if (f.n !== null) load(f.n * 8, false);
+        if (f.n === null) reg(R_VAL, spOff);
+        else stackWord(f.n * ws);
         return null;
       case 'imm':
         lddw(R_VAL, f.value);
@@ -242,11 +322,34 @@ export function compileFetchArgs(
     e(insn(BPF_STX | BPF_MEM | BPF_W, R_REC, 0, off));
   };
 
-  e(insn(BPF_ALU64 | BPF_MOV | BPF_X, R_CTX, 1));
-  e(
-    insn(BPF_LD | BPF_DW | BPF_IMM, R_REC, BPF_PSEUDO_MAP_VALUE, 0, opts.mapFd, 0),
-    insn(0, 0, 0, 0, 0),
-  );
+  const prologue = () => {
+    e(insn(BPF_ALU64 | BPF_MOV | BPF_X, R_CTX, 1));
+    e(
+      insn(BPF_LD | BPF_DW | BPF_IMM, R_REC, BPF_PSEUDO_MAP_VALUE, 0, opts.mapFd, 0),
+      insn(0, 0, 0, 0, 0),
+    );
+  };
+  const epilogue = () => {
+    movImm(0, 0);
+    e(insn(BPF_JMP | BPF_EXIT));
+  };
+
+  // store_trace_entry_data: each saved argument as one 8-byte word after the record.
+  let entry: Insn[] | null = null;
+  if (saved.length > 0) {
+    prologue();
+    for (const [k, f] of saved.entries()) {
+      const err = value(f);
+      if (err !== null) return err;
+      e(insn(BPF_STX | BPF_MEM | BPF_DW, R_REC, R_VAL, edataOffset + k * 8));
+    }
+    epilogue();
+    entry = out;
+    out = [];
+    edata = new Map(saved.map((f, k) => [entryArgKey(f), k]));
+  }
+
+  prologue();
   for (const s of slots) {
     const { arg, offset } = s;
     const f = arg.fetch;
@@ -285,7 +388,7 @@ export function compileFetchArgs(
       e(insn(BPF_ALU64 | BPF_MOV | BPF_X, 9, R_VAL));
       for (let k = 0; k < s.count; k++) {
         mov(R_VAL, 9);
-        load(k * 8, user && t.name !== 'ustring');
+        load(k * ws, user && t.name !== 'ustring');
         readString(offset + k * s.stride, t.name === 'ustring');
       }
       continue;
@@ -311,7 +414,13 @@ export function compileFetchArgs(
     e(insn(BPF_STX | BPF_MEM | sizeCode(s.stride), R_REC, R_VAL, offset));
     bitfield(offset, t);
   }
-  movImm(0, 0);
-  e(insn(BPF_JMP | BPF_EXIT));
-  return { insns: out, slots, recordSize };
+  epilogue();
+  return {
+    insns: out,
+    slots,
+    recordSize,
+    entry,
+    edataOffset,
+    edataWords: (valueSize - recordSize) / 8,
+  };
 }

@@ -11,12 +11,13 @@ import {
   Program,
   Vm,
   VmError,
+  type Insn,
   type Region,
 } from '@tracelab/vm';
 import { imageTarget, parseFprobeEvent, type FprobeEvent } from './dynevent.js';
 import { compileFetchArgs, layoutRecord, type ArgSlot, type FetchProgram } from './fetch-bpf.js';
 import type { TraceEventRing } from './event-ring.js';
-import { Fprobe, type Fprobes } from './fprobe.js';
+import { Fprobe, type FprobeData, type Fprobes } from './fprobe.js';
 
 /**
  * Per-arch kernel addresses of the event programs' stacks (one page per CPU) and of their record
@@ -121,6 +122,8 @@ export class FprobeTraceEvent {
   readonly event: FprobeEvent;
   readonly fetch: FetchProgram;
   readonly prog: Program;
+  /** A %return event's entry-side program (saves the entry arguments), or null. */
+  readonly entryProg: Program | null;
   readonly verdict: VerifyResult;
   readonly fp: Fprobe;
   readonly stats: FprobeTraceEventStats = { hits: 0, errors: 0 };
@@ -149,6 +152,7 @@ export class FprobeTraceEvent {
     event: FprobeEvent,
     fetch: FetchProgram,
     prog: Program,
+    entryProg: Program | null,
     verdict: VerifyResult,
     record: Region,
     id: number,
@@ -158,6 +162,7 @@ export class FprobeTraceEvent {
     this.event = event;
     this.fetch = fetch;
     this.prog = prog;
+    this.entryProg = entryProg;
     this.verdict = verdict;
     this.record = record;
     this.id = id;
@@ -206,15 +211,28 @@ export class FprobeTraceEvent {
     }
     this.fields = fields;
     this.fixedSize = off;
-    const handler = (ip: number, retIp: number, fregs: FtraceRegs | null, cpu: Cpu) => {
-      if (fregs !== null) this.hit(ip, retIp, fregs, cpu);
-    };
-    this.fp = new Fprobe({
-      name: `${event.group}/${event.event}`,
-      ...(event.isReturn
-        ? { exitHandler: (_fp, ip, retIp, fregs, _d, cpu) => handler(ip, retIp, fregs, cpu) }
-        : { entryHandler: (_fp, ip, retIp, fregs, _d, cpu) => handler(ip, retIp, fregs, cpu) }),
-    });
+    const name = `${event.group}/${event.event}`;
+    if (!event.isReturn) {
+      this.fp = new Fprobe({
+        name,
+        entryHandler: (_fp, ip, retIp, fregs, _d, cpu) => {
+          if (fregs !== null) this.hit(ip, retIp, fregs, cpu);
+        },
+      });
+    } else {
+      this.fp = new Fprobe({
+        name,
+        // trace_fprobe's entry data: the saved entry arguments, one long each.
+        entryDataSize: fetch.edataWords * 8,
+        ...(entryProg === null
+          ? {}
+          : { entryHandler: (_fp, _ip, _r, fregs, d, cpu) => this.saveEntry(fregs, d, cpu) }),
+        exitHandler: (_fp, ip, retIp, fregs, d, cpu) => {
+          this.restoreEntry(d);
+          this.hit(ip, retIp, fregs, cpu);
+        },
+      });
+    }
   }
 
   /**
@@ -232,38 +250,51 @@ export class FprobeTraceEvent {
       typeof definition === 'string'
         ? parseFprobeEvent(definition, (s) => imageTarget(kernel.image, s))
         : definition;
+    if (ev.isReturn && !kernel.info.capabilities.withArgs) {
+      // fgraph hands fprobe's entry no ftrace_regs without DYNAMIC_FTRACE_WITH_ARGS, so exit
+      // handlers never run: refuse rather than create an event that never fires.
+      return new TracelabError(
+        'EOPNOTSUPP',
+        `fprobe event ${ev.event}: %return needs ftrace_regs at entry, which ${kernel.arch} does not give fgraph`,
+      );
+    }
     const rt = EventRuntime.of(kernel);
     if (rt instanceof TracelabError) return rt;
-    const { recordSize } = layoutRecord(ev);
+    const { valueSize } = layoutRecord(ev);
     const map = rt.maps.create({
       type: BPF_MAP_TYPE_ARRAY,
       keySize: 4,
-      valueSize: recordSize,
+      valueSize,
       maxEntries: 1,
       name: `${ev.group}/${ev.event}`,
     });
     if (map instanceof VmError) return new TracelabError(map.code, map.message);
     const fetch = compileFetchArgs(ev, { arch: kernel.arch, image: kernel.image, mapFd: map.id });
     if (fetch instanceof TracelabError) return fetch;
-    const verdict = verify(fetch.insns, {
-      progType: 'kprobe',
-      arch: kernel.arch,
-      maps: new Map([
-        [map.id, { type: 'array', keySize: 4, valueSize: recordSize, maxEntries: 1 }],
-      ]),
-    });
-    if (!verdict.ok) {
-      return new TracelabError(
-        verdict.errnoName ?? 'EINVAL',
-        `fprobe event ${ev.event}: verifier: ${verdict.error?.message ?? 'rejected'}`,
-      );
+    const maps = new Map([
+      [map.id, { type: 'array' as const, keySize: 4, valueSize, maxEntries: 1 }],
+    ]);
+    const load = (insns: Insn[], name: string): [Program, VerifyResult] | TracelabError => {
+      const verdict = verify(insns, { progType: 'kprobe', arch: kernel.arch, maps });
+      if (!verdict.ok) {
+        return new TracelabError(
+          verdict.errnoName ?? 'EINVAL',
+          `fprobe event ${ev.event}: verifier: ${verdict.error?.message ?? 'rejected'}`,
+        );
+      }
+      const prog = Program.load(insns, { name, resolveLddw: mapResolver(rt.maps) });
+      return prog instanceof VmError ? new TracelabError(prog.code, prog.message) : [prog, verdict];
+    };
+    const main = load(fetch.insns, ev.event);
+    if (main instanceof TracelabError) return main;
+    let entry: Program | null = null;
+    if (fetch.entry !== null) {
+      const got = load(fetch.entry, `${ev.event}__entry_data`);
+      if (got instanceof TracelabError) return got;
+      entry = got[0];
     }
-    const prog = Program.load(fetch.insns, {
-      name: ev.event,
-      resolveLddw: mapResolver(rt.maps),
-    });
-    if (prog instanceof VmError) return new TracelabError(prog.code, prog.message);
-    return new FprobeTraceEvent(fprobes, rt, ev, fetch, prog, verdict, map.values as Region, id);
+    const values = map.values as Region;
+    return new FprobeTraceEvent(fprobes, rt, ev, fetch, main[0], entry, main[1], values, id);
   }
 
   /** Whether the event writes to any ring (its fprobe is registered). */
@@ -297,14 +328,48 @@ export class FprobeTraceEvent {
     return this.rings.length === 0 ? this.fprobes.unregisterFprobe(this.fp) : null;
   }
 
+  /** Runs a program over the pt_regs built from fregs on the CPU; false when the vm fails. */
+  private run(prog: Program, fregs: FtraceRegs, cpu: number): boolean {
+    const rt = this.rt;
+    const regs = ftracePartialRegs(fregs, rt.regs[cpu]);
+    const slot = rt.ptSlots[cpu] as bigint;
+    this.fprobes.kernel.mm.write(slot, regs.bytes);
+    return (rt.vms[cpu] as Vm).run(prog, slot) === 0;
+  }
+
+  /**
+   * fentry_trace_func's entry side of a %return event: the entry program stores the arguments
+   * after the record, and they are kept in the fprobe's entry data for this call. Non-zero (no
+   * exit handler for this call) when they cannot be saved.
+   */
+  private saveEntry(fregs: FtraceRegs | null, d: FprobeData | null, cpu: Cpu): number {
+    if (fregs === null || d === null || !this.run(this.entryProg as Program, fregs, cpu.id)) {
+      this.stats.errors++;
+      return 1;
+    }
+    const v = this.record.view;
+    const base = this.fetch.edataOffset;
+    for (let k = 0; k < this.fetch.edataWords; k++) {
+      d.setWord(k, v.getUint32(base + k * 8, true), v.getUint32(base + k * 8 + 4, true));
+    }
+    return 0;
+  }
+
+  /** The exit side: the saved arguments back after the record, where the program reads them. */
+  private restoreEntry(d: FprobeData | null): void {
+    if (d === null) return;
+    const v = this.record.view;
+    const base = this.fetch.edataOffset;
+    for (let k = 0; k < this.fetch.edataWords; k++) {
+      v.setUint32(base + k * 8, d.lo(k), true);
+      v.setUint32(base + k * 8 + 4, d.hi(k), true);
+    }
+  }
+
   private hit(ip: number, retIp: number, fregs: FtraceRegs, cpu: Cpu): void {
     const id = cpu.id;
-    const rt = this.rt;
-    const regs = ftracePartialRegs(fregs, rt.regs[id]);
-    const slot = rt.ptSlots[id] as bigint;
-    this.fprobes.kernel.mm.write(slot, regs.bytes);
     this.stats.hits++;
-    if ((rt.vms[id] as Vm).run(this.prog, slot) !== 0) {
+    if (!this.run(this.prog, fregs, id)) {
       this.stats.errors++;
       return;
     }

@@ -130,9 +130,16 @@ export function buildProgram(
       console.log(
         `gateway listening at ${stack.url}  (live page: ${stack.url}/, API docs: ${stack.url}/documentation)`,
       );
-      if (opts.demo) {
+      if (stack.demo) {
+        const agentUrl = `${stack.url}/v1/agents/${opts.agentId}`;
         console.log(
-          `demo: function_graph of vfs_read over one run of the syscalls workload: curl ${stack.url}/v1/agents/${opts.agentId}/tracefs/trace`,
+          `demo: function_graph of vfs_read over one run of the syscalls workload: curl ${agentUrl}/tracefs/trace`,
+        );
+        console.log(
+          `demo: fprobe event demo/vfs_read_count (vfs_read count=$arg3) in the tracing instance demo: curl ${agentUrl}/tracefs/instances/demo/trace`,
+        );
+        console.log(
+          `demo: BPF program count_calls (fd ${stack.demo.progFd}, kprobe_multi on vfs_*) counts calls per function address in map fd ${stack.demo.mapFd}: curl ${agentUrl}/maps/${stack.demo.mapFd}  (addresses: ${agentUrl}/functions?pattern=vfs_*)`,
         );
       }
       if (opts.store)

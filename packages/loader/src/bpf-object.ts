@@ -1,6 +1,7 @@
 import { type Btf, parseBtf } from '@tracelab/btf';
 import {
   AddressSpace,
+  BPF_PSEUDO_BTF_ID,
   BPF_PSEUDO_MAP_IDX,
   BPF_PSEUDO_MAP_IDX_VALUE,
   type BpfMap,
@@ -184,14 +185,15 @@ export interface LoadOptions {
   /**
    * The kernel's own BTF, which types tracing programs' contexts for the verifier (the kernel
    * uses its vmlinux BTF there, whatever BTF CO-RE resolved against); the target BTF by default.
+   * Typed ksyms carry the target BTF's ids, so an object with any needs the same BTF here.
    */
   kernelBtf?: Btf;
   arch?: ArchName;
   /** Verifier log level kept for each program (1 by default, as libbpf retries with). */
   logLevel?: 0 | 1 | 2;
   /**
-   * false loads without the verifier, for programs using what it does not model yet
-   * (map-in-map, typed __ksym variables). The kernel has no such switch.
+   * false loads without the verifier, for programs using what it does not model yet. The kernel
+   * has no such switch.
    */
   verify?: boolean;
 }
@@ -368,6 +370,24 @@ export class BpfObject {
   }
 
   /**
+   * check_pseudo_btf_id's address: a typed ksym's VAR (or FUNC) of the target BTF, found by name
+   * through the ksym resolver (kallsyms).
+   */
+  private ksymAddress(id: number, index: number): bigint | VmError {
+    const btf = this.targetBtf;
+    const t = btf !== undefined && id < btf.typeCount ? btf.type(id) : undefined;
+    if (t?.kind !== 'var' && t?.kind !== 'func')
+      return new VmError('EINVAL', `insn ${index}: ldimm64 insn specifies invalid btf_id ${id}.`);
+    const addr = this.externs.ksym?.(t.name);
+    if (addr === undefined)
+      return new VmError(
+        'ENOENT',
+        `insn ${index}: ldimm64 failed to find the address for kernel symbol '${t.name}'.`,
+      );
+    return addr;
+  }
+
+  /**
    * bpf_object__load: links, runs the verifier on every program (a rejection is a LoaderError
    * with the verifier's errno, log and source line), creates the maps in a vm MapTable, fills
    * global data (converted to little-endian for a bpfeb object), and loads every program.
@@ -444,6 +464,7 @@ export class BpfObject {
     for (const lp of linked.programs) {
       // Function addresses (bpf_loop callbacks) the vm resolves itself; maps go by index here.
       const resolve = (i: Insn, index: number): bigint | VmError => {
+        if (i.src === BPF_PSEUDO_BTF_ID) return this.ksymAddress(i.imm >>> 0, index);
         if (i.src === BPF_PSEUDO_MAP_IDX || i.src === BPF_PSEUDO_MAP_IDX_VALUE) {
           const id = ids[i.imm];
           if (id === undefined) return new VmError('EINVAL', `insn ${index}: no map #${i.imm}`);
@@ -453,10 +474,14 @@ export class BpfObject {
       };
       const prog = Program.load(lp.insns, { name: lp.def.name, resolveLddw: resolve });
       if (prog instanceof VmError)
-        throw new LoaderError('EINVAL', `program '${lp.def.name}': ${prog.message}`, {
-          section: lp.def.section,
-          offset: lp.def.insnOff * 8,
-        });
+        throw new LoaderError(
+          prog.code === 'ENOENT' ? 'ENOENT' : 'EINVAL',
+          `program '${lp.def.name}': ${prog.message}`,
+          {
+            section: lp.def.section,
+            offset: lp.def.insnOff * 8,
+          },
+        );
       loaded.programs.set(lp.def.name, prog);
     }
     // Slots the object initialises: prog arrays name programs, map-in-map outers name maps.

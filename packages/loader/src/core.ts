@@ -94,7 +94,7 @@ function typeAt(btf: Btf, id: number): BtfType | undefined {
 }
 
 /** Skips typedefs, cv-qualifiers and type tags (btf_type_skip_modifiers). */
-function skipMods(btf: Btf, id: number): number {
+export function skipMods(btf: Btf, id: number): number {
   for (let d = 0; d < MAX_DEPTH; d++) {
     const t = typeAt(btf, id);
     if (
@@ -181,8 +181,8 @@ function parseSpec(btf: Btf, rootId: number, accessStr: string, kind: number): S
   return spec;
 }
 
-/** Types compatible for TYPE_* relocations (bpf_core_types_are_compat). */
-function typesAreCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boolean {
+/** Types compatible for TYPE_* relocations and typed ksyms (bpf_core_types_are_compat). */
+export function typesAreCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boolean {
   if (depth > MAX_DEPTH) return false;
   lid = skipMods(lb, lid);
   tid = skipMods(tb, tid);

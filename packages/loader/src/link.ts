@@ -1,7 +1,8 @@
-import type { Btf } from '@tracelab/btf';
+import { type Btf, type BtfType, typeName } from '@tracelab/btf';
 import {
   BPF_CALL,
   BPF_JMP,
+  BPF_PSEUDO_BTF_ID,
   BPF_PSEUDO_CALL,
   BPF_PSEUDO_FUNC,
   BPF_PSEUDO_KFUNC_CALL,
@@ -12,7 +13,14 @@ import {
   validate,
 } from '@tracelab/vm';
 import { CORE_RELO_KIND_NAMES, type LineInfo } from './btf-ext.js';
-import { type CoreResult, POISON_HELPER_ID, calcCoreRelo, patchCoreInsn } from './core.js';
+import {
+  type CoreResult,
+  POISON_HELPER_ID,
+  calcCoreRelo,
+  patchCoreInsn,
+  skipMods,
+  typesAreCompat,
+} from './core.js';
 import { LoaderError, wrapErrors } from './errors.js';
 import { cloneInsns } from './insns.js';
 import type { ExternDef, FuncDef, ParsedObject, ProgSection, ProgramDef } from './object.js';
@@ -217,6 +225,48 @@ function linkKfunc(
   insn.off = 0;
 }
 
+/**
+ * A typed __ksym variable (bpf_object__resolve_ksym_var_btf_id): the kernel's VAR of that name,
+ * whose type must be compatible with the extern's, becomes an lddw of BPF_PSEUDO_BTF_ID with
+ * the VAR's id in the target BTF (the kernel resolves the address). A __weak one the kernel
+ * lacks loads address 0.
+ */
+function linkTypedKsym(
+  out: Insn[],
+  idx: number,
+  e: ExternDef,
+  local: Btf,
+  target: Btf | undefined,
+  where: { section: string; offset: number },
+): void {
+  const id = target?.find(e.name, 'var');
+  if (target === undefined || id === undefined) {
+    if (!e.weak)
+      throw new LoaderError(
+        'ENOENT',
+        `extern (var ksym) '${e.name}': not found in kernel BTF`,
+        where,
+      );
+    setLddw(out, idx, 0, 0, 0);
+    return;
+  }
+  const v = target.type(id) as Extract<BtfType, { kind: 'var' }>;
+  const localId = skipMods(local, e.typeId);
+  const targetId = skipMods(target, v.type);
+  if (!typesAreCompat(local, localId, target, targetId)) {
+    const describe = (btf: Btf, tid: number): string => {
+      const t = btf.type(tid);
+      return `[${tid}] ${t === undefined ? 'UNKN' : t.kind.toUpperCase()} ${t === undefined ? '' : typeName(t)}`;
+    };
+    throw new LoaderError(
+      'EINVAL',
+      `extern (var ksym) '${e.name}': incompatible types, expected ${describe(local, localId)}, but kernel has ${describe(target, targetId)}`,
+      where,
+    );
+  }
+  setLddw(out, idx, BPF_PSEUDO_BTF_ID, id, 0);
+}
+
 function funcAt(ps: ProgSection, insn: number): FuncDef | undefined {
   return ps.funcs.find((f) => insn >= f.insnOff && insn < f.insnOff + f.insnCnt);
 }
@@ -302,6 +352,10 @@ function linkProgram(
           }
           if (e.isFunc) {
             linkKfunc(out, idx, e, opts.targetBtf, where);
+            break;
+          }
+          if (obj.btf !== undefined && skipMods(obj.btf, e.typeId) !== 0) {
+            linkTypedKsym(out, idx, e, obj.btf, opts.targetBtf, where);
             break;
           }
           const addr = opts.ksym?.(e.name);

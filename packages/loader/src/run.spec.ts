@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { BtfBuilder } from '@tracelab/btf';
 import { KernelImage } from '@tracelab/kernel';
-import { PROT_READ, PROT_WRITE, RingBuf } from '@tracelab/vm';
+import { AddressSpace, PROT_READ, PROT_WRITE, RingBuf } from '@tracelab/vm';
 import { describe, expect, it } from 'vitest';
 import { BpfObject, LoaderError, POISON_HELPER_ID, fakeKernelEnv } from './index.js';
 
@@ -11,6 +12,16 @@ const file = (name: string): Uint8Array =>
 const image = KernelImage.builtin('x86_64');
 if (image instanceof Error || image.btf === null) throw new Error('the built-in image has BTF');
 const kernelBtf = image.btf;
+
+// target.c's BTF plays the kernel: it declares init_task and max_threads as VARs.
+const targetBtf = BpfObject.open(file('target.bpfel.o')).btf as NonNullable<BpfObject['btf']>;
+/** kallsyms of the kernel variables ksym.c reads. */
+const KALLSYMS: Record<string, bigint> = {
+  init_task: 0xffffffff82a14000n,
+  max_threads: 0xffffffff82c0b000n,
+};
+/** kallsyms for failures found while linking, before an address is needed. */
+const ENOENT_LINK = (name: string): bigint | undefined => KALLSYMS[name];
 
 const u32 = (n: number): Uint8Array => new Uint8Array(new Uint32Array([n]).buffer);
 const u64 = (n: bigint): Uint8Array => new Uint8Array(new BigUint64Array([n]).buffer);
@@ -184,6 +195,12 @@ describe.each(['bpfel', 'bpfeb'])('clang-built %s programs run in the vm', (orde
     // libbpf's poison is a call to helper 0xbad2310; the first one reads pt_regs (not in target).
     expect(e.message).toContain(`invalid func unknown#${POISON_HELPER_ID}`);
     expect(e.source).toMatch(/ctx->(di|si);? @ core\.c:\d+$/);
+    // The rejection names the first poisoned instruction: clang scheduled the ctx->si load of
+    // core.c:40 first, so that is insn 0 of core_all, and its line is the one line_info gives.
+    const linked = obj.link().programs.find((p) => p.def.name === 'core_all');
+    const first = linked?.insns.findIndex((i) => i.code === 0x85 && i.imm === POISON_HELPER_ID);
+    expect(e.message).toContain(`at insn ${first} (${e.source})`);
+    expect(e.log).toContain(`\n${first}: (85) call unknown#${POISON_HELPER_ID}\n`);
     expect(e.log).toContain(`invalid func unknown#${POISON_HELPER_ID}`);
     expect(e.log).toContain(`; ${e.source}`);
     // Nothing was loaded: the object may be loaded again once fixed.
@@ -237,6 +254,42 @@ describe.each(['bpfel', 'bpfeb'])('clang-built %s programs run in the vm', (orde
     expect(() => obj.load({ kfuncs: { nope: () => 0 } })).toThrow(/ENOENT/);
   });
 
+  // read_ksyms = max_threads * 1000 + init_task.pid; comm = init_task.comm; weak_missing = 1.
+  it('typed __ksym variables: BTF ids of the kernel VARs, addresses from kallsyms', () => {
+    const obj = BpfObject.open(fixture('ksym.bpfel.o'));
+    obj.setTargetBtf(targetBtf);
+    obj.setKsymResolver((name) => KALLSYMS[name]);
+    const memory = new AddressSpace();
+    const task = memory.map({
+      name: 'init_task',
+      base: KALLSYMS.init_task,
+      size: 64,
+      prot: PROT_READ,
+    });
+    const threads = memory.map({
+      name: 'max_threads',
+      base: KALLSYMS.max_threads,
+      size: 4,
+      prot: PROT_READ,
+    });
+    if (task instanceof Error || threads instanceof Error) throw new Error('map failed');
+    task.view.setInt32(targetBtf.offsetOf('task_struct.pid').byteOffset, 7, true);
+    task.bytes.set(
+      new TextEncoder().encode('swapper/0'),
+      targetBtf.offsetOf('task_struct.comm').byteOffset,
+    );
+    threads.view.setInt32(0, 4096, true);
+    const loaded = obj.load({ memory });
+    expect(loaded.run('read_ksyms')).toMatchObject({ ret: 0, r0: 4096007n });
+    const bss = loaded.map('.bss').lookup(u32(0));
+    if (bss instanceof Error) throw bss;
+    expect(new TextDecoder().decode(bss.subarray(0, 9))).toBe('swapper/0');
+    expect(dv(bss).getUint32(16, true)).toBe(1);
+    // The verifier saw a struct variable and a read-only int.
+    expect(loaded.log('read_ksyms')).toBe(loaded.verdicts[0]?.result.log);
+    expect(loaded.verdicts[0]?.result.ok).toBe(true);
+  });
+
   // bump(outer, outer_key) = ++inner[slot] of the inner map outer[outer_key], -1 without one.
   // by_index = { [0] = cpu_stats, [2] = io_stats }, by_id = { [5] = io_stats }.
   it.each([
@@ -284,5 +337,42 @@ describe.each(['bpfel', 'bpfeb'])('clang-built %s programs run in the vm', (orde
     expect(loaded.run('entry')).toMatchObject({ ret: 0, r0 });
     const stats = dv(loaded.map('.data.stats').lookup(u32(0)));
     expect([0, 1, 2].map((k) => stats.getBigUint64(k * 8, true))).toEqual(hits);
+  });
+});
+
+/** A kernel BTF whose init_task is an int: the extern's struct type does not match it. */
+function intInitTask() {
+  const b = new BtfBuilder();
+  const int = b.int('int', 4, { signed: true });
+  b.var('init_task', int);
+  b.var('max_threads', int);
+  return b.build();
+}
+
+describe('typed __ksym variables the kernel cannot provide', () => {
+  it.each([
+    [
+      'a strong one missing from the kernel BTF',
+      file('vmlinux-min.btf'),
+      ENOENT_LINK,
+      /^ENOENT: extern \(var ksym\) 'init_task': not found in kernel BTF \(section syscall, offset 0x/,
+    ],
+    [
+      'one whose kernel type is not compatible',
+      intInitTask(),
+      ENOENT_LINK,
+      /^EINVAL: extern \(var ksym\) 'init_task': incompatible types, expected \[\d+\] STRUCT task_struct, but kernel has \[1\] INT int /,
+    ],
+    [
+      'one kallsyms has no address for',
+      targetBtf,
+      (name: string) => (name === 'init_task' ? KALLSYMS.init_task : undefined),
+      /^ENOENT: program 'read_ksyms': ENOENT: insn \d+: ldimm64 failed to find the address for kernel symbol 'max_threads'\./,
+    ],
+  ])('%s', (_what, btf, ksym, message) => {
+    const obj = BpfObject.open(file('ksym.bpfel.o'));
+    obj.setTargetBtf(btf);
+    obj.setKsymResolver(ksym);
+    expect(() => obj.load()).toThrow(message);
   });
 });

@@ -40,3 +40,7 @@ void bpf_task_release(struct task_struct *p)
 struct sample s_anchor;
 enum sample_state e_anchor;
 struct task_struct t_anchor;
+
+/* Kernel variables ksym.c reads as typed __ksym externs: a VAR each in this BTF. */
+struct task_struct init_task;
+int max_threads;

@@ -174,6 +174,11 @@ export class BpfObjectMap {
 export interface LoadOptions {
   /** The address space maps live in (a fresh one by default). */
   memory?: AddressSpace;
+  /**
+   * The map table maps are created in, as a kernel's BPF_MAP_CREATE does (its address space
+   * then replaces memory); a fresh table by default.
+   */
+  maps?: MapTable;
   /** Kernel state helpers read (time, current task...); a deterministic fake by default. */
   env?: KernelEnv;
   /** Extra or replacement helpers by id. */
@@ -241,9 +246,17 @@ export class LoadedObject {
     readonly verdicts: readonly ProgramVerdict[],
     readonly memory: AddressSpace,
     readonly table: MapTable,
-    readonly vm: Vm,
+    private readonly makeVm: () => Vm,
     readonly env: KernelEnv,
   ) {}
+
+  private runner: Vm | undefined;
+
+  /** The vm run() uses, with the helpers and kfuncs of load(); made on first use. */
+  get vm(): Vm {
+    this.runner ??= this.makeVm();
+    return this.runner;
+  }
 
   program(name: string): Program {
     const p = this.programs.get(name);
@@ -291,6 +304,7 @@ export class BpfObject {
   private targetBtf: Btf | undefined;
   private externs: Pick<LinkOptions, 'kconfig' | 'ksym'> = {};
   private readonly mapList: BpfObjectMap[];
+  private readonly noAutoload = new Set<string>();
 
   private constructor(
     readonly name: string,
@@ -362,6 +376,14 @@ export class BpfObject {
     this.externs = { ...this.externs, ksym: resolve };
   }
 
+  /** bpf_program__set_autoload: load() skips a program set to false (no verdict, no program). */
+  setAutoload(name: string, autoload: boolean): void {
+    this.checkOpen('set autoload');
+    this.program(name);
+    if (autoload) this.noAutoload.delete(name);
+    else this.noAutoload.add(name);
+  }
+
   /** Applies CO-RE, map, data, extern and call relocations; appends subprograms. */
   link(): LinkResult {
     const opts: LinkOptions = { ...this.externs };
@@ -397,25 +419,44 @@ export class BpfObject {
     const linked = this.link();
     const kernelBtf = options.kernelBtf ?? this.targetBtf;
     // BPF_PROG_LOAD: every program passes the verifier before anything is created.
+    // bpf_program__set_autoload(false): such programs are neither verified nor loaded.
+    const chosen: LinkResult = {
+      ...linked,
+      programs: linked.programs.filter((p) => !this.noAutoload.has(p.def.name)),
+    };
     const verdicts =
       options.verify === false
         ? []
-        : verifyLinked(this.mapList, linked, {
+        : verifyLinked(this.mapList, chosen, {
             logLevel: options.logLevel ?? 1,
             ...(kernelBtf !== undefined ? { btf: kernelBtf } : {}),
             ...(options.arch !== undefined ? { arch: options.arch } : {}),
           });
     const rejected = verdicts.find((v) => !v.result.ok);
     if (rejected !== undefined) throw rejection(rejected);
-    const memory = options.memory ?? new AddressSpace();
-    const table = new MapTable(memory);
+    const table = options.maps ?? new MapTable(options.memory ?? new AddressSpace());
+    const memory = table.memory;
     const ids: number[] = [];
-    const vmOpts: { memory: AddressSpace; budget?: number } = { memory };
-    if (options.budget !== undefined) vmOpts.budget = options.budget;
-    const vm = Vm.create(vmOpts);
-    if (vm instanceof VmError) throw new LoaderError(vm.code as 'EINVAL', vm.message);
     const env = options.env ?? fakeKernelEnv();
-    const loaded = new LoadedObject(this, linked, verdicts, memory, table, vm, env);
+    const kfuncs = Object.entries(options.kfuncs ?? {}).map(([name, fn]): [number, HelperFn] => {
+      const id = this.targetBtf?.find(name, 'func');
+      if (id === undefined)
+        throw new LoaderError('ENOENT', `kfunc '${name}' has no FUNC in the target BTF`);
+      return [id, fn];
+    });
+    // The vm is made on the first run: its stack is mapped in memory, which may be a kernel's.
+    const makeVm = (): Vm => {
+      const vm = Vm.create({
+        memory,
+        ...(options.budget !== undefined ? { budget: options.budget } : {}),
+      });
+      if (vm instanceof VmError) throw new LoaderError(vm.code as 'EINVAL', vm.message);
+      installHelpers(vm, table, env);
+      for (const [id, fn] of Object.entries(options.helpers ?? {})) vm.setHelper(Number(id), fn);
+      for (const [id, fn] of kfuncs) vm.kfuncs.set(id, fn);
+      return vm;
+    };
+    const loaded = new LoadedObject(this, linked, verdicts, memory, table, makeVm, env);
     this.parsed.maps.forEach((def) => {
       const where = { section: def.section, offset: def.sectionOffset };
       const create = (d: MapDef, innerMapId?: number): BpfMap => {
@@ -452,16 +493,8 @@ export class BpfObject {
       ids.push(m.id);
       loaded.maps.set(def.name, m);
     });
-    installHelpers(vm, table, env);
-    for (const [id, fn] of Object.entries(options.helpers ?? {})) vm.setHelper(Number(id), fn);
-    for (const [name, fn] of Object.entries(options.kfuncs ?? {})) {
-      const id = this.targetBtf?.find(name, 'func');
-      if (id === undefined)
-        throw new LoaderError('ENOENT', `kfunc '${name}' has no FUNC in the target BTF`);
-      vm.kfuncs.set(id, fn);
-    }
     const resolveMaps = mapResolver(table);
-    for (const lp of linked.programs) {
+    for (const lp of chosen.programs) {
       // Function addresses (bpf_loop callbacks) the vm resolves itself; maps go by index here.
       const resolve = (i: Insn, index: number): bigint | VmError => {
         if (i.src === BPF_PSEUDO_BTF_ID) return this.ksymAddress(i.imm >>> 0, index);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BpfObject, LoaderError, linkObject, parseObject } from './index.js';
 import { parseBtf } from '@tracelab/btf';
+import { AddressSpace, MapTable } from '@tracelab/vm';
 
 const fixture = (name: string): Uint8Array =>
   new Uint8Array(readFileSync(new URL(`../testdata/${name}`, import.meta.url)));
@@ -98,6 +99,30 @@ describe.each(Object.entries(table))('fixture %s', (name, want) => {
 });
 
 describe('object API', () => {
+  it.each([
+    // Each program left out is neither verified nor loaded; the one left is rejected.
+    [['spin_on_empty', 'peek_past_array'], /program 'count_unchecked' rejected by the verifier/],
+    [['count_unchecked', 'peek_past_array'], /program 'spin_on_empty' rejected by the verifier/],
+  ])('setAutoload(false) on %j: load() verifies only the others', (off, rejected) => {
+    const obj = BpfObject.open(fixture('rejected.bpfel.o'));
+    for (const name of off) obj.setAutoload(name, false);
+    expect(() => obj.load()).toThrow(rejected);
+  });
+
+  it('loads the chosen programs with their maps into a given map table', () => {
+    const table = new MapTable(new AddressSpace(), 0xffff888200000000n, 2);
+    const obj = BpfObject.open(fixture('loops.bpfel.o'));
+    obj.setAutoload('run_loop', false);
+    expect(() => obj.setAutoload('nope', false)).toThrow(/ENOENT/);
+    const loaded = obj.load({ maps: table });
+    expect([...loaded.programs.keys()]).toEqual(['run_sum']);
+    expect(loaded.verdicts.map((v) => v.name)).toEqual(['run_sum']);
+    const data = loaded.map('.data');
+    expect(table.get(data.id)).toBe(data);
+    expect(loaded.memory).toBe(table.memory);
+    expect(() => obj.setAutoload('run_loop', true)).toThrow(/after load/);
+  });
+
   it('opens, inspects and reports programs in libbpf terms', () => {
     const obj = BpfObject.open(fixture('counts.bpfel.o'));
     expect(obj.program('count_multi')).toMatchObject({

@@ -3,10 +3,11 @@ import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
 import {
   kprobeMultiLinkAttach,
   type KprobeMultiLink,
+  type KprobeMultiRunCtx,
   BPF_F_KPROBE_MULTI_RETURN,
 } from '@tracelab/fprobe';
 import { kernelEnv } from '@tracelab/kernel';
-import { BpfObject, mapTypeName, sectionInfo, verifyObject } from '@tracelab/loader';
+import { BpfObject, LoaderError, mapTypeName, sectionInfo } from '@tracelab/loader';
 import {
   BPF_FUNC_get_func_ip,
   BPF_TRAMP_FENTRY,
@@ -24,12 +25,11 @@ import {
 } from '@tracelab/verifier';
 import {
   BPF_PSEUDO_MAP_FD,
-  BPF_PSEUDO_MAP_IDX,
-  BPF_PSEUDO_MAP_IDX_VALUE,
   BPF_PSEUDO_MAP_VALUE,
   installHelpers,
   mapResolver,
   Program,
+  PROT_WRITE,
   Vm,
   VmError,
   type BpfMap,
@@ -124,9 +124,6 @@ const ATTACH_TYPE: Readonly<Record<string, AttachType>> = {
   BPF_MODIFY_RETURN: 'fmod_ret',
 };
 
-/** lddw: the one opcode whose src names a map. */
-const BPF_LD_IMM64 = 0x18;
-
 /** Where kprobe_multi programs' per-CPU BPF stacks go, below the engine's map area. */
 const KPROBE_STACK_OFFSET = 0x10000000n;
 
@@ -138,9 +135,10 @@ const KPROBE_STACK_OFFSET = 0x10000000n;
 export class Bpf {
   private readonly fds = new Map<number, FdEntry>();
   private kprobeVms: Vm[] | null = null;
-  private pt: bigint[] = [];
-  /** The probed function of the run in progress on each CPU (bpf_get_func_ip). */
-  private readonly entryIp: bigint[] = [];
+  /** Each CPU's pt_regs for kprobe programs: its kernel memory and address halves for r1. */
+  private readonly ptSlots: { bytes: Uint8Array; lo: number; hi: number }[] = [];
+  /** The kprobe_multi run in progress on each CPU (bpf_get_func_ip asks it). */
+  private readonly kprobeRun: (KprobeMultiRunCtx | null)[] = [];
 
   constructor(private readonly engine: Engine) {}
 
@@ -291,105 +289,59 @@ export class Bpf {
   }
 
   /**
-   * libbpf's bpf_object__load over this engine: the object's maps are created here
-   * (BPF_MAP_CREATE, global data filled), every program is verified against the kernel's BTF
-   * and loaded with its maps' fds. Nothing is kept if any program is rejected.
+   * libbpf's bpf_object__load over this engine, through the loader's BpfObject.load(): CO-RE and
+   * typed ksyms resolve against the kernel's BTF and kallsyms, every chosen program is verified
+   * first (nothing is kept if one is rejected), the maps are created in the engine's map table
+   * (global data, bpfeb data converted, map-in-map inner templates and object-initialised slots
+   * included) and get fds, then the programs.
    */
   loadObject(
     bytes: Uint8Array,
     options: { logLevel?: 0 | 1 | 2; programs?: readonly string[] } = {},
   ): { programs: LoadedProg[]; maps: Map<string, number> } | BpfLoadError {
-    const obj = attempt(() => BpfObject.open(bytes));
-    if (obj instanceof TracelabError) return new BpfLoadError(obj.code, obj.message, '');
-    // bpf_program__set_autoload(): only the programs named are verified and loaded.
-    const autoload = (name: string): boolean =>
-      options.programs === undefined || options.programs.includes(name);
-    const btf = this.engine.kernel.image.btf;
-    // CO-RE relocations resolve against the simulated kernel's own BTF.
-    if (btf !== null) obj.setTargetBtf(btf);
-    const verdicts = attempt(() =>
-      verifyObject(obj, {
+    const image = this.engine.kernel.image;
+    const btf = image.btf;
+    const loaded = attempt(() => {
+      const obj = BpfObject.open(bytes);
+      if (btf !== null) obj.setTargetBtf(btf);
+      obj.setKsymResolver((name) => image.functions[image.indexOf(name)]?.addr);
+      // bpf_program__set_autoload(): only the programs named are verified and loaded.
+      for (const p of obj.programs()) {
+        if (options.programs !== undefined && !options.programs.includes(p.name))
+          obj.setAutoload(p.name, false);
+      }
+      return obj.load({
+        maps: this.engine.maps,
         arch: this.engine.arch,
         logLevel: options.logLevel ?? 1,
-        ...(btf !== null ? { btf } : {}),
-      }),
-    );
-    if (verdicts instanceof TracelabError)
-      return new BpfLoadError(verdicts.code, verdicts.message, '');
-    for (const v of verdicts) {
-      if (autoload(v.name) && !v.result.ok) {
-        return new BpfLoadError(
-          v.result.errnoName ?? 'EINVAL',
-          `${v.name}: ${v.result.error?.message ?? 'rejected'}`,
-          v.result.log,
-        );
-      }
-    }
-    const linked = attempt(() => obj.link());
-    if (linked instanceof TracelabError) return new BpfLoadError(linked.code, linked.message, '');
-    const mapFds: number[] = [];
-    const undo = (err: TracelabError): BpfLoadError => {
-      for (const fd of mapFds) this.fds.delete(fd);
-      return new BpfLoadError(err.code, err.message, '');
-    };
-    for (const def of obj.parsed.maps) {
-      const fd = this.mapCreate({
-        type: def.type,
-        keySize: def.keySize,
-        valueSize: def.valueSize,
-        maxEntries: def.maxEntries,
-        name: def.name,
+        ...(btf !== null ? { kernelBtf: btf } : {}),
       });
-      if (fd instanceof TracelabError) return undo(fd);
-      mapFds.push(fd);
-      const init = def.source === 'kconfig' ? linked.kconfigData : def.data;
-      if (init !== undefined) {
-        const err = this.mapUpdate(fd, new Uint8Array(4), init);
-        if (err !== null) return undo(err);
-      }
-    }
-    const programs: Program[] = [];
-    const chosen = linked.programs.filter((lp) => autoload(lp.def.name));
-    for (const lp of chosen) {
-      const insns = lp.insns.map((i) =>
-        i.code === BPF_LD_IMM64 &&
-        (i.src === BPF_PSEUDO_MAP_IDX || i.src === BPF_PSEUDO_MAP_IDX_VALUE)
-          ? {
-              ...i,
-              src: i.src === BPF_PSEUDO_MAP_IDX ? BPF_PSEUDO_MAP_FD : BPF_PSEUDO_MAP_VALUE,
-              imm: mapFds[i.imm] ?? -1,
-            }
-          : i,
-      );
-      const resolve = mapResolver(this.engine.maps);
-      const prog = Program.load(insns, {
-        name: lp.def.name,
-        resolveLddw: (i, index) => {
-          if (i.src !== BPF_PSEUDO_MAP_FD && i.src !== BPF_PSEUDO_MAP_VALUE)
-            return resolve(i, index);
-          const m = this.map(i.imm);
-          if (m instanceof TracelabError) return new VmError('EBADF', `insn ${index}: no map`);
-          return resolve({ ...i, imm: m.id }, index);
-        },
-      });
-      if (prog instanceof VmError) return undo(prog);
-      programs.push(prog);
-    }
-    const loaded = chosen.map((lp, k) => {
-      const v = verdicts.find((x) => x.name === lp.def.name);
-      const sec = lp.def.info.def;
-      return this.addProg(
-        programs[k] as Program,
-        lp.def.name,
-        PROG_TYPE[sec.progType] ?? 'kprobe',
-        sec.attachType === undefined ? undefined : ATTACH_TYPE[sec.attachType],
-        lp.def.info.attachTarget,
-        lp.def.section,
-        v?.result.log ?? '',
-      );
     });
-    const maps = new Map(obj.parsed.maps.map((m, k) => [m.name, mapFds[k] as number]));
-    return { programs: loaded, maps };
+    if (loaded instanceof TracelabError) {
+      return new BpfLoadError(
+        loaded.code,
+        loaded.message,
+        loaded instanceof LoaderError ? (loaded.log ?? '') : '',
+      );
+    }
+    const maps = new Map(
+      [...loaded.maps].map(([name, map]) => [name, this.alloc({ kind: 'map', map })]),
+    );
+    const programs = loaded.linked.programs
+      .filter((lp) => loaded.programs.has(lp.def.name))
+      .map((lp) => {
+        const sec = lp.def.info.def;
+        return this.addProg(
+          loaded.program(lp.def.name),
+          lp.def.name,
+          PROG_TYPE[sec.progType] ?? 'kprobe',
+          sec.attachType === undefined ? undefined : ATTACH_TYPE[sec.attachType],
+          lp.def.info.attachTarget,
+          lp.def.section,
+          loaded.log(lp.def.name),
+        );
+      });
+    return { programs, maps };
   }
 
   // ---- links ----
@@ -494,17 +446,16 @@ export class Bpf {
     }
     const vms = this.kprobeCpus();
     if (vms instanceof TracelabError) return vms;
-    const mm = this.engine.kernel.mm;
     const prog = p.prog;
-    const run = (regs: PtRegs, ctx: { entryIp: bigint; cpu: { id: number } }): number => {
+    const run = (regs: PtRegs, ctx: KprobeMultiRunCtx): number => {
       const cpu = ctx.cpu.id;
-      this.entryIp[cpu] = ctx.entryIp;
+      this.kprobeRun[cpu] = ctx;
       const vm = vms[cpu] as Vm;
-      const at = this.pt[cpu] as bigint;
+      const slot = this.ptSlots[cpu] as { bytes: Uint8Array; lo: number; hi: number };
       // The program reads its pt_regs from memory, as the kernel passes a pointer to it.
-      mm.write(at, regs.bytes);
-      vm.run(prog, at);
-      return Number(BigInt.asUintN(32, vm.r0));
+      slot.bytes.set(regs.bytes);
+      vm.runRaw(prog, slot.lo, slot.hi, 0, 0);
+      return (vm.lo[0] as number) >>> 0;
     };
     const link = kprobeMultiLinkAttach(this.engine.fprobes, run, {
       ...(attr.syms !== undefined ? { syms: attr.syms } : {}),
@@ -531,10 +482,17 @@ export class Bpf {
         this.engine.maps,
         kernelEnv(kernel, cpu.id, this.engine.printk.sink(cpu.id)),
       );
-      vm.setHelper(BPF_FUNC_get_func_ip, () => this.entryIp[cpu.id] ?? 0n);
-      const slot = kernel.kmalloc(512);
+      vm.setHelper(BPF_FUNC_get_func_ip, () => this.kprobeRun[cpu.id]?.entryIp ?? 0n);
+      const size = kernel.info.ptRegs.size;
+      const slot = kernel.kmalloc(size);
       if (typeof slot !== 'bigint') return slot;
-      this.pt.push(slot);
+      const lo = Number(slot & 0xffffffffn) | 0;
+      const hi = Number(slot >> 32n) | 0;
+      const off = kernel.mm.translate(hi, lo, size, PROT_WRITE);
+      if (off < 0)
+        return new TracelabError('EFAULT', `kprobe pt_regs slot: ${kernel.mm.fault?.message}`);
+      const bytes = (kernel.mm.hit as { bytes: Uint8Array }).bytes.subarray(off, off + size);
+      this.ptSlots.push({ bytes, lo, hi });
       vms.push(vm);
     }
     this.kprobeVms = vms;

@@ -19,7 +19,7 @@ export {
   kprobeMultiLinkAttach,
   type KprobeMultiOpts,
   type KprobeMultiProg,
-  type KprobeMultiRunCtx,
+  KprobeMultiRunCtx,
   type KprobeMultiStats,
 } from './kprobe-multi.js';
 export {
@@ -52,6 +52,7 @@ export {
 } from './fetch-bpf.js';
 export {
   COMMON_FIELDS,
+  entryPid,
   FprobeTraceEvent,
   type EventField,
   type FprobeTraceEventStats,

@@ -9,18 +9,31 @@ export const BPF_F_KPROBE_MULTI_RETURN = 1;
 /** MAX_KPROBE_MULTI_CNT. */
 export const MAX_KPROBE_MULTI_CNT = 1 << 20;
 
-/** What bpf_get_func_ip, bpf_get_attach_cookie and the session helpers answer during a run. */
-export interface KprobeMultiRunCtx {
-  /** Entry address of the probed function (bpf_get_func_ip). */
-  entryIp: bigint;
+/**
+ * What bpf_get_func_ip, bpf_get_attach_cookie and the session helpers answer during a run. One
+ * per CPU, refilled on every hit without allocating: the entry address is kept as its low half
+ * and built as a bigint only when a program asks for it.
+ */
+export class KprobeMultiRunCtx {
+  /** Low 32 bits of the probed function's entry address. */
+  entryIpLo = 0;
   /** bpf_get_attach_cookie(). */
-  cookie: bigint;
+  cookie = 0n;
   /** bpf_session_is_return(). */
-  isReturn: boolean;
+  isReturn = false;
   /** bpf_session_cookie(): the 8 bytes a session keeps from entry to return. */
-  session: FprobeData | null;
-  /** The traced call's CPU. */
-  cpu: Cpu;
+  session: FprobeData | null = null;
+
+  constructor(
+    /** The traced call's CPU. */
+    readonly cpu: Cpu,
+    private readonly textHi: bigint,
+  ) {}
+
+  /** Entry address of the probed function (bpf_get_func_ip). */
+  get entryIp(): bigint {
+    return this.textHi | BigInt(this.entryIpLo >>> 0);
+  }
 }
 
 /**
@@ -90,13 +103,7 @@ export class KprobeMultiLink {
     this.textHi = (k.image.textBase >> 32n) << 32n;
     this.active = new Uint8Array(k.cpus.length);
     this.regs = k.cpus.map(() => new PtRegs(k.arch));
-    this.runCtx = k.cpus.map((cpu) => ({
-      entryIp: 0n,
-      cookie: 0n,
-      isReturn: false,
-      session: null,
-      cpu,
-    }));
+    this.runCtx = k.cpus.map((cpu) => new KprobeMultiRunCtx(cpu, this.textHi));
     const ret = (flags & BPF_F_KPROBE_MULTI_RETURN) !== 0;
     this.fp = new Fprobe({
       name: 'kprobe_multi',
@@ -153,7 +160,7 @@ export class KprobeMultiLink {
     this.stats.runs++;
     const regs = ftracePartialRegs(fregs, this.regs[id]);
     const run = this.runCtx[id] as KprobeMultiRunCtx;
-    run.entryIp = this.textHi | BigInt(ip >>> 0);
+    run.entryIpLo = ip;
     run.cookie = this.cookieOf(ip);
     run.isReturn = isReturn;
     run.session = data;

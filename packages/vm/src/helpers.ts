@@ -231,7 +231,7 @@ function keySlot(vm: Vm, map: BpfMap, keyArg: number, cpu: number): number {
 }
 
 function mapArg(vm: Vm, maps: MapTable, n: number): BpfMap | undefined {
-  return maps.byHandle(vm.arg(n));
+  return maps.byHandleHalves(vm.hi[n] as number, vm.lo[n] as number);
 }
 
 /**

@@ -28,6 +28,8 @@ import {
 export class MapTable {
   private next: bigint;
   private readonly byAddress = new Map<bigint, BpfMap>();
+  /** The same maps by the low half of their address (handles differ in it). */
+  private readonly byLow = new Map<number, BpfMap>();
   private readonly byId: BpfMap[] = [];
 
   constructor(
@@ -152,6 +154,7 @@ export class MapTable {
     }
     if (map instanceof VmError) return map;
     this.byAddress.set(handle, map);
+    this.byLow.set(Number(handle & 0xffffffffn), map);
     this.byId.push(map);
     this.onCreate?.(map);
     return map;
@@ -166,6 +169,15 @@ export class MapTable {
 
   byHandle(address: bigint): BpfMap | undefined {
     return this.byAddress.get(address);
+  }
+
+  /**
+   * byHandle for a handle in int32 halves, as a helper finds it in a register: no bigint is made
+   * (helpers run on every traced call).
+   */
+  byHandleHalves(hi: number, lo: number): BpfMap | undefined {
+    const map = this.byLow.get(lo >>> 0);
+    return map !== undefined && map.addressHi === hi >>> 0 ? map : undefined;
   }
 
   /** The map a (1-based) id names. */

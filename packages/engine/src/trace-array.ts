@@ -1,6 +1,6 @@
 import { TracelabError } from '@tracelab/contracts';
-import { FunctionGraphTracer, type GraphOptions } from '@tracelab/fgraph';
-import { entryType, TraceEventRing } from '@tracelab/fprobe';
+import { FunctionGraphTracer, type GraphComment, type GraphOptions } from '@tracelab/fgraph';
+import { entryPid, entryType, TraceEventRing } from '@tracelab/fprobe';
 import { formatFilter, FUNCTION_ENTRY_BYTES, FunctionTracer } from '@tracelab/ftrace-core';
 import type { Engine } from './engine.js';
 
@@ -189,12 +189,11 @@ export class TraceArray {
   }
 
   /**
-   * The `trace` file of the current tracer. Under function and nop the function entries and the
-   * dynamic events' entries are printed by time; under function_graph only the graph output
-   * (fgraph's formatter has no place for other entries).
+   * The `trace` file of the current tracer, the dynamic events' entries among the tracer's by
+   * time: under function and nop as their own lines, under function_graph as graph comments.
    */
   readTrace(): string {
-    if (this.current === 'function_graph') return this.graph.output();
+    if (this.current === 'function_graph') return this.graph.output(this.graphComments(false));
     const rb = this.function.buffer;
     const keys = this.functionKeys();
     const text = this.function.readTrace();
@@ -208,6 +207,18 @@ export class TraceArray {
       .replace(/entries-written: \d+\/\d+/, `entries-written: ${held}/${written}`)
       .replace('# tracer: function', `# tracer: ${this.current}`);
     return header + this.merge(keys, body, false);
+  }
+
+  /** The event ring's entries as function_graph comments (print_graph_comment). */
+  private graphComments(consume: boolean): GraphComment[] {
+    const out: GraphComment[] = [];
+    this.ring?.read((cpu, ts, bytes, at, _len, lost) => {
+      const id = entryType(bytes, at);
+      const ev = this.engine.tracefs.eventById(id);
+      const text = ev === undefined ? `Unknown type ${id}` : ev.printBody(bytes, at);
+      out.push({ cpu, ts, pid: entryPid(bytes, at), text, lost });
+    }, consume);
+    return out;
   }
 
   /** (timestamp, CPU) of every function entry, in the order the function tracer prints them. */
@@ -265,7 +276,7 @@ export class TraceArray {
     for (const s of this.graph.stats()) {
       if (s.lost > 0) out += `CPU:${s.cpu} [LOST ${s.lost} EVENTS]\n`;
     }
-    for (const line of this.graph.output().split('\n')) {
+    for (const line of this.graph.output(this.graphComments(true)).split('\n')) {
       // The header belongs to `trace`; trace_pipe prints only events.
       if (line !== '' && !line.startsWith('#')) out += `${line}\n`;
     }

@@ -373,6 +373,70 @@ describe('events/ of fprobe events', () => {
     );
   });
 
+  it('prints enabled events under function_graph as comments at the depth of the call they probe', () => {
+    const e = Engine.create({ arch: 'x86_64', cpus: 1, seed: 5 });
+    if (e instanceof TracelabError) throw e;
+    const fs = e.tracefs;
+    ok(fs.write('dynamic_events', 'f vfs_read count=$arg3:u32\nf vfs_read%return r=$retval:u32'));
+    ok(fs.write('set_graph_function', 'ksys_read'));
+    ok(fs.write('current_tracer', 'function_graph'));
+    ok(fs.write('events/enable', '1'));
+    ok(
+      e.run({
+        name: 'one-read',
+        tasks: [
+          {
+            comm: 'cat',
+            pid: 2001,
+            calls: [
+              {
+                fn: 'ksys_read',
+                args: [3, '0x7ffd0000', 4096],
+                cost: 100,
+                ret: 4096,
+                calls: [
+                  {
+                    fn: 'vfs_read',
+                    args: [0, '0x7ffd0000', 4096, 0],
+                    cost: 200,
+                    ret: 4096,
+                    calls: [{ fn: 'fsnotify_access', cost: 20 }],
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const image = e.kernel.image;
+    const size = (fn: string) => (image.functions[image.indexOf(fn)]?.size ?? 0).toString(16);
+    const trace = ok(fs.read('trace'));
+    // print_graph_comment: the duration column filled, then (depth + 1) * 2 spaces for the
+    // depth the last line left (vfs_read's, 1), then the event's own text in /* */.
+    const body = trace.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    expect(body).toEqual([
+      ' 0)               |  ksys_read() {',
+      ' 0)               |    vfs_read() {',
+      ` 0)               |      /* vfs_read__entry: (vfs_read+0x0/0x${size('vfs_read')}) count=4096 */`,
+      ' 0)   0.020 us    |      fsnotify_access();',
+      expect.stringMatching(
+        new RegExp(
+          `^ 0\\) {15}\\| {6}/\\* vfs_read__exit: \\(ksys_read\\+0x[0-9a-f]+/0x${size('ksys_read')} <- vfs_read\\) r=4096 \\*/$`,
+        ),
+      ),
+      ' 0)   0.220 us    |    }',
+      ' 0)   0.320 us    |  }',
+    ]);
+    // trace_pipe takes the comments with the graph's lines.
+    expect(
+      ok(fs.read('trace_pipe'))
+        .split('\n')
+        .filter((l) => l !== ''),
+    ).toEqual(body);
+    expect(ok(fs.read('trace'))).not.toContain('/*');
+  });
+
   it('keeps each instance its own events: enable, buffer, and rmdir disables them', () => {
     const e = engine();
     const fs = e.tracefs;

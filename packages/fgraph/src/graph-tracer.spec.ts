@@ -7,6 +7,7 @@ import {
   formatDuration,
   formatProc,
   FunctionGraphTracer,
+  type GraphComment,
   type GraphOptions,
 } from './graph-tracer.js';
 
@@ -20,6 +21,8 @@ interface GraphCase {
   clock?: number;
   bufferEvents?: number;
   irq?: { periodNs: number; calls: CallSpec[] };
+  /** Other events' entries of the trace, printed among the graph as comments. */
+  comments?: GraphComment[];
   runs: { comm: string; pid: number; call: CallSpec }[];
 }
 
@@ -55,7 +58,7 @@ describe('function_graph output (hand-written golden files)', () => {
       m.kernel.switchTo(m.cpu, task);
       expect(m.kernel.run(m.cpu, node(m.image, r.call))).toBeNull();
     }
-    expect(tr.output()).toBe(readFileSync(new URL(c.golden, testdata), 'utf8'));
+    expect(tr.output(c.comments)).toBe(readFileSync(new URL(c.golden, testdata), 'utf8'));
   });
 });
 

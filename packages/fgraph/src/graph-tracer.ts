@@ -229,10 +229,27 @@ export class FunctionGraphTracer {
     return this.buffers.map((b, cpu) => ({ cpu, entries: b.held, lost: b.lost }));
   }
 
-  /** The `trace` file: header, then every event in time order in the function_graph format. */
-  output(): string {
-    return formatGraph(this, this.buffers);
+  /**
+   * The `trace` file: header, then every event in time order in the function_graph format, with
+   * `comments` (other events' entries of the same trace, oldest first per CPU) among them as
+   * print_graph_comment prints them.
+   */
+  output(comments: readonly GraphComment[] = []): string {
+    return formatGraph(this, this.buffers, comments);
   }
+}
+
+/** An entry of another event in the same trace (a dynamic event): printed as a graph comment. */
+export interface GraphComment {
+  readonly cpu: number;
+  /** Nanoseconds, as the event stamped it. */
+  readonly ts: number;
+  /** common_pid. */
+  readonly pid: number;
+  /** The event's own output (its trace() text, without the newline). */
+  readonly text: string;
+  /** Entries of the event's CPU lost just before this one. */
+  readonly lost: number;
 }
 
 /** trace_find_mark(): the marker for a duration in ns (strictly greater than each threshold). */
@@ -307,6 +324,11 @@ interface CpuCursor {
   readonly cpu: number;
   readonly b: CpuEvents;
   k: number;
+  /** This CPU's comments and the next one to print. */
+  readonly comments: GraphComment[];
+  ck: number;
+  /** fgraph_cpu_data.depth: where the last printed line left the call depth. */
+  depth: number;
   lastPid: number;
   /** Depth of the function that entered hardirq context, -1 outside. */
   irqDepth: number;
@@ -314,7 +336,11 @@ interface CpuCursor {
   readonly enter: Int32Array;
 }
 
-function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): string {
+function formatGraph(
+  tr: FunctionGraphTracer,
+  buffers: readonly CpuEvents[],
+  comments: readonly GraphComment[],
+): string {
   const o = tr.options;
   const kernel = tr.fgraph.kernel;
   const image = kernel.image;
@@ -365,31 +391,70 @@ function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): st
     cpu,
     b,
     k: 0,
+    comments: comments.filter((x) => x.cpu === cpu),
+    ck: 0,
+    depth: 0,
     lastPid: -1,
     irqDepth: -1,
     enter: new Int32Array(MAX_DEPTH).fill(-1),
   }));
-  for (;;) {
-    // The next event in time over all CPUs (lower CPU first on a tie).
-    let c: CpuCursor | null = null;
-    for (const x of cursors) {
-      if (x.k >= x.b.held) continue;
-      if (c === null || (x.b.time[x.b.slot(x.k)] as number) < (c.b.time[c.b.slot(c.k)] as number))
-        c = x;
-    }
-    if (c === null) break;
-    const b = c.b;
-    const i = b.slot(c.k);
-    c.k++;
-    const pid = b.pid[i] as number;
-    const fn = b.fn[i] as number;
-    const depth = b.depth[i] as number;
+  /** Graph events stamp a fractional clock; event entries its whole nanoseconds. */
+  const graphTime = (c: CpuCursor, k: number): number =>
+    Math.floor(c.b.time[c.b.slot(k)] as number);
+  /**
+   * Whether the CPU's next comment comes before its graph event k: earlier, or at the same time
+   * as a return (a probe on a function fires inside its call, after its entry and before its
+   * return).
+   */
+  const commentBefore = (c: CpuCursor, k: number): boolean => {
+    const x = c.comments[c.ck];
+    if (x === undefined) return false;
+    if (k >= c.b.held) return true;
+    const t = graphTime(c, k);
+    return x.ts < t || (x.ts === t && c.b.type[c.b.slot(k)] === TYPE_RET);
+  };
+  const nextTime = (c: CpuCursor): number =>
+    commentBefore(c, c.k)
+      ? (c.comments[c.ck] as GraphComment).ts
+      : c.k < c.b.held
+        ? (c.b.time[c.b.slot(c.k)] as number)
+        : Infinity;
+  const switchTo = (c: CpuCursor, pid: number) => {
     if (c.lastPid !== pid) {
       if (c.lastPid !== -1) {
         out += `${SEPARATOR}${cpuCol(c.cpu)}${formatProc(comm(c.lastPid), c.lastPid)} => ${formatProc(comm(pid), pid)}\n${SEPARATOR}\n`;
       }
       c.lastPid = pid;
     }
+  };
+  for (;;) {
+    // The next line in time over all CPUs (lower CPU first on a tie).
+    let c: CpuCursor | null = null;
+    let best = Infinity;
+    for (const x of cursors) {
+      const t = nextTime(x);
+      if (t < best) {
+        best = t;
+        c = x;
+      }
+    }
+    if (c === null) break;
+    if (commentBefore(c, c.k)) {
+      // print_graph_comment: no duration, indented one level inside the current call.
+      const x = c.comments[c.ck++] as GraphComment;
+      if (x.lost > 0) out += `CPU:${c.cpu} [LOST ${x.lost} EVENTS]\n`;
+      switchTo(c, x.pid);
+      const indent = c.depth > 0 ? ' '.repeat((c.depth + 1) * 2) : '';
+      out += `${context(c, x.ts, x.pid)}${fill('full')}${indent}/* ${x.text} */\n`;
+      continue;
+    }
+    const b = c.b;
+    const i = b.slot(c.k);
+    c.k++;
+    const pid = b.pid[i] as number;
+    const fn = b.fn[i] as number;
+    const depth = b.depth[i] as number;
+    switchTo(c, pid);
     const ts = b.time[i] as number;
     const indent = ' '.repeat(depth * 2);
     if (b.type[i] === TYPE_ENT) {
@@ -397,7 +462,7 @@ function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): st
         c.irqDepth = depth;
         out += irqMarker(c, ts, pid, true);
       }
-      // A leaf: the very next event of this CPU is this call's return.
+      // A leaf: the very next line of this CPU is this call's return (no comment between).
       const nk = c.k;
       const j = nk < b.held ? b.slot(nk) : -1;
       const leaf =
@@ -405,9 +470,11 @@ function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): st
         b.type[j] === TYPE_RET &&
         b.pid[j] === pid &&
         b.fn[j] === fn &&
-        b.depth[j] === depth;
+        b.depth[j] === depth &&
+        !commentBefore(c, nk);
       if (leaf) {
         c.k++;
+        c.depth = depth - 1;
         const d = (b.time[j] as number) - (b.calltime[j] as number);
         let line = `${context(c, ts, pid)}${duration(d)}${indent}${fname(fn)}();`;
         if (o.retval) {
@@ -420,6 +487,7 @@ function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): st
           out += irqMarker(c, b.time[j] as number, pid, false);
         }
       } else {
+        c.depth = depth;
         if (depth < MAX_DEPTH) c.enter[depth] = fn;
         out += `${context(c, ts, pid)}${fill('full')}${indent}${fname(fn)}() {\n`;
       }
@@ -427,6 +495,7 @@ function formatGraph(tr: FunctionGraphTracer, buffers: readonly CpuEvents[]): st
     }
     const matched = depth < MAX_DEPTH && c.enter[depth] === fn;
     if (depth < MAX_DEPTH) c.enter[depth] = -1;
+    c.depth = depth - 1;
     const d = ts - (b.calltime[i] as number);
     let line = `${context(c, ts, pid)}${duration(d)}${indent}`;
     if (o.retval) {

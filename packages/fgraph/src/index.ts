@@ -40,6 +40,7 @@ export {
   formatDuration,
   formatProc,
   graphHeader,
+  type GraphComment,
   type GraphOptions,
   type GraphTracerInit,
 } from './graph-tracer.js';

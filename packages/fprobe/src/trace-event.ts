@@ -83,6 +83,11 @@ export const COMMON_FIELDS: readonly EventField[] = [
 ];
 const TRACE_ENTRY_SIZE = 8;
 
+/** common_pid of the entry at `at`. */
+export function entryPid(bytes: Uint8Array, at: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset + at, 8).getInt32(4, true);
+}
+
 /** Kinds of an argument in the entry: a basic value, a string (data_loc), a symstr (data_loc). */
 const K_BASIC = 0;
 const K_STRING = 1;
@@ -527,7 +532,7 @@ export class FprobeTraceEvent {
   /** A whole trace line of an entry: trace_print_context, then the event's part. */
   printLine(cpu: number, ts: number, bytes: Uint8Array, at: number): string {
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const pid = v.getInt32(at + 4, true);
+    const pid = entryPid(bytes, at);
     const ctx = (v.getUint8(at + 2) << 8) | v.getUint8(at + 3);
     const task = pid === 0 ? null : this.fprobes.kernel.tasks.find((t) => t.pid === pid);
     const comm = pid === 0 ? '<idle>' : (task?.comm ?? '<...>');

@@ -203,7 +203,7 @@ export function compileFetchArgs(
     if (w.kind === 'reg') reg(R_VAL, regOff(w.reg));
     else stackWord(w.offset);
   };
-  /** R_VAL = R_VAL | r9 << 32: a 64-bit value from its two 32-bit words (i386). */
+  /** R_VAL = R_VAL << 32 | r9: a 64-bit value from its high (R_VAL) and low (r9) words (i386). */
   const joinHigh = () => {
     e(insn(BPF_ALU64 | BPF_LSH | BPF_K, R_VAL, 0, 0, 32));
     e(insn(BPF_ALU64 | BPF_OR | BPF_X, R_VAL, 9));

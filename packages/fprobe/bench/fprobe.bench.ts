@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import type { Bench } from 'tinybench';
 import { Fgraph } from '@tracelab/fgraph';
 import { Ftrace } from '@tracelab/ftrace-core';
@@ -13,6 +14,7 @@ import {
 import { Fprobe, Fprobes, FprobeTraceEvent, TraceEventRing } from '../src/index.js';
 
 const BATCH = 1000;
+const VMLINUX = '/sys/kernel/btf/vmlinux';
 const VMLINUX_FUNCS = 8000;
 
 function ok<T>(v: T): Exclude<T, Error> {
@@ -21,9 +23,8 @@ function ok<T>(v: T): Exclude<T, Error> {
 }
 
 /**
- * The built-in image plus 8,000 synthetic functions (a BTF-loaded image has no
- * return_to_handler, so fgraph cannot attach to it yet; seven vmlinux-sized images exhaust the
- * heap).
+ * The built-in image plus 8,000 synthetic functions for the per-call rows (seven vmlinux-sized
+ * images, one per task, exhaust the heap).
  */
 function image(): KernelImage {
   const protos = Array.from({ length: VMLINUX_FUNCS }, (_, i) => `void bench_fn_${i}(void)`);
@@ -121,4 +122,39 @@ export default function (bench: Bench): void {
     ok(a.fp.registerFprobe(p, '*'));
     ok(a.fp.unregisterFprobe(p));
   });
+  vmlinuxAttach();
+}
+
+/**
+ * register_fprobe('*') on every function of this machine's vmlinux, timed by hand on one kernel
+ * (one vmlinux-sized image per tinybench task would exhaust the heap): entry-only and with an
+ * exit handler, best of 3.
+ */
+function vmlinuxAttach(): void {
+  if (!existsSync(VMLINUX)) {
+    console.warn(`fprobe bench: ${VMLINUX} is absent; no vmlinux attach figure`);
+    return;
+  }
+  const img = ok(KernelImage.fromBtf('x86_64', readFileSync(VMLINUX)));
+  const fp = Fprobes.attach(ok(Fgraph.attach(ok(Ftrace.attach(new Kernel({ image: img }))))));
+  for (const [kind, make] of [
+    ['entry-only', entryOnly],
+    ['entry+exit', entryExit],
+  ] as const) {
+    const reg: number[] = [];
+    const unreg: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const p = make();
+      const t0 = performance.now();
+      ok(fp.registerFprobe(p, '*'));
+      const t1 = performance.now();
+      ok(fp.unregisterFprobe(p));
+      reg.push(t1 - t0);
+      unreg.push(performance.now() - t1);
+    }
+    console.log(
+      `fprobe bench: ${kind} fprobe on all ${fp.ftrace.table.functions.length} vmlinux functions: ` +
+        `register ${Math.min(...reg).toFixed(1)} ms, unregister ${Math.min(...unreg).toFixed(1)} ms (best of 3)`,
+    );
+  }
 }

@@ -27,6 +27,7 @@ import {
   BPF_PSEUDO_MAP_FD,
   BPF_PSEUDO_MAP_VALUE,
   installHelpers,
+  MapOfMaps,
   mapResolver,
   Program,
   PROT_WRITE,
@@ -500,12 +501,17 @@ export class Bpf {
   }
 }
 
+/** A map as the verifier sees it; an outer map carries its inner template, unnamed as the kernel's. */
 function verifierMap(m: BpfMap): MapDef {
+  const def = (a: MapAttr): MapDef => ({
+    type: mapTypeName(a.type) as MapType,
+    keySize: a.keySize,
+    valueSize: a.valueSize,
+    maxEntries: a.maxEntries,
+  });
   return {
-    type: mapTypeName(m.attr.type) as MapType,
-    keySize: m.attr.keySize,
-    valueSize: m.attr.valueSize,
-    maxEntries: m.attr.maxEntries,
+    ...def(m.attr),
     name: m.name,
+    ...(m instanceof MapOfMaps ? { inner: def(m.template) } : {}),
   };
 }

@@ -318,13 +318,11 @@ export class Bpf {
         ...(btf !== null ? { kernelBtf: btf } : {}),
       });
     });
-    if (loaded instanceof TracelabError) {
-      return new BpfLoadError(
-        loaded.code,
-        loaded.message,
-        loaded instanceof LoaderError ? (loaded.log ?? '') : '',
-      );
+    if (loaded instanceof LoaderError && loaded.program !== undefined) {
+      // A verifier rejection: the program and the verifier's message, with its log.
+      return new BpfLoadError(loaded.code, `${loaded.program}: ${loaded.reason}`, loaded.log ?? '');
     }
+    if (loaded instanceof TracelabError) return new BpfLoadError(loaded.code, loaded.message, '');
     const maps = new Map(
       [...loaded.maps].map(([name, map]) => [name, this.alloc({ kind: 'map', map })]),
     );

@@ -54,7 +54,7 @@ describe('Bpf.loadObject', () => {
     expect(r).toBeInstanceOf(BpfLoadError);
     const err = r as BpfLoadError;
     expect(err.code).toBe('EACCES');
-    expect(err.message).toContain("program 'count_unchecked' rejected by the verifier");
+    expect(err.message).toBe("count_unchecked: R0 invalid mem access 'map_value_or_null'");
     expect(err.log).toContain("R0 invalid mem access 'map_value_or_null'");
     const fd = ok(
       e.bpf.mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 }),

@@ -38,12 +38,15 @@ export class LoaderError extends TracelabError {
   readonly log: string | undefined;
   /** The rejected instruction's source line (`text @ file.c:N`), from line_info. */
   readonly source: string | undefined;
+  /** The program the verifier rejected, and the verifier's own message. */
+  readonly program: string | undefined;
+  readonly reason: string | undefined;
 
   constructor(
     code: LoaderErrno,
     message: string,
     where: LoaderErrorPosition = {},
-    verifier: { log?: string; source?: string } = {},
+    verifier: { log?: string; source?: string; program?: string; reason?: string } = {},
   ) {
     const parts: string[] = [];
     if (where.section !== undefined) parts.push(`section ${where.section}`);
@@ -57,6 +60,8 @@ export class LoaderError extends TracelabError {
     this.offset = where.offset;
     this.log = verifier.log;
     this.source = verifier.source;
+    this.program = verifier.program;
+    this.reason = verifier.reason;
   }
 }
 

@@ -137,6 +137,11 @@ export function rejection(v: ProgramVerdict): LoaderError {
     v.result.errnoName ?? 'EINVAL',
     `program '${v.name}' rejected by the verifier: ${err?.message ?? 'rejected'}${at}${source === undefined ? '' : ` (${source})`}`,
     { section: v.section, offset: v.insnOff * 8 },
-    { log: v.result.log, ...(source === undefined ? {} : { source }) },
+    {
+      log: v.result.log,
+      program: v.name,
+      reason: err?.message ?? 'rejected',
+      ...(source === undefined ? {} : { source }),
+    },
   );
 }

@@ -23,6 +23,7 @@ export {
   Kernel,
   Cpu,
   KernelFault,
+  TEXT_POKE_LOG_SIZE,
   ENTRY_CONTINUE,
   ENTRY_SKIP,
   fileAddress,

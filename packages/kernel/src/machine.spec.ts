@@ -11,6 +11,7 @@ import {
   NR_OPEN_FILES,
   type CallNode,
   type Cpu,
+  TEXT_POKE_LOG_SIZE,
 } from './machine.js';
 import type { Task } from './task.js';
 import { compileWorkload, type CallSpec } from './workload.js';
@@ -368,6 +369,23 @@ describe('text, handlers and objects', () => {
     });
     expect(k.textPoke(0x1000n, new Uint8Array(4), 'x')?.code).toBe('EFAULT');
     expect(k.textPokeLog()).toHaveLength(1);
+  });
+
+  it('text_poke keeps the newest TEXT_POKE_LOG_SIZE records and counts them all', () => {
+    const { k } = boot('x86_64');
+    const fn = k.image.indexOf('vfs_read');
+    const at = addrOf(k, 'vfs_read');
+    const nop = k.entryBytes(fn);
+    const total = TEXT_POKE_LOG_SIZE + 10;
+    for (let i = 0; i < total; i++) expect(k.textPoke(at, nop, `poke ${i}`)).toBeNull();
+    const log = k.textPokeLog();
+    expect(k.textPokeCount).toBe(total);
+    expect(log).toHaveLength(TEXT_POKE_LOG_SIZE);
+    expect(log[0]).toMatchObject({ seq: 11, reason: 'poke 10' });
+    expect(log.at(-1)).toMatchObject({ seq: total, reason: `poke ${total - 1}` });
+    expect(log.every((r, i) => i === 0 || r.seq === (log[i - 1] as { seq: number }).seq + 1)).toBe(
+      true,
+    );
   });
 
   it('handlers: one per address, only in text', () => {

@@ -157,6 +157,9 @@ export interface KernelOptions {
   readonly cpus?: number;
 }
 
+/** text_poke records the log keeps; older ones are only counted (Kernel.textPokeCount). */
+export const TEXT_POKE_LOG_SIZE = 4096;
+
 /** log2 of the text granule of the handler table. */
 const HANDLER_GRANULE_SHIFT = 4;
 
@@ -245,7 +248,9 @@ export class Kernel {
    */
   private readonly handlerAt: Int32Array;
   private readonly handlerSlots: ({ off: number; fn: TextHandler } | null)[] = [];
+  /** A ring of the newest pokes: enabling every vmlinux function must not keep 56k records. */
   private readonly pokes: TextPokeRecord[] = [];
+  private pokeCount = 0;
   private readonly plans: (CallPlan | undefined)[];
   private readonly decoder: EntryDecoder;
   private readonly textHi: number;
@@ -446,7 +451,7 @@ export class Kernel {
 
   /**
    * text_poke: the only way to change kernel text. Every change is logged with the old and new
-   * bytes and the reason.
+   * bytes and the reason; the log keeps the newest TEXT_POKE_LOG_SIZE records.
    */
   textPoke(addr: bigint, bytes: Uint8Array, reason: string): KernelError | null {
     const off = this.textOffsetOf(addr);
@@ -459,13 +464,22 @@ export class Kernel {
     const text = this.text;
     const old = text.slice(off, off + bytes.length);
     text.set(bytes, off);
-    this.pokes.push({ seq: this.pokes.length + 1, addr, old, new: bytes.slice(), reason });
+    const seq = ++this.pokeCount;
+    this.pokes[(seq - 1) % TEXT_POKE_LOG_SIZE] = { seq, addr, old, new: bytes.slice(), reason };
     return null;
   }
 
-  /** The text_poke log, oldest first. */
+  /** The text_poke log, oldest first: the newest TEXT_POKE_LOG_SIZE of textPokeCount pokes. */
   textPokeLog(): readonly TextPokeRecord[] {
-    return this.pokes;
+    const n = this.pokes.length;
+    if (this.pokeCount <= n) return this.pokes.slice();
+    const start = this.pokeCount % n;
+    return [...this.pokes.slice(start), ...this.pokes.slice(0, start)];
+  }
+
+  /** How many times text_poke changed the text since boot. */
+  get textPokeCount(): number {
+    return this.pokeCount;
   }
 
   /** The current bytes of function i's patchable entry. */

@@ -3,6 +3,7 @@ import { TracelabError } from '@tracelab/contracts';
 import {
   FTRACE_OPS_FL_ENABLED,
   FTRACE_OPS_FL_GRAPH,
+  FTRACE_OPS_FL_SAVE_REGS,
   FtraceOps,
   type Ftrace,
 } from '@tracelab/ftrace-core';
@@ -193,7 +194,9 @@ export class Fgraph {
     this.retRegs = kernel.cpus.map(() => new FtraceRegs(arch, { caller: 'return' }));
     this.graphOps = new FtraceOps({
       name: 'graph_ops',
-      flags: FTRACE_OPS_FL_GRAPH,
+      // Without WITH_ARGS (i386) ftrace_caller saves no registers; ask for pt_regs, so entry
+      // callbacks (fprobe, its fetch args) see the arguments as the kernel gives them there.
+      flags: FTRACE_OPS_FL_GRAPH | (info.capabilities.withArgs ? 0 : FTRACE_OPS_FL_SAVE_REGS),
       func: (ip, _parent, _op, fregs, cpu, fn) => this.entry(ip, fregs, cpu, fn),
     });
   }

@@ -11,7 +11,7 @@ import {
   type Cpu,
   type Task,
 } from '@tracelab/kernel';
-import { EVENT_ARCHES, EventSink, machine, ok, type Machine } from '../test/helpers.js';
+import { ARCHES, EventSink, machine, ok, type Machine } from '../test/helpers.js';
 import { verify } from '@tracelab/verifier';
 import {
   BPF_MAP_TYPE_ARRAY,
@@ -68,30 +68,21 @@ const expand = (m: Machine, text: string) =>
 /** The part of a trace line after the event's "(...)" location. */
 const argsOf = (line: string) => line.slice(line.indexOf(')') + 2);
 
-describe.each(EVENT_ARCHES)(
-  'fprobe event fetch args on %s (testdata/fprobe_fetchargs.txt)',
-  (arch) => {
-    it.each(rows)('$def [$comm]', ({ def, comm, args }) => {
-      const m = machine(arch);
-      if (arch === 'i386' && def.includes('%return')) {
-        // fgraph gives fprobe no ftrace_regs on i386: a %return event is refused, not silent.
-        const err = FprobeTraceEvent.create(m.fp, def, 1);
-        expect((err as TracelabError).code).toBe('EOPNOTSUPP');
-        return;
-      }
-      const sink = new EventSink(m);
-      const ev = sink.add(def);
-      expect(ev.verdict.ok).toBe(true);
-      const t = syscallTasks(m).find((x) => x.task.comm === comm);
-      if (t === undefined) throw new Error(`no task ${comm}`);
-      runTask(m, t);
-      expect(ev.stats.errors).toBe(0);
-      const lines = sink.lines;
-      expect(lines.length).toBeGreaterThan(0);
-      expect(argsOf(lines[0] as string)).toBe(expand(m, args));
-    });
-  },
-);
+describe.each(ARCHES)('fprobe event fetch args on %s (testdata/fprobe_fetchargs.txt)', (arch) => {
+  it.each(rows)('$def [$comm]', ({ def, comm, args }) => {
+    const m = machine(arch);
+    const sink = new EventSink(m);
+    const ev = sink.add(def);
+    expect(ev.verdict.ok).toBe(true);
+    const t = syscallTasks(m).find((x) => x.task.comm === comm);
+    if (t === undefined) throw new Error(`no task ${comm}`);
+    runTask(m, t);
+    expect(ev.stats.errors).toBe(0);
+    const lines = sink.lines;
+    expect(lines.length).toBeGreaterThan(0);
+    expect(argsOf(lines[0] as string)).toBe(expand(m, args));
+  });
+});
 
 describe('fprobe event trace lines', () => {
   it('prints entry lines as print_fentry_event: task-pid, cpu, flags, time, (SYM+0x0/0xSIZE)', () => {
@@ -190,7 +181,7 @@ describe('fprobe event fetch args over kernel memory', () => {
     return w.tasks[0]?.calls[0] as CallNode;
   }
 
-  it.each(EVENT_ARCHES)(
+  it.each(ARCHES)(
     'reads strings, pointer chains and string arrays with probe_read_kernel(_str) on %s',
     (arch) => {
       const m = machine(arch);

@@ -255,14 +255,6 @@ export class FprobeTraceEvent {
       typeof definition === 'string'
         ? parseFprobeEvent(definition, (s) => imageTarget(kernel.image, s))
         : definition;
-    if (ev.isReturn && !kernel.info.capabilities.withArgs) {
-      // fgraph hands fprobe's entry no ftrace_regs without DYNAMIC_FTRACE_WITH_ARGS, so exit
-      // handlers never run: refuse rather than create an event that never fires.
-      return new TracelabError(
-        'EOPNOTSUPP',
-        `fprobe event ${ev.event}: %return needs ftrace_regs at entry, which ${kernel.arch} does not give fgraph`,
-      );
-    }
     const rt = EventRuntime.of(kernel);
     if (rt instanceof TracelabError) return rt;
     const { valueSize } = layoutRecord(ev);

@@ -81,10 +81,7 @@ export const READ: CallSpec = {
   ],
 };
 
-export const ARCHES: readonly ArchName[] = ['x86_64', 'arm64', 'riscv64'];
-
-/** Fprobe events and their fetch args run on every arch, i386 included. */
-export const EVENT_ARCHES: readonly ArchName[] = ['x86_64', 'arm64', 'i386', 'riscv64'];
+export const ARCHES: readonly ArchName[] = ['x86_64', 'arm64', 'i386', 'riscv64'];
 
 /** A trace ring with events enabled in it, and the lines its entries print as. */
 export class EventSink {

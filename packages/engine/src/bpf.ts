@@ -125,8 +125,9 @@ const ATTACH_TYPE: Readonly<Record<string, AttachType>> = {
   BPF_MODIFY_RETURN: 'fmod_ret',
 };
 
-/** Where kprobe_multi programs' per-CPU BPF stacks go, below the engine's map area. */
-const KPROBE_STACK_OFFSET = 0x10000000n;
+/** Where kprobe_multi programs' per-CPU BPF stacks go: 16 MiB below the engine's map area, clear of
+ * the kernel objects on every arch (i386's heap starts only 256 MiB below its maps). */
+const KPROBE_STACK_OFFSET = 0x1000000n;
 
 /**
  * The bpf() syscall of one engine: fds for maps, programs and links in one table, as the kernel

@@ -137,6 +137,16 @@ describe('bpf()', () => {
     expect(total).toBe(reads);
   });
 
+  it('kprobe_multi needs 64-bit addresses: i386 says EOPNOTSUPP, as bpf_kprobe_multi_link_attach does', () => {
+    const e = Engine.create({ arch: 'i386', cpus: 2, seed: 3 });
+    if (e instanceof TracelabError) throw e;
+    const bare = assemble('r0 = 0\nexit');
+    if (bare instanceof VmError) throw bare;
+    const p = ok(e.bpf.progLoad({ insns: bare, progType: 'kprobe' }));
+    const r = e.bpf.linkCreate(p.fd, { attachType: 'kprobe_multi', syms: ['vfs_read'] });
+    expect((r as TracelabError).code).toBe('EOPNOTSUPP');
+  });
+
   it('refuses to attach a program whose section names no attach point', () => {
     const e = engine();
     const obj = ok(e.bpf.loadObject(fixture('minimal.bpfel.o')));

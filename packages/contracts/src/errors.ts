@@ -26,6 +26,7 @@ export const ERRNO = {
   ERANGE: 34,
   ENOSYS: 38,
   ELOOP: 40,
+  EPROTO: 71,
   ENOTSUPP: 524,
   EOPNOTSUPP: 95,
   // the kernel's ENOTSUP is another name for EOPNOTSUPP

@@ -5,14 +5,24 @@ import { AgentIdSchema } from './agent.js';
 export const StreamKindSchema = z.enum(['trace', 'trace_pipe', 'ringbuf', 'perf', 'printk']);
 export type StreamKind = z.infer<typeof StreamKindSchema>;
 
-const u64 = z.string().regex(/^(0|[1-9][0-9]{0,19})$/, 'a u64 in decimal');
+/** A kernel address or other u64, in decimal. */
+export const U64Schema = z.string().regex(/^(0|[1-9][0-9]{0,19})$/, 'a u64 in decimal');
+
+/** A task's command name: TASK_COMM_LEN is 16. */
+export const CommSchema = z.string().max(16);
+
+/** The most events one batch may hold. */
+export const MAX_BATCH_EVENTS = 65536;
+
+/** A record's raw bytes. */
+export const Base64Schema = z.base64();
 
 /** Fields every event carries: where and when it happened. Times are simulated nanoseconds. */
 const header = {
   ts: z.number().int().nonnegative(),
   cpu: z.number().int().nonnegative(),
   pid: z.number().int().nonnegative(),
-  comm: z.string().max(16),
+  comm: CommSchema,
 };
 
 /**
@@ -24,8 +34,8 @@ export const TraceEventSchema = z.discriminatedUnion('type', [
     .object({
       type: z.literal('function'),
       ...header,
-      ip: u64,
-      parentIp: u64,
+      ip: U64Schema,
+      parentIp: U64Schema,
       func: z.string(),
       parent: z.string(),
     })
@@ -45,7 +55,7 @@ export const TraceEventSchema = z.discriminatedUnion('type', [
       func: z.string(),
       depth: z.number().int().nonnegative(),
       calltime: z.number().int().nonnegative(),
-      retval: u64.optional(),
+      retval: U64Schema.optional(),
     })
     .strict(),
   /**
@@ -60,11 +70,11 @@ export const TraceEventSchema = z.discriminatedUnion('type', [
       event: z.string(),
       fields: z.record(z.string(), z.union([z.string(), z.number()])),
       group: z.string().optional(),
-      ip: u64.optional(),
-      retIp: u64.optional(),
+      ip: U64Schema.optional(),
+      retIp: U64Schema.optional(),
     })
     .strict(),
-  z.object({ type: z.literal('record'), ...header, base64: z.base64() }).strict(),
+  z.object({ type: z.literal('record'), ...header, base64: Base64Schema }).strict(),
   z.object({ type: z.literal('text'), ...header, text: z.string() }).strict(),
 ]);
 export type TraceEvent = z.infer<typeof TraceEventSchema>;
@@ -79,7 +89,7 @@ export const TraceEventBatchSchema = z
     agentId: AgentIdSchema,
     stream: StreamKindSchema,
     firstSeq: z.number().int().nonnegative(),
-    events: z.array(TraceEventSchema).max(65536),
+    events: z.array(TraceEventSchema).max(MAX_BATCH_EVENTS),
     lost: z.number().int().nonnegative(),
   })
   .strict();

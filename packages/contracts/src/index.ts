@@ -12,8 +12,19 @@ export type { ErrnoCode, ErrorDetails, ErrorEnvelope } from './errors.js';
 export { API_VERSION, TOKEN_PATTERN, TRACE_STREAM, isToken, routes, subjects } from './subjects.js';
 export { AgentHealthSchema, AgentIdSchema, AgentInfoSchema, ArchSchema } from './agent.js';
 export type { AgentHealth, AgentInfo, Arch } from './agent.js';
-export { StreamKindSchema, TraceEventBatchSchema, TraceEventSchema } from './events.js';
+export {
+  MAX_BATCH_EVENTS,
+  StreamKindSchema,
+  TraceEventBatchSchema,
+  TraceEventSchema,
+} from './events.js';
 export type { StreamKind, TraceEvent, TraceEventBatch } from './events.js';
+export {
+  TRACE_BATCH_MAGIC,
+  TRACE_BATCH_VERSION,
+  decodeTraceBatch,
+  encodeTraceBatch,
+} from './trace-codec.js';
 export {
   RunReplySchema,
   RunRequestSchema,

@@ -1,9 +1,9 @@
 import { ARCHES, type ArchName } from '@tracelab/arch-isa';
 import { createWriteStream } from 'node:fs';
-import { isToken } from '@tracelab/contracts';
 import { Command, InvalidArgumentError } from 'commander';
 import { registerAttach } from './commands/attach.js';
 import { registerBtf } from './commands/btf.js';
+import { agentId } from './commands/engine.js';
 import { registerExport } from './commands/export.js';
 import { registerFprobe } from './commands/fprobe.js';
 import { arch, positiveInt } from './workload.js';
@@ -22,12 +22,6 @@ function port(value: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new InvalidArgumentError('a port is an integer from 0 to 65535');
   return n;
-}
-
-function agentId(value: string): string {
-  if (!isToken(value))
-    throw new InvalidArgumentError('an agent id is 1-64 letters, digits, _ or -');
-  return value;
 }
 
 interface StartOpts {
@@ -170,14 +164,14 @@ export function buildProgram(
 
   registerBtf(program);
   registerKernel(program);
-  registerTrace(program);
+  registerTrace(program, env);
   registerObj(program);
   registerVerify(program);
   registerVm(program);
   registerTrampoline(program);
   registerExport(program);
-  registerFprobe(program);
-  registerAttach(program);
-  registerMaps(program);
+  registerFprobe(program, env);
+  registerAttach(program, env);
+  registerMaps(program, env);
   return program;
 }

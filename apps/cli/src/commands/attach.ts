@@ -1,16 +1,21 @@
 import { basename, extname } from 'node:path';
-import { TracelabError } from '@tracelab/contracts';
-import { BpfLoadError, type Engine, type LinkAttr, type LoadedProg } from '@tracelab/engine';
-import { BPF_MAP_TYPE, BpfObject, type BpfProgramInfo } from '@tracelab/loader';
-import { assemble, VmError, type MapAttr } from '@tracelab/vm';
+import {
+  MapTypeSchema,
+  TracelabError,
+  type LinkCreateRequest,
+  type MapCreateRequest,
+} from '@tracelab/contracts';
+import { BpfObject, type BpfProgramInfo } from '@tracelab/loader';
+import { assemble, VmError } from '@tracelab/vm';
 import { type Command, InvalidArgumentError } from 'commander';
 import { readInput } from '../input.js';
-import { unwrap, workloadSpec } from '../workload.js';
+import type { LoadResult, Target, TargetProg } from '../target/target.js';
+import { workloadSpec } from '../workload.js';
 import {
-  createEngine,
-  engineSteps,
   machineOptions,
   runWorkload,
+  targetSteps,
+  withTarget,
   type MachineOpts,
 } from './engine.js';
 import { aboutFile, inContext } from './errors.js';
@@ -32,14 +37,14 @@ const FITS: Readonly<Record<LinkRequest['kind'], (p: BpfProgramInfo) => boolean>
   kprobe_multi: (p) => p.progType === 'KPROBE',
 };
 
-/** Programs loaded into an engine, and the maps they use (with the object's BTF, if any). */
+/** Programs loaded into a kernel, and the maps they use (with the object's BTF, if any). */
 export interface Loaded {
-  readonly programs: readonly LoadedProg[];
+  readonly programs: readonly TargetProg[];
   readonly maps: readonly MapRef[];
 }
 
 /** How a program is named in output: `SECTION (NAME)`, as `tracelab verify` names it. */
-const label = (p: LoadedProg): string => `${p.section === '' ? p.progType : p.section} (${p.name})`;
+const label = (p: TargetProg): string => `${p.section === '' ? p.progType : p.section} (${p.name})`;
 
 /** libbpf's bpf_object__open; a malformed object is named with what the loader found wrong. */
 function openObject(file: string, bytes: Uint8Array): BpfObject {
@@ -56,13 +61,13 @@ function openObject(file: string, bytes: Uint8Array): BpfObject {
  * select: a link takes exactly one program of a kind it can attach; without one every selected
  * program loads, to be attached by its section.
  */
-export function loadObjectFile(
-  engine: Engine,
+export async function loadObjectFile(
+  target: Target,
   file: string,
   bytes: Uint8Array,
   section: string | undefined,
   link: LinkRequest | null,
-): Loaded | BpfLoadError {
+): Promise<Loaded | Rejected> {
   const obj = openObject(file, bytes);
   let chosen = obj.programs().filter((p) => section === undefined || p.section === section);
   if (chosen.length === 0) {
@@ -88,12 +93,15 @@ export function loadObjectFile(
     }
     chosen = fit;
   }
-  const r = engine.bpf.loadObject(bytes, { programs: chosen.map((p) => p.name) });
-  if (r instanceof BpfLoadError) return r;
+  const r = await target.loadObject(
+    bytes,
+    chosen.map((p) => p.name),
+  );
+  if (r.verdict === 'rejected') return r;
   const btf = obj.btf;
   const maps = obj.parsed.maps.map((m) => ({
     name: m.name,
-    fd: r.maps.get(m.name) as number,
+    fd: r.maps[m.name] as number,
     btf,
     keyTypeId: m.keyTypeId,
     valueTypeId: m.valueTypeId,
@@ -101,48 +109,73 @@ export function loadObjectFile(
   return { programs: r.programs, maps };
 }
 
+/** A load the kernel refused: the errno, the message and the verifier's log. */
+export type Rejected = Extract<LoadResult, { verdict: 'rejected' }>;
+
 /** An assembly file is one program whose type and attach point the link gives (bpftool prog load). */
-function loadAsmFile(
-  engine: Engine,
+async function loadAsmFile(
+  target: Target,
   file: string,
   bytes: Uint8Array,
   link: LinkRequest | null,
-  mapSpecs: readonly MapSpec[],
-): Loaded | BpfLoadError {
+  mapSpecs: readonly MapCreateRequest[],
+): Promise<Loaded | Rejected> {
   if (link === null) {
     throw new TracelabError(
       'EINVAL',
       `${file}: an assembly program has no section to attach by: give --fentry, --fexit, --fmod-ret or --kprobe-multi`,
     );
   }
-  const insns = assemble(new TextDecoder().decode(bytes));
+  const text = new TextDecoder().decode(bytes);
+  // checked here, so the error names the file whichever kernel loads it
+  const insns = assemble(text);
   if (insns instanceof VmError) throw aboutFile(file, insns, 'not a BPF object, nor assembly: ');
   // created first, so they get fds 3, 4, ... in the order given, as `map_fd[3, 0] ll` expects
-  const maps = mapSpecs.map((m) => ({ name: m.name, fd: unwrap(engine.bpf.mapCreate(m.attr)) }));
+  const maps: MapRef[] = [];
+  for (const spec of mapSpecs) {
+    const fd = await target.mapCreate(spec);
+    const expected = 3 + maps.length;
+    if (fd !== expected) {
+      // an agent's kernel has other maps open: the program's map_fd[N] would name one of them
+      throw new TracelabError(
+        'EBUSY',
+        `--map ${spec.name}: the kernel gave fd ${fd}, not ${expected}, as others are open there; map_fd[${expected}, 0] in ${file} would name another map`,
+      );
+    }
+    maps.push({ name: spec.name as string, fd });
+  }
   const name = basename(file, extname(file));
-  const prog = engine.bpf.progLoad(
+  const r = await target.loadAsm(
     link.kind === 'kprobe_multi'
-      ? { insns, progType: 'kprobe', name }
-      : { insns, progType: 'tracing', attachType: link.kind, attachTarget: link.target, name },
+      ? { format: 'asm', text, progType: 'kprobe', name, logLevel: 1 }
+      : {
+          format: 'asm',
+          text,
+          progType: 'tracing',
+          attachType: link.kind,
+          attachTarget: link.target,
+          name,
+          logLevel: 1,
+        },
   );
-  return prog instanceof BpfLoadError ? prog : { programs: [prog], maps };
+  return r.verdict === 'rejected' ? r : { programs: r.programs, maps };
 }
 
 /**
  * Loads a clang object or an assembly file. A program the verifier rejects prints the verifier's
  * log and verdict and sets exit status 1; the result is then null.
  */
-export function loadFile(
-  engine: Engine,
+export async function loadFile(
+  target: Target,
   file: string,
   bytes: Uint8Array,
-  opts: { section?: string; map?: readonly MapSpec[] },
+  opts: { section?: string; map?: readonly MapCreateRequest[] },
   link: LinkRequest | null,
-): Loaded | null {
+): Promise<Loaded | null> {
   const r = isElf(bytes)
-    ? loadObjectFile(engine, file, bytes, opts.section, link)
-    : loadAsmFile(engine, file, bytes, link, opts.map ?? []);
-  if (!(r instanceof BpfLoadError)) return r;
+    ? await loadObjectFile(target, file, bytes, opts.section, link)
+    : await loadAsmFile(target, file, bytes, link, opts.map ?? []);
+  if (!('verdict' in r)) return r;
   if (r.log !== '') process.stdout.write(r.log.endsWith('\n') ? r.log : `${r.log}\n`);
   console.log(`${file}: rejected ${r.code}: ${r.message}`);
   process.exitCode = 1;
@@ -150,50 +183,47 @@ export function loadFile(
 }
 
 /** Attaches each program as the link says, or as its section says; returns what went where. */
-export function attachPrograms(
-  engine: Engine,
-  programs: readonly LoadedProg[],
+export async function attachPrograms(
+  target: Target,
+  programs: readonly TargetProg[],
   link: LinkRequest | null,
-): string[] {
-  return programs.map((p) => {
-    const attr: LinkAttr | null =
+): Promise<string[]> {
+  const lines: string[] = [];
+  for (const p of programs) {
+    const req: LinkCreateRequest =
       link === null
-        ? null
+        ? { attachType: 'section', progFd: p.fd }
         : link.kind === 'kprobe_multi'
-          ? { attachType: 'kprobe_multi', pattern: link.target }
-          : { attachType: link.kind, targets: link.target };
-    const fd = attr === null ? engine.bpf.attachBySection(p.fd) : engine.bpf.linkCreate(p.fd, attr);
-    if (fd instanceof TracelabError) throw inContext(`attaching ${label(p)}: `, fd);
-    return `${label(p)}: attached to ${link?.target ?? p.attachTarget}`;
-  });
+          ? { attachType: 'kprobe_multi', progFd: p.fd, pattern: link.target, retprobe: false }
+          : { attachType: link.kind, progFd: p.fd, targets: link.target };
+    try {
+      await target.attach(req);
+    } catch (err) {
+      throw err instanceof TracelabError ? inContext(`attaching ${label(p)}: `, err) : err;
+    }
+    lines.push(`${label(p)}: attached to ${link?.target ?? p.attachTarget}`);
+  }
+  return lines;
 }
 
 /** --map NAME:TYPE:KEY:VALUE:MAX for assembly programs, e.g. counts:array:4:8:1. */
-export interface MapSpec {
-  readonly name: string;
-  readonly attr: MapAttr;
-}
-
-function mapSpec(value: string, previous: MapSpec[]): MapSpec[] {
+function mapSpec(value: string, previous: MapCreateRequest[]): MapCreateRequest[] {
   const [name, type, ...sizes] = value.split(':');
-  const typeNo = type === 'unspec' ? undefined : BPF_MAP_TYPE[(type ?? '').toUpperCase()];
+  const mapType = MapTypeSchema.safeParse(type);
   const nums = sizes.map(Number);
   if (
     name === undefined ||
     name === '' ||
-    typeNo === undefined ||
+    !mapType.success ||
     nums.length !== 3 ||
     !nums.every((n) => Number.isInteger(n) && n > 0)
   ) {
     throw new InvalidArgumentError(
-      `'${value}': expected NAME:TYPE:KEY:VALUE:MAX, TYPE one of ${Object.keys(BPF_MAP_TYPE)
-        .filter((t) => t !== 'UNSPEC')
-        .map((t) => t.toLowerCase())
-        .join(', ')}, sizes positive integers`,
+      `'${value}': expected NAME:TYPE:KEY:VALUE:MAX, TYPE one of ${MapTypeSchema.options.join(', ')}, sizes positive integers`,
     );
   }
   const [keySize, valueSize, maxEntries] = nums as [number, number, number];
-  return [...previous, { name, attr: { type: typeNo, keySize, valueSize, maxEntries, name } }];
+  return [...previous, { name, type: mapType.data, keySize, valueSize, maxEntries }];
 }
 
 /** trace_print_time(): ns as seconds.microseconds. */
@@ -203,9 +233,9 @@ function timestamp(ns: number): string {
 }
 
 /** bpf_trace_printk lines as trace_pipe shows them. */
-function printkLines(engine: Engine): string[] {
+async function printkLines(target: Target): Promise<string[]> {
   const lines: string[] = [];
-  for (const batch of unwrap(engine.streams.drain('printk'))) {
+  for (const batch of await target.printk()) {
     if (batch.lost > 0) lines.push(`# ${batch.lost} lines lost`);
     for (const e of batch.events) {
       if (e.type !== 'text') continue;
@@ -223,7 +253,7 @@ interface AttachOpts extends MachineOpts {
   fmodRet?: string;
   kprobeMulti?: string;
   section?: string;
-  map: MapSpec[];
+  map: MapCreateRequest[];
 }
 
 /** The one link flag given, if any. */
@@ -247,7 +277,7 @@ function linkRequest(opts: AttachOpts): LinkRequest | null {
 const isGlob = (s: string): boolean => /[*?[]/.test(s);
 
 /** `tracelab attach`: load, verify, attach, run a workload, then the maps and printk output. */
-export function registerAttach(program: Command): void {
+export function registerAttach(program: Command, env: NodeJS.ProcessEnv): void {
   machineOptions(
     program
       .command('attach')
@@ -264,36 +294,34 @@ export function registerAttach(program: Command): void {
         '--map <spec>',
         'assembly programs: create a map NAME:TYPE:KEY:VALUE:MAX first (repeatable; fds from 3)',
         mapSpec,
-        [] as MapSpec[],
+        [] as MapCreateRequest[],
       ),
-  ).action((file: string, opts: AttachOpts) => {
+    env,
+  ).action(async (file: string, opts: AttachOpts, cmd: Command) => {
     const link = linkRequest(opts);
     const bytes = readInput(file);
     const workload = workloadSpec(opts.workload, false);
     const progress = new Progress(
-      engineSteps(opts) + 3,
+      targetSteps(opts) + 3,
       opts.btf !== undefined || (link !== null && isGlob(link.target)),
     );
-    try {
-      const engine = createEngine(opts, progress);
-      const loaded = progress.step(`loading ${file}`, () =>
-        loadFile(engine, file, bytes, opts, link),
+    await withTarget(opts, cmd, progress, async (target) => {
+      const loaded = await progress.step(`loading ${file}`, () =>
+        loadFile(target, file, bytes, opts, link),
       );
       if (loaded === null) return;
       for (const p of loaded.programs) {
         const stats = p.log.split('\n').find((l) => l.startsWith('processed '));
         console.log(`${label(p)}: accepted${stats === undefined ? '' : `, ${stats}`}`);
       }
-      const attached = progress.step('attaching', () =>
-        attachPrograms(engine, loaded.programs, link),
+      const attached = await progress.step('attaching', () =>
+        attachPrograms(target, loaded.programs, link),
       );
       for (const line of attached) console.log(line);
-      const result = runWorkload(engine, workload, opts, progress);
+      const result = await runWorkload(target, workload, opts, progress);
       console.log(`${result.workload}: ${result.calls} calls, seed ${result.seed}`);
-      for (const m of loaded.maps) process.stdout.write(formatMap(engine, m));
-      for (const line of printkLines(engine)) console.log(line);
-    } finally {
-      progress.stop();
-    }
+      for (const m of loaded.maps) process.stdout.write(await formatMap(target, m));
+      for (const line of await printkLines(target)) console.log(line);
+    });
   });
 }

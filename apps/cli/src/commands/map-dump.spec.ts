@@ -3,6 +3,7 @@ import { TracelabError } from '@tracelab/contracts';
 import { Engine } from '@tracelab/engine';
 import { BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH } from '@tracelab/vm';
 import { describe, expect, it } from 'vitest';
+import { EmbeddedTarget } from '../target/embedded.js';
 import { formatMap, hexBytes } from './map-dump.js';
 
 function engine(): Engine {
@@ -36,7 +37,7 @@ describe('hexBytes', () => {
 });
 
 describe('formatMap', () => {
-  it('decodes a struct by its BTF: signed ints, bitfields, a char array, an enum, a pointer', () => {
+  it('decodes a struct by its BTF: signed ints, bitfields, a char array, an enum, a pointer', async () => {
     const b = new BtfBuilder();
     const u8 = b.int('unsigned char', 1);
     const int = b.int('int', 4, { signed: true });
@@ -73,7 +74,13 @@ describe('formatMap', () => {
     value.set(le([1n, 4]), 16);
     value.set(le([-1000n, 8], [0xffff888100001000n, 8]), 24);
     ok(e.bpf.mapUpdate(fd, le([7n, 4]), value));
-    const out = formatMap(e, { name: 'events', fd, btf, keyTypeId: u32, valueTypeId: event });
+    const out = await formatMap(new EmbeddedTarget(e), {
+      name: 'events',
+      fd,
+      btf,
+      keyTypeId: u32,
+      valueTypeId: event,
+    });
     expect(out.split('\n')).toEqual([
       `${fd}: hash  name events  key 4B  value 40B  max_entries 4`,
       'key:',
@@ -88,7 +95,7 @@ describe('formatMap', () => {
     ]);
   });
 
-  it('prints a per-CPU element per CPU, in hex and decoded', () => {
+  it('prints a per-CPU element per CPU, in hex and decoded', async () => {
     const b = new BtfBuilder();
     const u64 = b.int('unsigned long long', 8);
     const btf = b.build();
@@ -98,7 +105,13 @@ describe('formatMap', () => {
     );
     // BPF_MAP_UPDATE_ELEM of a per-CPU map takes one value per CPU
     ok(e.bpf.mapUpdate(fd, le([3n, 8]), le([10n, 8], [20n, 8])));
-    const out = formatMap(e, { name: 'pc', fd, btf, keyTypeId: u64, valueTypeId: u64 });
+    const out = await formatMap(new EmbeddedTarget(e), {
+      name: 'pc',
+      fd,
+      btf,
+      keyTypeId: u64,
+      valueTypeId: u64,
+    });
     expect(out).toBe(
       `${fd}: percpu_hash  name pc  key 8B  value 8B  max_entries 4\n` +
         'key:\n03 00 00 00 00 00 00 00\n' +
@@ -109,13 +122,13 @@ describe('formatMap', () => {
     );
   });
 
-  it('prints hex only for a map without BTF', () => {
+  it('prints hex only for a map without BTF', async () => {
     const e = engine();
     const fd = ok(
       e.bpf.mapCreate({ type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 4, maxEntries: 2 }),
     );
     ok(e.bpf.mapUpdate(fd, le([1n, 4]), le([0xdeadbeefn, 4])));
-    expect(formatMap(e, { name: 'raw', fd })).toBe(
+    expect(await formatMap(new EmbeddedTarget(e), { name: 'raw', fd })).toBe(
       `${fd}: hash  name raw  key 4B  value 4B  max_entries 2\nkey: 01 00 00 00  value: ef be ad de\nFound 1 element\n`,
     );
   });

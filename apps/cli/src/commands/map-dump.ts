@@ -1,7 +1,6 @@
 import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, type Btf } from '@tracelab/btf';
 import { TracelabError } from '@tracelab/contracts';
-import type { Engine } from '@tracelab/engine';
-import { mapTypeName } from '@tracelab/loader';
+import type { Target } from '../target/target.js';
 import { bareMessage } from './errors.js';
 
 /** A map to dump: its fd in the engine and, when the object described it, its BTF types. */
@@ -167,14 +166,16 @@ function decodedEntry(
  * `bpftool map show` and `bpftool map dump` of one map: a header, each element as hex bytes and,
  * when the object gave the map BTF, decoded; a map that cannot be walked says why.
  */
-export function formatMap(engine: Engine, ref: MapRef): string {
-  const map = engine.bpf.map(ref.fd);
-  if (map instanceof TracelabError) throw map;
-  const { type, keySize, valueSize, maxEntries } = map.attr;
-  let out = `${ref.fd}: ${mapTypeName(type)}  name ${ref.name}  key ${keySize}B  value ${valueSize}B  max_entries ${maxEntries}\n`;
-  const entries = engine.bpf.mapEntries(ref.fd);
-  if (entries instanceof TracelabError)
-    return `${out}  cannot dump: ${entries.code}: ${bareMessage(entries)}\n`;
+export async function formatMap(target: Target, ref: MapRef): Promise<string> {
+  const { type, keySize, valueSize, maxEntries } = await target.mapInfo(ref.fd);
+  let out = `${ref.fd}: ${type}  name ${ref.name}  key ${keySize}B  value ${valueSize}B  max_entries ${maxEntries}\n`;
+  let entries;
+  try {
+    entries = await target.mapEntries(ref.fd);
+  } catch (err) {
+    if (!(err instanceof TracelabError)) throw err;
+    return `${out}  cannot dump: ${err.code}: ${bareMessage(err)}\n`;
+  }
   for (const [key, value] of entries) {
     out += plainEntry(key, value, valueSize);
     const decoded = decodedEntry(ref, key, value, valueSize);

@@ -4,10 +4,10 @@ import { readInput } from '../input.js';
 import { workloadSpec } from '../workload.js';
 import { attachPrograms, loadObjectFile } from './attach.js';
 import {
-  createEngine,
-  engineSteps,
   machineOptions,
   runWorkload,
+  targetSteps,
+  withTarget,
   type MachineOpts,
 } from './engine.js';
 import { formatMap } from './map-dump.js';
@@ -20,7 +20,7 @@ interface MapsOpts extends MachineOpts {
 }
 
 /** `tracelab maps dump`: an object's maps after a traced run (or as loaded), as bpftool dumps them. */
-export function registerMaps(program: Command): void {
+export function registerMaps(program: Command, env: NodeJS.ProcessEnv): void {
   const maps = program.command('maps').description("BPF maps of a clang object's programs");
   machineOptions(
     maps
@@ -32,16 +32,16 @@ export function registerMaps(program: Command): void {
       .option('--section <name>', 'only the programs of this section')
       .option('--map <name>', 'only this map')
       .option('--no-run', 'dump the maps as loaded: no attach, no workload'),
-  ).action((file: string, opts: MapsOpts) => {
+    env,
+  ).action(async (file: string, opts: MapsOpts, cmd: Command) => {
     const bytes = readInput(file);
     const workload = workloadSpec(opts.workload, false);
-    const progress = new Progress(engineSteps(opts) + 3, opts.btf !== undefined);
-    try {
-      const engine = createEngine(opts, progress);
-      const loaded = progress.step(`loading ${file}`, () =>
-        loadObjectFile(engine, file, bytes, opts.section, null),
+    const progress = new Progress(targetSteps(opts) + 3, opts.btf !== undefined);
+    await withTarget(opts, cmd, progress, async (target) => {
+      const loaded = await progress.step(`loading ${file}`, () =>
+        loadObjectFile(target, file, bytes, opts.section, null),
       );
-      if (loaded instanceof TracelabError) {
+      if ('verdict' in loaded) {
         // the verdict belongs to `tracelab verify` / `attach`; here only that it failed, and why
         throw new TracelabError(loaded.code, `${file}: rejected: ${loaded.message}`);
       }
@@ -53,12 +53,10 @@ export function registerMaps(program: Command): void {
         );
       }
       if (opts.run) {
-        progress.step('attaching', () => attachPrograms(engine, loaded.programs, null));
-        runWorkload(engine, workload, opts, progress);
+        await progress.step('attaching', () => attachPrograms(target, loaded.programs, null));
+        await runWorkload(target, workload, opts, progress);
       }
-      for (const m of chosen) process.stdout.write(formatMap(engine, m));
-    } finally {
-      progress.stop();
-    }
+      for (const m of chosen) process.stdout.write(await formatMap(target, m));
+    });
   });
 }

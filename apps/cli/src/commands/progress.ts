@@ -27,15 +27,18 @@ export class Progress {
     this.bar?.start(steps, 0, { step: '' });
   }
 
-  /** Runs one step under its label; the bar is drawn before the step, which blocks the loop. */
-  step<T>(label: string, work: () => T): T {
+  /**
+   * Runs one step under its label; the bar is drawn before the step, which blocks the loop when
+   * it runs in this process (a remote step awaits).
+   */
+  async step<T>(label: string, work: () => T | Promise<T>): Promise<T> {
     if (this.bar !== null) {
       this.bar.update(this.done, { step: label });
       this.bar.render();
     }
     let out: T;
     try {
-      out = work();
+      out = await work();
     } catch (err) {
       // the error message goes to the same terminal: leave it a clean line
       this.stop();

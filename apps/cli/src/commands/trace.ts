@@ -1,28 +1,21 @@
-import { ARCHES, type ArchName } from '@tracelab/arch-isa';
-import { DEFAULT_GRAPH_OPTIONS, traceFunctionGraph, type GraphOptions } from '@tracelab/fgraph';
-import { Ftrace, FunctionTracer } from '@tracelab/ftrace-core';
-import {
-  builtinWorkload,
-  compileWorkload,
-  Kernel,
-  KernelImage,
-  runCompiled,
-} from '@tracelab/kernel';
+import { DEFAULT_GRAPH_OPTIONS, type GraphOptions } from '@tracelab/fgraph';
 import { TracelabError } from '@tracelab/contracts';
 import type { Command } from 'commander';
-import { readInput } from '../input.js';
-import { arch, positiveInt, seed, unwrap, WORKLOAD_HELP, workloadSpec } from '../workload.js';
+import { positiveInt, workloadSpec } from '../workload.js';
+import {
+  machineOptions,
+  runWorkload,
+  targetSteps,
+  withTarget,
+  type MachineOpts,
+} from './engine.js';
+import { Progress } from './progress.js';
 
-interface TraceOpts {
+interface TraceOpts extends MachineOpts {
   tracer: string;
-  workload: string;
   replay?: boolean;
   filter?: string;
   notrace?: string;
-  arch: ArchName;
-  cpus: number;
-  seed: number;
-  btf?: string;
   bufferSizeKb: number;
   enabled?: boolean;
   graphFunction?: string;
@@ -62,82 +55,78 @@ function graphOptions(list: string | undefined): GraphOptions {
   return options;
 }
 
+/**
+ * The tracefs writes that set the tracer up, every file the command controls written, defaults
+ * included, so what an agent's kernel was set to before does not show in the trace.
+ */
+function setup(opts: TraceOpts, options: GraphOptions): [path: string, data: string][] {
+  return [
+    ['current_tracer', 'nop'],
+    ['buffer_size_kb', String(opts.bufferSizeKb)],
+    ['set_ftrace_filter', opts.filter ?? ''],
+    ['set_ftrace_notrace', opts.notrace ?? ''],
+    ['set_graph_function', opts.graphFunction ?? ''],
+    ['set_graph_notrace', opts.graphNotrace ?? ''],
+    ['max_graph_depth', String(opts.maxGraphDepth ?? 0)],
+    ...Object.entries(GRAPH_OPTION_NAMES).map(([name, key]): [string, string] => [
+      `options/${name}`,
+      options[key] ? '1' : '0',
+    ]),
+    ['trace', ''],
+    ['current_tracer', opts.tracer],
+  ];
+}
+
+/** What setup changed back to the kernel's defaults, the tracer off first. */
+const TEARDOWN: readonly [path: string, data: string][] = [
+  ['current_tracer', 'nop'],
+  ['set_ftrace_filter', ''],
+  ['set_ftrace_notrace', ''],
+  ['set_graph_function', ''],
+  ['set_graph_notrace', ''],
+  ['max_graph_depth', '0'],
+];
+
 /** `tracelab trace`: run a workload on a kernel traced by one of ftrace's tracers and print `trace`. */
-export function registerTrace(program: Command): void {
-  program
-    .command('trace')
-    .description('run a workload under an ftrace tracer and print the trace file')
-    .requiredOption('--workload <workload>', WORKLOAD_HELP)
-    .option('--tracer <tracer>', `current_tracer (${TRACERS.join(', ')})`, 'function')
-    .option('--filter <expr>', 'set_ftrace_filter expression, e.g. "vfs_* !vfs_open"')
-    .option('--notrace <expr>', 'set_ftrace_notrace expression')
-    .option('--replay', 'the workload is a function_graph trace to replay')
-    .option('--arch <arch>', `architecture (${ARCHES.join(', ')})`, arch, 'x86_64' as ArchName)
-    .option('--cpus <n>', 'number of CPUs', positiveInt, 2)
-    .option('--seed <n>', 'scheduler seed', seed, 1)
-    .option('--btf <file>', 'build the kernel image from this BTF instead of the built-in one')
-    .option('--buffer-size-kb <kb>', 'per-CPU ring buffer size', positiveInt, 1408)
-    .option('--enabled', 'print enabled_functions after the trace')
-    .option('--graph-function <glob>', 'function_graph: set_graph_function')
-    .option('--graph-notrace <glob>', 'function_graph: set_graph_notrace')
-    .option('--max-graph-depth <n>', 'function_graph: max_graph_depth', positiveInt)
-    .option(
-      '--trace-options <list>',
-      'function_graph: trace_options, e.g. funcgraph-proc,nofuncgraph-irqs',
-    )
-    .action((opts: TraceOpts) => {
-      if (!(TRACERS as readonly string[]).includes(opts.tracer)) {
-        throw new TracelabError(
-          'EINVAL',
-          `current_tracer: no tracer '${opts.tracer}' (have ${TRACERS.join(', ')})`,
-        );
-      }
-      if (opts.tracer === 'function_graph') {
-        traceGraph(opts);
-        return;
-      }
-      const image = unwrap(
-        opts.btf
-          ? KernelImage.fromBtf(opts.arch, readInput(opts.btf))
-          : KernelImage.builtin(opts.arch),
+export function registerTrace(program: Command, env: NodeJS.ProcessEnv): void {
+  machineOptions(
+    program
+      .command('trace')
+      .description('run a workload under an ftrace tracer and print the trace file')
+      .option('--tracer <tracer>', `current_tracer (${TRACERS.join(', ')})`, 'function')
+      .option('--filter <expr>', 'set_ftrace_filter expression, e.g. "vfs_* !vfs_open"')
+      .option('--notrace <expr>', 'set_ftrace_notrace expression')
+      .option('--replay', 'the workload is a function_graph trace to replay')
+      .option('--buffer-size-kb <kb>', 'per-CPU ring buffer size', positiveInt, 1408)
+      .option('--enabled', 'print enabled_functions after the trace')
+      .option('--graph-function <glob>', 'function_graph: set_graph_function')
+      .option('--graph-notrace <glob>', 'function_graph: set_graph_notrace')
+      .option('--max-graph-depth <n>', 'function_graph: max_graph_depth', positiveInt)
+      .option(
+        '--trace-options <list>',
+        'function_graph: trace_options, e.g. funcgraph-proc,nofuncgraph-irqs',
+      ),
+    env,
+    'required',
+  ).action(async (opts: TraceOpts, cmd: Command) => {
+    if (!(TRACERS as readonly string[]).includes(opts.tracer)) {
+      throw new TracelabError(
+        'EINVAL',
+        `current_tracer: no tracer '${opts.tracer}' (have ${TRACERS.join(', ')})`,
       );
-      const named = workloadSpec(opts.workload, opts.replay === true);
-      const spec = typeof named === 'string' ? unwrap(builtinWorkload(named, opts.arch)) : named;
-      const compiled = unwrap(compileWorkload(image, spec));
-      const kernel = new Kernel({ image, cpus: opts.cpus });
-      const ft = unwrap(Ftrace.attach(kernel));
-      const tracer = new FunctionTracer(ft, { bufferSizeKb: opts.bufferSizeKb });
-      if (opts.filter !== undefined) throwIf(tracer.setFilter(opts.filter));
-      if (opts.notrace !== undefined) throwIf(tracer.setFilter(opts.notrace, { notrace: true }));
-      if (opts.tracer === 'function') throwIf(tracer.start());
-      const result = unwrap(runCompiled(kernel, compiled, opts.seed));
-      process.stdout.write(tracer.readTrace());
-      if (opts.enabled) process.stdout.write(`\n# enabled_functions\n${ft.enabledFunctions()}`);
-      if (result.fault) console.error(`tracelab: workload stopped by a fault: ${result.fault}`);
+    }
+    const options = graphOptions(opts.traceOptions);
+    const workload = workloadSpec(opts.workload, opts.replay === true);
+    const progress = new Progress(targetSteps(opts) + 1, opts.btf !== undefined);
+    await withTarget(opts, cmd, progress, async (target, defer) => {
+      defer(async () => {
+        for (const [path, data] of TEARDOWN) await target.write(path, data);
+      });
+      for (const [path, data] of setup(opts, options)) await target.write(path, data);
+      await runWorkload(target, workload, opts, progress);
+      process.stdout.write(await target.read('trace'));
+      if (opts.enabled)
+        process.stdout.write(`\n# enabled_functions\n${await target.read('enabled_functions')}`);
     });
-}
-
-function traceGraph(opts: TraceOpts): void {
-  if (opts.btf !== undefined || opts.enabled) {
-    throw new TracelabError(
-      'EOPNOTSUPP',
-      '--btf and --enabled are not available with the function_graph tracer yet',
-    );
-  }
-  const out = traceFunctionGraph(workloadSpec(opts.workload, opts.replay === true), {
-    arch: opts.arch,
-    cpus: opts.cpus,
-    seed: opts.seed,
-    options: graphOptions(opts.traceOptions),
-    ...(opts.filter !== undefined ? { filter: opts.filter } : {}),
-    ...(opts.notrace !== undefined ? { notrace: opts.notrace } : {}),
-    ...(opts.graphFunction !== undefined ? { graphFunction: opts.graphFunction } : {}),
-    ...(opts.graphNotrace !== undefined ? { graphNotrace: opts.graphNotrace } : {}),
-    ...(opts.maxGraphDepth !== undefined ? { maxDepth: opts.maxGraphDepth } : {}),
   });
-  process.stdout.write(unwrap(out));
-}
-
-function throwIf(err: Error | null): void {
-  if (err) throw err;
 }

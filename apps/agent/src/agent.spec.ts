@@ -2,8 +2,10 @@ import { decodeJson, encodeJson, LocalBroker, LocalBus, type BusMsg } from '@tra
 import {
   AgentHealthSchema,
   AgentInfoSchema,
+  decodeTraceBatch,
   RunReplySchema,
   subjects,
+  TRACE_BATCH_MAGIC,
   TraceEventBatchSchema,
   type TraceEventBatch,
 } from '@tracelab/contracts';
@@ -87,8 +89,10 @@ describe('agent', () => {
       });
       await agent.start();
       const shipped: TraceEventBatch[] = [];
+      const encodings = new Set<number | undefined>();
       await client.subscribe(subjects.trace('k1', 'trace'), (m: BusMsg) => {
-        shipped.push(TraceEventBatchSchema.parse(m.json()));
+        encodings.add(m.data[0]);
+        shipped.push(TraceEventBatchSchema.parse(decodeTraceBatch(m.data)));
       });
       expect(agent.info.machine).toEqual({ arch: 'arm64', cpus: 2 });
       expect(
@@ -116,6 +120,8 @@ describe('agent', () => {
         shipped.flatMap((b) => b.events.map((e) => (e.type === 'function' ? e.func : ''))),
       ).toEqual(rows.map(() => 'vfs_read'));
       expect(agent.health()).toMatchObject({ published: rows.length, lost: 0 });
+      // every batch went in the binary encoding, not as JSON
+      expect([...encodings]).toEqual([TRACE_BATCH_MAGIC]);
       const { entries } = (await req(client, subjects.tracefsList('k1'), {})) as {
         entries: string[];
       };

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import {
   AgentInfoSchema,
+  encodeTraceBatch,
   FdRequestSchema,
   FunctionsRequestSchema,
   LinkCreateRequestSchema,
@@ -202,7 +203,10 @@ export class Agent {
     };
   }
 
-  /** Ships what each output stream produced since the last call, in batches with sequence numbers. */
+  /**
+   * Ships what each output stream produced since the last call, in batches with sequence numbers,
+   * in the contracts' binary encoding.
+   */
   publishStreams(): void {
     for (const stream of PUBLISHED) {
       for (const b of ok(this.engine.streams.drain(stream))) {
@@ -213,7 +217,12 @@ export class Agent {
           events: b.events,
           lost: b.lost,
         };
-        this.options.bus.publish(subjects.trace(this.info.id, stream), encodeJson(batch));
+        const bytes = encodeTraceBatch(batch);
+        // the one batch the binary encoding refuses (an unpaired surrogate) still goes, as JSON
+        this.options.bus.publish(
+          subjects.trace(this.info.id, stream),
+          bytes instanceof TracelabError ? encodeJson(batch) : bytes,
+        );
         this.published += b.events.length;
         this.lost += b.lost;
       }

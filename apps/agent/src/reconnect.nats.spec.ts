@@ -2,6 +2,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { NatsBus, startNatsServer, type NatsServer } from '@tracelab/bus';
 import {
   AgentHealthSchema,
+  decodeTraceBatch,
   TraceEventBatchSchema,
   subjects,
   type TraceEventBatch,
@@ -73,7 +74,7 @@ describe('an agent whose NATS connection drops', () => {
 
       const batches: TraceEventBatch[] = [];
       await client.subscribe(subjects.trace('r1', 'trace'), (m) => {
-        batches.push(TraceEventBatchSchema.parse(m.json()));
+        batches.push(TraceEventBatchSchema.parse(decodeTraceBatch(m.data)));
       });
       await client.request(
         subjects.tracefsWrite('r1'),

@@ -1,8 +1,15 @@
 // The agent side of transport.bench.ts, in its own thread as an agent is its own process: it
-// encodes and publishes the batches it is asked for, then says how many it sent.
+// encodes (as Agent.publishStreams does) and publishes the batches it is asked for, then says how
+// many it sent.
 import { parentPort, workerData } from 'node:worker_threads';
-import { encodeJson, NatsBus } from '@tracelab/bus';
-import { subjects, type TraceEvent, type TraceEventBatch } from '@tracelab/contracts';
+import { NatsBus } from '@tracelab/bus';
+import {
+  encodeTraceBatch,
+  subjects,
+  TracelabError,
+  type TraceEvent,
+  type TraceEventBatch,
+} from '@tracelab/contracts';
 
 const { url, events } = workerData as { url: string; events: number };
 const bus = await NatsBus.connect({ servers: url, name: 'bench-agent' });
@@ -37,7 +44,9 @@ parentPort?.on('message', (batches: number | 'stop') => {
       lost: 0,
       events: Array.from({ length: events }, (_, i) => event(firstSeq + i)),
     };
-    bus.publish(subjects.trace('bench', 'trace'), encodeJson(batch));
+    const bytes = encodeTraceBatch(batch);
+    if (bytes instanceof TracelabError) throw bytes;
+    bus.publish(subjects.trace('bench', 'trace'), bytes);
   }
   void bus.flush().then(() => parentPort?.postMessage(batches));
 });

@@ -1,5 +1,10 @@
 import { encodeJson, LocalBus } from '@tracelab/bus';
-import { subjects, type TraceEvent, type TraceEventBatch } from '@tracelab/contracts';
+import {
+  encodeTraceBatch,
+  subjects,
+  type TraceEvent,
+  type TraceEventBatch,
+} from '@tracelab/contracts';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Collector, type CollectedEvent } from './index.js';
 
@@ -30,14 +35,17 @@ describe('collector', () => {
   });
   afterEach(() => bus.close());
 
-  const publish = (b: unknown, agentId = 'm1') =>
-    bus.publish(subjects.trace(agentId, 'trace'), encodeJson(b));
+  // as an agent publishes: the binary encoding
+  const publish = (b: TraceEventBatch) =>
+    bus.publish(subjects.trace(b.agentId, 'trace'), encodeTraceBatch(b) as Uint8Array);
+  // as agents did before it, and as the stream may still hold
+  const publishJson = (b: unknown) => bus.publish(subjects.trace('m1', 'trace'), encodeJson(b));
 
   it('passes every event on once, in order, with its sequence number', async () => {
     const c = new Collector({ bus, durable: 'c1', sink });
     await c.start();
     publish(batch('m1', 0, 3));
-    publish(batch('m1', 3, 2));
+    publishJson(batch('m1', 3, 2));
     await settle(bus, () => got.length === 5);
     expect(got.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4]);
     expect(got.map((e) => (e.event.type === 'text' ? e.event.text : ''))).toEqual([
@@ -74,11 +82,22 @@ describe('collector', () => {
     });
     await c.start();
     bus.publish(subjects.trace('m1', 'trace'), new TextEncoder().encode('{'));
-    publish({ ...batch('m1', 0, 1), firstSeq: -4 });
+    publishJson({ ...batch('m1', 0, 1), firstSeq: -4 });
+    const bytes = encodeTraceBatch(batch('m1', 5, 1)) as Uint8Array;
+    bus.publish(subjects.trace('m1', 'trace'), bytes.subarray(0, bytes.length - 1));
     publish(batch('m1', 0, 1));
     await settle(bus, () => got.length === 1);
-    expect(reasons).toEqual(['not JSON', expect.stringMatching(/^firstSeq: /)]);
-    expect(c.stats()).toMatchObject({ rejected: 2, events: 1 });
+    expect(reasons).toEqual([
+      expect.stringMatching(/not JSON/),
+      expect.stringMatching(/: firstSeq: /),
+      // the batch, the field and the byte where it broke
+      expect.stringMatching(
+        new RegExp(
+          `firstSeq 5\\): events\\[0\\]\\.text: truncated.*\\(byte ${bytes.length - 4}\\)$`,
+        ),
+      ),
+    ]);
+    expect(c.stats()).toMatchObject({ rejected: 3, events: 1 });
   });
 
   it('resumes where a durable consumer with the same name stopped', async () => {

@@ -1,6 +1,6 @@
 import {
+  decodeTraceBatch,
   TRACE_STREAM,
-  TraceEventBatchSchema,
   TracelabError,
   subjects,
   type TraceEvent,
@@ -27,7 +27,10 @@ export interface CollectorOptions {
    * continues each (agent, stream) after its last stored event, whatever the bus redelivers.
    */
   store?: FileStore;
-  /** Told about batches that are not valid trace batches; they are acked and dropped. */
+  /**
+   * Told about messages that are not valid trace batches (binary or JSON), with the decoder's
+   * error message (the field and byte offset); they are acked and dropped.
+   */
   onReject?: (reason: string, subject: string) => void;
   /** How long a delivered batch may stay unacked before the bus delivers it again. */
   ackWaitMs?: number;
@@ -96,20 +99,11 @@ export class Collector {
   }
 
   private receive(msg: StreamMsg): void {
-    let body: unknown;
-    try {
-      body = msg.json();
-    } catch {
-      this.reject('not JSON', msg);
+    const batch = decodeTraceBatch(msg.data);
+    if (batch instanceof TracelabError) {
+      this.reject(batch.message, msg);
       return;
     }
-    const parsed = TraceEventBatchSchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      this.reject(`${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, msg);
-      return;
-    }
-    const batch = parsed.data;
     if (msg.seq <= this.handledStreamSeq) {
       this.counters.duplicates += batch.events.length;
       msg.ack();

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeJson, NatsBus, startNatsServer, type NatsServer } from '@tracelab/bus';
-import { subjects, type TraceEventBatch } from '@tracelab/contracts';
+import { NatsBus, startNatsServer, type NatsServer } from '@tracelab/bus';
+import { encodeTraceBatch, subjects, type TraceEventBatch } from '@tracelab/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Collector, FileStore, readStream } from './index.js';
 
@@ -69,7 +69,10 @@ describe('collector killed and restarted mid-stream over a real nats-server', ()
     let published = 0;
     const publish = async (n: number) => {
       for (let i = 0; i < n; i++, published++)
-        producer.publish(subjects.trace('m1', 'trace'), encodeJson(batch(published * PER, PER)));
+        producer.publish(
+          subjects.trace('m1', 'trace'),
+          encodeTraceBatch(batch(published * PER, PER)) as Uint8Array,
+        );
       await producer.flush();
     };
     try {

@@ -9,8 +9,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeJson, LocalBus } from '@tracelab/bus';
+import { LocalBus } from '@tracelab/bus';
 import {
+  encodeTraceBatch,
   subjects,
   TracelabError,
   type TraceEvent,
@@ -126,7 +127,7 @@ describe('collector with a file store', () => {
   });
 
   const publish = (b: TraceEventBatch) =>
-    bus.publish(subjects.trace(b.agentId, 'trace'), encodeJson(b));
+    bus.publish(subjects.trace(b.agentId, 'trace'), encodeTraceBatch(b) as Uint8Array);
   async function settle(until: () => boolean): Promise<void> {
     for (let i = 0; i < 200 && !until(); i++) {
       await bus.flush();

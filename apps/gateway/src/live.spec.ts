@@ -1,6 +1,7 @@
 import { encodeJson, isBusError, LocalBroker, LocalBus } from '@tracelab/bus';
 import {
   ErrorEnvelopeSchema,
+  encodeTraceBatch,
   TraceEventBatchSchema,
   subjects,
   type TraceEventBatch,
@@ -150,12 +151,14 @@ describe('live trace over server-sent events', () => {
     const subject = subjects.trace('m1', 'trace');
     const first = batch('m1', 0, ['vfs_read', 'vfs_write', 'ksys_read']);
     const second = batch('m1', 3, ['schedule'], 2);
-    peer.publish(subject, encodeJson(first));
+    // as the agent publishes (binary); the second as JSON, as agents did before
+    peer.publish(subject, encodeTraceBatch(first) as Uint8Array);
     // other agents and streams, and what breaks the contract, never reach this client
     peer.publish(subjects.trace('m2', 'trace'), encodeJson(batch('m2', 0, ['other'])));
     peer.publish(subjects.trace('m1', 'ringbuf'), encodeJson({ ...first, stream: 'ringbuf' }));
     peer.publish(subject, new TextEncoder().encode('{not json'));
     peer.publish(subject, encodeJson({ ...first, firstSeq: -1 }));
+    peer.publish(subject, (encodeTraceBatch(first) as Uint8Array).subarray(0, 40));
     peer.publish(subject, encodeJson(second));
 
     const events: SseFrame[] = [];

@@ -1,5 +1,10 @@
-import type { Bus, BusMsg, Subscription } from '@tracelab/bus';
-import { API_VERSION, TraceEventBatchSchema, type TraceEventBatch } from '@tracelab/contracts';
+import type { Bus, Subscription } from '@tracelab/bus';
+import {
+  API_VERSION,
+  decodeTraceBatch,
+  TracelabError,
+  type TraceEventBatch,
+} from '@tracelab/contracts';
 import type { ServerResponse } from 'node:http';
 
 /** The route of the server-sent-events stream of one agent's output stream. */
@@ -8,20 +13,6 @@ export const streamRoute = `/${API_VERSION}/agents/:agentId/stream/:stream`;
 /** One `batch` event: the id is the batch's first sequence number, the data one JSON line. */
 export function batchEvent(batch: TraceEventBatch): string {
   return `event: batch\nid: ${batch.firstSeq}\ndata: ${JSON.stringify(batch)}\n\n`;
-}
-
-/** Parses a message published on a trace subject, or says why it breaks the contract. */
-function parseBatch(msg: BusMsg): { batch: TraceEventBatch } | { reason: string } {
-  let body: unknown;
-  try {
-    body = msg.json();
-  } catch {
-    return { reason: 'not JSON' };
-  }
-  const parsed = TraceEventBatchSchema.safeParse(body);
-  return parsed.success
-    ? { batch: parsed.data }
-    : { reason: parsed.error.issues[0]?.message ?? 'invalid' };
 }
 
 /**
@@ -41,9 +32,11 @@ export class EventStreams {
   /** Subscribes first, so a failing bus is still an HTTP error; then takes over the response. */
   async relay(subject: string, res: ServerResponse, takeOver: () => void): Promise<void> {
     const subscription: Subscription = await this.bus.subscribe(subject, (msg) => {
-      const parsed = parseBatch(msg);
-      if ('batch' in parsed) res.write(batchEvent(parsed.batch));
-      else this.onInvalid(`batch on ${subject} rejected: ${parsed.reason}`);
+      // the agent's binary encoding, or JSON; the client gets JSON either way
+      const batch = decodeTraceBatch(msg.data);
+      if (batch instanceof TracelabError)
+        this.onInvalid(`batch on ${subject} rejected: ${batch.message}`);
+      else res.write(batchEvent(batch));
     });
     takeOver();
     res.writeHead(200, {

@@ -1,6 +1,7 @@
 import { BusError, encodeJson, NatsBus, type Bus, type Subscription } from '@tracelab/bus';
 import {
   AgentInfoSchema,
+  decodeTraceBatch,
   ERRNO,
   FdReplySchema,
   LinkInfoSchema,
@@ -10,7 +11,6 @@ import {
   ProgLoadResultSchema,
   RunReplySchema,
   subjects,
-  TraceEventBatchSchema,
   TracefsReadReplySchema,
   TracefsWriteReplySchema,
   TracelabError,
@@ -80,8 +80,9 @@ export class RemoteTarget implements Target {
       // the agent ships bpf_trace_printk lines after each run, before its reply to the run
       const batches: PrintkBatch[] = [];
       const sub = await bus.subscribe(subjects.trace(options.agent, 'printk'), (msg) => {
-        const b = TraceEventBatchSchema.safeParse(msg.json());
-        if (b.success) batches.push({ lost: b.data.lost, events: b.data.events });
+        // the contracts' binary batch encoding (or JSON); one that does not decode is left out
+        const b = decodeTraceBatch(msg.data);
+        if (!(b instanceof TracelabError)) batches.push({ lost: b.lost, events: b.events });
       });
       await bus.flush();
       const target = new RemoteTarget(bus, options, sub, info);

@@ -259,7 +259,7 @@ class Reader {
   constructor(
     private readonly bytes: Uint8Array,
     private readonly view: DataView,
-    readonly strings: string[],
+    private readonly strings: string[],
     start: number,
   ) {
     this.pos = start;
@@ -281,7 +281,11 @@ class Reader {
 
   private need(n: number, field: Field): void {
     if (this.pos + n > this.bytes.length)
-      throw this.fail('EPROTO', `truncated: needs ${n} more bytes`, field);
+      throw this.fail(
+        'EPROTO',
+        `truncated: ${n} bytes needed, ${this.bytes.length - this.pos} left`,
+        field,
+      );
   }
 
   u8(field: Field): number {

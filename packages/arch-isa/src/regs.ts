@@ -26,6 +26,11 @@ abstract class RegBlock {
   /** Per field: its offset in 32-bit units, and whether it is 8 bytes. */
   protected readonly word: Uint16Array;
   protected readonly wide: Uint8Array;
+  /**
+   * Set by every field write through the accessors. A caller clears it after saving, so its
+   * epilogue knows whether a callback changed anything it must write back.
+   */
+  dirty = false;
 
   protected constructor(arch: ArchName, layout: StructLayout, roles: RegRoles) {
     this.arch = archInfo(arch);
@@ -67,6 +72,7 @@ abstract class RegBlock {
   /** Writes field i from 32-bit halves; the high half is dropped for 4-byte fields. */
   setHalves(i: number, lo: number, hi: number): void {
     this.check(i);
+    this.dirty = true;
     const w = this.word[i];
     this.u32[w] = lo;
     if (this.wide[i] === 1) this.u32[w + 1] = hi;

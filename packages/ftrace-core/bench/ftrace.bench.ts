@@ -17,7 +17,10 @@ function ok<T>(v: T): Exclude<T, Error> {
   return v as Exclude<T, Error>;
 }
 
-/** A kernel with one task on CPU 0 and a compiled leaf call of vfs_read. */
+/** Calls per sample: per call = mean / BATCH, so the timer's own cost per sample drops out. */
+const BATCH = 1000;
+
+/** A kernel with one task on CPU 0 and a compiled leaf call of vfs_read, repeated BATCH times. */
 function setup(): { kernel: Kernel; ft: Ftrace; cpu: Cpu; call: CallNode } {
   const image = ok(KernelImage.builtin('x86_64'));
   const kernel = new Kernel({ image, cpus: 1 });
@@ -27,7 +30,12 @@ function setup(): { kernel: Kernel; ft: Ftrace; cpu: Cpu; call: CallNode } {
   kernel.switchTo(cpu, task);
   const w = compileWorkload(image, {
     name: 'leaf',
-    tasks: [{ comm: 'bench', calls: [{ fn: 'vfs_read', args: [3, 4096, 128, 0], cost: 0 }] }],
+    tasks: [
+      {
+        comm: 'bench',
+        calls: [{ fn: 'vfs_read', args: [3, 4096, 128, 0], cost: 0, repeat: BATCH }],
+      },
+    ],
   });
   if (w instanceof KernelError) throw w;
   return { kernel, ft, cpu, call: w.tasks[0]?.calls[0] as CallNode };
@@ -57,16 +65,20 @@ function traced(n: number, opts: { static?: boolean; flags?: number }): () => vo
 
 export default function benches(bench: Bench): void {
   const plain = setup();
-  bench.add('call vfs_read, untraced (NOP site)', () => {
+  const per = `(${BATCH} calls; per call = mean / ${BATCH})`;
+  bench.add(`call vfs_read, untraced (NOP site) ${per}`, () => {
     plain.kernel.run(plain.cpu, plain.call);
   });
-  bench.add('1 static ops: ftrace_caller -> func (single-ops path)', traced(1, { static: true }));
-  bench.add('1 dynamic ops: per-ops trampoline', traced(1, {}));
   bench.add(
-    '1 ops with RECURSION: trampoline -> assist wrapper',
+    `1 static ops: ftrace_caller -> func (single-ops path) ${per}`,
+    traced(1, { static: true }),
+  );
+  bench.add(`1 dynamic ops: per-ops trampoline ${per}`, traced(1, {}));
+  bench.add(
+    `1 ops with RECURSION: trampoline -> assist wrapper ${per}`,
     traced(1, { flags: FTRACE_OPS_FL_RECURSION }),
   );
-  bench.add('4 ops: ftrace_caller -> ftrace_ops_list_func', traced(4, {}));
+  bench.add(`4 ops: ftrace_caller -> ftrace_ops_list_func ${per}`, traced(4, {}));
 
   // Enabling every function is timed by hand on fresh kernels: repeating it inside tinybench
   // would keep every text_poke record of every round in the kernel's log.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FtraceRegs } from '@tracelab/arch-isa';
 import { ENTRY_CONTINUE, KernelError } from '@tracelab/kernel';
-import { fnIndex, machine, run, type Machine } from '../test/helpers.js';
+import { fnIndex, machine, node, run, type Machine } from '../test/helpers.js';
 import {
   FTRACE_OPS_CMD_ENABLE_SHARE_IPMODIFY_PEER,
   FTRACE_OPS_CMD_ENABLE_SHARE_IPMODIFY_SELF,
@@ -247,6 +247,44 @@ describe('the two callers', () => {
     expect(got).toHaveLength(1);
     expect(got[0]).toMatch(/^vfs_read\+0x0\/0x[0-9a-f]+ <- ksys_read\+0x[0-9a-f]+\/0x[0-9a-f]+$/);
   });
+
+  it.each(['x86_64', 'arm64', 'riscv64', 'i386'] as const)(
+    '%s: the traced body sees its arguments after callbacks that call kernel code or write ftrace_regs',
+    (arch) => {
+      const m = machine(arch);
+      const vfsRead = fnIndex(m.image, 'vfs_read');
+      const nested = node(m.image, { fn: 'rw_verify_area', args: [9, 99, 999], cost: 1 });
+      // What vfs_read's leaf body leaves in its 2nd and 3rd argument registers when it returns
+      // (the first is the return register on arm64, riscv64 and i386).
+      let seen: bigint[] = [];
+      m.kernel.observer = {
+        onReturn: (cpu, fn) => {
+          if (fn === vfsRead) seen = [1, 2].map((n) => cpu.regs.argument(n));
+        },
+      };
+      const callsKernel = new FtraceOps({
+        name: 'nested',
+        flags: FTRACE_OPS_FL_SAVE_REGS_IF_SUPPORTED,
+        func: (_ip, _p, _op, _f, cpu) => {
+          expect(m.kernel.run(cpu, nested)).toBeNull();
+        },
+      });
+      m.ft.setFilter(callsKernel, 'vfs_read');
+      expect(m.ft.registerFtraceFunction(callsKernel)).toBeNull();
+      run(m, { fn: 'vfs_read', args: [3, 4096, 128, 0], cost: 1 });
+      expect(seen).toEqual([4096n, 128n]);
+      expect(m.ft.unregisterFtraceFunction(callsKernel)).toBeNull();
+      if (arch === 'i386') return; // no ftrace_regs to write to without WITH_ARGS or SAVE_REGS
+      const writes = new FtraceOps({
+        name: 'writes',
+        func: (_ip, _p, _op, fregs) => (fregs as FtraceRegs).setArgument(1, 77n),
+      });
+      m.ft.setFilter(writes, 'vfs_read');
+      expect(m.ft.registerFtraceFunction(writes)).toBeNull();
+      run(m, { fn: 'vfs_read', args: [3, 4096, 128, 0], cost: 1 });
+      expect(seen).toEqual([77n, 128n]);
+    },
+  );
 
   it('a callback may make the function return at once (override_function_with_return)', () => {
     const m = machine();

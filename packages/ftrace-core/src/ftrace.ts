@@ -75,6 +75,8 @@ interface Frame {
   readonly args: FtraceRegs | null;
   /** ftrace_regs_caller's full set, or null without DYNAMIC_FTRACE_WITH_REGS. */
   readonly full: FtraceRegs | null;
+  /** cpu.calls at the save: a callback that ran kernel code may have clobbered registers. */
+  calls: number;
 }
 
 /**
@@ -255,6 +257,7 @@ export class Ftrace {
       save: new Uint32Array(this.info.ptRegs.size / 4),
       args: caps.withArgs ? new FtraceRegs(this.arch, { caller: 'caller' }) : null,
       full: caps.withRegs ? new FtraceRegs(this.arch, { caller: 'regs_caller' }) : null,
+      calls: 0,
     };
   }
 
@@ -329,6 +332,7 @@ export class Ftrace {
   private save(cpu: Cpu, frame: Frame, fregs: FtraceRegs | null, direct: DirectSlot): void {
     // Without an ftrace_regs (i386 ftrace_caller) keep every register: callbacks may call
     // kernel code. With one, its held set is what a call can clobber, so it is the save area.
+    frame.calls = cpu.calls;
     if (fregs === null) {
       frame.save.set(cpu.regs.u32);
       return;
@@ -336,6 +340,7 @@ export class Ftrace {
     fregs.saveFrom(cpu.regs);
     if (direct.lo >= 0) fregs.u32[direct.lo] = 0;
     if (direct.hi >= 0) fregs.u32[direct.hi] = 0;
+    fregs.dirty = false;
   }
 
   /** ftrace_ops_get_func(): the ops' func, through the assist wrapper when it asks for one. */
@@ -395,10 +400,15 @@ export class Ftrace {
     const regs = cpu.regs;
     const u = regs.u32;
     this.nest[cpu.id] = (this.nest[cpu.id] as number) - 1;
+    // Registers change only through a write to ftrace_regs or kernel code a callback ran; without
+    // either, restoring would write back what is there, no direct call was asked for and ip is
+    // still the function's entry.
+    const clobbered = cpu.calls !== frame.calls;
     if (fregs === null) {
-      u.set(frame.save);
+      if (clobbered) u.set(frame.save);
       return ENTRY_CONTINUE;
     }
+    if (!fregs.dirty && !clobbered) return ENTRY_CONTINUE;
     fregs.restoreTo(regs);
     if (direct.lo >= 0) {
       const f = fregs.u32;

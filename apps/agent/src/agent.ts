@@ -14,6 +14,7 @@ import {
   RunRequestSchema,
   subjects,
   TRACE_STREAM,
+  TracefsDirRequestSchema,
   TracefsListRequestSchema,
   TracefsReadRequestSchema,
   TracefsWriteRequestSchema,
@@ -126,6 +127,16 @@ export class Agent {
         const req = parseOrThrow(TracefsListRequestSchema, body(msg), 'tracefs list');
         return encodeJson({ entries: ok(tracefs.list(req.dir)) });
       }),
+      await bus.serve(subjects.tracefsMkdir(id), (msg) => {
+        const req = parseOrThrow(TracefsDirRequestSchema, body(msg), 'tracefs mkdir');
+        ok(tracefs.mkdir(req.path));
+        return encodeJson({ path: req.path });
+      }),
+      await bus.serve(subjects.tracefsRmdir(id), (msg) => {
+        const req = parseOrThrow(TracefsDirRequestSchema, body(msg), 'tracefs rmdir');
+        ok(tracefs.rmdir(req.path));
+        return encodeJson({ path: req.path });
+      }),
       await bus.serve(subjects.run(id), (msg) => {
         const req = parseOrThrow(RunRequestSchema, body(msg), 'run');
         const workload =
@@ -182,6 +193,10 @@ export class Agent {
       }),
       serve('map.delete', MapKeyRequestSchema, (r) => {
         bpf.mapDelete(r);
+        return { fd: r.fd };
+      }),
+      serve('map.close', FdRequestSchema, (r) => {
+        bpf.close(r.fd, 'map');
         return { fd: r.fd };
       }),
       serve('link.create', LinkCreateRequestSchema, (r) => bpf.linkCreate(r)),

@@ -13,6 +13,7 @@ import {
   StreamKindSchema,
   TracefsListReplySchema,
   TracefsPathSchema,
+  TracefsDirReplySchema,
   TracefsWriteReplySchema,
   TracelabError,
   routes,
@@ -296,6 +297,27 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
         );
       },
     );
+    // mkdir(2) and rmdir(2) under tracefs: instances/NAME makes or removes a trace instance.
+    for (const [method, subject, verb] of [
+      ['post', subjects.tracefsMkdir, 'mkdir'],
+      ['delete', subjects.tracefsRmdir, 'rmdir'],
+    ] as const) {
+      mutating[method](
+        routes.tracefs,
+        {
+          schema: {
+            description: `${verb} of a tracefs directory: instances/NAME ${verb === 'mkdir' ? 'makes' : 'removes'} a trace instance`,
+            params: agentParams,
+            querystring: timeout,
+            response: { 200: TracefsDirReplySchema, ...errors },
+          },
+        },
+        async (request) => {
+          const { agentId, '*': path } = request.params;
+          return ask(subject(agentId), { path }, request.query.timeoutMs, TracefsDirReplySchema);
+        },
+      );
+    }
     mutating.post(
       routes.run,
       {

@@ -244,24 +244,36 @@ export function bpfMutatingRoutes(scope: FastifyInstance, ctx: BpfRouteContext):
     );
   }
 
-  api.delete(
-    routes.program,
-    {
-      schema: {
-        description: 'close(fd) of a program; links holding it keep it running until detached',
-        params: agentFd,
-        querystring: timeout,
-        response: { 200: FdReplySchema, ...errors },
+  // close(fd) of a program, a map or a link: one route shape, one bus operation each.
+  const close = (
+    url: string,
+    op: 'prog.close' | 'map.close' | 'link.detach',
+    description: string,
+  ) =>
+    api.delete(
+      url,
+      {
+        schema: {
+          description,
+          params: agentFd,
+          querystring: timeout,
+          response: { 200: FdReplySchema, ...errors },
+        },
       },
-    },
-    async (request) =>
-      ask(
-        bpf(request.params.agentId, 'prog.close'),
-        { fd: request.params.fd },
-        request.query.timeoutMs,
-        FdReplySchema,
-      ),
+      async (request) =>
+        ask(
+          bpf(request.params.agentId, op),
+          { fd: request.params.fd },
+          request.query.timeoutMs,
+          FdReplySchema,
+        ),
+    );
+  close(
+    routes.program,
+    'prog.close',
+    'close(fd) of a program; links holding it keep it running until detached',
   );
+  close(routes.map, 'map.close', 'close(fd) of a map; programs using it keep it alive');
 
   api.post(
     routes.maps,
@@ -353,22 +365,5 @@ export function bpfMutatingRoutes(scope: FastifyInstance, ctx: BpfRouteContext):
       ),
   );
 
-  api.delete(
-    routes.link,
-    {
-      schema: {
-        description: 'close(fd) of a link: detaches the program',
-        params: agentFd,
-        querystring: timeout,
-        response: { 200: FdReplySchema, ...errors },
-      },
-    },
-    async (request) =>
-      ask(
-        bpf(request.params.agentId, 'link.detach'),
-        { fd: request.params.fd },
-        request.query.timeoutMs,
-        FdReplySchema,
-      ),
-  );
+  close(routes.link, 'link.detach', 'close(fd) of a link: detaches the program');
 }

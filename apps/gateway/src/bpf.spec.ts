@@ -245,6 +245,34 @@ describe('bpf routes against a real agent', () => {
     expect(ErrorEnvelopeSchema.parse(notHex.json()).details?.path).toEqual(['params', 'key']);
     const noMap = await req('GET', `${A}/maps/999/entries/00`);
     expect([noMap.statusCode, noMap.json().code]).toEqual([404, 'EBADF']);
+    // close(fd): the map leaves the agent's table and its fd is no longer valid
+    expect((await req('DELETE', `${A}/maps/${fd}`)).json()).toEqual({ fd });
+    expect((await req('GET', `${A}/maps`)).json().maps).toEqual([]);
+    const closed = await req('DELETE', `${A}/maps/${fd}`);
+    expect([closed.statusCode, closed.json().code]).toEqual([404, 'EBADF']);
+  });
+
+  it('makes a trace instance with its own tracer, and removes it', async () => {
+    expect((await req('POST', `${A}/tracefs/instances/foo`)).json()).toEqual({
+      path: 'instances/foo',
+    });
+    const again = await req('POST', `${A}/tracefs/instances/foo`);
+    expect([again.statusCode, again.json().code]).toEqual([409, 'EEXIST']);
+    expect((await req('GET', `${A}/tracefs?dir=instances`)).json().entries).toEqual(['foo']);
+    const put = await stack.app.inject({
+      method: 'PUT',
+      url: `${A}/tracefs/instances/foo/current_tracer`,
+      payload: 'function',
+      headers: { ...auth, 'content-type': 'text/plain' },
+    });
+    expect(put.statusCode).toBe(200);
+    expect((await req('GET', `${A}/tracefs/instances/foo/current_tracer`)).body).toBe('function\n');
+    expect((await req('GET', `${A}/tracefs/current_tracer`)).body).toBe('nop\n');
+    expect((await req('DELETE', `${A}/tracefs/instances/foo`)).statusCode).toBe(200);
+    expect((await req('GET', `${A}/tracefs?dir=instances`)).json().entries).toEqual([]);
+    const outside = await req('POST', `${A}/tracefs/foo`);
+    expect(outside.statusCode).toBeGreaterThanOrEqual(400);
+    expect(outside.statusCode).toBeLessThan(500);
   });
 
   it('refuses every mutating bpf route without the token and changes nothing', async () => {
@@ -255,6 +283,9 @@ describe('bpf routes against a real agent', () => {
       ['POST', `${A}/maps`, { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1 }],
       ['PUT', `${A}/maps/3/entries/00000000`, { value: '00' }],
       ['DELETE', `${A}/maps/3/entries/00000000`, undefined],
+      ['DELETE', `${A}/maps/3`, undefined],
+      ['POST', `${A}/tracefs/instances/x`, undefined],
+      ['DELETE', `${A}/tracefs/instances/x`, undefined],
       ['POST', `${A}/links`, { attachType: 'section', progFd: 3 }],
       ['DELETE', `${A}/links/3`, undefined],
     ] as const) {

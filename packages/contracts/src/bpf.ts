@@ -337,6 +337,7 @@ export const BPF_OPS = [
   'map.lookup',
   'map.update',
   'map.delete',
+  'map.close',
   'link.create',
   'link.list',
   'link.detach',

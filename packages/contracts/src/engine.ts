@@ -34,6 +34,13 @@ export type TracefsListRequest = z.infer<typeof TracefsListRequestSchema>;
 export const TracefsListReplySchema = z.object({ entries: z.array(z.string()) }).strict();
 export type TracefsListReply = z.infer<typeof TracefsListReplySchema>;
 
+/** mkdir(2) or rmdir(2) of a tracefs directory: `instances/NAME` makes or removes an instance. */
+export const TracefsDirRequestSchema = z.object({ path: TracefsPathSchema }).strict();
+export type TracefsDirRequest = z.infer<typeof TracefsDirRequestSchema>;
+
+export const TracefsDirReplySchema = z.object({ path: z.string() }).strict();
+export type TracefsDirReply = z.infer<typeof TracefsDirReplySchema>;
+
 /** Run a workload to completion on the agent's kernel: a built-in name or a workload document. */
 export const RunRequestSchema = z
   .object({

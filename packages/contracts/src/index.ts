@@ -28,6 +28,8 @@ export {
 export {
   RunReplySchema,
   RunRequestSchema,
+  TracefsDirReplySchema,
+  TracefsDirRequestSchema,
   TracefsListReplySchema,
   TracefsListRequestSchema,
   TracefsPathSchema,
@@ -39,6 +41,8 @@ export {
 export type {
   RunReply,
   RunRequest,
+  TracefsDirReply,
+  TracefsDirRequest,
   TracefsListReply,
   TracefsListRequest,
   TracefsReadReply,

@@ -36,6 +36,11 @@ export const subjects = {
     `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.write`,
   tracefsList: (agentId: string) =>
     `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.list`,
+  /** Request/reply: mkdir and rmdir of tracefs directories (trace instances). */
+  tracefsMkdir: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.mkdir`,
+  tracefsRmdir: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.rmdir`,
   /** Request/reply: run a workload on one agent's kernel. */
   run: (agentId: string) => `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.run`,
   /** Request/reply: list the functions of one agent's kernel image, by glob. */

@@ -243,11 +243,13 @@ export class Kernel {
   private readonly handlerNames = new Map<number, string>();
   /**
    * The handlers again, found by text offset without a Map lookup (every call's entry and return
-   * asks): per 16-byte granule of text, 0 for none, k > 0 for handlerSlots[k - 1], -1 when
+   * asks): per 16-byte granule of text, 0 for none, k > 0 for slot k - 1, -1 when
    * several share the granule (then the Map answers).
    */
   private readonly handlerAt: Int32Array;
-  private readonly handlerSlots: ({ off: number; fn: TextHandler } | null)[] = [];
+  /** Slots as two arrays (the text offset, -1 when free; the handler), read without a load of an object. */
+  private readonly slotOff: number[] = [];
+  private readonly slotFn: (TextHandler | null)[] = [];
   /** A ring of the newest pokes: enabling every vmlinux function must not keep 56k records. */
   private readonly pokes: TextPokeRecord[] = [];
   private pokeCount = 0;
@@ -406,15 +408,18 @@ export class Kernel {
       this.handlerAt[g] = -1;
       return;
     }
-    let k = this.handlerSlots.indexOf(null);
-    if (k < 0) k = this.handlerSlots.push(null) - 1;
-    this.handlerSlots[k] = { off, fn };
+    let k = this.slotOff.indexOf(-1);
+    if (k < 0) k = this.slotOff.push(-1) - 1;
+    this.slotOff[k] = off;
+    this.slotFn[k] = fn;
     this.handlerAt[g] = k + 1;
   }
 
   private dropSlot(granule: number): void {
     const k = this.handlerAt[granule] as number;
-    if (k > 0) this.handlerSlots[k - 1] = null;
+    if (k <= 0) return;
+    this.slotOff[k - 1] = -1;
+    this.slotFn[k - 1] = null;
   }
 
   /** The handler at a text offset (any number; outside the text there is none). */
@@ -423,8 +428,7 @@ export class Kernel {
     const k = this.handlerAt[off >>> HANDLER_GRANULE_SHIFT] as number;
     if (k === 0) return undefined;
     if (k < 0) return this.handlers.get(off);
-    const slot = this.handlerSlots[k - 1] as { off: number; fn: TextHandler };
-    return slot.off === off ? slot.fn : undefined;
+    return this.slotOff[k - 1] === off ? (this.slotFn[k - 1] as TextHandler) : undefined;
   }
 
   /** Address of a symbol of the image, for registering handlers at ftrace_caller and friends. */

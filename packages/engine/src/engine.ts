@@ -44,12 +44,84 @@ export interface WorkloadResult {
   readonly switches: number;
   /** The kernel fault that stopped the run, or null. */
   readonly fault: string | null;
+  /** Present when stop() (or the engine's close) halted the run before its end. */
+  readonly stopped?: true;
   /** The latest CPU clock when the run ended, in ns. */
   readonly elapsedNs: number;
 }
 
+/** A workload started with Engine.start: its result when it ends, and a way to halt it. */
+export interface RunningWorkload {
+  readonly workload: string;
+  readonly seed: number;
+  readonly done: Promise<WorkloadResult>;
+  /** Halts the run between two calls; resolves as `done` does. */
+  stop(): Promise<WorkloadResult>;
+}
+
 /** Scheduler cost of a context switch, as the kernel package's own runner charges it. */
 const SWITCH_COST_NS = 1500;
+
+/** One task's calls in a workload run, and how far it got. */
+interface Runnable {
+  task: Task;
+  calls: readonly CallNode[];
+  next: number;
+  loopsLeft: number;
+}
+
+/**
+ * A workload in progress: the engine's scheduler (the CPU with the earliest clock runs a seeded
+ * pick of its tasks' next call), advanced a number of calls at a time.
+ */
+class WorkloadRun {
+  calls = 0;
+  switches = 0;
+  fault: string | null = null;
+
+  constructor(
+    private readonly kernel: Kernel,
+    readonly name: string,
+    readonly seed: number,
+    private readonly perCpu: Runnable[][],
+  ) {}
+
+  /** Runs up to `max` calls; false once the workload has ended (or faulted). */
+  step(max: number): boolean {
+    const kernel = this.kernel;
+    const perCpu = this.perCpu;
+    for (let n = 0; n < max; n++) {
+      if (this.fault !== null) return false;
+      let cpu: Cpu | null = null;
+      for (const c of kernel.cpus) {
+        if ((perCpu[c.id]?.length ?? 0) > 0 && (cpu === null || c.clock < cpu.clock)) cpu = c;
+      }
+      if (cpu === null) return false;
+      const queue = perCpu[cpu.id] as Runnable[];
+      const pick = queue[kernel.rand() % queue.length] as Runnable;
+      if (cpu.current !== pick.task) {
+        if (cpu.current !== null) {
+          this.switches++;
+          cpu.clock += SWITCH_COST_NS;
+        }
+        kernel.switchTo(cpu, pick.task);
+      }
+      this.calls++;
+      const f = kernel.run(cpu, pick.calls[pick.next] as CallNode);
+      if (f !== null) {
+        this.fault = f.toString();
+        return false;
+      }
+      pick.next++;
+      if (pick.next === pick.calls.length) {
+        pick.next = 0;
+        pick.loopsLeft--;
+        if (pick.loopsLeft === 0) queue.splice(queue.indexOf(pick), 1);
+      }
+    }
+    return true;
+  }
+}
 
 /**
  * One traced kernel: a simulated kernel on its own image, with ftrace, fgraph, fprobe and the BPF
@@ -118,21 +190,81 @@ export class Engine {
     return this.kernel.arch;
   }
 
-  /** Workload runs so far (output streams wake up when this grows). */
+  /** Grows after each workload run or slice of one (output streams wake up when it does). */
   get generation(): number {
     return this.runs;
   }
 
   /**
-   * Starts a workload (a built-in name or a WorkloadSpec object) and runs it to completion with
-   * the scheduler seeded deterministically. A task whose pid already exists from an earlier run
-   * runs again as that task.
+   * Runs a workload (a built-in name or a WorkloadSpec object) to completion with the scheduler
+   * seeded deterministically. A task whose pid already exists from an earlier run runs again as
+   * that task.
    */
   run(
     workload: string | WorkloadSpec,
     options: { seed?: number } = {},
   ): WorkloadResult | TracelabError {
+    const r = this.begin(workload, options);
+    if (r instanceof TracelabError) return r;
+    r.step(Infinity);
+    return this.finish(r);
+  }
+
+  /**
+   * Starts a workload in the background: it runs `sliceCalls` calls at a time between turns of
+   * the event loop, so output streams (and `onSlice`) see its output while it runs, until it ends
+   * or `stop()` halts it between two calls. The same run as `run()` gives, call for call, when
+   * it is not stopped. One workload runs at a time (EBUSY).
+   */
+  start(
+    workload: string | WorkloadSpec,
+    options: { seed?: number; sliceCalls?: number; onSlice?: () => void } = {},
+  ): RunningWorkload | TracelabError {
+    const slice = options.sliceCalls ?? 10_000;
+    if (!Number.isInteger(slice) || slice < 1)
+      return new TracelabError('EINVAL', `sliceCalls must be a positive integer, got ${slice}`);
+    const r = this.begin(workload, options);
+    if (r instanceof TracelabError) return r;
+    let stop = false;
+    const done = new Promise<WorkloadResult>((resolve) => {
+      const turn = (): void => {
+        const more = !stop && !this.closed && r.step(slice);
+        if (more) {
+          this.wake();
+          options.onSlice?.();
+          setImmediate(turn);
+          return;
+        }
+        resolve(this.finish(r, stop || this.closed));
+        options.onSlice?.();
+      };
+      setImmediate(turn);
+    });
+    return {
+      workload: r.name,
+      seed: r.seed,
+      done,
+      stop: () => {
+        stop = true;
+        return done;
+      },
+    };
+  }
+
+  /** The workload running now (started or in run()), or null. */
+  get running(): string | null {
+    return this.current?.name ?? null;
+  }
+
+  private current: WorkloadRun | null = null;
+
+  private begin(
+    workload: string | WorkloadSpec,
+    options: { seed?: number },
+  ): WorkloadRun | TracelabError {
     if (this.closed) return new TracelabError('ESHUTDOWN', 'the engine is closed');
+    if (this.current !== null)
+      return new TracelabError('EBUSY', `workload '${this.current.name}' is running`);
     const spec =
       typeof workload === 'string' ? builtinWorkload(workload, this.arch) : parseWorkload(workload);
     if (spec instanceof KernelError) return spec;
@@ -143,59 +275,35 @@ export class Engine {
     kernel.seed(seed);
     kernel.irqs.length = 0;
     kernel.irqs.push(...compiled.irqs);
-    interface Runnable {
-      task: Task;
-      calls: readonly CallNode[];
-      next: number;
-      loopsLeft: number;
-    }
     const perCpu: Runnable[][] = kernel.cpus.map(() => []);
     for (const t of compiled.tasks) {
       const task = this.task(t.spec.comm, t.spec.pid, t.spec.tgid, t.spec.cpu);
       if (task instanceof TracelabError) return task;
       perCpu[task.cpu]?.push({ task, calls: t.calls, next: 0, loopsLeft: t.spec.loops ?? 1 });
     }
-    let switches = 0;
-    let calls = 0;
-    let fault: string | null = null;
-    for (;;) {
-      let cpu: Cpu | null = null;
-      for (const c of kernel.cpus) {
-        if ((perCpu[c.id]?.length ?? 0) > 0 && (cpu === null || c.clock < cpu.clock)) cpu = c;
-      }
-      if (cpu === null) break;
-      const queue = perCpu[cpu.id] as Runnable[];
-      const pick = queue[kernel.rand() % queue.length] as Runnable;
-      if (cpu.current !== pick.task) {
-        if (cpu.current !== null) {
-          switches++;
-          cpu.clock += SWITCH_COST_NS;
-        }
-        kernel.switchTo(cpu, pick.task);
-      }
-      calls++;
-      const f = kernel.run(cpu, pick.calls[pick.next] as CallNode);
-      if (f !== null) {
-        fault = f.toString();
-        break;
-      }
-      pick.next++;
-      if (pick.next === pick.calls.length) {
-        pick.next = 0;
-        pick.loopsLeft--;
-        if (pick.loopsLeft === 0) queue.splice(queue.indexOf(pick), 1);
-      }
-    }
-    this.runs++;
-    this.streams.wake();
+    this.current = new WorkloadRun(kernel, spec.name, seed, perCpu);
+    return this.current;
+  }
+
+  private finish(r: WorkloadRun, stopped = false): WorkloadResult {
+    this.current = null;
+    this.wake();
+    const kernel = this.kernel;
     return {
-      workload: spec.name,
-      seed,
-      calls,
-      switches,
-      fault,
+      workload: r.name,
+      seed: r.seed,
+      calls: r.calls,
+      switches: r.switches,
+      fault: r.fault,
+      ...(stopped ? { stopped: true } : {}),
       elapsedNs: Math.max(...kernel.cpus.map((c) => c.clock)),
     };
+  }
+
+  /** Output streams read again when this grows. */
+  private wake(): void {
+    this.runs++;
+    this.streams.wake();
   }
 
   /**

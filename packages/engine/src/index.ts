@@ -1,4 +1,4 @@
-export { Engine, type EngineOptions, type WorkloadResult } from './engine.js';
+export { Engine, type EngineOptions, type RunningWorkload, type WorkloadResult } from './engine.js';
 export { Tracefs, type WriteOptions } from './tracefs.js';
 export {
   DEFAULT_BUFFER_SIZE_KB,

@@ -131,6 +131,45 @@ describe('agent', () => {
       await agent.stop();
     });
 
+    it('starts a workload in the background, publishes it slice by slice, and stops it', async () => {
+      const client = bus();
+      const agent = new Agent({ bus: bus(), id: 'k2', version: '1', transport: 'local' });
+      await agent.start();
+      const shipped: TraceEventBatch[] = [];
+      await client.subscribe(subjects.trace('k2', 'trace'), (m: BusMsg) => {
+        shipped.push(TraceEventBatchSchema.parse(decodeTraceBatch(m.data)));
+      });
+      await req(client, subjects.tracefsWrite('k2'), { path: 'current_tracer', data: 'function' });
+      const started = await req(client, subjects.workloadStart('k2'), {
+        workload: 'syscalls',
+        seed: 5,
+        sliceCalls: 2,
+      });
+      expect(started).toEqual({ workload: 'syscalls', seed: 5 });
+      const busy = client.request(subjects.run('k2'), encodeJson({ workload: 'syscalls' }), {
+        timeoutMs: 5000,
+      });
+      await expect(busy).rejects.toMatchObject({ code: 'EBUSY' });
+      // a slice's output is published before the run ends
+      for (let i = 0; i < 200 && shipped.length === 0; i++)
+        await new Promise((r) => setImmediate(r));
+      expect(shipped.length).toBeGreaterThan(0);
+      const stopped = RunReplySchema.parse(await req(client, subjects.workloadStop('k2'), {}));
+      expect(stopped).toMatchObject({ workload: 'syscalls', seed: 5, stopped: true });
+      await client.flush();
+      // every entry made before the stop was published, in sequence
+      const { data } = (await req(client, subjects.tracefsRead('k2'), { path: 'trace' })) as {
+        data: string;
+      };
+      const rows = data.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+      expect(shipped.flatMap((b) => b.events.map((_, i) => b.firstSeq + i))).toEqual(
+        rows.map((_, i) => i),
+      );
+      const none = client.request(subjects.workloadStop('k2'), encodeJson({}), { timeoutMs: 5000 });
+      await expect(none).rejects.toMatchObject({ code: 'ENOENT' });
+      await agent.stop();
+    });
+
     it('answers bad requests with the errno and the failing field', async () => {
       const client = bus();
       const agent = new Agent({ bus: bus(), id: 'k2', version: '1', transport: 'local' });

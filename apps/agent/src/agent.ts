@@ -19,20 +19,27 @@ import {
   TracefsReadRequestSchema,
   TracefsWriteRequestSchema,
   TracelabError,
+  WorkloadStartRequestSchema,
   type AgentHealth,
   type AgentInfo,
   type Arch,
   type BpfOp,
+  type RunRequest,
   type StreamKind,
   type TraceEventBatch,
 } from '@tracelab/contracts';
 import { encodeJson, type Bus, type BusMsg, type Subscription } from '@tracelab/bus';
-import { Engine } from '@tracelab/engine';
+import { Engine, type RunningWorkload } from '@tracelab/engine';
 import { z } from 'zod';
 import { AgentBpf } from './bpf.js';
 
 /** What Engine.run takes; a document is checked by the kernel's workload schema there. */
 type Workload = Parameters<Engine['run']>[0];
+
+const workloadOf = (req: RunRequest): Workload =>
+  typeof req.workload === 'string' ? req.workload : (req.workload as Workload);
+const seedOf = (req: RunRequest): { seed?: number } =>
+  req.seed !== undefined ? { seed: req.seed } : {};
 
 export interface MachineOptions {
   arch: Arch;
@@ -81,6 +88,8 @@ export class Agent {
   private readonly started = Date.now();
   private readonly subscriptions: Subscription[] = [];
   private published = 0;
+  /** The workload started in the background, until it ends or is stopped. */
+  private running: RunningWorkload | null = null;
   private lost = 0;
 
   constructor(private readonly options: AgentOptions) {
@@ -139,13 +148,31 @@ export class Agent {
       }),
       await bus.serve(subjects.run(id), (msg) => {
         const req = parseOrThrow(RunRequestSchema, body(msg), 'run');
-        const workload =
-          typeof req.workload === 'string' ? req.workload : (req.workload as Workload);
-        const result = ok(
-          this.engine.run(workload, req.seed !== undefined ? { seed: req.seed } : {}),
-        );
+        const result = ok(this.engine.run(workloadOf(req), seedOf(req)));
         this.publishStreams();
         return encodeJson(result);
+      }),
+      await bus.serve(subjects.workloadStart(id), (msg) => {
+        const req = parseOrThrow(WorkloadStartRequestSchema, body(msg), 'workload start');
+        const running = ok(
+          this.engine.start(workloadOf(req), {
+            ...seedOf(req),
+            ...(req.sliceCalls !== undefined ? { sliceCalls: req.sliceCalls } : {}),
+            // each slice's output leaves as it is made: a live page follows the run
+            onSlice: () => this.publishStreams(),
+          }),
+        );
+        this.running = running;
+        void running.done.then(() => {
+          if (this.running === running) this.running = null;
+        });
+        return encodeJson({ workload: running.workload, seed: running.seed });
+      }),
+      await bus.serve(subjects.workloadStop(id), async (msg) => {
+        parseOrThrow(z.object({}).strict(), body(msg), 'workload stop');
+        const running = this.running;
+        if (running === null) throw new TracelabError('ENOENT', 'no workload is running');
+        return encodeJson(await running.stop());
       }),
       await this.endpoint(subjects.functions(id), FunctionsRequestSchema, 'functions', (r) =>
         this.bpf.functions(r),
@@ -246,6 +273,8 @@ export class Agent {
 
   async stop(): Promise<void> {
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
+    // a background workload ends with the agent; what it made so far is still published
+    await this.running?.stop();
     await this.options.bus.flush();
   }
 

@@ -15,6 +15,8 @@ import {
   TracefsPathSchema,
   TracefsDirReplySchema,
   TracefsWriteReplySchema,
+  WorkloadStartReplySchema,
+  WorkloadStartRequestSchema,
   TracelabError,
   routes,
   subjects,
@@ -334,6 +336,44 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
         ask(
           subjects.run(request.params.agentId),
           request.body,
+          request.query.timeoutMs,
+          RunReplySchema,
+        ),
+    );
+    mutating.post(
+      routes.workload,
+      {
+        schema: {
+          description:
+            'Start a workload in the background: its output streams out a slice of calls at a time (the live page follows it) until it ends or DELETE stops it',
+          params: z.object({ agentId: AgentIdSchema }),
+          querystring: timeout,
+          body: WorkloadStartRequestSchema,
+          response: { 200: WorkloadStartReplySchema, ...errors },
+        },
+      },
+      async (request) =>
+        ask(
+          subjects.workloadStart(request.params.agentId),
+          request.body,
+          request.query.timeoutMs,
+          WorkloadStartReplySchema,
+        ),
+    );
+    mutating.delete(
+      routes.workload,
+      {
+        schema: {
+          description: 'Stop the workload started in the background; its result so far',
+          params: z.object({ agentId: AgentIdSchema }),
+          querystring: timeout,
+          response: { 200: RunReplySchema, ...errors },
+        },
+      },
+      async (request) =>
+        ask(
+          subjects.workloadStop(request.params.agentId),
+          {},
           request.query.timeoutMs,
           RunReplySchema,
         ),

@@ -252,6 +252,19 @@ describe('bpf routes against a real agent', () => {
     expect([closed.statusCode, closed.json().code]).toEqual([404, 'EBADF']);
   });
 
+  it('starts a workload in the background and stops it', async () => {
+    const started = await req('POST', `${A}/workload`, { workload: 'syscalls', sliceCalls: 1 });
+    expect([started.statusCode, started.json()]).toEqual([200, { workload: 'syscalls', seed: 1 }]);
+    const busy = await req('POST', `${A}/run`, { workload: 'syscalls' });
+    expect([busy.statusCode, busy.json().code]).toEqual([409, 'EBUSY']);
+    const stopped = await req('DELETE', `${A}/workload`);
+    expect(stopped.statusCode).toBe(200);
+    expect(stopped.json()).toMatchObject({ workload: 'syscalls', stopped: true, fault: null });
+    const none = await req('DELETE', `${A}/workload`);
+    expect([none.statusCode, none.json().code]).toEqual([404, 'ENOENT']);
+    expect((await req('POST', `${A}/run`, { workload: 'syscalls' })).statusCode).toBe(200);
+  });
+
   it('makes a trace instance with its own tracer, and removes it', async () => {
     expect((await req('POST', `${A}/tracefs/instances/foo`)).json()).toEqual({
       path: 'instances/foo',
@@ -286,6 +299,8 @@ describe('bpf routes against a real agent', () => {
       ['DELETE', `${A}/maps/3`, undefined],
       ['POST', `${A}/tracefs/instances/x`, undefined],
       ['DELETE', `${A}/tracefs/instances/x`, undefined],
+      ['POST', `${A}/workload`, { workload: 'syscalls' }],
+      ['DELETE', `${A}/workload`, undefined],
       ['POST', `${A}/links`, { attachType: 'section', progFd: 3 }],
       ['DELETE', `${A}/links/3`, undefined],
     ] as const) {

@@ -17,6 +17,8 @@ const ROUTES: readonly [Method, string][] = [
   ['POST', '/v1/agents/:agentId/tracefs/instances/:name'],
   ['DELETE', '/v1/agents/:agentId/tracefs/instances/:name'],
   ['POST', '/v1/agents/:agentId/run'],
+  ['POST', '/v1/agents/:agentId/workload'],
+  ['DELETE', '/v1/agents/:agentId/workload'],
   ['GET', '/v1/agents/:agentId/functions'],
   ['GET', '/v1/agents/:agentId/programs'],
   ['POST', '/v1/agents/:agentId/programs'],
@@ -97,6 +99,7 @@ const FIELDS = [
   'retprobe',
   'workload',
   'seed',
+  'sliceCalls',
 ] as const;
 
 const body = fc.oneof(

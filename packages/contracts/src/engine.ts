@@ -50,6 +50,17 @@ export const RunRequestSchema = z
   .strict();
 export type RunRequest = z.infer<typeof RunRequestSchema>;
 
+/** Start a workload in the background; it runs sliceCalls calls between publishes of its output. */
+export const WorkloadStartRequestSchema = RunRequestSchema.extend({
+  sliceCalls: z.number().int().min(1).max(1_000_000).optional(),
+}).strict();
+export type WorkloadStartRequest = z.infer<typeof WorkloadStartRequestSchema>;
+
+export const WorkloadStartReplySchema = z
+  .object({ workload: z.string(), seed: z.number().int().nonnegative() })
+  .strict();
+export type WorkloadStartReply = z.infer<typeof WorkloadStartReplySchema>;
+
 export const RunReplySchema = z
   .object({
     workload: z.string(),
@@ -57,6 +68,8 @@ export const RunReplySchema = z
     calls: z.number().int().nonnegative(),
     switches: z.number().int().nonnegative(),
     fault: z.string().nullable(),
+    /** Present when a started workload was stopped before its end. */
+    stopped: z.literal(true).optional(),
     elapsedNs: z.number().nonnegative(),
   })
   .strict();

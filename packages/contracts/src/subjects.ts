@@ -43,6 +43,11 @@ export const subjects = {
     `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.tracefs.rmdir`,
   /** Request/reply: run a workload on one agent's kernel. */
   run: (agentId: string) => `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.run`,
+  /** Request/reply: start a workload in the background on one agent's kernel, and stop it. */
+  workloadStart: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.workload.start`,
+  workloadStop: (agentId: string) =>
+    `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.workload.stop`,
   /** Request/reply: list the functions of one agent's kernel image, by glob. */
   functions: (agentId: string) =>
     `tracelab.${API_VERSION}.agent.${token('agent id', agentId)}.functions`,
@@ -70,6 +75,7 @@ export const routes = {
   agentHealth: `/${API_VERSION}/agents/:agentId/health`,
   tracefs: `/${API_VERSION}/agents/:agentId/tracefs/*`,
   run: `/${API_VERSION}/agents/:agentId/run`,
+  workload: `/${API_VERSION}/agents/:agentId/workload`,
   functions: `/${API_VERSION}/agents/:agentId/functions`,
   programs: `/${API_VERSION}/agents/:agentId/programs`,
   programVerify: `/${API_VERSION}/agents/:agentId/programs/verify`,

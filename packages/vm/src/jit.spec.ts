@@ -169,3 +169,77 @@ describe('JIT against the interpreter', () => {
     );
   });
 });
+
+/** Registers some of r0-r9 may leave unset, a body with jumps either way and helper calls. */
+const partialProgram = fc
+  .tuple(
+    fc.array(fc.option(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })), {
+      minLength: 10,
+      maxLength: 10,
+    }),
+    fc.array(
+      fc.oneof(
+        { weight: 6, arbitrary: bodyInsn },
+        { weight: 1, arbitrary: fc.constant<[Insn, null]>([insn(0x85, 0, 0, 0, 99), null]) },
+      ),
+      { minLength: 1, maxLength: 40 },
+    ),
+    fc.boolean(),
+  )
+  .map(([init, body, storeAll]) => {
+    const slots: Insn[] = [];
+    init.forEach((v, r) => {
+      if (v === null) return;
+      const hi = Number(v >> 32n) | 0;
+      slots.push(insn(0x18, r, 0, 0, Number(v & 0xffffffffn) | 0, hi), insn(0, 0, 0, 0, hi));
+    });
+    body.forEach(([i, pick], k) => {
+      const copy = { ...i };
+      // Any body slot or the end: loops are possible, the budget stops them.
+      if (pick !== null) copy.off = (pick % (body.length + 1)) - k - 1;
+      slots.push(copy);
+    });
+    if (storeAll) for (let r = 0; r < 10; r++) slots.push(insn(0x7b, 10, r, -8 * (r + 1) - 256));
+    slots.push(insn(0x95));
+    return slots;
+  });
+
+/** One run's observable outcome; `dirty` leaves garbage in every register first. */
+function outcome(prog: Program, jit: boolean, dirty: boolean): unknown {
+  const vm = Vm.create({ memory: new AddressSpace(), budget: 2000 }) as Vm;
+  const seen: string[] = [];
+  vm.setHelper(99, (v) => {
+    seen.push(`${v.lo.join()}/${v.hi.join()}`);
+    return seen.length;
+  });
+  if (dirty) {
+    // A previous run of some other program left its registers behind.
+    const junk = Program.load([insn(0xb7, 0, 0, 0, 0), insn(0x95)]) as Program;
+    if (jit) vm.runJit(junk);
+    else vm.run(junk);
+    for (let r = 0; r < 11; r++) {
+      vm.lo[r] = 0x5a5a5a5a ^ r;
+      vm.hi[r] = -r;
+    }
+  }
+  const rc = jit ? vm.runJitRaw(prog, 0x1000, 0, 7, 0) : vm.runRaw(prog, 0x1000, 0, 7, 0);
+  if (rc !== 0) return { rc, error: vm.error?.message, pc: vm.errorPc, executed: vm.executed };
+  const stack = [...vm.stack.bytes.subarray(vm.stack.size - 512)];
+  return { rc, r0: vm.r0, stack, executed: vm.executed, seen };
+}
+
+describe('a vm that ran other programs', () => {
+  it('runs a program as a fresh vm does, in both engines, though it skips zeroing registers the program writes first', () => {
+    fc.assert(
+      fc.property(partialProgram, (slots) => {
+        const prog = Program.load(slots);
+        if (prog instanceof VmError) throw prog;
+        const fresh = outcome(prog, false, false);
+        expect(outcome(prog, false, true)).toEqual(fresh);
+        expect(outcome(prog, true, false)).toEqual(fresh);
+        expect(outcome(prog, true, true)).toEqual(fresh);
+      }),
+      { numRuns: 400 },
+    );
+  }, 60_000);
+});

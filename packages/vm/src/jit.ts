@@ -517,14 +517,21 @@ export function compile(prog: Program, options: { trace?: boolean } = {}): Compi
       budget + 1,
     );
   };
-  // Each vm gets its own instance: the frame arrays live in the factory's closure.
+  // Each vm gets its own instance: the frame arrays live in the factory's closure. The last
+  // vm's instance is kept aside, since one CPU runs a program many times in a row.
   const jitCache = new WeakMap<Vm, CompiledFn>();
+  let lastVm: Vm | null = null;
+  let lastFn: CompiledFn | null = null;
   return (vm, budget, executed, startPc, baseFrame) => {
-    let fn = jitCache.get(vm);
-    if (fn === undefined) {
-      fn = factory(vm, VmError, mulhu, divmod64, ucmp, scmp, bswap16, bswap32, toBig, overBudget);
-      jitCache.set(vm, fn);
+    if (vm !== lastVm) {
+      let fn = jitCache.get(vm);
+      if (fn === undefined) {
+        fn = factory(vm, VmError, mulhu, divmod64, ucmp, scmp, bswap16, bswap32, toBig, overBudget);
+        jitCache.set(vm, fn);
+      }
+      lastVm = vm;
+      lastFn = fn;
     }
-    return fn(vm, budget, executed, startPc, baseFrame);
+    return (lastFn as CompiledFn)(vm, budget, executed, startPc, baseFrame);
   };
 }

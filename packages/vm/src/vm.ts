@@ -72,6 +72,9 @@ export class Vm {
   /** The frame pointer of frame 0 (top of the stack region) as int32 halves. */
   readonly stackTopLo: number;
   readonly stackTopHi: number;
+  /** The last program's entryReads (a run starts the same program again and again). */
+  private readsOf: Program | null = null;
+  private reads = 0;
   /** Tail calls taken in the current run (the JIT's driver keeps it across programs). */
   tailCalls = 0;
   /** The frame that made the current helper call, and whether the run is compiled. */
@@ -195,8 +198,11 @@ export class Vm {
     r2hi: number,
     traced: boolean,
   ): number {
-    this.lo.fill(0);
-    this.hi.fill(0);
+    // The trace hook sees every register before each instruction, so it gets a fresh file.
+    if (traced) {
+      this.lo.fill(0);
+      this.hi.fill(0);
+    } else this.clearRegs(prog);
     this.lo[1] = r1lo;
     this.hi[1] = r1hi;
     this.lo[2] = r2lo;
@@ -232,8 +238,7 @@ export class Vm {
   runRaw(prog: Program, r1lo: number, r1hi: number, r2lo: number, r2hi: number): number {
     const L = this.lo;
     const H = this.hi;
-    L.fill(0);
-    H.fill(0);
+    this.clearRegs(prog);
     L[1] = r1lo;
     H[1] = r1hi;
     L[2] = r2lo;
@@ -248,6 +253,30 @@ export class Vm {
     this.tailCalls = 0;
     this.jitMode = false;
     return this.exec(prog, 0, 0, 0);
+  }
+
+  /**
+   * Gives prog the register file of a fresh vm without refilling all of it: r0 (visible however
+   * the run ends) and the registers entryReads says prog may read before writing. The caller
+   * sets r1, r2 and r10; any other register is overwritten before anything can read it.
+   */
+  private clearRegs(prog: Program): void {
+    const L = this.lo;
+    const H = this.hi;
+    if (this.readsOf !== prog) {
+      this.reads = entryReads(prog);
+      this.readsOf = prog;
+    }
+    const m = this.reads;
+    L[0] = 0;
+    H[0] = 0;
+    if (m === 0) return;
+    for (let r = 3; r < 10; r++) {
+      if (((m >> r) & 1) !== 0) {
+        L[r] = 0;
+        H[r] = 0;
+      }
+    }
   }
 
   /**
@@ -1128,6 +1157,93 @@ export class Vm {
   abort(err: VmError): void {
     this.error = err;
   }
+}
+
+/** entryReads by program, computed once. */
+const entryReadsCache = new WeakMap<Program, number>();
+
+/** r0, r1, r2 and r10: set by every entry before the first instruction. */
+const ENTRY_SET = 0b100_0000_0111;
+const ALL_REGS = 0x7ff;
+
+/**
+ * A bitmask of the registers (among r3-r9) that some path from insn 0 may read before writing
+ * them: only these must start at 0 for a run to behave as on a fresh vm. A forward dataflow of
+ * definitely-written registers, over-approximating reads and paths (unknown opcodes read their
+ * operands and fall through). A call counts as reading every register: a helper, callee or
+ * tail-call target may look at any of them, and after the call nothing unwritten remains.
+ */
+function entryReads(prog: Program): number {
+  const cached = entryReadsCache.get(prog);
+  if (cached !== undefined) return cached;
+  const n = prog.length;
+  const code = prog.code;
+  // Registers definitely written (or already counted) on every path to each slot; -1 unreached.
+  const inW = new Int16Array(n).fill(-1);
+  const work: number[] = [0];
+  if (n > 0) inW[0] = ENTRY_SET;
+  let reads = 0;
+  const flow = (to: number, w: number): void => {
+    if (to < 0 || to >= n) return;
+    const cur = inW[to] as number;
+    const next = cur < 0 ? w : cur & w;
+    if (next !== cur) {
+      inW[to] = next;
+      work.push(to);
+    }
+  };
+  while (work.length > 0) {
+    const pc = work.pop() as number;
+    let w = inW[pc] as number;
+    const c = code[pc] as number;
+    const d = 1 << (prog.dst[pc] as number);
+    const s = 1 << (prog.src[pc] as number);
+    const x = (c & 8) !== 0;
+    const cls = c & 7;
+    let r = 0;
+    let written = 0;
+    if (cls === 0) {
+      if (c === 0x18) flow(pc + 2, w | d);
+      continue;
+    }
+    if (cls === 5 || cls === 6) {
+      if (c === 0x85 || c === 0x8d) {
+        reads |= ALL_REGS & ~w;
+        continue;
+      }
+      if (c === 0x95) continue;
+      if (c === 0x05) {
+        flow(pc + 1 + (prog.off[pc] as number), w);
+        continue;
+      }
+      if (c === 0x06) {
+        flow(pc + 1 + (prog.imm[pc] as number), w);
+        continue;
+      }
+      r = d | (x ? s : 0);
+      reads |= r & ~w;
+      w |= r;
+      flow(pc + 1, w);
+      flow(pc + 1 + (prog.off[pc] as number), w);
+      continue;
+    }
+    if (cls === 1) {
+      r = s;
+      written = d;
+    } else if (cls === 2) r = d;
+    else if (cls === 3) r = d | s;
+    else {
+      // ALU: mov reads only its source; neg and byte swaps (whose X bit is not a register) dst.
+      const o = c & 0xf0;
+      r = o === 0xb0 ? (x ? s : 0) : o === 0x80 || o === 0xd0 ? d : d | (x ? s : 0);
+      written = d;
+    }
+    reads |= r & ~w;
+    flow(pc + 1, w | r | written);
+  }
+  const m = reads & ALL_REGS & ~ENTRY_SET;
+  entryReadsCache.set(prog, m);
+  return m;
 }
 
 /** r1 and r2 as the int32 halves the register file holds. */

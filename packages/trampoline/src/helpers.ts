@@ -14,19 +14,23 @@ const KIND_NONE = -1;
 
 /**
  * What the tracing helpers know about the program running on each CPU: the traced function's
- * ip and the program kind (bpf_get_func_ret exists only for fexit and fmod_ret).
+ * ip (as int32 halves: the traced call builds no bigint) and the program kind
+ * (bpf_get_func_ret exists only for fexit and fmod_ret).
  */
 export class TracingState {
   readonly kind: Int8Array;
-  readonly ip: bigint[];
+  readonly ipLo: Int32Array;
+  readonly ipHi: Int32Array;
 
   constructor(ncpus: number) {
     this.kind = new Int8Array(ncpus).fill(KIND_NONE);
-    this.ip = new Array<bigint>(ncpus).fill(0n);
+    this.ipLo = new Int32Array(ncpus);
+    this.ipHi = new Int32Array(ncpus);
   }
 
-  begin(cpu: number, ip: bigint, kind: number): void {
-    this.ip[cpu] = ip;
+  begin(cpu: number, ipLo: number, ipHi: number, kind: number): void {
+    this.ipLo[cpu] = ipLo;
+    this.ipHi[cpu] = ipHi;
     this.kind[cpu] = kind;
   }
 
@@ -81,7 +85,9 @@ export function installTracingHelpers(vm: Vm, state: TracingState, cpu: number):
     slotAddr(x, -1, a);
     return load64(x, a[0] as number, a[1] as number, v) ? (v[0] as number) : -1;
   };
-  vm.setHelper(BPF_FUNC_get_func_ip, () => state.ip[cpu] as bigint);
+  vm.setHelper(BPF_FUNC_get_func_ip, (x) =>
+    x.setR0(state.ipLo[cpu] as number, state.ipHi[cpu] as number),
+  );
   vm.setHelper(BPF_FUNC_get_func_arg_cnt, (x) => {
     const n = nrArgs(x);
     return n < 0 ? EFAULT : n;

@@ -644,8 +644,8 @@ export class Trampolines {
     }
     const vm = this.vms[cpu] as Vm;
     const rc = this.jit
-      ? vm.runJitRaw(prog, ctxLo | 0, ctxHi | 0, 0, 0)
-      : vm.runRaw(prog, ctxLo | 0, ctxHi | 0, 0, 0);
+      ? vm.runJitRaw(prog, ctxLo, ctxHi, 0, 0)
+      : vm.runRaw(prog, ctxLo, ctxHi, 0, 0);
     if (rc !== 0) this.stats.errors++;
     active[cpu] = (active[cpu] as number) - 1;
     return rc === 0;
@@ -687,11 +687,12 @@ export class Trampolines {
     this.saveTop(u, words, oldSp);
     u[this.spW] = base + ctxOff;
     const calls = cpu.calls;
-    const ctxLo = base + ctxOff + CTX_ARGS;
-    const ctxHi = task.stackBaseHi;
+    // int32 halves: a uint32 >= 2^31 handed to a call would be boxed.
+    const ctxLo = (base + ctxOff + CTX_ARGS) | 0;
+    const ctxHi = task.stackBaseHi | 0;
     const st = this.state;
     const c = cpu.id;
-    st.begin(c, image.functions[fn]?.addr as bigint, BPF_TRAMP_FENTRY);
+    st.begin(c, image.addrLo[fn] as number, image.addrHi[fn] as number, BPF_TRAMP_FENTRY);
     const fentry = img.fentry;
     for (let i = 0; i < fentry.length; i++) {
       this.runProg(fentry[i] as Program, img.fentryActive[i] as Int32Array, c, ctxLo, ctxHi);
@@ -852,8 +853,9 @@ export class Trampolines {
     words[r] = u[rs[0] as number] as number;
     words[r + 1] = this.ws === 8 || this.fnRetWide[fn] === 1 ? (u[rs[1] as number] as number) : 0;
     const c = cpu.id;
-    this.state.begin(c, this.kernel.image.functions[fn]?.addr as bigint, BPF_TRAMP_FEXIT);
-    this.runFexit(img, c, base + ctxOff + CTX_ARGS, task.stackBaseHi);
+    const image = this.kernel.image;
+    this.state.begin(c, image.addrLo[fn] as number, image.addrHi[fn] as number, BPF_TRAMP_FEXIT);
+    this.runFexit(img, c, (base + ctxOff + CTX_ARGS) | 0, task.stackBaseHi | 0);
     this.state.end(c);
     // The caller gets the original's return value even if a helper ran kernel code meanwhile.
     this.setReturn(img, u, fn, words[r] as number, words[r + 1] as number);

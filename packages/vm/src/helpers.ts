@@ -1,4 +1,5 @@
 import { BPF_F_CURRENT_CPU, PerfEventArray, RingBuf, StackTraceMap } from './buffers.js';
+import { TWO32 } from './arith.js';
 import { VmError } from './errors.js';
 import {
   BPF_MAP_TYPE_ARRAY,
@@ -220,12 +221,16 @@ function formatPrintk(vm: Vm, fmt: string, args: bigint[]): string | VmError {
  * its stack) and the map compares them in place.
  */
 function keySlot(vm: Vm, map: BpfMap, keyArg: number, cpu: number): number {
-  const off = vm.memory.translate(
-    vm.hi[keyArg] as number,
-    vm.lo[keyArg] as number,
-    map.attr.keySize,
-    PROT_READ,
-  );
+  const hi = vm.hi[keyArg] as number;
+  const lo = vm.lo[keyArg] as number;
+  const size = map.attr.keySize;
+  // Keys are nearly always on the program's stack: read them there without a translation.
+  const stack = vm.stack;
+  const at = ((hi >>> 0) - stack.baseHi) * TWO32 + ((lo >>> 0) - stack.baseLo);
+  if (at >= 0 && at + size <= stack.size && !vm.memory.strictAlignment) {
+    return map.lookupSlot(stack.bytes, at, cpu);
+  }
+  const off = vm.memory.translate(hi, lo, size, PROT_READ);
   if (off < 0) return -2;
   return map.lookupSlot((vm.memory.hit as Region).bytes, off, cpu);
 }

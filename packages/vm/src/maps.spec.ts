@@ -116,6 +116,29 @@ describe('array maps', () => {
     expect(keys).toEqual([0, 1, 2, 3]);
   });
 
+  it('map_lookup_elem takes its key from the stack or any other readable memory', () => {
+    const { maps, run } = setup();
+    const a = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 4);
+    expect(a.update(u32(2), u64(3n), BPF_ANY)).toBeNull();
+    expect(a.update(u32(3), u64(33n), BPF_ANY)).toBeNull();
+    const lookup = (setKey: string): bigint =>
+      run(`
+        ${setKey}
+        r1 = map_fd[${a.id}, 0] ll
+        call 1
+        if r0 == 0 goto +2
+        r0 = *(u64 *)(r0 + 0)
+        exit
+        r0 = 99
+        exit`);
+    expect(lookup('*(u32 *)(r10 - 8) = 3\nr2 = r10\nr2 += -8')).toBe(33n);
+    // The key is the value of element 2 (a map value, not the stack).
+    expect(lookup(`r2 = map_value[${a.id}, 0] ll\nr2 += 16`)).toBe(33n);
+    expect(lookup('*(u32 *)(r10 - 4) = 9\nr2 = r10\nr2 += -4')).toBe(99n);
+    // A key running past the top of the stack is unreadable: NULL, as for any faulting key.
+    expect(lookup('*(u16 *)(r10 - 2) = 3\nr2 = r10\nr2 += -2')).toBe(99n);
+  });
+
   it('percpu arrays give user space one 8-byte-aligned value per CPU and programs their own CPU', () => {
     const { maps, run } = setup(2);
     const a = create(maps, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 2);

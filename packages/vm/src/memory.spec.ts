@@ -169,6 +169,42 @@ describe('AddressSpace mapping', () => {
     expect(isMemFault(strict.load(0xffff888000000004n, 4))).toBe(false);
   });
 
+  it('translate alternating between regions sees unmap and protect of each', () => {
+    const as = new AddressSpace();
+    for (const [name, base] of [
+      ['a', 0x10000n],
+      ['b', 0x20000n],
+      ['c', 0x30000n],
+    ] as const) {
+      expect(as.map({ name, base, size: 0x100, prot: PROT_READ | PROT_WRITE })).not.toBeInstanceOf(
+        VmError,
+      );
+    }
+    for (let round = 0; round < 3; round++) {
+      for (const [lo, name] of [
+        [0x10008, 'a'],
+        [0x20010, 'b'],
+        [0x30018, 'c'],
+        [0x20020, 'b'],
+      ] as const) {
+        expect(as.translate(0, lo, 8, PROT_WRITE)).toBe(lo & 0xff);
+        expect(as.hit?.name).toBe(name);
+      }
+    }
+    // b and a are the two remembered regions now; neither may outlive a change.
+    as.protect(0x10000n, PROT_READ);
+    expect(as.translate(0, 0x20000, 8, PROT_READ)).toBe(0);
+    expect(as.translate(0, 0x10000, 8, PROT_WRITE)).toBe(-1);
+    expect(as.fault?.kind).toBe('permission');
+    expect(as.translate(0, 0x20000, 8, PROT_READ)).toBe(0);
+    expect(as.translate(0, 0x10000, 8, PROT_READ)).toBe(0);
+    as.unmap(0x20000n);
+    expect(as.translate(0, 0x20000, 8, PROT_READ)).toBe(-1);
+    expect(as.fault?.kind).toBe('unmapped');
+    expect(as.translate(0, 0x100f8, 16, PROT_READ)).toBe(-1);
+    expect(as.translate(0, 0x300f8, 8, PROT_READ)).toBe(0xf8);
+  });
+
   it('translate reports the offset and region without allocating a fault', () => {
     const as = fixtureSpace();
     const off = as.translate(0xffff8880, 0x10, 8, PROT_READ);

@@ -6,6 +6,12 @@ export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const PROT_EXEC = 4;
 
+/** Whether the address (hi:lo), as unsigned halves, falls in r. */
+function holds(r: Region, hi: number, lo: number): boolean {
+  const off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
+  return off >= 0 && off < r.size;
+}
+
 export type AccessKind = 'read' | 'write' | 'exec';
 export type FaultKind = 'unmapped' | 'permission' | 'misaligned';
 
@@ -112,7 +118,12 @@ export class AddressSpace {
   readonly strictAlignment: boolean;
   /** Sorted by base. */
   private list: Region[] = [];
+  /**
+   * The regions of the last two successful translations: a program alternates between two
+   * regions (its context and a map value, say), which would miss a single one every time.
+   */
   private last: Region | null = null;
+  private prev: Region | null = null;
   /** The region of the last successful `translate`. */
   hit: Region | null = null;
   /** The fault of the last failed `translate`. */
@@ -175,6 +186,7 @@ export class AddressSpace {
     if (i < 0) return new VmError('ENOENT', `unmap: no region starts at ${hex(base)}`);
     const [region] = this.list.splice(i, 1) as [Region];
     if (this.last === region) this.last = null;
+    if (this.prev === region) this.prev = null;
     if (this.hit === region) this.hit = null;
     return region;
   }
@@ -234,14 +246,18 @@ export class AddressSpace {
   }
 
   private translateSlow(hi: number, lo: number, size: number, access: number): number {
-    const r = this.find(hi, lo);
+    const p = this.prev;
+    const r = p !== null && holds(p, hi, lo) ? p : this.find(hi, lo);
     if (r === null) return this.fail('unmapped', hi, lo, size, access, undefined);
     const off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
     if (off + size > r.size) return this.fail('unmapped', hi, lo, size, access, r.name);
     if ((r.prot & access) !== access) return this.fail('permission', hi, lo, size, access, r.name);
     if (this.strictAlignment && (lo & (size - 1)) !== 0)
       return this.fail('misaligned', hi, lo, size, access, r.name);
-    this.last = r;
+    if (r !== this.last) {
+      this.prev = this.last;
+      this.last = r;
+    }
     this.hit = r;
     return off;
   }
@@ -282,8 +298,7 @@ export class AddressSpace {
     }
     if (best < 0) return null;
     const r = list[best] as Region;
-    const off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
-    return off < r.size ? r : null;
+    return holds(r, hi, lo) ? r : null;
   }
 
   private check(addr: bigint, size: number, access: number): number {

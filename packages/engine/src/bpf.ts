@@ -1,4 +1,4 @@
-import type { PtRegs } from '@tracelab/arch-isa';
+import { PtRegs } from '@tracelab/arch-isa';
 import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
 import {
   kprobeMultiLinkAttach,
@@ -30,6 +30,7 @@ import {
   MapOfMaps,
   mapResolver,
   Program,
+  PROT_READ,
   PROT_WRITE,
   Vm,
   VmError,
@@ -128,6 +129,8 @@ const ATTACH_TYPE: Readonly<Record<string, AttachType>> = {
 /** Where kprobe_multi programs' per-CPU BPF stacks go: 16 MiB below the engine's map area, clear of
  * the kernel objects on every arch (i386's heap starts only 256 MiB below its maps). */
 const KPROBE_STACK_OFFSET = 0x1000000n;
+/** A CPU's kprobe pt_regs, from the start of its 64 KiB (above the 4 KiB BPF stack). */
+const KPROBE_REGS_OFFSET = 0x8000n;
 
 /**
  * The bpf() syscall of one engine: fds for maps, programs and links in one table, as the kernel
@@ -137,8 +140,12 @@ const KPROBE_STACK_OFFSET = 0x1000000n;
 export class Bpf {
   private readonly fds = new Map<number, FdEntry>();
   private kprobeVms: Vm[] | null = null;
-  /** Each CPU's pt_regs for kprobe programs: its kernel memory and address halves for r1. */
-  private readonly ptSlots: { bytes: Uint8Array; lo: number; hi: number }[] = [];
+  /**
+   * Each CPU's pt_regs for kprobe programs, its bytes mapped into kernel memory (so a link builds
+   * the context where the program reads it), and that address as halves for r1.
+   */
+  private readonly ptRegs: PtRegs[] = [];
+  private readonly ptAddr: { lo: number; hi: number }[] = [];
   /** The kprobe_multi run in progress on each CPU (bpf_get_func_ip asks it). */
   private readonly kprobeRun: (KprobeMultiRunCtx | null)[] = [];
 
@@ -447,17 +454,17 @@ export class Bpf {
     const vms = this.kprobeCpus();
     if (vms instanceof TracelabError) return vms;
     const prog = p.prog;
-    const run = (regs: PtRegs, ctx: KprobeMultiRunCtx): number => {
+    // The program gets a pointer to its pt_regs, which the link built in this CPU's ptRegs.
+    const run = (_regs: PtRegs, ctx: KprobeMultiRunCtx): number => {
       const cpu = ctx.cpu.id;
       this.kprobeRun[cpu] = ctx;
       const vm = vms[cpu] as Vm;
-      const slot = this.ptSlots[cpu] as { bytes: Uint8Array; lo: number; hi: number };
-      // The program reads its pt_regs from memory, as the kernel passes a pointer to it.
-      slot.bytes.set(regs.bytes);
-      vm.runRaw(prog, slot.lo, slot.hi, 0, 0);
+      const at = this.ptAddr[cpu] as { lo: number; hi: number };
+      vm.runRaw(prog, at.lo, at.hi, 0, 0);
       return (vm.lo[0] as number) >>> 0;
     };
     const link = kprobeMultiLinkAttach(this.engine.fprobes, run, {
+      regs: this.ptRegs,
       ...(attr.syms !== undefined ? { syms: attr.syms } : {}),
       ...(attr.pattern !== undefined ? { pattern: attr.pattern } : {}),
       ...(attr.cookies !== undefined ? { cookies: attr.cookies } : {}),
@@ -468,14 +475,15 @@ export class Bpf {
     return this.alloc({ kind: 'link', detach: () => km.detach() });
   }
 
-  /** One vm per CPU for kprobe programs, with the map and kernel helpers, and a pt_regs slot. */
+  /** One vm per CPU for kprobe programs, with the map and kernel helpers, and a pt_regs. */
   private kprobeCpus(): Vm[] | TracelabError {
     if (this.kprobeVms !== null) return this.kprobeVms;
     const kernel = this.engine.kernel;
     const base = this.engine.mapBase - KPROBE_STACK_OFFSET;
     const vms: Vm[] = [];
     for (const cpu of kernel.cpus) {
-      const vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id) * 0x10000n });
+      const area = base + BigInt(cpu.id) * 0x10000n;
+      const vm = Vm.create({ memory: kernel.mm, stackBase: area });
       if (vm instanceof VmError) return vm;
       installHelpers(
         vm,
@@ -483,16 +491,18 @@ export class Bpf {
         kernelEnv(kernel, cpu.id, this.engine.printk.sink(cpu.id)),
       );
       vm.setHelper(BPF_FUNC_get_func_ip, () => this.kprobeRun[cpu.id]?.entryIp ?? 0n);
-      const size = kernel.info.ptRegs.size;
-      const slot = kernel.kmalloc(size);
-      if (typeof slot !== 'bigint') return slot;
-      const lo = Number(slot & 0xffffffffn) | 0;
-      const hi = Number(slot >> 32n) | 0;
-      const off = kernel.mm.translate(hi, lo, size, PROT_WRITE);
-      if (off < 0)
-        return new TracelabError('EFAULT', `kprobe pt_regs slot: ${kernel.mm.fault?.message}`);
-      const bytes = (kernel.mm.hit as { bytes: Uint8Array }).bytes.subarray(off, off + size);
-      this.ptSlots.push({ bytes, lo, hi });
+      // The pt_regs sit in the same 64 KiB as the CPU's BPF stack, above it.
+      const regs = new PtRegs(kernel.arch);
+      const at = area + KPROBE_REGS_OFFSET;
+      const region = kernel.mm.map({
+        name: `kprobe_regs${cpu.id}`,
+        base: at,
+        data: regs.bytes,
+        prot: PROT_READ | PROT_WRITE,
+      });
+      if (region instanceof VmError) return region;
+      this.ptRegs.push(regs);
+      this.ptAddr.push({ lo: Number(at & 0xffffffffn) | 0, hi: Number(at >> 32n) | 0 });
       vms.push(vm);
     }
     this.kprobeVms = vms;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { archInfo } from '@tracelab/arch-isa';
 import { TracelabError } from '@tracelab/contracts';
 import {
   BPF_MAP_TYPE_ARRAY,
@@ -211,6 +212,44 @@ describe('bpf()', () => {
     expect(count).toBeGreaterThan(0n);
     expect(e.bpf.close(link)).toBeNull();
     expect((e.bpf.close(link) as TracelabError).code).toBe('EBADF');
+  });
+});
+
+describe('kprobe_multi context', () => {
+  it('each run reads the pt_regs of its own call, and two links read the same registers', () => {
+    const e = engine();
+    const map = ok(
+      e.bpf.mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 4 }),
+    );
+    const pt = archInfo('x86_64').ptRegs;
+    const off = (name: string): number => pt.fields[pt.index.get(name) as number]?.offset as number;
+    // Adds regs->dx (count) and regs->bx (not saved by ftrace_caller: 0) into element `slot`.
+    const SUM = (slot: number): Insn[] =>
+      withMapFd(
+        `r6 = *(u64 *)(r1 + ${off('dx')})\nr7 = *(u64 *)(r1 + ${off('bx')})\nr6 += r7\n` +
+          `r1 = ${slot}\n*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\nr1 = ${map} ll\ncall 1\n` +
+          `if r0 == 0 goto +1\nlock *(u64 *)(r0 + 0) += r6\nr0 = 0\nexit`,
+      );
+    for (const slot of [0, 1]) {
+      const prog = ok(e.bpf.progLoad({ insns: SUM(slot), progType: 'kprobe' }));
+      ok(e.bpf.linkCreate(prog.fd, { attachType: 'kprobe_multi', syms: ['vfs_read'] }));
+    }
+    const counts = [4096, 100, 7];
+    ok(
+      e.run({
+        name: 'reads',
+        tasks: [
+          {
+            comm: 'cat',
+            calls: counts.map((c) => ({ fn: 'vfs_read', args: [3, 0, c, 0], cost: 10, ret: c })),
+          },
+        ],
+      }),
+    );
+    for (const slot of [0, 1]) {
+      const v = ok(e.bpf.mapLookup(map, Uint8Array.of(slot, 0, 0, 0)));
+      expect(new DataView(v.buffer).getBigUint64(0, true)).toBe(4203n);
+    }
   });
 });
 

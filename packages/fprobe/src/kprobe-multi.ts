@@ -55,6 +55,11 @@ export interface KprobeMultiOpts {
   readonly session?: boolean;
   /** link_create.flags: must be 0. */
   readonly linkFlags?: number;
+  /**
+   * One pt_regs per CPU to build the program's context in (default: the link's own), so a
+   * caller that maps their bytes into kernel memory lets the program read them in place.
+   */
+  readonly regs?: readonly PtRegs[];
 }
 
 /** Counters per link. */
@@ -91,6 +96,7 @@ export class KprobeMultiLink {
     cookies: BigUint64Array | null,
     flags: number,
     session: boolean,
+    regs?: readonly PtRegs[],
   ) {
     this.fprobes = fprobes;
     this.prog = prog;
@@ -102,7 +108,7 @@ export class KprobeMultiLink {
     const k = fprobes.kernel;
     this.textHi = (k.image.textBase >> 32n) << 32n;
     this.active = new Uint8Array(k.cpus.length);
-    this.regs = k.cpus.map(() => new PtRegs(k.arch));
+    this.regs = k.cpus.map((cpu) => regs?.[cpu.id] ?? new PtRegs(k.arch));
     this.runCtx = k.cpus.map((cpu) => new KprobeMultiRunCtx(cpu, this.textHi));
     const ret = (flags & BPF_F_KPROBE_MULTI_RETURN) !== 0;
     this.fp = new Fprobe({
@@ -243,7 +249,15 @@ export function kprobeMultiLinkAttach(
     opts.cookies === undefined
       ? null
       : BigUint64Array.from(order, (i) => (opts.cookies as readonly bigint[])[i] as bigint);
-  const link = new KprobeMultiLink(fprobes, prog, sorted, cookies, flags, opts.session === true);
+  const link = new KprobeMultiLink(
+    fprobes,
+    prog,
+    sorted,
+    cookies,
+    flags,
+    opts.session === true,
+    opts.regs,
+  );
   const err = fprobes.registerFprobeIps(link.fp, [...sorted]);
   return err ?? link;
 }

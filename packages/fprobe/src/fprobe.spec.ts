@@ -287,4 +287,41 @@ describe('misses and in-flight unregister', () => {
     expect(keep.log.exits).toEqual(['vfs_read']);
     expect(m.fp.stats.staleExits).toBe(1);
   });
+
+  it('an exit already seen at return does not outlive unregistration or an id sharing its slot', () => {
+    const m = machine();
+    const a = probe(m);
+    // keep holds the fgraph user, so a's old frame still comes back to fprobe.
+    const keep = probe(m);
+    m.fp.registerFprobeSyms(keep.fp, ['rw_verify_area']);
+    m.fp.registerFprobeSyms(a.fp, ['vfs_read']);
+    run(m, READ);
+    expect(a.log.exits).toEqual(['vfs_read']);
+    // A killer unregisters and re-registers a in flight: the old frame's record is stale.
+    const killer = new Fprobe({
+      entryHandler: () => {
+        m.fp.unregisterFprobe(a.fp);
+        m.fp.registerFprobeSyms(a.fp, ['vfs_read']);
+      },
+    });
+    m.fp.registerFprobeSyms(killer, ['security_file_permission']);
+    run(m, READ);
+    expect(a.log.exits).toEqual(['vfs_read']);
+    expect(m.fp.stats.staleExits).toBe(1);
+    m.fp.unregisterFprobe(killer);
+    run(m, READ);
+    expect(a.log.exits).toEqual(['vfs_read', 'vfs_read']);
+    // Ids run on: b gets one 64 * k above a's, and each sees only its own exits.
+    const idA = a.fp.id;
+    let b = probe(m);
+    while (m.fp.registerFprobeSyms(b.fp, ['vfs_read']) === null && (b.fp.id - idA) % 64 !== 0) {
+      m.fp.unregisterFprobe(b.fp);
+      b = probe(m);
+    }
+    expect((b.fp.id - idA) % 64).toBe(0);
+    run(m, READ);
+    expect(a.log.exits).toEqual(['vfs_read', 'vfs_read', 'vfs_read']);
+    expect(b.log.exits).toEqual(['vfs_read']);
+    expect(m.fg.stackOf(m.task)?.curr).toBe(0);
+  });
 });

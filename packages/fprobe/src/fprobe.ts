@@ -7,7 +7,7 @@ import {
   globMatch,
   type Ftrace,
 } from '@tracelab/ftrace-core';
-import { FgraphOps, RET_STACK_RET, type Fgraph, type ShadowStack } from '@tracelab/fgraph';
+import { FgraphOps, type Fgraph, type ShadowStack } from '@tracelab/fgraph';
 import type { Cpu, Kernel } from '@tracelab/kernel';
 import { FprobeIpTable } from './ip-table.js';
 
@@ -17,6 +17,9 @@ export const FPROBE_FL_KPROBE_SHARED = 2;
 
 /** entry_data_size limit in longs: 16 shadow-stack words per fprobe including its header. */
 export const FPROBE_DATA_SIZE_MAX_LONGS = 15;
+
+/** Slots of Fprobes.recent (a power of two). */
+const RECENT_SIZE = 64;
 
 /** Header words per fprobe in the shadow-stack data (fprobe id in the low half, size in the high). */
 export const FPROBE_HEADER_SIZE_IN_LONG = 1;
@@ -161,6 +164,12 @@ export class Fprobes {
   readonly ipTable = new FprobeIpTable<Fprobe>();
   /** fprobe_table: proves at return time that the fprobe recorded at entry still exists. */
   private readonly validity = new Map<number, Fprobe>();
+  /**
+   * The return side's first look, by id modulo its size: an fprobe found there with that very
+   * id is registered (ids are never reused and unregistering zeroes fp.id), so only a miss
+   * needs the validity table.
+   */
+  private readonly recent: (Fprobe | null)[] = new Array<Fprobe | null>(RECENT_SIZE).fill(null);
   private nextId = 1;
   /** fprobe_ftrace_ops and its per-function reference counts. */
   readonly ftraceOps: FtraceOps;
@@ -175,6 +184,8 @@ export class Fprobes {
   private readonly fregsLr: number;
   /** The stack pointer's 32-bit word in the CPU's pt_regs. */
   private readonly spWord: number;
+  /** The instruction pointer in ftrace_regs: fgraph sets it to the return address at return. */
+  private readonly fregsIp: number;
 
   private constructor(fgraph: Fgraph) {
     this.fgraph = fgraph;
@@ -186,6 +197,7 @@ export class Fprobes {
     const info = this.kernel.info;
     this.fregsLr =
       info.ftraceRoles.lr === null ? -1 : (info.ftraceRegs.index.get(info.ftraceRoles.lr) ?? -1);
+    this.fregsIp = info.ftraceRegs.index.get(info.ftraceRoles.ip) as number;
     const pt = info.ptRegs;
     this.spWord = (pt.fields[pt.index.get(info.ptRoles.sp) as number]?.offset as number) / 4;
     this.data = this.kernel.cpus.map(() => new FprobeData());
@@ -300,6 +312,8 @@ export class Fprobes {
       return new TracelabError('EINVAL', `${fp.name}: not registered`);
     }
     this.validity.delete(fp.id);
+    const slot = fp.id & (RECENT_SIZE - 1);
+    if (this.recent[slot] === fp) this.recent[slot] = null;
     fp.id = 0;
     const image = this.kernel.image;
     for (const fn of fp.fns) this.ipTable.remove(image.addrLo[fn] as number, fp);
@@ -489,7 +503,7 @@ export class Fprobes {
     this.stats.graphReturns++;
     const words = fg.retrievedWords;
     const st = fg.currentStack as ShadowStack;
-    const retIp = st.lo(st.frameBelow(st.curr) + RET_STACK_RET);
+    const retIp = fregs.lo(this.fregsIp);
     const data = this.data[cpu.id] as FprobeData;
     let cur = 0;
     while (cur < words) {
@@ -498,8 +512,13 @@ export class Fprobes {
       if (id === 0) break;
       cur += FPROBE_HEADER_SIZE_IN_LONG;
       if (cur + size > words) break;
-      const fp = this.validity.get(id);
-      if (fp === undefined) this.stats.staleExits++;
+      const slot = id & (RECENT_SIZE - 1);
+      let fp = this.recent[slot] as Fprobe | null;
+      if (fp === null || fp.id !== id) {
+        fp = this.validity.get(id) ?? null;
+        if (fp !== null) this.recent[slot] = fp;
+      }
+      if (fp === null) this.stats.staleExits++;
       else if ((fp.flags & FPROBE_FL_DISABLED) === 0 && fp.exitHandler !== null) {
         let d: FprobeData | null = null;
         if (size > 0) {

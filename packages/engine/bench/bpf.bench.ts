@@ -22,8 +22,8 @@ const COUNT = (map: number): Insn[] => {
 };
 
 /** An engine whose CPU 0 runs vfs_read BATCH times per call of the returned function. */
-function rig(attach?: (e: Engine, map: number) => void): () => void {
-  const e = ok(Engine.create({ arch: 'x86_64', cpus: 1, seed: 1 }));
+function rig(attach?: (e: Engine, map: number) => void, jit = false): () => void {
+  const e = ok(Engine.create({ arch: 'x86_64', cpus: 1, seed: 1, jit }));
   const k = e.kernel;
   const task = ok(k.createTask('bench', { pid: 4242, cpu: 0 }));
   const cpu = k.cpus[0] as Cpu;
@@ -72,6 +72,10 @@ export default function (bench: Bench): void {
   bench.add(
     `${label}, kprobe_multi counting program`,
     rig(linked('kprobe', { attachType: 'kprobe_multi', syms: ['vfs_read'] })),
+  );
+  bench.add(
+    `${label}, kprobe_multi counting program (JIT)`,
+    rig(linked('kprobe', { attachType: 'kprobe_multi', syms: ['vfs_read'] }), true),
   );
   bench.add(
     `${label}, fentry counting program`,

@@ -454,13 +454,15 @@ export class Bpf {
     const vms = this.kprobeCpus();
     if (vms instanceof TracelabError) return vms;
     const prog = p.prog;
+    const jit = this.engine.jit;
     // The program gets a pointer to its pt_regs, which the link built in this CPU's ptRegs.
     const run = (_regs: PtRegs, ctx: KprobeMultiRunCtx): number => {
       const cpu = ctx.cpu.id;
       this.kprobeRun[cpu] = ctx;
       const vm = vms[cpu] as Vm;
       const at = this.ptAddr[cpu] as { lo: number; hi: number };
-      vm.runRaw(prog, at.lo, at.hi, 0, 0);
+      if (jit) vm.runJitRaw(prog, at.lo, at.hi, 0, 0);
+      else vm.runRaw(prog, at.lo, at.hi, 0, 0);
       return (vm.lo[0] as number) >>> 0;
     };
     const link = kprobeMultiLinkAttach(this.engine.fprobes, run, {

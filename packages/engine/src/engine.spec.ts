@@ -148,6 +148,29 @@ describe('bpf()', () => {
     expect((r as TracelabError).code).toBe('EOPNOTSUPP');
   });
 
+  it('a kprobe_multi counting program counts the same compiled to JavaScript (jit)', () => {
+    const counts = [false, true].map((jit) => {
+      const e = Engine.create({ arch: 'x86_64', cpus: 2, seed: 3, jit });
+      if (e instanceof TracelabError) throw e;
+      const map = ok(
+        e.bpf.mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 }),
+      );
+      const prog = ok(e.bpf.progLoad({ insns: withMapFd(COUNT(map)), progType: 'kprobe' }));
+      ok(e.bpf.linkCreate(prog.fd, { attachType: 'kprobe_multi', syms: ['vfs_read'] }));
+      ok(e.tracefs.write('set_ftrace_filter', 'vfs_read'));
+      ok(e.tracefs.write('current_tracer', 'function'));
+      ok(e.run('syscalls'));
+      const reads = ok(e.tracefs.read('trace'))
+        .split('\n')
+        .filter((l) => / vfs_read <-/.test(l)).length;
+      const value = ok(e.bpf.mapLookup(map, new Uint8Array(4)));
+      return [reads, new DataView(value.buffer, value.byteOffset).getBigUint64(0, true)];
+    });
+    expect(counts[0]?.[0]).toBeGreaterThan(0);
+    expect(counts[0]?.[1]).toBe(BigInt(counts[0]?.[0] as number));
+    expect(counts[1]).toEqual(counts[0]);
+  });
+
   it('refuses to attach a program whose section names no attach point', () => {
     const e = engine();
     const obj = ok(e.bpf.loadObject(fixture('minimal.bpfel.o')));

@@ -150,6 +150,8 @@ export class Engine {
     maps: MapTable,
     /** bpf_trace_printk lines of the engine's programs. */
     readonly printk: PrintkLog,
+    /** BPF programs run compiled to JavaScript (trampolines and kprobe_multi links alike). */
+    readonly jit: boolean,
   ) {
     this.maps = maps;
     this.mapBase = mapBase(kernel.arch);
@@ -183,7 +185,17 @@ export class Engine {
     );
     if (trampolines instanceof TracelabError) return trampolines;
     const seed = options.seed ?? 1;
-    return new Engine(kernel, ftrace, fgraph, fprobes, trampolines, seed, maps, printk);
+    return new Engine(
+      kernel,
+      ftrace,
+      fgraph,
+      fprobes,
+      trampolines,
+      seed,
+      maps,
+      printk,
+      options.jit === true,
+    );
   }
 
   get arch(): ArchName {

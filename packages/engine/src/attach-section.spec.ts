@@ -1,22 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { TracelabError } from '@tracelab/contracts';
 import { describe, expect, it } from 'vitest';
 import { Engine } from './engine.js';
-
-const fixture = (name: string): Uint8Array =>
-  readFileSync(fileURLToPath(new URL(`../../loader/testdata/${name}`, import.meta.url)));
-
-function engine(): Engine {
-  const e = Engine.create({ arch: 'x86_64', cpus: 2, seed: 3 });
-  if (e instanceof TracelabError) throw e;
-  return e;
-}
-
-function ok<T>(v: T): Exclude<T, Error> {
-  if (v instanceof Error) throw v;
-  return v as Exclude<T, Error>;
-}
+import { engine, fixture, ok } from '../test/helpers.js';
 
 /** Loads one program of a loader fixture and attaches it by its section name. */
 function attach(e: Engine, object: string, program: string) {

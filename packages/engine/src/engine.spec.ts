@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { archInfo } from '@tracelab/arch-isa';
 import { TracelabError } from '@tracelab/contracts';
 import {
@@ -12,17 +10,7 @@ import {
 } from '@tracelab/vm';
 import { describe, expect, it } from 'vitest';
 import { Engine } from './engine.js';
-
-function engine(): Engine {
-  const e = Engine.create({ arch: 'x86_64', cpus: 2, seed: 3 });
-  if (e instanceof TracelabError) throw e;
-  return e;
-}
-
-function ok<T>(v: T): Exclude<T, Error> {
-  if (v instanceof Error) throw v;
-  return v as Exclude<T, Error>;
-}
+import { engine, fixture, ok } from '../test/helpers.js';
 
 function le64(n: bigint): Uint8Array {
   const b = new Uint8Array(8);
@@ -65,9 +53,6 @@ describe('Engine', () => {
     expect(r).toBeInstanceOf(TracelabError);
   });
 });
-
-const fixture = (name: string): Uint8Array =>
-  readFileSync(fileURLToPath(new URL(`../../loader/testdata/${name}`, import.meta.url)));
 
 describe('bpf()', () => {
   it('creates, updates, looks up, iterates and deletes map elements with kernel errnos', () => {

@@ -1,24 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { TracelabError } from '@tracelab/contracts';
 import { BPF_MAP_TYPE_ARRAY } from '@tracelab/vm';
 import { describe, expect, it } from 'vitest';
 import { BpfLoadError } from './bpf.js';
-import { Engine } from './engine.js';
-
-const fixture = (name: string): Uint8Array =>
-  readFileSync(fileURLToPath(new URL(`../../loader/testdata/${name}`, import.meta.url)));
-
-function engine(): Engine {
-  const e = Engine.create({ arch: 'x86_64', cpus: 2, seed: 3 });
-  if (e instanceof TracelabError) throw e;
-  return e;
-}
-
-function ok<T>(v: T): Exclude<T, Error> {
-  if (v instanceof Error) throw v;
-  return v as Exclude<T, Error>;
-}
+import { engine, fixture, ok } from '../test/helpers.js';
 
 const u32 = (n: number): Uint8Array => new Uint8Array(new Uint32Array([n]).buffer);
 

@@ -10,16 +10,12 @@ import {
 import { describe, expect, it } from 'vitest';
 import { Engine } from './engine.js';
 import type { StreamBatch, StreamReader } from './streams.js';
+import { ok } from '../test/helpers.js';
 
 function engine(cpus = 2): Engine {
   const e = Engine.create({ arch: 'x86_64', cpus, seed: 5 });
   if (e instanceof TracelabError) throw e;
   return e;
-}
-
-function ok<T>(v: T): Exclude<T, Error> {
-  if (v instanceof Error) throw v;
-  return v as Exclude<T, Error>;
 }
 
 /** Checks a stream's batches against the wire schema and each other: sizes, seqs without holes. */

@@ -1,6 +1,7 @@
 import { TracelabError } from '@tracelab/contracts';
 import { describe, expect, it } from 'vitest';
 import { Engine } from './engine.js';
+import { ok } from '../test/helpers.js';
 
 function traced(): Engine {
   const e = Engine.create({ arch: 'x86_64', cpus: 2, seed: 3 });
@@ -13,11 +14,6 @@ function traced(): Engine {
     if (r instanceof TracelabError) throw r;
   }
   return e;
-}
-
-function ok<T>(v: T): Exclude<T, Error> {
-  if (v instanceof Error) throw v;
-  return v as Exclude<T, Error>;
 }
 
 /** The trace's entries without the header (the header counts differ with nothing else). */

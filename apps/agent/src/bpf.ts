@@ -18,7 +18,6 @@ import {
 } from '@tracelab/contracts';
 import { BpfLoadError, type Engine, type LoadedProg as EngineProg } from '@tracelab/engine';
 import {
-  assemble,
   BPF_ANY,
   BPF_EXIST,
   BPF_MAP_TYPE_ARRAY,
@@ -31,7 +30,6 @@ import {
   BPF_MAP_TYPE_RINGBUF,
   BPF_MAP_TYPE_STACK_TRACE,
   BPF_NOEXIST,
-  VmError,
 } from '@tracelab/vm';
 
 const MAP_TYPE: Readonly<Record<MapType, number>> = {
@@ -117,10 +115,7 @@ export class AgentBpf {
   load(req: ProgLoadRequest): ProgLoadResult {
     const bpf = this.engine.bpf;
     if (req.format === 'asm') {
-      const insns = assemble(req.text);
-      if (insns instanceof VmError) return rejected(insns, '');
-      const prog = bpf.progLoad({
-        insns,
+      const prog = bpf.progLoadText(req.text, {
         progType: req.progType,
         logLevel: req.logLevel,
         ...(req.attachType !== undefined ? { attachType: req.attachType } : {}),

@@ -24,6 +24,7 @@ import {
   type AttachType,
 } from '@tracelab/verifier';
 import {
+  assemble,
   BPF_PSEUDO_MAP_FD,
   BPF_PSEUDO_MAP_VALUE,
   installHelpers,
@@ -240,6 +241,16 @@ export class Bpf {
   }
 
   // ---- programs ----
+
+  /**
+   * progLoad of eBPF assembly text (the vm's syntax): a text that does not assemble is a load
+   * error too, with its line and column and an empty log.
+   */
+  progLoadText(text: string, attr: Omit<ProgLoadAttr, 'insns'>): LoadedProg | BpfLoadError {
+    const insns = assemble(text);
+    if (insns instanceof VmError) return new BpfLoadError(insns.code, insns.message, '');
+    return this.progLoad({ ...attr, insns });
+  }
 
   /** BPF_PROG_LOAD of raw instructions; lddw of a map takes the map's fd (src 1 or 2). */
   progLoad(attr: ProgLoadAttr): LoadedProg | BpfLoadError {

@@ -9,6 +9,7 @@ import {
   type Insn,
 } from '@tracelab/vm';
 import { describe, expect, it } from 'vitest';
+import { BpfLoadError } from './bpf.js';
 import { Engine } from './engine.js';
 import { engine, fixture, ok } from '../test/helpers.js';
 
@@ -154,6 +155,15 @@ describe('bpf()', () => {
     expect(counts[0]?.[0]).toBeGreaterThan(0);
     expect(counts[0]?.[1]).toBe(BigInt(counts[0]?.[0] as number));
     expect(counts[1]).toEqual(counts[0]);
+  });
+
+  it('loads assembly text, and names the line of text that does not assemble', () => {
+    const e = engine();
+    expect(ok(e.bpf.progLoadText('r0 = 0\nexit', { progType: 'kprobe' })).fd).toBeGreaterThan(2);
+    const bad = e.bpf.progLoadText('r0 = 0\nr0 +=\nexit', { progType: 'kprobe' });
+    expect(bad).toBeInstanceOf(BpfLoadError);
+    expect([(bad as BpfLoadError).code, (bad as BpfLoadError).log]).toEqual(['EINVAL', '']);
+    expect((bad as BpfLoadError).message).toMatch(/line 2/);
   });
 
   it('refuses to attach a program whose section names no attach point', () => {

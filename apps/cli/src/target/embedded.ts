@@ -2,7 +2,6 @@ import { type LinkCreateRequest, type MapCreateRequest, type MapInfo } from '@tr
 import { BpfLoadError, type Engine, type LoadedProg } from '@tracelab/engine';
 import type { WorkloadSpec } from '@tracelab/kernel';
 import { BPF_MAP_TYPE, mapTypeName } from '@tracelab/loader';
-import { assemble, VmError } from '@tracelab/vm';
 import { unwrap } from '../workload.js';
 import type {
   AsmLoadRequest,
@@ -13,7 +12,7 @@ import type {
   TargetProg,
 } from './target.js';
 
-const rejected = (err: BpfLoadError | VmError, log: string): LoadResult => ({
+const rejected = (err: BpfLoadError, log: string): LoadResult => ({
   verdict: 'rejected',
   code: err.code,
   message: err.message,
@@ -56,10 +55,7 @@ export class EmbeddedTarget implements Target {
   }
 
   async loadAsm(req: AsmLoadRequest): Promise<LoadResult> {
-    const insns = assemble(req.text);
-    if (insns instanceof VmError) return rejected(insns, '');
-    const r = this.engine.bpf.progLoad({
-      insns,
+    const r = this.engine.bpf.progLoadText(req.text, {
       progType: req.progType,
       logLevel: req.logLevel,
       ...(req.attachType !== undefined ? { attachType: req.attachType } : {}),

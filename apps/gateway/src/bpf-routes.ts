@@ -50,6 +50,8 @@ export interface BpfRouteContext {
 const agent = z.object({ agentId: AgentIdSchema });
 const fd = z.coerce.number().int().min(0).max(0x7fffffff);
 const agentFd = agent.extend({ fd });
+/** A map entry's route: the key in the path, in the ?encoding the query names. */
+const agentFdKey = agentFd.extend({ key: z.string().max(1 << 18) });
 
 /**
  * Checks a request assembled from several parts (params, query, body) with one contract schema;
@@ -70,6 +72,18 @@ function check<T>(
     'EINVAL',
     `invalid ${formatPath(where)}: ${first?.message ?? 'bad input'}`,
     { ...details, path: where },
+  );
+}
+
+/** A lookup or delete request for one map entry, checked as the bus would check it. */
+function keyRequest(
+  params: { fd: number; key: string },
+  encoding: string | undefined,
+): z.infer<typeof MapKeyRequestSchema> {
+  return check(
+    MapKeyRequestSchema,
+    { fd: params.fd, key: params.key, encoding },
+    { fd: 'params', key: 'params', encoding: 'querystring' },
   );
 }
 
@@ -164,18 +178,14 @@ export function bpfReadRoutes(app: FastifyInstance, ctx: BpfRouteContext): void 
       schema: {
         description:
           'BPF_MAP_LOOKUP_ELEM: the value of one key (the key in ?encoding, hex by default)',
-        params: agentFd.extend({ key: z.string().max(1 << 18) }),
+        params: agentFdKey,
         querystring: timeout.extend({ encoding: BytesEncodingSchema.default('hex') }),
         response: { 200: MapValueReplySchema, ...errors },
       },
     },
     async (request) => {
-      const { agentId, fd: mapFd, key } = request.params;
-      const req = check(
-        MapKeyRequestSchema,
-        { fd: mapFd, key, encoding: request.query.encoding },
-        { fd: 'params', key: 'params', encoding: 'querystring' },
-      );
+      const { agentId } = request.params;
+      const req = keyRequest(request.params, request.query.encoding);
       return ask(bpf(agentId, 'map.lookup'), req, request.query.timeoutMs, MapValueReplySchema);
     },
   );
@@ -300,7 +310,7 @@ export function bpfMutatingRoutes(scope: FastifyInstance, ctx: BpfRouteContext):
     {
       schema: {
         description: 'BPF_MAP_UPDATE_ELEM: key in the path, value in the body, both in `encoding`',
-        params: agentFd.extend({ key: z.string().max(1 << 18) }),
+        params: agentFdKey,
         querystring: timeout,
         body: z
           .object({
@@ -328,18 +338,14 @@ export function bpfMutatingRoutes(scope: FastifyInstance, ctx: BpfRouteContext):
     {
       schema: {
         description: 'BPF_MAP_DELETE_ELEM (the key in ?encoding, hex by default)',
-        params: agentFd.extend({ key: z.string().max(1 << 18) }),
+        params: agentFdKey,
         querystring: timeout.extend({ encoding: BytesEncodingSchema.default('hex') }),
         response: { 200: FdReplySchema, ...errors },
       },
     },
     async (request) => {
-      const { agentId, fd: mapFd, key } = request.params;
-      const req = check(
-        MapKeyRequestSchema,
-        { fd: mapFd, key, encoding: request.query.encoding },
-        { fd: 'params', key: 'params', encoding: 'querystring' },
-      );
+      const { agentId } = request.params;
+      const req = keyRequest(request.params, request.query.encoding);
       return ask(bpf(agentId, 'map.delete'), req, request.query.timeoutMs, FdReplySchema);
     },
   );

@@ -37,7 +37,7 @@ const FGRAPH_TYPE_SHIFT = ss.FGRAPH_TYPE_SHIFT;
 export interface FtraceGraphEnt {
   /** Image index of the traced function. */
   fn: number;
-  /** Low 32 bits of its address. */
+  /** Low 32 bits of its address, as an int32 (see FtraceFunc in ftrace-core). */
   func: number;
   depth: number;
 }
@@ -45,6 +45,7 @@ export interface FtraceGraphEnt {
 /** struct ftrace_graph_ret: what a return callback sees. */
 export interface FtraceGraphRet {
   fn: number;
+  /** As FtraceGraphEnt.func. */
   func: number;
   depth: number;
   /** Simulated nanoseconds at entry and at return (CPU clock). */
@@ -415,16 +416,16 @@ export class Fgraph {
     let retLo: number;
     let retHi: number;
     if (hookLr) {
-      retLo = (fregs as FtraceRegs).lo(this.fregsLr);
-      retHi = (fregs as FtraceRegs).hi(this.fregsLr);
+      retLo = (fregs as FtraceRegs).lo(this.fregsLr) | 0;
+      retHi = (fregs as FtraceRegs).hi(this.fregsLr) | 0;
     } else {
-      retLo = words[slotW] as number;
-      retHi = this.wide ? (words[slotW + 1] as number) : 0;
+      retLo = (words[slotW] as number) | 0;
+      retHi = this.wide ? (words[slotW + 1] as number) | 0 : 0;
     }
     const depth = ++st.depth;
     const image = this.kernel.image;
     st.setWord(frame + RET_STACK_RET, retLo, retHi);
-    st.setWord(frame + RET_STACK_FUNC, image.addrLo[fn] as number, image.addrHi[fn] as number);
+    st.setWord(frame + RET_STACK_FUNC, ip, (image.addrHi[fn] as number) | 0);
     st.f64[frame + RET_STACK_CALLTIME] = cpu.clock;
     if (hookLr) st.setWord(frame + RET_STACK_RETP, 0, 0);
     else st.setWord(frame + RET_STACK_RETP, spLo, spHi);
@@ -506,15 +507,16 @@ export class Fgraph {
     const bitmap = markerBitmap(marker);
     const rt = this.ret[cpu.id] as FtraceGraphRet;
     rt.fn = fn;
-    rt.func = st.lo(frame + RET_STACK_FUNC);
+    rt.func = st.lo(frame + RET_STACK_FUNC) | 0;
     rt.depth = st.depth;
     rt.calltime = st.f64[frame + RET_STACK_CALLTIME] as number;
     rt.rettime = cpu.clock;
     rt.overrun = st.overrun;
     rt.retvalLo = u[this.retW[0]] as number;
     rt.retvalHi = this.wide ? (u[this.retW[0] + 1] as number) : (u[this.retW[1]] as number);
-    const retLo = st.lo(frame + RET_STACK_RET);
-    const retHi = st.hi(frame + RET_STACK_RET);
+    // int32 halves: a uint32 of 2^31 or more is boxed when passed (every text address is).
+    const retLo = st.lo(frame + RET_STACK_RET) | 0;
+    const retHi = st.hi(frame + RET_STACK_RET) | 0;
     // What return_to_handler saved, and ip at the real return address as the callbacks see it.
     const fregs = this.retRegs[cpu.id] as FtraceRegs;
     fregs.saveFrom(cpu.regs);

@@ -59,7 +59,8 @@ export class FprobeData {
 
 /**
  * fprobe_entry_cb: `entryIp`/`retIp` are the low 32 bits of the addresses (kernel text sits in
- * one 4 GiB window); `fn` is the image index. A non-zero return skips the exit handler.
+ * one 4 GiB window) as int32s, as ftrace passes them (`>>> 0` for the unsigned half); `fn` is the
+ * image index. A non-zero return skips the exit handler.
  */
 export type FprobeEntryHandler = (
   fp: Fprobe,
@@ -459,7 +460,7 @@ export class Fprobes {
     }
     const st = this.fgraph.currentStack as ShadowStack;
     // The return address at entry: the link register in ftrace_regs, else the word at sp.
-    const retIp = this.fregsLr >= 0 ? fregs.lo(this.fregsLr) : this.stackReturn(cpu);
+    const retIp = this.fregsLr >= 0 ? fregs.lo(this.fregsLr) | 0 : this.stackReturn(cpu);
     const data = this.data[cpu.id] as FprobeData;
     let used = 0;
     for (let i = 0; i < list.length; i++) {
@@ -492,7 +493,7 @@ export class Fprobes {
     if (task === null) return 0;
     const regs = cpu.regs;
     const sp = regs.u32[this.spWord] as number;
-    return task.stackWords[(sp - task.stackBaseLo) >> 2] as number;
+    return (task.stackWords[(sp - task.stackBaseLo) >> 2] as number) | 0;
   }
 
   /** fprobe_return(): runs the exit handlers of the fprobes recorded at entry that still exist. */
@@ -503,7 +504,7 @@ export class Fprobes {
     this.stats.graphReturns++;
     const words = fg.retrievedWords;
     const st = fg.currentStack as ShadowStack;
-    const retIp = fregs.lo(this.fregsIp);
+    const retIp = fregs.lo(this.fregsIp) | 0;
     const data = this.data[cpu.id] as FprobeData;
     let cur = 0;
     while (cur < words) {

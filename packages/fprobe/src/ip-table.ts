@@ -7,7 +7,8 @@
  * gives the kernel's rhltable).
  */
 export class FprobeIpTable<T> {
-  private keys: Uint32Array;
+  /** Keys as int32 (`ip | 0`), the form ftrace passes ips in. */
+  private keys: Int32Array;
   private vals: (readonly T[] | null)[];
   private mask: number;
   private used = 0;
@@ -17,7 +18,7 @@ export class FprobeIpTable<T> {
   constructor(expected = 0) {
     let cap = FprobeIpTable.MIN;
     while (cap < expected * 2) cap *= 2;
-    this.keys = new Uint32Array(cap);
+    this.keys = new Int32Array(cap);
     this.vals = new Array<readonly T[] | null>(cap).fill(null);
     this.mask = cap - 1;
   }
@@ -46,14 +47,14 @@ export class FprobeIpTable<T> {
     for (;;) {
       const v = vals[i];
       if (v === null || v === undefined) return null;
-      if (keys[i] === ip >>> 0) return v;
+      if (keys[i] === (ip | 0)) return v;
       i = (i + 1) & mask;
     }
   }
 
   /** Adds value at ip (after the ones already there). */
   add(ip: number, value: T): void {
-    const key = ip >>> 0;
+    const key = ip | 0;
     let i = this.home(key);
     for (;;) {
       const v = this.vals[i];
@@ -72,7 +73,7 @@ export class FprobeIpTable<T> {
 
   /** Removes value from ip; returns false when it was not there. */
   remove(ip: number, value: T): boolean {
-    const key = ip >>> 0;
+    const key = ip | 0;
     let i = this.home(key);
     for (;;) {
       const v = this.vals[i];
@@ -119,7 +120,7 @@ export class FprobeIpTable<T> {
   private rehash(cap: number): void {
     const oldKeys = this.keys;
     const oldVals = this.vals;
-    this.keys = new Uint32Array(cap);
+    this.keys = new Int32Array(cap);
     this.vals = new Array<readonly T[] | null>(cap).fill(null);
     this.mask = cap - 1;
     for (let j = 0; j < oldVals.length; j++) {
@@ -137,7 +138,7 @@ export class FprobeIpTable<T> {
   *entries(): IterableIterator<[number, readonly T[]]> {
     for (let i = 0; i < this.vals.length; i++) {
       const v = this.vals[i];
-      if (v !== null && v !== undefined) yield [this.keys[i] as number, v];
+      if (v !== null && v !== undefined) yield [(this.keys[i] as number) >>> 0, v];
     }
   }
 }

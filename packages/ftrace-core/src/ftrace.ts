@@ -277,13 +277,15 @@ export class Ftrace {
 
   // ---- the traced call ----
 
-  /** The return address of the function being entered, low half. */
+  /** The return address of the function being entered, low half as an int32 (see FtraceFunc). */
   private parentIp(cpu: Cpu): number {
     const regs = cpu.regs;
-    if (this.lrW >= 0) return regs.u32[this.lrW] as number;
+    if (this.lrW >= 0) return (regs.u32[this.lrW] as number) | 0;
     const task = cpu.current;
     if (task === null) return 0;
-    return task.stackWords[((regs.u32[this.spW] as number) - task.stackBaseLo) >> 2] as number;
+    return (
+      (task.stackWords[((regs.u32[this.spW] as number) - task.stackBaseLo) >> 2] as number) | 0
+    );
   }
 
   private frame(cpu: number): Frame {
@@ -303,7 +305,7 @@ export class Ftrace {
     this.save(cpu, frame, fregs, direct);
     if (regsCaller) this.stats.regsCallerHits++;
     else this.stats.callerHits++;
-    const ip = this.addrLo[fn] as number;
+    const ip = (this.addrLo[fn] as number) | 0;
     const parent = this.parentIp(cpu);
     if ((this.recFlags[fn] as number) & FTRACE_FL_CALL_OPS_EN) {
       // arm64 CALL_OPS: the ops literal before the function names the one ops to call.
@@ -324,7 +326,7 @@ export class Ftrace {
     const direct = full ? this.fullDirect : this.argsDirect;
     this.save(cpu, frame, fregs, direct);
     this.stats.trampolineHits++;
-    this.callOps(op, this.addrLo[fn] as number, this.parentIp(cpu), fregs, cpu, fn);
+    this.callOps(op, (this.addrLo[fn] as number) | 0, this.parentIp(cpu), fregs, cpu, fn);
     return this.finish(cpu, fn, frame, fregs, direct);
   }
 

@@ -36,7 +36,9 @@ export type FtraceOpsCmd =
 /**
  * ftrace_func_t: (ip, parent_ip, op, fregs). Addresses are passed as their low 32 bits (kernel
  * text never crosses a 4 GiB boundary, so the high half is the image's constant), which keeps the
- * traced call free of bigint allocation. `fregs` is null where the arch has no
+ * traced call free of bigint allocation. The low half comes as a signed int32 (`lo | 0`): V8
+ * boxes a number of 2^31 or more in a heap object whenever it is passed or returned, which every
+ * kernel text address is; `ip >>> 0` is the unsigned half, `Ftrace.address(ip)` the address. `fregs` is null where the arch has no
  * DYNAMIC_FTRACE_WITH_ARGS and the ops did not ask for regs. `fn` is the image index of the
  * traced function (what the kernel finds from ip through its records).
  */

@@ -23,6 +23,12 @@ abstract class RegBlock {
   readonly bytes: Uint8Array;
   /** The same bytes as 32-bit words, for allocation-free hot-path access. */
   readonly u32: Uint32Array;
+  /**
+   * The words again as int32s, the traced call's view: kernel addresses are 2^31 or more as
+   * uint32s, which V8 holds as doubles (boxed when stored or passed); as int32s they stay small
+   * integers.
+   */
+  readonly i32: Int32Array;
   /** Per field: its offset in 32-bit units, and whether it is 8 bytes. */
   protected readonly word: Uint16Array;
   protected readonly wide: Uint8Array;
@@ -39,6 +45,7 @@ abstract class RegBlock {
     const buf = new ArrayBuffer(layout.size);
     this.bytes = new Uint8Array(buf);
     this.u32 = new Uint32Array(buf);
+    this.i32 = new Int32Array(buf);
     this.word = Uint16Array.from(layout.fields, (f) => f.offset / 4);
     this.wide = Uint8Array.from(layout.fields, (f) => (f.size === 8 ? 1 : 0));
   }

@@ -289,6 +289,8 @@ export class KernelImage {
   /** Function addresses split into 32-bit halves for the hot path. */
   readonly addrHi: Uint32Array;
   readonly addrLo: Uint32Array;
+  /** addrLo as int32s, the traced call's view (see PtRegs.i32). */
+  readonly addrLoI32: Int32Array;
   readonly sizes: Uint32Array;
   readonly traceable: Uint8Array;
   /** Per function: where execution continues after its patchable entry or prologue. */
@@ -316,6 +318,7 @@ export class KernelImage {
     const n = specs.length;
     this.addrHi = new Uint32Array(n);
     this.addrLo = new Uint32Array(n);
+    this.addrLoI32 = new Int32Array(this.addrLo.buffer);
     this.sizes = new Uint32Array(n);
     this.traceable = new Uint8Array(n);
     this.bodyOffsets = new Uint16Array(n);
@@ -431,14 +434,12 @@ export class KernelImage {
     } catch (e) {
       return new KernelError('EINVAL', `BTF: ${(e as Error).message}`);
     }
-    const specs: FuncSpec[] = btf
-      .funcs()
-      .map((f) => ({
-        name: f.name,
-        module: null,
-        traceable: !FTRACE_ASM.has(f.name),
-        btfId: f.id,
-      }));
+    const specs: FuncSpec[] = btf.funcs().map((f) => ({
+      name: f.name,
+      module: null,
+      traceable: !FTRACE_ASM.has(f.name),
+      btfId: f.id,
+    }));
     if (specs.length === 0) return new KernelError('ENOENT', 'BTF has no FUNC types');
     // The ftrace trampolines are assembly, so BTF usually lacks them; fgraph and the callers need
     // their addresses, as in a real vmlinux.

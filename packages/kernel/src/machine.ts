@@ -255,6 +255,7 @@ export class Kernel {
   private pokeCount = 0;
   private readonly plans: (CallPlan | undefined)[];
   private readonly decoder: EntryDecoder;
+  /** textBase in int32 halves, compared with the int32 views of registers and stack. */
   private readonly textHi: number;
   private readonly textLo: number;
   private readonly textSize: number;
@@ -303,8 +304,8 @@ export class Kernel {
       new Uint8Array(OBJECT_AREA_SIZE),
     );
     this.bootFiles();
-    this.textHi = Number(image.textBase >> 32n);
-    this.textLo = Number(image.textBase & 0xffffffffn);
+    this.textHi = Number(BigInt.asIntN(32, image.textBase >> 32n));
+    this.textLo = Number(BigInt.asIntN(32, image.textBase));
     this.textSize = this.text.length;
     this.handlerAt = new Int32Array((this.textSize >>> HANDLER_GRANULE_SHIFT) + 1);
     this.trampolineNext = image.trampolineOffset;
@@ -619,14 +620,14 @@ export class Kernel {
 
   // A task's stack never crosses a 4 GiB boundary, so the low word of sp gives its offset.
   private setSp(cpu: Cpu, task: Task, off: number): void {
-    const u = cpu.regs.u32;
+    const u = cpu.regs.i32;
     u[this.spW] = task.stackBaseLo + off;
     if (this.ws === 8) u[this.spW + 1] = task.stackBaseHi;
   }
 
   /** Stores a word at stack offset `off` of the task. */
   private stackPut(task: Task, off: number, lo: number, hi: number): void {
-    const w = task.stackWords;
+    const w = task.stackI32;
     w[off >> 2] = lo;
     if (this.ws === 8) w[(off >> 2) + 1] = hi;
   }
@@ -651,9 +652,9 @@ export class Kernel {
     // The outermost call returns to user space, or into the code an interrupt arrived in.
     const outer = cpu.depth === 0;
     if (outer) cpu.fault = null;
-    const u = cpu.regs.u32;
-    const retLo = outer ? USER_RETURN_LO : (u[this.ipW] as number) | 0;
-    const retHi = outer || this.ws === 4 ? 0 : (u[this.ipW + 1] as number) | 0;
+    const u = cpu.regs.i32;
+    const retLo = outer ? USER_RETURN_LO : (u[this.ipW] as number);
+    const retHi = outer || this.ws === 4 ? 0 : (u[this.ipW + 1] as number);
     // What a fault must put back so the CPU can run the next call.
     const spLo = u[this.spW] as number;
     const fpLo = u[this.fpW] as number;
@@ -713,7 +714,7 @@ export class Kernel {
     retLo: number,
     retHi: number,
   ): boolean {
-    const u = cpu.regs.u32;
+    const u = cpu.regs.i32;
     const fn = node.fn;
     const image = this.image;
     const plan = this.plans[fn] ?? this.plan(fn);
@@ -721,7 +722,7 @@ export class Kernel {
     const ipW = this.ipW;
     const lrW = this.lrW;
     // Caller side: stack arguments, then the call instruction stores the return address.
-    let sp = (u[this.spW] as number) - task.stackBaseLo - plan.stackBytes;
+    let sp = ((u[this.spW] as number) - task.stackBaseLo - plan.stackBytes) | 0;
     if (sp < STACK_GUARD) {
       return this.fail(
         cpu,
@@ -754,8 +755,8 @@ export class Kernel {
       u[lrW + 1] = retHi;
     }
     this.setSp(cpu, task, sp);
-    const fnLo = image.addrLo[fn] as number;
-    const fnHi = image.addrHi[fn] as number;
+    const fnLo = image.addrLoI32[fn] as number;
+    const fnHi = (image.addrHi[fn] as number) | 0;
     u[ipW] = fnLo;
     if (wide) u[ipW + 1] = fnHi;
     cpu.depth++;
@@ -769,9 +770,9 @@ export class Kernel {
     let bodyFn = fn;
     let skip = false;
     if (image.traceable[fn] === 1) {
-      const kind = this.decoder.decode(this.text, fnLo - this.textLo);
+      const kind = this.decoder.decode(this.text, (fnLo - this.textLo) | 0);
       if (kind === ENTRY_CALL) {
-        const target = fnLo - this.textLo + this.decoder.disp;
+        const target = (fnLo - this.textLo + this.decoder.disp) | 0;
         const h = this.handlerAtOffset(target);
         if (h === undefined) {
           const at = (this.image.textBase + BigInt(target)).toString(16);
@@ -786,7 +787,7 @@ export class Kernel {
         if (cpu.fault !== null) return false;
         if (!skip && (u[ipW] !== fnLo || (wide && u[ipW + 1] !== fnHi))) {
           // The handler moved ip (livepatch-style replacement): run that function's body.
-          bodyFn = image.indexAtOffset((u[ipW] as number) - this.textLo);
+          bodyFn = image.indexAtOffset(((u[ipW] as number) - this.textLo) | 0);
           if (bodyFn < 0 || (wide && u[ipW + 1] !== this.textHi)) {
             return this.fail(
               cpu,
@@ -812,18 +813,18 @@ export class Kernel {
     if (skip) {
       tLo = u[ipW] as number;
       tHi = wide ? (u[ipW + 1] as number) : 0;
-      sp = (u[this.spW] as number) - task.stackBaseLo;
+      sp = ((u[this.spW] as number) - task.stackBaseLo) | 0;
     } else {
       if (!this.body(cpu, task, node, bodyFn, plan)) return false;
       tLo = this.outLo;
       tHi = this.outHi;
-      sp = (u[this.spW] as number) - task.stackBaseLo;
+      sp = ((u[this.spW] as number) - task.stackBaseLo) | 0;
     }
     // A return into hooked text (return_to_handler) runs the hook, which gives the next address.
     // Hooks chain: an fexit trampoline returns to the parent's return address, which fgraph may
     // have replaced with return_to_handler, so keep running them until real text is reached.
     for (let hops = 0; tHi === this.textHi; hops++) {
-      const h = this.handlerAtOffset(tLo - this.textLo);
+      const h = this.handlerAtOffset((tLo - this.textLo) | 0);
       if (h === undefined) break;
       if (hops === MAX_RETURN_HOOKS) {
         return this.fail(
@@ -840,9 +841,9 @@ export class Kernel {
       if (cpu.fault !== null) return false;
       tLo = u[ipW] as number;
       tHi = wide ? (u[ipW + 1] as number) : 0;
-      sp = (u[this.spW] as number) - task.stackBaseLo;
+      sp = ((u[this.spW] as number) - task.stackBaseLo) | 0;
     }
-    if ((tLo | 0) !== retLo || (tHi | 0) !== retHi) {
+    if (tLo !== retLo || tHi !== retHi) {
       const msg = `${this.fnName(fn)} returned to 0x${hex(tHi, tLo)}, not its caller 0x${hex(retHi, retLo)}`;
       return this.fail(cpu, 'EFAULT', msg, null);
     }
@@ -865,17 +866,17 @@ export class Kernel {
    * address and the address `ret` jumps to in outLo/outHi.
    */
   private body(cpu: Cpu, task: Task, node: CallNode, bodyFn: number, plan: CallPlan): boolean {
-    const u = cpu.regs.u32;
+    const u = cpu.regs.i32;
     const image = this.image;
     const wide = this.ws === 8;
     const ipW = this.ipW;
     const fpW = this.fpW;
     const lrW = this.lrW;
-    const words = task.stackWords;
-    const fnHi = image.addrHi[bodyFn] as number;
+    const words = task.stackI32;
+    const fnHi = (image.addrHi[bodyFn] as number) | 0;
     let sp: number;
     // Prologue: the frame record that unwinders follow.
-    sp = (u[this.spW] as number) - task.stackBaseLo;
+    sp = ((u[this.spW] as number) - task.stackBaseLo) | 0;
     if (lrW < 0) {
       sp -= this.ws;
       this.stackPut(task, sp, u[fpW] as number, wide ? (u[fpW + 1] as number) : 0);
@@ -896,15 +897,16 @@ export class Kernel {
     if (this.irqs.length > 0 && !this.irqsDue(cpu, task, bodyFn)) return false;
     const kids = node.children;
     if (kids.length > 0) {
-      const bodyLo = (image.addrLo[bodyFn] as number) + (image.bodyOffsets[bodyFn] as number);
+      const bodyLo =
+        ((image.addrLoI32[bodyFn] as number) + (image.bodyOffsets[bodyFn] as number)) | 0;
       const span = (image.sizes[bodyFn] as number) - (image.bodyOffsets[bodyFn] as number) - 16;
       for (let c = 0; c < kids.length; c++) {
         const child = kids[c] as CallNode;
-        const cLo = bodyLo + 8 + ((c * 4) % span);
+        const cLo = (bodyLo + 8 + ((c * 4) % span)) | 0;
         for (let r = 0; r < child.repeat; r++) {
           u[ipW] = cLo;
           if (wide) u[ipW + 1] = fnHi;
-          if (!this.call(cpu, task, child, r, cLo | 0, wide ? fnHi | 0 : 0)) return false;
+          if (!this.call(cpu, task, child, r, cLo, wide ? fnHi : 0)) return false;
         }
       }
     }
@@ -917,7 +919,7 @@ export class Kernel {
       if (wide) u[plan.ret0 + 1] = node.retHi;
     }
     // Epilogue and ret.
-    sp = (u[this.spW] as number) - task.stackBaseLo;
+    sp = ((u[this.spW] as number) - task.stackBaseLo) | 0;
     if (lrW < 0) {
       u[fpW] = words[sp >> 2] as number;
       if (wide) u[fpW + 1] = words[(sp >> 2) + 1] as number;
@@ -950,16 +952,16 @@ export class Kernel {
     if (task === null || node === null || !cpu.atEntry) {
       return this.raise(cpu, 'EINVAL', 'callOrig outside an entry handler', null);
     }
-    const u = cpu.regs.u32;
+    const u = cpu.regs.i32;
     const wide = this.ws === 8;
-    const lo = Number(retAddr & 0xffffffffn);
-    const hi = Number((retAddr >> 32n) & 0xffffffffn);
+    const lo = Number(BigInt.asIntN(32, retAddr));
+    const hi = wide ? Number(BigInt.asIntN(32, retAddr >> 32n)) : 0;
     const ipLo = u[this.ipW] as number;
     const ipHi = wide ? (u[this.ipW + 1] as number) : 0;
     const lrLo = this.lrW < 0 ? 0 : (u[this.lrW] as number);
     const lrHi = this.lrW < 0 ? 0 : (u[this.lrW + 1] as number);
     if (this.lrW < 0) {
-      const sp = (u[this.spW] as number) - task.stackBaseLo - this.ws;
+      const sp = ((u[this.spW] as number) - task.stackBaseLo - this.ws) | 0;
       this.stackPut(task, sp, lo, hi);
       this.setSp(cpu, task, sp);
     } else {

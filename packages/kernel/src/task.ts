@@ -12,6 +12,12 @@ export class Task {
   readonly stackSize: number;
   /** The stack's bytes as 32-bit words, for the allocation-free call path. */
   readonly stackWords: Uint32Array;
+  /** The same words as int32s (the call path's view, see PtRegs.i32). */
+  readonly stackI32: Int32Array;
+  /**
+   * stackBase in int32 halves: `(sp - stackBaseLo) | 0` is a stack offset whether sp is read as a
+   * uint32 or an int32.
+   */
   readonly stackBaseLo: number;
   readonly stackBaseHi: number;
   /**
@@ -43,8 +49,13 @@ export class Task {
       init.stack.byteOffset,
       init.stack.length / 4,
     );
-    this.stackBaseHi = Number(init.stackBase >> 32n);
-    this.stackBaseLo = Number(init.stackBase & 0xffffffffn);
+    this.stackI32 = new Int32Array(
+      this.stackWords.buffer,
+      init.stack.byteOffset,
+      init.stack.length / 4,
+    );
+    this.stackBaseHi = Number(BigInt.asIntN(32, init.stackBase >> 32n));
+    this.stackBaseLo = Number(BigInt.asIntN(32, init.stackBase));
   }
 }
 

@@ -659,7 +659,7 @@ export class Trampolines {
     const words = task.stackWords;
     const base = task.stackBaseLo;
     const wide = this.ws === 8;
-    const oldSp = (u[this.spW] as number) - base;
+    const oldSp = ((u[this.spW] as number) - base) | 0;
     const ctxOff = oldSp - this.top - CTX_BYTES;
     const n = this.fnSlots[fn] as number;
     const image = this.kernel.image;
@@ -844,7 +844,7 @@ export class Trampolines {
     const u = cpu.regs.u32;
     const words = task.stackWords;
     const base = task.stackBaseLo;
-    const sp = (u[this.spW] as number) - base;
+    const sp = ((u[this.spW] as number) - base) | 0;
     const ctxOff = sp + (this.fnStack[fn] as number);
     const oldSp = ctxOff + CTX_BYTES + this.top;
     const n = this.fnSlots[fn] as number;

@@ -145,8 +145,10 @@ export class Fgraph {
   /** Link register as a pt_regs word and as an ftrace_regs field; -1 on x86. */
   private readonly lrW: number;
   private readonly fregsLr: number;
-  /** The instruction pointer's field in ftrace_regs. */
-  private readonly fregsIp: number;
+  /** The same as a word index into ftrace_regs (the hot path writes the words). */
+  private readonly fregsLrW: number;
+  /** The instruction pointer's word in ftrace_regs. */
+  private readonly fregsIpW: number;
   private readonly retW: [number, number];
   private readonly ent: FtraceGraphEnt[];
   private readonly ret: FtraceGraphRet[];
@@ -176,7 +178,10 @@ export class Fgraph {
     this.lrW = info.ptRoles.lr === null ? -1 : word(info.ptRoles.lr);
     this.fregsLr =
       info.ftraceRoles.lr === null ? -1 : (info.ftraceRegs.index.get(info.ftraceRoles.lr) ?? -1);
-    this.fregsIp = info.ftraceRegs.index.get(info.ftraceRoles.ip) as number;
+    const fword = (field: number): number =>
+      field < 0 ? -1 : (info.ftraceRegs.fields[field]?.offset as number) / 4;
+    this.fregsLrW = fword(this.fregsLr);
+    this.fregsIpW = fword(info.ftraceRegs.index.get(info.ftraceRoles.ip) as number);
     this.retW = [word(info.ptRoles.ret[0]), word(info.ptRoles.ret[1])];
     this.slot = kernel.allocTaskSlot();
     this.fnUsers = new Uint16Array(kernel.image.count);
@@ -393,7 +398,10 @@ export class Fgraph {
 
   // ---- the traced call ----
 
-  /** function_graph_enter_regs(), called through the shared ftrace_ops. */
+  /**
+   * function_graph_enter_regs(), called through the shared ftrace_ops. Registers, the task's
+   * stack and the shadow stack are read and written as int32 words (see PtRegs.i32).
+   */
   private entry(ip: number, fregs: FtraceRegs | null, cpu: Cpu, fn: number): void {
     const task = cpu.current;
     if (task === null) return;
@@ -401,35 +409,41 @@ export class Fgraph {
     const hookLr = this.lrW >= 0;
     // Where the return address is: the word at sp (x86), or the link register (kept in fregs,
     // which the caller writes back to the CPU).
-    if (hookLr && (fregs === null || this.fregsLr < 0)) return;
-    const st = this.ensureStack(task);
+    if (hookLr && (fregs === null || this.fregsLrW < 0)) return;
+    const st = (task.slots[this.slot] as ShadowStack | undefined) ?? this.ensureStack(task);
     const frame = st.curr;
     if (frame + FGRAPH_FRAME_OFFSET >= SHADOW_STACK_MAX_OFFSET) {
       st.overrun++;
       return;
     }
-    const u = cpu.regs.u32;
+    const u = cpu.regs.i32;
+    const wide = this.wide;
     const spLo = u[this.spW] as number;
-    const spHi = this.wide ? (u[this.spW + 1] as number) : 0;
+    const spHi = wide ? (u[this.spW + 1] as number) : 0;
     const slotW = (spLo - task.stackBaseLo) >> 2;
-    const words = task.stackWords;
+    const words = task.stackI32;
     let retLo: number;
     let retHi: number;
     if (hookLr) {
-      retLo = (fregs as FtraceRegs).lo(this.fregsLr) | 0;
-      retHi = (fregs as FtraceRegs).hi(this.fregsLr) | 0;
+      const f = (fregs as FtraceRegs).i32;
+      retLo = f[this.fregsLrW] as number;
+      retHi = f[this.fregsLrW + 1] as number;
     } else {
-      retLo = (words[slotW] as number) | 0;
-      retHi = this.wide ? (words[slotW + 1] as number) | 0 : 0;
+      retLo = words[slotW] as number;
+      retHi = wide ? (words[slotW + 1] as number) : 0;
     }
     const depth = ++st.depth;
-    const image = this.kernel.image;
-    st.setWord(frame + RET_STACK_RET, retLo, retHi);
-    st.setWord(frame + RET_STACK_FUNC, ip, (image.addrHi[fn] as number) | 0);
+    const s = st.i32;
+    const w = frame * 2;
+    s[w + 2 * RET_STACK_RET] = retLo;
+    s[w + 2 * RET_STACK_RET + 1] = retHi;
+    s[w + 2 * RET_STACK_FUNC] = ip;
+    s[w + 2 * RET_STACK_FUNC + 1] = this.kernel.image.addrHi[fn] as number;
     st.f64[frame + RET_STACK_CALLTIME] = cpu.clock;
-    if (hookLr) st.setWord(frame + RET_STACK_RETP, 0, 0);
-    else st.setWord(frame + RET_STACK_RETP, spLo, spHi);
-    st.setWord(frame + FGRAPH_FRAME_OFFSET, RESERVED_MARKER, 0);
+    s[w + 2 * RET_STACK_RETP] = hookLr ? 0 : spLo;
+    s[w + 2 * RET_STACK_RETP + 1] = hookLr ? 0 : spHi;
+    s[w + 2 * FGRAPH_FRAME_OFFSET] = RESERVED_MARKER;
+    s[w + 2 * FGRAPH_FRAME_OFFSET + 1] = 0;
     st.curr = frame + FGRAPH_FRAME_OFFSET + 1;
     st.entering = true;
 
@@ -462,12 +476,16 @@ export class Fgraph {
       return;
     }
     const wants0 = (bitmap & 1) !== 0 ? FGRAPH_IDX0_WANTS : 0;
-    st.setWord(frame + FGRAPH_FRAME_OFFSET, makeBitmapMarker(bitmap | 1) | wants0, 0);
+    s[w + 2 * FGRAPH_FRAME_OFFSET] = makeBitmapMarker(bitmap | 1) | wants0;
     // prepare_ftrace_return(): the function now returns into return_to_handler.
-    if (hookLr) (fregs as FtraceRegs).setHalves(this.fregsLr, this.rthLo, this.rthHi);
-    else {
+    if (hookLr) {
+      const f = fregs as FtraceRegs;
+      f.i32[this.fregsLrW] = this.rthLo;
+      f.i32[this.fregsLrW + 1] = this.rthHi;
+      f.dirty = true;
+    } else {
       words[slotW] = this.rthLo;
-      if (this.wide) words[slotW + 1] = this.rthHi;
+      if (wide) words[slotW + 1] = this.rthHi;
     }
     this.stats.hooked++;
   }
@@ -496,34 +514,37 @@ export class Fgraph {
    */
   private returnHandler(cpu: Cpu, fn: number): number {
     const task = cpu.current;
-    const st = task === null ? null : this.stackOf(task);
+    const st = task === null ? undefined : (task.slots[this.slot] as ShadowStack | undefined);
     // Without a frame ip stays at return_to_handler and the kernel reports the bad return.
-    if (st === null) return ENTRY_CONTINUE;
+    if (st === undefined) return ENTRY_CONTINUE;
     const frame = st.frameBelow(st.curr);
     if (frame < 0) return ENTRY_CONTINUE;
     this.stats.returns++;
-    const u = cpu.regs.u32;
-    const marker = st.lo(frame + FGRAPH_FRAME_OFFSET);
-    const bitmap = markerBitmap(marker);
+    const u = cpu.regs.i32;
+    const s = st.i32;
+    const w = frame * 2;
+    const marker = s[w + 2 * FGRAPH_FRAME_OFFSET] as number;
+    const retLo = s[w + 2 * RET_STACK_RET] as number;
+    const retHi = s[w + 2 * RET_STACK_RET + 1] as number;
     const rt = this.ret[cpu.id] as FtraceGraphRet;
     rt.fn = fn;
-    rt.func = st.lo(frame + RET_STACK_FUNC) | 0;
+    rt.func = s[w + 2 * RET_STACK_FUNC] as number;
     rt.depth = st.depth;
     rt.calltime = st.f64[frame + RET_STACK_CALLTIME] as number;
     rt.rettime = cpu.clock;
     rt.overrun = st.overrun;
-    rt.retvalLo = u[this.retW[0]] as number;
-    rt.retvalHi = this.wide ? (u[this.retW[0] + 1] as number) : (u[this.retW[1]] as number);
-    // int32 halves: a uint32 of 2^31 or more is boxed when passed (every text address is).
-    const retLo = st.lo(frame + RET_STACK_RET) | 0;
-    const retHi = st.hi(frame + RET_STACK_RET) | 0;
+    const r0 = this.retW[0];
+    rt.retvalLo = (u[r0] as number) >>> 0;
+    rt.retvalHi = (this.wide ? (u[r0 + 1] as number) : (u[this.retW[1]] as number)) >>> 0;
     // What return_to_handler saved, and ip at the real return address as the callbacks see it.
     const fregs = this.retRegs[cpu.id] as FtraceRegs;
     fregs.saveFrom(cpu.regs);
-    fregs.setHalves(this.fregsIp, retLo, retHi);
+    fregs.i32[this.fregsIpW] = retLo;
+    if (this.wide) fregs.i32[this.fregsIpW + 1] = retHi;
     const prevCur = this.cur;
     this.cur = st;
     const users = this.users;
+    const bitmap = markerBitmap(marker);
     const mine = (marker & FGRAPH_IDX0_WANTS) === 0 ? bitmap & ~1 : bitmap;
     for (let mask = mine; mask !== 0; mask &= mask - 1) {
       const i = 31 - Math.clz32(mask & -mask);

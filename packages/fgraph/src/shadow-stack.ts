@@ -97,6 +97,8 @@ export class ShadowStack {
   readonly buffer: ArrayBuffer;
   /** Word i is u32[2i] (low half) and u32[2i+1] (high half). */
   readonly u32: Uint32Array;
+  /** The same halves as int32s, the traced call's view (see PtRegs.i32 in arch-isa). */
+  readonly i32: Int32Array;
   /** Word i as a double, for calltime (simulated nanoseconds). */
   readonly f64: Float64Array;
   /** The same bytes, for users that store bytes or 64-bit values in reserved data. */
@@ -116,6 +118,7 @@ export class ShadowStack {
   constructor() {
     this.buffer = new ArrayBuffer(SHADOW_STACK_SIZE);
     this.u32 = new Uint32Array(this.buffer);
+    this.i32 = new Int32Array(this.buffer);
     this.f64 = new Float64Array(this.buffer);
     this.view = new DataView(this.buffer);
   }

@@ -15,6 +15,8 @@ export {
   FtraceRegs,
   ftracePartialRegs,
   type FtraceCaller,
+  type RegsMoves,
+  type WordMove,
   type WordReader,
 } from './regs.js';
 export {

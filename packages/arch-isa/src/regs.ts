@@ -249,8 +249,12 @@ export class FtraceRegs extends RegBlock {
   readonly strict: boolean;
   /** Per field: 1 when the caller saved it. */
   readonly held: Uint8Array;
-  /** The caller's save and restore code for this arch and caller (shared, made once). */
-  private readonly moves: RegsMoves;
+  /**
+   * The caller's save, restore and partial-regs code for this arch and caller (made once, shared
+   * by every FtraceRegs of the kind). A hot path keeps the functions in its own fields: a call
+   * site that sees one of them is inlined, the one in saveFrom sees every caller's and is not.
+   */
+  readonly moves: RegsMoves;
 
   constructor(arch: ArchName, options: { caller?: FtraceCaller; strict?: boolean } = {}) {
     const info = archInfo(arch);
@@ -318,7 +322,7 @@ export class FtraceRegs extends RegBlock {
 }
 
 /** Copies fixed words between two register blocks: dst[d] = src[s], unrolled. */
-type WordMove = (dst: Uint32Array, src: Uint32Array) => void;
+export type WordMove = (dst: Uint32Array, src: Uint32Array) => void;
 
 /**
  * What an ftrace caller does with registers, as straight-line word moves: save into ftrace_regs,
@@ -326,7 +330,7 @@ type WordMove = (dst: Uint32Array, src: Uint32Array) => void;
  * loop over a pair table cost more than the rest of the caller, so the moves are generated once
  * per (arch, caller) as unrolled functions.
  */
-interface RegsMoves {
+export interface RegsMoves {
   readonly save: WordMove;
   readonly restore: WordMove;
   readonly partial: WordMove;

@@ -1,4 +1,4 @@
-import { FtraceRegs, type ArchName } from '@tracelab/arch-isa';
+import { FtraceRegs, type ArchName, type WordMove } from '@tracelab/arch-isa';
 import { TracelabError } from '@tracelab/contracts';
 import {
   FTRACE_OPS_FL_ENABLED,
@@ -153,6 +153,8 @@ export class Fgraph {
   private readonly ent: FtraceGraphEnt[];
   private readonly ret: FtraceGraphRet[];
   private readonly retRegs: FtraceRegs[];
+  /** return_to_handler's save code, held here so its call site sees one target (see moves). */
+  private readonly retSave: WordMove;
   /** The stack an entry or return callback runs on (current->ret_stack). */
   private cur: ShadowStack | null = null;
   /** The user whose entry callback runs now, and whether it already reserved data. */
@@ -198,6 +200,7 @@ export class Fgraph {
       retvalHi: 0,
     }));
     this.retRegs = kernel.cpus.map(() => new FtraceRegs(arch, { caller: 'return' }));
+    this.retSave = (this.retRegs[0] as FtraceRegs).moves.save;
     this.graphOps = new FtraceOps({
       name: 'graph_ops',
       // Without WITH_ARGS (i386) ftrace_caller saves no registers; ask for pt_regs, so entry
@@ -538,7 +541,7 @@ export class Fgraph {
     rt.retvalHi = (this.wide ? (u[r0 + 1] as number) : (u[this.retW[1]] as number)) >>> 0;
     // What return_to_handler saved, and ip at the real return address as the callbacks see it.
     const fregs = this.retRegs[cpu.id] as FtraceRegs;
-    fregs.saveFrom(cpu.regs);
+    this.retSave(fregs.u32, cpu.regs.u32);
     fregs.i32[this.fregsIpW] = retLo;
     if (this.wide) fregs.i32[this.fregsIpW + 1] = retHi;
     const prevCur = this.cur;

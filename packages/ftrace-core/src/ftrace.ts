@@ -4,6 +4,7 @@ import {
   FtraceRegs,
   type ArchInfo,
   type ArchName,
+  type WordMove,
 } from '@tracelab/arch-isa';
 import { ERRNO, type ErrnoCode } from '@tracelab/contracts';
 import {
@@ -174,6 +175,14 @@ export class Ftrace {
   private readonly freeTrampolines: bigint[] = [];
   private readonly argsDirect: DirectSlot;
   private readonly fullDirect: DirectSlot;
+  /**
+   * The two callers' save and restore code (arch-isa's, per caller kind), each called from its
+   * own site so V8 inlines it; null where the arch lacks that caller.
+   */
+  private readonly argsSave: WordMove | null;
+  private readonly argsRestore: WordMove | null;
+  private readonly fullSave: WordMove | null;
+  private readonly fullRestore: WordMove | null;
   /** The idle entry bytes, encoded once. */
   readonly nopBytes: Uint8Array;
   /** Full addresses of call targets by low half, so patching builds no bigint per site. */
@@ -212,6 +221,10 @@ export class Ftrace {
       for (let d = 0; d < 8; d++) this.frames[c]?.push(this.makeFrame());
     }
     const f0 = this.frames[0]?.[0] as Frame;
+    this.argsSave = f0.args?.moves.save ?? null;
+    this.argsRestore = f0.args?.moves.restore ?? null;
+    this.fullSave = f0.full?.moves.save ?? null;
+    this.fullRestore = f0.full?.moves.restore ?? null;
     this.argsDirect = directSlot(this.info, f0.args, false);
     this.fullDirect = directSlot(this.info, f0.full, true);
   }
@@ -339,7 +352,8 @@ export class Ftrace {
       frame.save.set(cpu.regs.u32);
       return;
     }
-    fregs.saveFrom(cpu.regs);
+    if (fregs === frame.full) (this.fullSave as WordMove)(fregs.u32, cpu.regs.u32);
+    else (this.argsSave as WordMove)(fregs.u32, cpu.regs.u32);
     if (direct.lo >= 0) fregs.u32[direct.lo] = 0;
     if (direct.hi >= 0) fregs.u32[direct.hi] = 0;
     fregs.dirty = false;
@@ -411,7 +425,8 @@ export class Ftrace {
       return ENTRY_CONTINUE;
     }
     if (!fregs.dirty && !clobbered) return ENTRY_CONTINUE;
-    fregs.restoreTo(regs);
+    if (fregs === frame.full) (this.fullRestore as WordMove)(u, fregs.u32);
+    else (this.argsRestore as WordMove)(u, fregs.u32);
     if (direct.lo >= 0) {
       const f = fregs.u32;
       const lo = f[direct.lo] as number;

@@ -31,13 +31,25 @@ function benchFiles(): Map<string, string[]> {
   return byPackage;
 }
 
+/**
+ * A full GC before each task's warmup and run. Setup allocates enough to start incremental
+ * marking, and an allocation-free hot path never allocates enough to finish it: until then every
+ * pointer store goes through the write barrier's slow path (13% of an interpreter run, measured),
+ * so a task's figure depended on where the previous one left the heap.
+ */
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) console.warn('bench: run node with --expose-gc for settled-heap figures');
+function settleHeap(): void {
+  gc?.();
+}
+
 const outDir = join(root, 'bench-results');
 mkdirSync(outDir, { recursive: true });
 let failures = 0;
 for (const [pkg, files] of benchFiles()) {
   const rows: Record<string, unknown>[] = [];
   for (const file of files) {
-    const bench = new Bench({ time: 500, warmupTime: 100 });
+    const bench = new Bench({ time: 500, warmupTime: 100, setup: settleHeap });
     try {
       const mod = (await import(pathToFileURL(file).href)) as { default: BenchSetup };
       await mod.default(bench);

@@ -71,6 +71,12 @@ export class Region {
   /** The base split in unsigned 32-bit halves, for the number-only hot path. */
   readonly baseHi: number;
   readonly baseLo: number;
+  /**
+   * The same halves as int32s, for translate's fast path: addresses are 2^31 or more as uint32s,
+   * which V8 holds as doubles; int32 compares and subtracts stay in integer registers.
+   */
+  readonly baseHi32: number;
+  readonly baseLo32: number;
 
   constructor(
     readonly name: string,
@@ -82,6 +88,8 @@ export class Region {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.baseHi = Number(base >> 32n);
     this.baseLo = Number(base & 0xffffffffn);
+    this.baseHi32 = this.baseHi | 0;
+    this.baseLo32 = this.baseLo | 0;
   }
 
   /** First address past the region. */
@@ -227,14 +235,14 @@ export class AddressSpace {
    * a fault.
    */
   translate(hi: number, lo: number, size: number, access: number): number {
-    hi >>>= 0;
-    lo >>>= 0;
     const r = this.last;
-    if (r !== null) {
-      const off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
+    // Fast path in int32s: same high half as the last region, offset as the low halves' distance
+    // mod 2^32 (below the base it wraps past any region size). A region that crosses a 4 GiB line
+    // is reached above it through the slow path.
+    if (r !== null && (hi | 0) === r.baseHi32) {
+      const off = ((lo | 0) - r.baseLo32) >>> 0;
       if (
-        off >= 0 &&
-        off + size <= r.size &&
+        off <= r.size - size &&
         (r.prot & access) === access &&
         (!this.strictAlignment || (lo & (size - 1)) === 0)
       ) {
@@ -242,7 +250,7 @@ export class AddressSpace {
         return off;
       }
     }
-    return this.translateSlow(hi, lo, size, access);
+    return this.translateSlow(hi >>> 0, lo >>> 0, size, access);
   }
 
   private translateSlow(hi: number, lo: number, size: number, access: number): number {

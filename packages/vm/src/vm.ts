@@ -886,15 +886,13 @@ export class Vm {
           if (o >= 0) {
             v = stackView;
           } else {
-            let alo = ((L[base] as number) >>> 0) + off;
+            // base + off in int32 halves: the low half wrapped when it moved against off's sign.
+            const blo = L[base] as number;
+            const alo = (blo + off) | 0;
             let ahi = H[base] as number;
-            if (alo >= TWO32) {
-              alo -= TWO32;
-              ahi = (ahi + 1) | 0;
-            } else if (alo < 0) {
-              alo += TWO32;
-              ahi = (ahi - 1) | 0;
-            }
+            if (off >= 0) {
+              if (alo >>> 0 < blo >>> 0) ahi = (ahi + 1) | 0;
+            } else if (alo >>> 0 > blo >>> 0) ahi = (ahi - 1) | 0;
             const atomic = (c & 0xe0) === 0xc0;
             o = mem.translate(
               ahi,

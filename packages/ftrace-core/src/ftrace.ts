@@ -372,7 +372,18 @@ export class Ftrace {
       op.func(ip, parent, op, fregs, cpu, fn);
       return;
     }
-    // ftrace_ops_assist_func: the recursion guard around the callback.
+    this.assistFunc(op, ip, parent, fregs, cpu, fn);
+  }
+
+  /** ftrace_ops_assist_func: the recursion guard around the callback. */
+  private assistFunc(
+    op: FtraceOps,
+    ip: number,
+    parent: number,
+    fregs: FtraceRegs | null,
+    cpu: Cpu,
+    fn: number,
+  ): void {
     const pid = cpu.current === null ? 0 : cpu.current.pid;
     const bit = this.recursion.lock(pid, cpu.preemptCount, TRACE_FTRACE_START, ip, parent);
     if (bit < 0) return;
@@ -405,7 +416,12 @@ export class Ftrace {
     this.recursion.unlock(pid, bit);
   }
 
-  /** The caller's epilogue: restore, apply what callbacks changed, then direct call or ip move. */
+  /**
+   * The caller's epilogue. Registers change only through a write to ftrace_regs or kernel code a
+   * callback ran; without either, restoring would write back what is there, no direct call was
+   * asked for and ip is still the function's entry. The rest is out of line: V8 inlines small
+   * functions only, within a budget per traced call.
+   */
   private finish(
     cpu: Cpu,
     fn: number,
@@ -413,18 +429,24 @@ export class Ftrace {
     fregs: FtraceRegs | null,
     direct: DirectSlot,
   ): number {
-    const regs = cpu.regs;
-    const u = regs.u32;
     this.nest[cpu.id] = (this.nest[cpu.id] as number) - 1;
-    // Registers change only through a write to ftrace_regs or kernel code a callback ran; without
-    // either, restoring would write back what is there, no direct call was asked for and ip is
-    // still the function's entry.
-    const clobbered = cpu.calls !== frame.calls;
+    if (fregs !== null && !fregs.dirty && cpu.calls === frame.calls) return ENTRY_CONTINUE;
+    return this.finishChanged(cpu, fn, frame, fregs, direct);
+  }
+
+  /** finish() when registers may have changed: restore, then direct call or ip move. */
+  private finishChanged(
+    cpu: Cpu,
+    fn: number,
+    frame: Frame,
+    fregs: FtraceRegs | null,
+    direct: DirectSlot,
+  ): number {
+    const u = cpu.regs.u32;
     if (fregs === null) {
-      if (clobbered) u.set(frame.save);
+      if (cpu.calls !== frame.calls) u.set(frame.save);
       return ENTRY_CONTINUE;
     }
-    if (!fregs.dirty && !clobbered) return ENTRY_CONTINUE;
     if (fregs === frame.full) (this.fullRestore as WordMove)(u, fregs.u32);
     else (this.argsRestore as WordMove)(u, fregs.u32);
     if (direct.lo >= 0) {

@@ -721,8 +721,14 @@ export class Kernel {
     const wide = this.ws === 8;
     const ipW = this.ipW;
     const lrW = this.lrW;
+    // Stack and sp writes are spelled out here and in body(): every inlined call of a helper
+    // counts against V8's inlining budget for the traced call, which the handlers need.
+    const spW = this.spW;
+    const words = task.stackI32;
+    const base = task.stackBaseLo;
+    const baseHi = task.stackBaseHi;
     // Caller side: stack arguments, then the call instruction stores the return address.
-    let sp = ((u[this.spW] as number) - task.stackBaseLo - plan.stackBytes) | 0;
+    let sp = ((u[spW] as number) - base - plan.stackBytes) | 0;
     if (sp < STACK_GUARD) {
       return this.fail(
         cpu,
@@ -745,16 +751,22 @@ export class Kernel {
       if (d >= 0) {
         u[d] = wlo;
         if (wide) u[d + 1] = whi;
-      } else this.stackPut(task, sp - d - 1, wlo, whi);
+      } else {
+        const at = (sp - d - 1) >> 2;
+        words[at] = wlo;
+        if (wide) words[at + 1] = whi;
+      }
     }
     if (lrW < 0) {
       sp -= this.ws;
-      this.stackPut(task, sp, retLo, retHi);
+      words[sp >> 2] = retLo;
+      if (wide) words[(sp >> 2) + 1] = retHi;
     } else {
       u[lrW] = retLo;
       u[lrW + 1] = retHi;
     }
-    this.setSp(cpu, task, sp);
+    u[spW] = base + sp;
+    if (wide) u[spW + 1] = baseHi;
     const fnLo = image.addrLoI32[fn] as number;
     const fnHi = (image.addrHi[fn] as number) | 0;
     u[ipW] = fnLo;
@@ -813,12 +825,12 @@ export class Kernel {
     if (skip) {
       tLo = u[ipW] as number;
       tHi = wide ? (u[ipW + 1] as number) : 0;
-      sp = ((u[this.spW] as number) - task.stackBaseLo) | 0;
+      sp = ((u[spW] as number) - base) | 0;
     } else {
       if (!this.body(cpu, task, node, bodyFn, plan)) return false;
       tLo = this.outLo;
       tHi = this.outHi;
-      sp = ((u[this.spW] as number) - task.stackBaseLo) | 0;
+      sp = ((u[spW] as number) - base) | 0;
     }
     // A return into hooked text (return_to_handler) runs the hook, which gives the next address.
     // Hooks chain: an fexit trampoline returns to the parent's return address, which fgraph may
@@ -834,20 +846,22 @@ export class Kernel {
           null,
         );
       }
-      this.setSp(cpu, task, sp);
+      u[spW] = base + sp;
+      if (wide) u[spW + 1] = baseHi;
       u[ipW] = tLo;
       if (wide) u[ipW + 1] = tHi;
       h(cpu, fn);
       if (cpu.fault !== null) return false;
       tLo = u[ipW] as number;
       tHi = wide ? (u[ipW + 1] as number) : 0;
-      sp = ((u[this.spW] as number) - task.stackBaseLo) | 0;
+      sp = ((u[spW] as number) - base) | 0;
     }
     if (tLo !== retLo || tHi !== retHi) {
       const msg = `${this.fnName(fn)} returned to 0x${hex(tHi, tLo)}, not its caller 0x${hex(retHi, retLo)}`;
       return this.fail(cpu, 'EFAULT', msg, null);
     }
-    this.setSp(cpu, task, sp + plan.stackBytes);
+    u[spW] = base + sp + plan.stackBytes;
+    if (wide) u[spW + 1] = baseHi;
     u[ipW] = tLo;
     if (wide) u[ipW + 1] = tHi;
     cpu.depth--;

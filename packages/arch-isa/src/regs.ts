@@ -208,8 +208,13 @@ abstract class RegBlock {
 /** A full struct pt_regs. `real` marks which fields hold saved values (all, unless partial). */
 export class PtRegs extends RegBlock {
   readonly kind = 'pt_regs' as const;
-  /** Per field: 1 when the field holds a real saved value. */
+  /** Per field: 1 when the field holds a real saved value. Written only by this module. */
   readonly real: Uint8Array;
+  /**
+   * The partial-regs mask `real` was last copied from, by identity: a kprobe_multi program's
+   * pt_regs is rebuilt on every traced call with the same mask, which need not be copied again.
+   */
+  realOf: Uint8Array | null = null;
 
   constructor(arch: ArchName) {
     const info = archInfo(arch);
@@ -229,6 +234,7 @@ export class PtRegs extends RegBlock {
   copyFrom(other: PtRegs): void {
     this.bytes.set(other.bytes);
     this.real.set(other.real);
+    this.realOf = other.realOf;
   }
 }
 
@@ -317,7 +323,11 @@ export class FtraceRegs extends RegBlock {
   /** ftrace_partial_regs() into `regs`, without allocating (see the function of that name). */
   partialInto(regs: PtRegs): void {
     this.moves.partial(regs.u32, this.u32);
-    regs.real.set(this.moves.real);
+    const real = this.moves.real;
+    if (regs.realOf !== real) {
+      regs.real.set(real);
+      regs.realOf = real;
+    }
   }
 }
 
@@ -404,7 +414,7 @@ function partialRegsMap(info: ArchInfo, layout: StructLayout): [number, number][
  */
 export function ftracePartialRegs(fregs: FtraceRegs, into?: PtRegs): PtRegs {
   const regs = into ?? new PtRegs(fregs.arch.name);
-  if (regs.arch.name !== fregs.arch.name) {
+  if (regs.arch !== fregs.arch) {
     throw new ArchError(
       'EINVAL',
       `ftrace_partial_regs: ftrace_regs is ${fregs.arch.name} but pt_regs is ${regs.arch.name}`,

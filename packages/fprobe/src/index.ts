@@ -58,3 +58,15 @@ export {
   type FprobeTraceEventStats,
 } from './trace-event.js';
 export { TraceEventRing, entryType, type EventRingVisitor } from './event-ring.js';
+export {
+  EventFilter,
+  EventFilterError,
+  FILTER_ERRORS,
+  GROUP_FILTER_MESSAGE,
+  MAX_FILTER_STR_VAL,
+  TASK_COMM_LEN,
+  filterString,
+  type EventFilterOptions,
+  type FilterErrorName,
+  type FilterSymbols,
+} from './event-filter.js';

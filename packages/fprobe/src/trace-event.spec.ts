@@ -13,6 +13,7 @@ import {
 } from '@tracelab/kernel';
 import { ARCHES, EventSink, machine, ok, type Machine } from '../test/helpers.js';
 import { verify } from '@tracelab/verifier';
+import { MAX_STRING_SIZE } from './fetch-bpf.js';
 import {
   BPF_MAP_TYPE_ARRAY,
   installHelpers,
@@ -22,6 +23,7 @@ import {
   Vm,
 } from '@tracelab/vm';
 import { imageTarget, parseFprobeEvent } from './dynevent.js';
+import { EventFilterError } from './event-filter.js';
 import { TraceEventRing } from './event-ring.js';
 import { compileFetchArgs } from './fetch-bpf.js';
 import { FprobeTraceEvent } from './trace-event.js';
@@ -126,7 +128,7 @@ describe('fprobe event trace lines', () => {
     expect(ev.enabled).toBe(false);
     runTask(m, bash);
     expect(sink.lines.map(argsOf)).toEqual(['n=64']);
-    expect(ev.stats).toEqual({ hits: 1, errors: 0 });
+    expect(ev.stats).toEqual({ hits: 1, errors: 0, filtered: 0 });
   });
 
   it('stores entries as its format lays them out, in every ring it is enabled in', () => {
@@ -364,7 +366,138 @@ describe('%return events read the arguments saved at entry', () => {
         `file=${f(0)} count=7 c=7 r=5`,
         `file=${f(3)} count=100 c=100 r=17`,
       ]);
-      expect(ev.stats).toEqual({ hits: 2, errors: 0 });
+      expect(ev.stats).toEqual({ hits: 2, errors: 0, filtered: 0 });
     },
   );
+});
+
+describe('fprobe event filters (events/GROUP/EVENT/filter)', () => {
+  const runAll = (m: Machine) => {
+    for (const t of syscallTasks(m)) runTask(m, t);
+  };
+
+  it('keeps a filter per instance: refused entries take no ring space and are counted', () => {
+    const m = machine('x86_64');
+    const sink = new EventSink(m);
+    const ev = sink.add('f vfs_write n=$arg3:u32');
+    const other = new EventSink(m);
+    other.events.push(ev);
+    expect(ev.enableIn(other.ring)).toBeNull();
+    expect(ev.readFilter(sink.ring)).toBe('none\n');
+    expect(ev.setFilter(sink.ring, 'n >= 80 && common_pid != 1234\n')).toBeNull();
+    expect(ev.readFilter(sink.ring)).toBe('n >= 80 && common_pid != 1234\n');
+    expect(ev.readFilter(other.ring)).toBe('none\n');
+    // The writes: bash 64 bytes, sshd (pid 1234) 512, logger 80.
+    runAll(m);
+    expect(sink.lines.map(argsOf)).toEqual(['n=80']);
+    expect(sink.lines[0]).toMatch(/^ +logger-3003 /);
+    expect(other.lines.map(argsOf)).toEqual(['n=64', 'n=512', 'n=80']);
+    expect(sink.ring.written()).toBe(1);
+    expect(ev.stats).toEqual({ hits: 3, errors: 0, filtered: 2 });
+  });
+
+  it('replaces the filter even when a write fails, leaving the event unfiltered; 0 clears', () => {
+    const m = machine('arm64');
+    const sink = new EventSink(m);
+    const ev = sink.add('f vfs_write n=$arg3:u32');
+    expect(ev.setFilter(sink.ring, 'n == 512')).toBeNull();
+    const err = ev.setFilter(sink.ring, 'n >= 80 && pid == 1\n');
+    expect(err).toBeInstanceOf(EventFilterError);
+    expect([err?.code, err?.err, err?.pos]).toEqual(['EINVAL', 'FIELD_NOT_FOUND', 15]);
+    expect(ev.readFilter(sink.ring)).toBe(
+      'n >= 80 && pid == 1\n               ^\nparse_error: Field not found\n\n',
+    );
+    runAll(m);
+    expect(sink.lines.map(argsOf)).toEqual(['n=64', 'n=512', 'n=80']);
+    expect(ev.stats.filtered).toBe(0);
+    expect(ev.setFilter(sink.ring, '0\n')).toBeNull();
+    expect(ev.readFilter(sink.ring)).toBe('none\n');
+    // A write to the group's filter file reports every failure at the start of the filter.
+    const group = ev.setFilter(sink.ring, 'pid == 1', true);
+    expect(group?.err).toBe('BAD_SUBSYS_FILTER');
+    expect(ev.readFilter(sink.ring)).toBe(
+      "pid == 1\n^\nparse_error: Couldn't find or set field in one of a subsystem's events\n\n",
+    );
+  });
+
+  it('filters on string arguments, the current comm and the CPU', () => {
+    const m = machine('riscv64', 2);
+    const sink = new EventSink(m);
+    const ev = sink.add('f vfs_read c=$comm n=$arg3:u32');
+    expect(ev.setFilter(sink.ring, 'c ~ "ca*" || comm == "bash" && n < 100')).toBeNull();
+    runAll(m);
+    expect(sink.lines.map(argsOf)).toEqual(['c="cat" n=4096']);
+    expect(ev.setFilter(sink.ring, 'comm != "cat" && cpu == 0')).toBeNull();
+    runAll(m);
+    expect(sink.lines.map(argsOf).slice(1)).toEqual(['c="bash" n=128']);
+    expect(ev.setFilter(sink.ring, 'CPU == 1')).toBeNull();
+    const cpu1 = m.kernel.cpus[1] as Cpu;
+    const cat = syscallTasks(m).find((t) => t.task.comm === 'cat') as WorkloadTask;
+    m.kernel.switchTo(cpu1, cat.task);
+    for (const c of cat.calls) expect(m.kernel.run(cpu1, c)).toBeNull();
+    runTask(m, cat);
+    // Read by time: CPU 1's clock had not moved before.
+    expect(sink.entries().map((e) => [e.cpu, argsOf(e.line)])).toEqual([
+      [1, 'c="cat" n=4096'],
+      [0, 'c="cat" n=4096'],
+      [0, 'c="bash" n=128'],
+    ]);
+  });
+
+  it.each(ARCHES)('matches __probe_ip.function against kallsyms on %s', (arch) => {
+    const m = machine(arch);
+    const sink = new EventSink(m);
+    const ev = sink.add('f vfs_read n=$arg3:u32');
+    const fn = m.image.functions[m.image.indexOf('vfs_read')] as { addr: bigint };
+    expect(ev.setFilter(sink.ring, '__probe_ip.function == ksys_read')).toBeNull();
+    runAll(m);
+    expect(sink.lines).toEqual([]);
+    expect(
+      ev.setFilter(sink.ring, `__probe_ip.function == 0x${(fn.addr + 2n).toString(16)}`),
+    ).toBeNull();
+    runAll(m);
+    expect(sink.lines.map(argsOf)).toEqual(['n=128', 'n=4096']);
+    const bad = ev.setFilter(sink.ring, 'common_type.function == vfs_read');
+    expect(bad?.err).toBe('ILLEGAL_FIELD_OP');
+  });
+
+  it("matches an exit's return site with __probe_ret_ip.function", () => {
+    const m = machine('x86_64');
+    const sink = new EventSink(m);
+    const ev = sink.add('f vfs_read%return r=$retval:u32');
+    expect(ev.setFilter(sink.ring, '__probe_ret_ip.function != ksys_read')).toBeNull();
+    runAll(m);
+    expect(sink.lines).toEqual([]);
+    expect(ev.setFilter(sink.ring, '__probe_ret_ip.function == ksys_read && r > 128')).toBeNull();
+    runAll(m);
+    expect(sink.lines.map(argsOf)).toEqual(['r=4096']);
+  });
+
+  it('builds the buffered entry for the longest strings the event can store', () => {
+    const m = machine('x86_64');
+    const sink = new EventSink(m);
+    sink.ring.resize(1 << 20);
+    // The string, then at +4112 the address of ksys_read for the symstr.
+    const ev = sink.add('f getname s=$arg1:string y=+4112($arg1):symstr');
+    expect(ev.setFilter(sink.ring, 's ~ "x*"')).toBeNull();
+    const at = ok(m.kernel.kmalloc(8192));
+    const text = 'x'.repeat(MAX_STRING_SIZE + 10);
+    m.kernel.mm.write(at, new TextEncoder().encode(`${text}\0`));
+    const fn = m.image.functions[m.image.indexOf('ksys_read')] as { addr: bigint };
+    const word = new Uint8Array(8);
+    new DataView(word.buffer).setBigUint64(0, fn.addr, true);
+    m.kernel.mm.write(at + 4112n, word);
+    const w = ok(
+      compileWorkload(m.image, {
+        name: 't',
+        tasks: [{ comm: 't', calls: [{ fn: 'getname', args: [`0x${at.toString(16)}`], cost: 1 }] }],
+      }),
+    );
+    expect(m.kernel.run(m.cpu, w.tasks[0]?.calls[0] as CallNode)).toBeNull();
+    expect(sink.lines.map(argsOf)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^s="${text.slice(0, MAX_STRING_SIZE - 1)}" y="ksys_read\\+0x0/0x[0-9a-f]+"$`),
+      ),
+    ]);
+  });
 });

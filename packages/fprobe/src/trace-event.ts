@@ -15,8 +15,21 @@ import {
   type Region,
 } from '@tracelab/vm';
 import { imageTarget, parseFprobeEvent, type FprobeEvent } from './dynevent.js';
-import { compileFetchArgs, layoutRecord, type ArgSlot, type FetchProgram } from './fetch-bpf.js';
+import {
+  EventFilter,
+  EventFilterError,
+  filterString,
+  TASK_COMM_LEN,
+  type FilterSymbols,
+} from './event-filter.js';
 import type { TraceEventRing } from './event-ring.js';
+import {
+  compileFetchArgs,
+  layoutRecord,
+  MAX_STRING_SIZE,
+  type ArgSlot,
+  type FetchProgram,
+} from './fetch-bpf.js';
 import { Fprobe, type FprobeData, type Fprobes } from './fprobe.js';
 
 /**
@@ -111,6 +124,8 @@ export interface FprobeTraceEventStats {
   hits: number;
   /** Runs the vm stopped with an error (the hit is dropped). */
   errors: number;
+  /** Entries an instance's filter discarded (one per instance that refused the hit). */
+  filtered: number;
 }
 
 /**
@@ -131,7 +146,7 @@ export class FprobeTraceEvent {
   readonly entryProg: Program | null;
   readonly verdict: VerifyResult;
   readonly fp: Fprobe;
-  readonly stats: FprobeTraceEventStats = { hits: 0, errors: 0 };
+  readonly stats: FprobeTraceEventStats = { hits: 0, errors: 0, filtered: 0 };
   /** The event's type (common_type, the format's ID). */
   readonly id: number;
   /** The event's own fields, after the common ones. */
@@ -142,6 +157,20 @@ export class FprobeTraceEvent {
   private readonly rt: EventRuntime;
   private readonly record: Region;
   private readonly rings: TraceEventRing[] = [];
+  /** Per instance (its ring), the filter file: a filter, or the failed write it shows. */
+  private readonly filters = new WeakMap<TraceEventRing, EventFilter | EventFilterError>();
+  /** Beside `rings`: the filter each applies (null: none, or its last write failed). */
+  private ringFilters: (EventFilter | null)[] = [];
+  private filtering = false;
+  private filterComm = false;
+  /**
+   * The buffered event of a filtered hit (trace_buffered_event): the entry is built here once
+   * and copied into the rings whose filter takes it, so a refused entry costs no ring space.
+   */
+  private scratch: Uint8Array | null = null;
+  private scratchView: DataView | null = null;
+  /** current->comm for the filters that read it, NUL padded. */
+  private readonly comm = new Uint8Array(TASK_COMM_LEN);
   private readonly wordSize: number;
   private readonly textHi: number;
   /** Per argument: kind, entry offset, record offset, elements, bytes per element in the record. */
@@ -314,6 +343,7 @@ export class FprobeTraceEvent {
       if (err !== null) return err;
     }
     this.rings.push(ring);
+    this.refreshFilters();
     return null;
   }
 
@@ -322,7 +352,72 @@ export class FprobeTraceEvent {
     const at = this.rings.indexOf(ring);
     if (at < 0) return null;
     this.rings.splice(at, 1);
+    this.refreshFilters();
     return this.rings.length === 0 ? this.fprobes.unregisterFprobe(this.fp) : null;
+  }
+
+  /**
+   * echo DATA > events/GROUP/EVENT/filter in the instance of `ring` (apply_event_filter): "0"
+   * clears the filter; otherwise the filter is compiled against the event's fields. A failed
+   * write still replaces the old filter, leaving the event unfiltered, and the file shows the
+   * error. `group`: the write went to the group's filter file (the error then says so, and the
+   * caller does not fail the write).
+   */
+  setFilter(ring: TraceEventRing, data: string, group = false): EventFilterError | null {
+    const text = filterString(data);
+    if (text === null) this.filters.delete(ring);
+    else {
+      const kernel = this.fprobes.kernel;
+      const made = EventFilter.compile(text, {
+        fields: this.fields,
+        common: COMMON_FIELDS,
+        longSize: kernel.info.wordSize,
+        symbols: imageSymbols(kernel),
+      });
+      const state = made instanceof EventFilterError && group ? made.inGroup() : made;
+      this.filters.set(ring, state);
+      if (state instanceof EventFilter && this.scratch === null) {
+        this.scratch = new Uint8Array(this.maxEntrySize());
+        this.scratchView = new DataView(this.scratch.buffer);
+      }
+    }
+    this.refreshFilters();
+    const now = this.filters.get(ring);
+    return now instanceof EventFilterError ? now : null;
+  }
+
+  /** What events/GROUP/EVENT/filter reads in the instance of `ring` (print_event_filter). */
+  readFilter(ring: TraceEventRing): string {
+    const f = this.filters.get(ring);
+    if (f === undefined) return 'none\n';
+    return f instanceof EventFilter ? `${f.text}\n` : f.fileText();
+  }
+
+  private refreshFilters(): void {
+    this.ringFilters = this.rings.map((r) => {
+      const f = this.filters.get(r);
+      return f instanceof EventFilter ? f : null;
+    });
+    this.filtering = this.ringFilters.some((f) => f !== null);
+    this.filterComm = this.ringFilters.some((f) => f?.usesComm === true);
+  }
+
+  /** The largest entry a hit can make: every string at its longest. */
+  private maxEntrySize(): number {
+    let n = this.fixedSize;
+    let symbol = 0;
+    for (let i = 0; i < this.argKind.length; i++) {
+      if (this.argKind[i] === K_STRING) n += (this.argCount[i] as number) * MAX_STRING_SIZE;
+      else if (this.argKind[i] === K_SYMSTR) symbol += this.argCount[i] as number;
+    }
+    if (symbol === 0) return n;
+    // %pS: NAME+0xOFF/0xSIZE [MODULE] (offset and size below 2^32), or 0x and 16 digits.
+    let longest = 18;
+    for (const f of this.fprobes.kernel.image.functions) {
+      const mod = f.module === null ? 0 : f.module.length + 3;
+      longest = Math.max(longest, f.name.length + 2 * (3 + 8) + mod);
+    }
+    return n + symbol * (longest + 1);
   }
 
   /** Runs a program over the pt_regs built from fregs on the CPU; false when the vm fails. */
@@ -375,9 +470,56 @@ export class FprobeTraceEvent {
     const ctx = traceCtx(cpu.preemptCount);
     const ts = Math.floor(cpu.clock);
     const size = this.fixedSize + this.dynamicSize();
-    for (let r = 0; r < this.rings.length; r++) {
-      this.store(this.rings[r] as TraceEventRing, id, ts, size, pid, ctx, ip, retIp);
+    if (this.filtering) {
+      this.storeFiltered(cpu, ts, size, pid, ctx, ip, retIp);
+      return;
     }
+    for (let r = 0; r < this.rings.length; r++) {
+      const ring = this.rings[r] as TraceEventRing;
+      const at = ring.reserve(id, ts, size);
+      if (at >= 0) this.store(ring.view(id), ring.bytes(id), at, pid, ctx, ip, retIp);
+    }
+  }
+
+  /**
+   * A hit while some instance filters the event: the entry is built once in the scratch buffer,
+   * each instance's filter (filter_match_preds) decides, and the entries that pass are copied.
+   */
+  private storeFiltered(
+    cpu: Cpu,
+    ts: number,
+    size: number,
+    pid: number,
+    ctx: number,
+    ip: number,
+    retIp: number,
+  ): void {
+    const sb = this.scratch as Uint8Array;
+    const sv = this.scratchView as DataView;
+    const id = cpu.id;
+    this.store(sv, sb, 0, pid, ctx, ip, retIp);
+    if (this.filterComm) this.loadComm(cpu);
+    for (let r = 0; r < this.rings.length; r++) {
+      const f = this.ringFilters[r] as EventFilter | null;
+      if (f !== null && !f.match(sv, sb, 0, id, this.comm)) {
+        this.stats.filtered++;
+        continue;
+      }
+      const ring = this.rings[r] as TraceEventRing;
+      const at = ring.reserve(id, ts, size);
+      if (at < 0) continue;
+      const b = ring.bytes(id);
+      for (let k = 0; k < size; k++) b[at + k] = sb[k] as number;
+    }
+  }
+
+  /** current->comm into `comm`, NUL padded (every traced call runs in a task). */
+  private loadComm(cpu: Cpu): void {
+    const c = this.comm;
+    c.fill(0);
+    const comm = cpu.current?.comm ?? '';
+    const n = Math.min(comm.length, TASK_COMM_LEN - 1);
+    for (let k = 0; k < n; k++) c[k] = comm.charCodeAt(k) & 0xff;
   }
 
   /** Bytes the record's strings take in the entry's dynamic area. */
@@ -395,21 +537,16 @@ export class FprobeTraceEvent {
     return n;
   }
 
-  /** store_trace_args into one ring: the header, the fixed arguments, then the strings. */
+  /** store_trace_args at `at` of `b`: the header, the fixed arguments, then the strings. */
   private store(
-    ring: TraceEventRing,
-    cpu: number,
-    ts: number,
-    size: number,
+    v: DataView,
+    b: Uint8Array,
+    at: number,
     pid: number,
     ctx: number,
     ip: number,
     retIp: number,
   ): void {
-    const at = ring.reserve(cpu, ts, size);
-    if (at < 0) return;
-    const v = ring.view(cpu);
-    const b = ring.bytes(cpu);
     const recBytes = this.record.bytes;
     const rec = this.record.view;
     const ws = this.wordSize;
@@ -663,6 +800,21 @@ export class FprobeTraceEvent {
         return t.hex ? `0x${val.toString(16)}` : val.toString();
     }
   }
+}
+
+/** kallsyms of the kernel's image, for `FIELD.function` in filters. */
+function imageSymbols(kernel: Kernel): FilterSymbols {
+  const image = kernel.image;
+  return {
+    address: (name) => {
+      const i = image.indexOf(name);
+      return i < 0 ? null : (image.functions[i] as { addr: bigint }).addr;
+    },
+    functionAt: (addr) => {
+      const hit = image.lookup(addr);
+      return hit === null ? null : { start: hit.fn.addr, size: hit.fn.size };
+    },
+  };
 }
 
 /** One basic element of an entry, signed or not as its type says. */

@@ -250,8 +250,8 @@ describe('events/ of fprobe events', () => {
       ),
     );
     expect(fs.list('events')).toEqual(['enable', 'fprobes', 'my']);
-    expect(fs.list('events/fprobes')).toEqual(['enable', 'vfs_read__entry']);
-    expect(fs.list('events/my/rd')).toEqual(['enable', 'format', 'id']);
+    expect(fs.list('events/fprobes')).toEqual(['enable', 'filter', 'vfs_read__entry']);
+    expect(fs.list('events/my/rd')).toEqual(['enable', 'filter', 'format', 'id']);
     expect(fs.list('instances')).toEqual([]);
     expect(fs.read('events/fprobes/vfs_read__entry/id')).toBe('21\n');
     const common =
@@ -284,7 +284,9 @@ describe('events/ of fprobe events', () => {
     ok(fs.write('dynamic_events', 'f vfs_read'));
     expect((fs.read('events/fprobes') as TracelabError).code).toBe('EINVAL');
     expect((fs.read('events/nope/enable') as TracelabError).code).toBe('ENOENT');
-    expect((fs.read('events/fprobes/vfs_read__entry/filter') as TracelabError).code).toBe('ENOENT');
+    expect((fs.read('events/fprobes/vfs_read__entry/trigger') as TracelabError).code).toBe(
+      'ENOENT',
+    );
     expect((fs.list('events/fprobes/enable') as TracelabError).code).toBe('EINVAL');
     expect((fs.write('events/fprobes/vfs_read__entry/enable', '2') as TracelabError).code).toBe(
       'EINVAL',
@@ -435,6 +437,75 @@ describe('events/ of fprobe events', () => {
         .filter((l) => l !== ''),
     ).toEqual(body);
     expect(ok(fs.read('trace'))).not.toContain('/*');
+  });
+
+  it('filters events per instance through events/GROUP/EVENT/filter, as trace_events_filter.c', () => {
+    const e = engine();
+    const fs = e.tracefs;
+    ok(fs.write('dynamic_events', 'f vfs_write n=$arg3:u32\nf vfs_read n=$arg3:u32 c=$comm'));
+    const filter = 'events/fprobes/vfs_write__entry/filter';
+    expect(fs.read(filter)).toBe('none\n');
+    ok(fs.write(filter, 'n >= 80 && comm != "sshd"\n'));
+    expect(fs.read(filter)).toBe('n >= 80 && comm != "sshd"\n');
+    ok(fs.write('events/fprobes/enable', '1'));
+    expect(fs.mkdir('instances/all')).toBeNull();
+    ok(fs.write('instances/all/events/fprobes/vfs_write__entry/enable', '1'));
+    expect(fs.read('instances/all/events/fprobes/vfs_write__entry/filter')).toBe('none\n');
+    // bash writes 64 bytes 20 times, sshd 512 20 times, logger 80 10 times; bash and cat read.
+    ok(e.run('syscalls'));
+    const body = (path: string) =>
+      ok(fs.read(path))
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('#'));
+    const writes = body('trace').filter((l) => l.includes('vfs_write__entry'));
+    expect(writes).toHaveLength(10);
+    expect(writes.every((l) => /^ +logger-3003 .* n=80$/.test(l))).toBe(true);
+    expect(body('trace').filter((l) => l.includes('vfs_read__entry'))).toHaveLength(40);
+    expect(body('instances/all/trace')).toHaveLength(50);
+    expect(ok(fs.read('trace'))).toContain('entries-in-buffer/entries-written: 50/50 ');
+
+    // A failed write: EINVAL, the filter file shows where, error_log has it, nothing is filtered.
+    const bad = fs.write(filter, 'n >= 80 && pid == 1');
+    expect((bad as TracelabError).code).toBe('EINVAL');
+    expect(fs.read(filter)).toBe(
+      'n >= 80 && pid == 1\n               ^\nparse_error: Field not found\n\n',
+    );
+    expect(ok(fs.read('error_log'))).toMatch(
+      /\] event filter parse error: error: Field not found\n {2}Command: n >= 80 && pid == 1\n {26}\^\n$/,
+    );
+    ok(fs.write('trace', ''));
+    ok(e.run('syscalls'));
+    expect(body('trace').filter((l) => l.includes('vfs_write__entry'))).toHaveLength(50);
+    // The kernel's own codes for unbalanced parentheses and quotes.
+    for (const [text, code] of [
+      ['n == 1)', 'EPERM'],
+      ['(n == 1', 'ENOENT'],
+      ['comm == "x', 'ESRCH'],
+      ['== 1', 'EPERM'],
+      ['x'.repeat(4096), 'EINVAL'],
+    ]) {
+      expect((fs.write(filter, text as string) as TracelabError).code, text).toBe(code);
+    }
+    expect(fs.read(filter)).toBe('== 1\nError: (0)\n\n');
+
+    // The group's filter: every event that has the fields takes it, the others show the failure.
+    const group = 'events/fprobes/filter';
+    expect(fs.read(group)).toMatch(/^### global filter ###\n/);
+    ok(fs.write(group, 'c ~ "ca*"'));
+    expect(fs.read(group)).toMatch(/^### global filter ###\n/);
+    expect(fs.read('events/fprobes/vfs_read__entry/filter')).toBe('c ~ "ca*"\n');
+    expect(fs.read(filter)).toBe(
+      'c ~ "ca*"\n^\nparse_error: Couldn\'t find or set field in one of a subsystem\'s events\n\n',
+    );
+    ok(fs.write('trace', ''));
+    ok(e.run('syscalls'));
+    const reads = body('trace').filter((l) => l.includes('vfs_read__entry'));
+    expect(reads).toHaveLength(20);
+    expect(reads.every((l) => l.endsWith('n=4096 c="cat"'))).toBe(true);
+    expect(body('trace').filter((l) => l.includes('vfs_write__entry'))).toHaveLength(50);
+    ok(fs.write(group, '0'));
+    expect(fs.read('events/fprobes/vfs_read__entry/filter')).toBe('none\n');
+    expect(fs.read(filter)).toBe('none\n');
   });
 
   it('keeps each instance its own events: enable, buffer, and rmdir disables them', () => {

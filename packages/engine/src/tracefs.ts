@@ -2,6 +2,7 @@ import { TracelabError } from '@tracelab/contracts';
 import {
   formatFprobeEvent,
   FprobeTraceEvent,
+  GROUP_FILTER_MESSAGE,
   imageTarget,
   parseFprobeEvent,
   ProbeParseError,
@@ -30,7 +31,9 @@ const PREFIX = '/sys/kernel/tracing/';
 export const FIRST_EVENT_TYPE = 21;
 
 /** The files of one event directory (events/GROUP/EVENT). */
-const EVENT_FILES = ['enable', 'format', 'id'];
+const EVENT_FILES = ['enable', 'filter', 'format', 'id'];
+/** PAGE_SIZE: event_filter_write refuses a write this long or longer. */
+const FILTER_WRITE_MAX = 4096;
 
 /** kstrtoul_from_user(base 10): digits and an optional trailing newline. */
 function parseUlong(file: string, data: string): number | TracelabError {
@@ -307,8 +310,9 @@ export class Tracefs {
   }
 
   /**
-   * What events/... names: the files of the event directories (enable, format and id of an event;
-   * enable of a group and of the whole directory), 'dir' for a directory, undefined for nothing.
+   * What events/... names: the files of the event directories (enable, filter, format and id of
+   * an event; enable and filter of a group; enable of the whole directory), 'dir' for a
+   * directory, undefined for nothing.
    */
   private eventNode(file: string): FileOps | 'dir' | undefined {
     const parts = file.split('/');
@@ -319,6 +323,13 @@ export class Tracefs {
     if (inGroup().length === 0 || parts.length > 4) return undefined;
     if (event === undefined) return 'dir';
     if (event === 'enable' && name === undefined) return this.enableOps(inGroup);
+    if (event === 'filter' && name === undefined) {
+      return {
+        read: () => `${GROUP_FILTER_MESSAGE}\n`,
+        // The kernel walks the instance's events newest first (list_add).
+        write: (tr, d) => this.setFilter(tr, inGroup().reverse(), d, true),
+      };
+    }
     const ev = inGroup().find((e) => e.event.event === event);
     if (ev === undefined) return undefined;
     switch (name) {
@@ -328,6 +339,11 @@ export class Tracefs {
         return {
           read: (tr) => (tr.eventRing !== null && ev.isEnabledIn(tr.eventRing) ? '1\n' : '0\n'),
           write: (tr, d) => this.setEnabled(tr, [ev], d),
+        };
+      case 'filter':
+        return {
+          read: (tr) => (tr.eventRing === null ? 'none\n' : ev.readFilter(tr.eventRing)),
+          write: (tr, d) => this.setFilter(tr, [ev], d, false),
         };
       case 'format':
         return { read: () => ev.format() };
@@ -364,6 +380,29 @@ export class Tracefs {
     for (const e of events) {
       const err = n === 1 ? e.enableIn(tr.events) : e.disableIn(tr.events);
       if (err !== null) return err;
+    }
+    return null;
+  }
+
+  /**
+   * echo DATA > filter (event_filter_write): each event compiles it against its own fields; a
+   * failure goes to error_log. A group's write succeeds whatever its events made of it.
+   */
+  private setFilter(
+    tr: TraceArray,
+    events: readonly FprobeTraceEvent[],
+    data: string,
+    group: boolean,
+  ): TracelabError | null {
+    const bytes = new TextEncoder().encode(data).length;
+    if (bytes >= FILTER_WRITE_MAX) {
+      return new TracelabError('EINVAL', `filter: ${bytes} bytes is too long a filter`);
+    }
+    for (const e of events) {
+      const err = e.setFilter(tr.events, data, group);
+      if (err === null) continue;
+      tr.logError(err.logEntry());
+      if (!group) return err;
     }
     return null;
   }
@@ -420,7 +459,10 @@ export class Tracefs {
       const names = this.events
         .filter((e) => group === undefined || e.event.group === group)
         .map((e) => (group === undefined ? e.event.group : e.event.event));
-      return ['enable', ...new Set(names)].sort();
+      return [
+        ...(group === undefined ? ['enable'] : ['enable', 'filter']),
+        ...new Set(names),
+      ].sort();
     }
     if (r.file === 'options') return names('options/', this.instanceFiles.keys()).sort();
     if (r.top && r.file === 'instances') return [...this.instances.keys()].sort();

@@ -200,6 +200,8 @@ describe('fprobe event fetch args over kernel memory', () => {
         `s="etc/passwd" c={'e','t','c'}`,
       );
       expect(hit(m, 'f getname a=+0($arg1):string[2]', at)).toBe('a={"etc/passwd",(fault)}');
+      // %pS of an address in no function: all its hex digits.
+      expect(hit(m, 'f getname s=+0($arg1):symstr', at)).toBe(`s="0x${(at + 16n).toString(16)}"`);
       expect(hit(m, 'f getname s=+4(+0($arg1)):string', at)).toBe('s="passwd"');
     },
   );

@@ -613,13 +613,20 @@ export class FprobeTraceEvent {
     this.symPos++;
   }
 
-  private putHex(v: number): void {
+  /** 0x and the hex digits of hi:lo, two uint32 halves (as one double the low digits round). */
+  private putHex(hi: number, lo: number): void {
     this.putc(0x30);
     this.putc(0x78);
-    let d = 1;
-    while (d * 16 <= v) d *= 16;
-    for (; d >= 1; d /= 16) {
-      const x = Math.floor(v / d) % 16;
+    if (hi !== 0) this.putDigits(hi, 1);
+    this.putDigits(lo, hi !== 0 ? 8 : 1);
+  }
+
+  /** The hex digits of a uint32, at least `min` of them. */
+  private putDigits(v: number, min: number): void {
+    let n = min;
+    while (n < 8 && v >= 16 ** n) n++;
+    for (let k = n - 1; k >= 0; k--) {
+      const x = Math.floor(v / 16 ** k) % 16;
       this.putc(x < 10 ? 0x30 + x : 0x57 + x);
     }
   }
@@ -639,14 +646,14 @@ export class FprobeTraceEvent {
     this.symPos = off;
     if (i < 0) {
       const hi = this.wordSize === 8 ? rec.getUint32(at + 4, true) : 0;
-      this.putHex(hi * 0x100000000 + rec.getUint32(at, true));
+      this.putHex(hi, rec.getUint32(at, true));
     } else {
       const fn = image.functions[i] as { name: string; size: number; module: string | null };
       this.putText(fn.name);
       this.putc(0x2b);
-      this.putHex(rec.getUint32(at, true) - this.textLo() - image.textOffset(i));
+      this.putHex(0, rec.getUint32(at, true) - this.textLo() - image.textOffset(i));
       this.putc(0x2f);
-      this.putHex(fn.size);
+      this.putHex(0, fn.size);
       if (fn.module !== null) {
         this.putText(' [');
         this.putText(fn.module);

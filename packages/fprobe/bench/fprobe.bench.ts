@@ -116,6 +116,26 @@ export default function (bench: Bench): void {
       ev.k.run(ev.cpu, ev.call);
     });
   }
+  // The first row's event with an instance filter that keeps every hit: the entry is built in
+  // the buffered event, matched (a number, then a glob on comm) and copied into the ring.
+  const fe = setup();
+  const filtered = ok(
+    FprobeTraceEvent.create(
+      fe.fp,
+      'f rw_verify_area rw=$arg1:s32 file=$arg2 count=$arg4:u64',
+      1000,
+    ),
+  );
+  const ring = new TraceEventRing(fe.k.cpus.length, 1 << 20);
+  ok(filtered.enableIn(ring));
+  const bad = filtered.setFilter(ring, 'count == 0 && comm ~ "ben*"');
+  if (bad !== null) throw bad;
+  bench.add(
+    `fprobe event, 3 register args, filter of 2 predicates (${BATCH} hits per run, per hit = mean / ${BATCH})`,
+    () => {
+      fe.k.run(fe.cpu, fe.call);
+    },
+  );
   const a = setup();
   bench.add(`register_fprobe('*') + unregister, ${n} functions`, () => {
     const p = entryOnly();

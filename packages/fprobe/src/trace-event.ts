@@ -8,6 +8,8 @@ import {
   installHelpers,
   MapTable,
   mapResolver,
+  PROT_READ,
+  PROT_WRITE,
   Program,
   Vm,
   VmError,
@@ -44,13 +46,20 @@ const EVENT_AREA: Readonly<Record<ArchName, bigint>> = {
 };
 const MAPS_OFFSET = 0x1000000n;
 const STACK_STRIDE = 0x10000n;
+/** Each CPU's pt_regs, in its 64 KiB above the BPF stack. */
+const REGS_OFFSET = 0x8000n;
 
 /** What every event of one kernel shares: the record maps, and per CPU a vm and a pt_regs slot. */
 class EventRuntime {
   readonly maps: MapTable;
   readonly vms: Vm[] = [];
-  readonly ptSlots: bigint[] = [];
+  /**
+   * Per CPU a pt_regs mapped as kernel memory at (ptLo, ptHi), int32 halves: a hit builds it in
+   * place and hands the program its address, with no copy and no bigint.
+   */
   readonly regs: PtRegs[];
+  readonly ptLo: number[] = [];
+  readonly ptHi: number[] = [];
 
   private constructor(kernel: Kernel, base: bigint) {
     this.maps = new MapTable(kernel.mm, base + MAPS_OFFSET, kernel.cpus.length);
@@ -68,10 +77,17 @@ class EventRuntime {
       const vm = Vm.create({ memory: kernel.mm, stackBase: base + BigInt(cpu.id) * STACK_STRIDE });
       if (vm instanceof VmError) return new TracelabError(vm.code, vm.message);
       installHelpers(vm, rt.maps, kernelEnv(kernel, cpu.id));
-      const slot = kernel.kmalloc(rt.regs[cpu.id]?.bytes.length ?? 0);
-      if (typeof slot !== 'bigint') return new TracelabError(slot.code, slot.message);
+      const at = base + BigInt(cpu.id) * STACK_STRIDE + REGS_OFFSET;
+      const region = kernel.mm.map({
+        name: `event_regs${cpu.id}`,
+        base: at,
+        data: (rt.regs[cpu.id] as PtRegs).bytes,
+        prot: PROT_READ | PROT_WRITE,
+      });
+      if (region instanceof VmError) return new TracelabError(region.code, region.message);
       rt.vms.push(vm);
-      rt.ptSlots.push(slot);
+      rt.ptLo.push(Number(BigInt.asIntN(32, at)));
+      rt.ptHi.push(Number(BigInt.asIntN(32, at >> 32n)));
     }
     EventRuntime.byKernel.set(kernel, rt);
     return rt;
@@ -423,10 +439,10 @@ export class FprobeTraceEvent {
   /** Runs a program over the pt_regs built from fregs on the CPU; false when the vm fails. */
   private run(prog: Program, fregs: FtraceRegs, cpu: number): boolean {
     const rt = this.rt;
-    const regs = ftracePartialRegs(fregs, rt.regs[cpu]);
-    const slot = rt.ptSlots[cpu] as bigint;
-    this.fprobes.kernel.mm.write(slot, regs.bytes);
-    return (rt.vms[cpu] as Vm).run(prog, slot) === 0;
+    ftracePartialRegs(fregs, rt.regs[cpu]);
+    return (
+      (rt.vms[cpu] as Vm).runRaw(prog, rt.ptLo[cpu] as number, rt.ptHi[cpu] as number, 0, 0) === 0
+    );
   }
 
   /**

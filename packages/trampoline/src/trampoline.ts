@@ -62,7 +62,7 @@ class TrampImage {
   inflight = 0;
   installed = false;
   ops: FtraceOps | null = null;
-  /** The return into the image, as halves (what the original's return address becomes). */
+  /** The return into the image, as int32 halves (what the original's return address becomes). */
   readonly retLo: number;
   readonly retHi: number;
 
@@ -84,8 +84,8 @@ class TrampImage {
     this.fmodRetActive = this.fmodRet.map(activeOf);
     this.callOrig = this.fexit.length > 0 || this.fmodRet.length > 0;
     const ret = addr + BigInt(IMAGE_RET);
-    this.retLo = Number(ret & 0xffffffffn);
-    this.retHi = Number(ret >> 32n);
+    this.retLo = Number(BigInt.asIntN(32, ret));
+    this.retHi = Number(BigInt.asIntN(32, ret >> 32n));
   }
 }
 
@@ -655,8 +655,8 @@ export class Trampolines {
   private enter(img: TrampImage, cpu: Cpu, fn: number): number {
     const task = cpu.current;
     if (task === null) return ENTRY_CONTINUE;
-    const u = cpu.regs.u32;
-    const words = task.stackWords;
+    const u = cpu.regs.i32;
+    const words = task.stackI32;
     const base = task.stackBaseLo;
     const wide = this.ws === 8;
     const oldSp = ((u[this.spW] as number) - base) | 0;
@@ -664,7 +664,7 @@ export class Trampolines {
     const n = this.fnSlots[fn] as number;
     const image = this.kernel.image;
     const cw = ctxOff >> 2;
-    words[cw] = image.addrLo[fn] as number;
+    words[cw] = image.addrLoI32[fn] as number;
     words[cw + 1] = image.addrHi[fn] as number;
     words[cw + 2] = n;
     words[cw + 3] = 0;
@@ -692,7 +692,7 @@ export class Trampolines {
     const ctxHi = task.stackBaseHi | 0;
     const st = this.state;
     const c = cpu.id;
-    st.begin(c, image.addrLo[fn] as number, image.addrHi[fn] as number, BPF_TRAMP_FENTRY);
+    st.begin(c, image.addrLoI32[fn] as number, (image.addrHi[fn] as number) | 0, BPF_TRAMP_FENTRY);
     const fentry = img.fentry;
     for (let i = 0; i < fentry.length; i++) {
       this.runProg(fentry[i] as Program, img.fentryActive[i] as Int32Array, c, ctxLo, ctxHi);
@@ -747,7 +747,7 @@ export class Trampolines {
   }
 
   /** Keeps fp (and lr where the return address is a register) at the top of the frame. */
-  private saveTop(u: Uint32Array, words: Uint32Array, oldSp: number): void {
+  private saveTop(u: Int32Array, words: Int32Array, oldSp: number): void {
     if (this.lrW < 0) {
       const at = (oldSp - this.ws) >> 2;
       words[at] = u[this.fpW] as number;
@@ -774,21 +774,21 @@ export class Trampolines {
     n: number,
   ): void {
     const task = cpu.current as NonNullable<Cpu['current']>;
-    const u = cpu.regs.u32;
-    const words = task.stackWords;
+    const u = cpu.regs.i32;
+    const words = task.stackI32;
     const src = img.plan.src;
     for (let h = 0; h < 2 * n; h++) {
       const s = src[h] as number;
       if (s >= 0) u[s] = words[a + h] as number;
     }
     this.restoreTop(u, words, oldSp, false);
-    u[this.ipW] = this.kernel.image.addrLo[fn] as number;
+    u[this.ipW] = this.kernel.image.addrLoI32[fn] as number;
     if (this.ws === 8) u[this.ipW + 1] = this.kernel.image.addrHi[fn] as number;
     u[this.spW] = task.stackBaseLo + oldSp;
   }
 
   /** fp (and lr) from the frame top; with `toCaller`, ip becomes the saved return address. */
-  private restoreTop(u: Uint32Array, words: Uint32Array, oldSp: number, toCaller: boolean): void {
+  private restoreTop(u: Int32Array, words: Int32Array, oldSp: number, toCaller: boolean): void {
     if (this.lrW < 0) {
       const at = (oldSp - this.ws) >> 2;
       u[this.fpW] = words[at] as number;
@@ -816,14 +816,14 @@ export class Trampolines {
    */
   private skipOriginal(img: TrampImage, cpu: Cpu, fn: number, oldSp: number, r: number): void {
     const task = cpu.current as NonNullable<Cpu['current']>;
-    const words = task.stackWords;
-    const u = cpu.regs.u32;
+    const words = task.stackI32;
+    const u = cpu.regs.i32;
     this.setReturn(img, u, fn, words[r] as number, words[r + 1] as number);
     this.restoreTop(u, words, oldSp, true);
     u[this.spW] = task.stackBaseLo + oldSp + (this.lrW < 0 ? this.ws : 0);
   }
 
-  private setReturn(img: TrampImage, u: Uint32Array, fn: number, lo: number, hi: number): void {
+  private setReturn(img: TrampImage, u: Int32Array, fn: number, lo: number, hi: number): void {
     const rs = img.plan.retSrc;
     u[rs[0] as number] = lo;
     if (this.ws === 8 || this.fnRetWide[fn] === 1) u[rs[1] as number] = hi;
@@ -841,8 +841,8 @@ export class Trampolines {
   /** The image's second half: the original returned into it. fexit, then return to the caller. */
   private leave(img: TrampImage, cpu: Cpu, fn: number): number {
     const task = cpu.current as NonNullable<Cpu['current']>;
-    const u = cpu.regs.u32;
-    const words = task.stackWords;
+    const u = cpu.regs.i32;
+    const words = task.stackI32;
     const base = task.stackBaseLo;
     const sp = ((u[this.spW] as number) - base) | 0;
     const ctxOff = sp + (this.fnStack[fn] as number);
@@ -854,7 +854,12 @@ export class Trampolines {
     words[r + 1] = this.ws === 8 || this.fnRetWide[fn] === 1 ? (u[rs[1] as number] as number) : 0;
     const c = cpu.id;
     const image = this.kernel.image;
-    this.state.begin(c, image.addrLo[fn] as number, image.addrHi[fn] as number, BPF_TRAMP_FEXIT);
+    this.state.begin(
+      c,
+      image.addrLoI32[fn] as number,
+      (image.addrHi[fn] as number) | 0,
+      BPF_TRAMP_FEXIT,
+    );
     this.runFexit(img, c, (base + ctxOff + CTX_ARGS) | 0, task.stackBaseHi | 0);
     this.state.end(c);
     // The caller gets the original's return value even if a helper ran kernel code meanwhile.

@@ -71,20 +71,26 @@ export class Region {
   /** The base split in unsigned 32-bit halves, for the number-only hot path. */
   readonly baseHi: number;
   readonly baseLo: number;
+  // translate's fields are declared, not defined: a defined class field starts as undefined,
+  // and V8 then stores the number tagged, which every load must check and untag.
+  declare readonly size: number;
+  declare prot: number;
   /**
-   * The same halves as int32s, for translate's fast path: addresses are 2^31 or more as uint32s,
+   * The base halves as int32s, for translate's fast path: addresses are 2^31 or more as uint32s,
    * which V8 holds as doubles; int32 compares and subtracts stay in integer registers.
    */
-  readonly baseHi32: number;
-  readonly baseLo32: number;
+  declare readonly baseHi32: number;
+  declare readonly baseLo32: number;
 
   constructor(
     readonly name: string,
     readonly base: bigint,
-    readonly size: number,
-    public prot: number,
+    size: number,
+    prot: number,
     readonly bytes: Uint8Array,
   ) {
+    this.size = size;
+    this.prot = prot;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.baseHi = Number(base >> 32n);
     this.baseLo = Number(base & 0xffffffffn);
@@ -132,8 +138,10 @@ export class AddressSpace {
    */
   private last: Region | null = null;
   private prev: Region | null = null;
-  /** The region of the last successful `translate`. */
-  hit: Region | null = null;
+  /** The region of the last successful `translate` (always the last one it remembers). */
+  get hit(): Region | null {
+    return this.last;
+  }
   /** The fault of the last failed `translate`. */
   fault: MemFault | null = null;
 
@@ -195,7 +203,6 @@ export class AddressSpace {
     const [region] = this.list.splice(i, 1) as [Region];
     if (this.last === region) this.last = null;
     if (this.prev === region) this.prev = null;
-    if (this.hit === region) this.hit = null;
     return region;
   }
 
@@ -246,7 +253,6 @@ export class AddressSpace {
         (r.prot & access) === access &&
         (!this.strictAlignment || (lo & (size - 1)) === 0)
       ) {
-        this.hit = r;
         return off;
       }
     }
@@ -266,7 +272,6 @@ export class AddressSpace {
       this.prev = this.last;
       this.last = r;
     }
-    this.hit = r;
     return off;
   }
 

@@ -12,6 +12,24 @@ function writesR10(i: Insn): boolean {
 /** What lddw with BPF_PSEUDO_FUNC loads: this base plus the callee's instruction index. */
 export const BPF_PSEUDO_FUNC_BASE = 0xffffffffc0000000n;
 
+/** Stack bytes per frame (MAX_BPF_STACK). */
+export const MAX_BPF_STACK = 512;
+
+/**
+ * In Program.ops, the base register of a load or store that addresses its own frame through
+ * r10 (offset -512..-size) in a program that never writes r10: such an access needs no translate.
+ */
+export const OPS_FP_BASE = 15;
+
+/** Whether i loads or stores inside its frame's 512 bytes below r10. */
+function inFrame(i: Insn): boolean {
+  const cls = i.code & 7;
+  if (cls < 1 || cls > 3 || (cls === 1 ? i.src : i.dst) !== 10) return false;
+  const sz = i.code & 0x18;
+  const bytes = sz === 0x18 ? 8 : sz === 0x00 ? 4 : sz === 0x08 ? 2 : 1;
+  return i.off >= -MAX_BPF_STACK && i.off + bytes <= 0;
+}
+
 /**
  * A validated program in the struct-of-arrays form the interpreter walks: one entry per 8-byte
  * slot, so jump offsets index the arrays directly. lddw's full 64-bit immediate sits in
@@ -25,10 +43,13 @@ export class Program {
   readonly imm: Int32Array;
   readonly imm2: Int32Array;
   /**
-   * The interpreter's packed form: code | dst << 8 | src << 12 | off << 16 per slot, plus one
-   * sentinel slot (code 0) past the end, so falling off the program needs no bounds check.
+   * The interpreter's form: per slot the pair (code | dst << 8 | src << 12 | off << 16, imm),
+   * lddw's second slot holding imm2, plus one sentinel slot (code 0) past the end, so falling
+   * off the program needs no bounds check. One array: one object to check per instruction.
+   * A load or store in r10's frame has OPS_FP_BASE as its base register. Declared, not
+   * defined, like Vm's fields: V8 then knows its map at every run.
    */
-  readonly words: Int32Array;
+  declare readonly ops: Int32Array;
   /** No instruction writes r10, so r10 is always the frame pointer (engines use it). */
   readonly fpFixed: boolean;
   /** Set by the JIT the first time it compiles this program. */
@@ -43,9 +64,10 @@ export class Program {
     this.dst = new Uint8Array(n);
     this.src = new Uint8Array(n);
     this.off = new Int32Array(n);
-    this.imm = new Int32Array(n + 1);
-    this.imm2 = new Int32Array(n + 1);
-    this.words = new Int32Array(n + 1);
+    this.imm = new Int32Array(n);
+    this.imm2 = new Int32Array(n);
+    this.ops = new Int32Array(2 * (n + 1));
+    this.fpFixed = !insns.some(writesR10);
     insns.forEach((i, k) => {
       this.code[k] = i.code;
       this.dst[k] = i.dst;
@@ -53,9 +75,14 @@ export class Program {
       this.off[k] = i.off;
       this.imm[k] = i.imm;
       this.imm2[k] = i.imm2;
-      this.words[k] = i.code | (i.dst << 8) | (i.src << 12) | (i.off << 16);
+      const fp = this.fpFixed && inFrame(i);
+      const dst = fp && (i.code & 7) !== 1 ? OPS_FP_BASE : i.dst;
+      const src = fp && (i.code & 7) === 1 ? OPS_FP_BASE : i.src;
+      this.ops[2 * k] = i.code | (dst << 8) | (src << 12) | (i.off << 16);
+      // lddw's second slot holds the resolved high half, which its own imm may not.
+      if (k === 0 || !isLddw(insns[k - 1] as Insn)) this.ops[2 * k + 1] = i.imm;
+      if (isLddw(i)) this.ops[2 * k + 3] = i.imm2;
     });
-    this.fpFixed = !insns.some(writesR10);
   }
 
   get length(): number {

@@ -53,6 +53,28 @@ describe('helper and kfunc registries', () => {
       expect(vm.error?.message).toBe('EFAULT: bad pointer from the program');
     });
 
+    it(`r10-relative and computed stack addresses reach the same bytes in every frame (${engine})`, () => {
+      const vm = Vm.create() as Vm;
+      // Frame 0 writes below its own 512 bytes; the callee's frame is the next 512 down, so its
+      // [r10-8] is the caller's [r10-520].
+      const p = prog(`
+        stdw [%r10-600], 7
+        mov %r1, %r10
+        add %r1, -600
+        ldxdw %r6, [%r1+0]
+        call local sub
+        ldxdw %r0, [%r10-520]
+        add %r0, %r6
+        exit
+      sub:
+        stdw [%r10-8], 35
+        mov %r1, %r10
+        ldxdw %r0, [%r1-8]
+        exit`);
+      expect(run(vm, p)).toBe(0);
+      expect(vm.r0).toBe(42n);
+    });
+
     it(`r1 carries the context (${engine})`, () => {
       const vm = Vm.create() as Vm;
       expect(run(vm, prog('mov %r0, %r1\nexit'), 0xffff888012345678n)).toBe(0);

@@ -2,7 +2,7 @@ import { TWO32, bswap16, bswap32, divmod64, mulhu, scmp, toBig, ucmp } from './a
 import { VmError } from './errors.js';
 import { AddressSpace, MemFault, PROT_READ, PROT_WRITE, type Region } from './memory.js';
 import { type CompiledFn, compile } from './jit.js';
-import { BPF_PSEUDO_FUNC_BASE, type Program } from './program.js';
+import { BPF_PSEUDO_FUNC_BASE, MAX_BPF_STACK, OPS_FP_BASE, type Program } from './program.js';
 
 /**
  * A helper or kfunc body. Reads its arguments from the vm (r1-r5) and returns r0: a number (a
@@ -11,8 +11,8 @@ import { BPF_PSEUDO_FUNC_BASE, type Program } from './program.js';
  */
 export type HelperFn = (vm: Vm) => number | bigint | void;
 
-/** Stack bytes per frame and frames per program (MAX_BPF_STACK, MAX_CALL_FRAMES). */
-export const MAX_BPF_STACK = 512;
+export { MAX_BPF_STACK };
+/** Frames per program (MAX_CALL_FRAMES). */
 export const MAX_CALL_FRAMES = 8;
 /** MAX_TAIL_CALL_CNT. */
 export const MAX_TAIL_CALL_CNT = 33;
@@ -22,6 +22,45 @@ export const DEFAULT_STACK_BASE = 0xffffc90000000000n;
 /** BPF_MAX_LOOPS: bpf_loop's limit on nr_loops. */
 export const BPF_MAX_LOOPS = 1 << 23;
 export const BPF_FUNC_loop = 181;
+
+// Module-local constants: V8 folds these into the interpreter's code (imported and exported
+// bindings are loaded and checked at every use).
+const FRAME = MAX_BPF_STACK;
+const FP_BASE = OPS_FP_BASE;
+const MEM_SRC_BASE = 0x80;
+
+/**
+ * Per opcode, 0 or how a load or store accesses memory: bits 0-3 the size in bytes, bits 4-5
+ * PROT_READ, PROT_WRITE or both (an atomic read-modify-write), MEM_SRC_BASE when the address
+ * is src + off (LDX) rather than dst + off.
+ */
+const MEM_OPS = ((): Uint8Array => {
+  const t = new Uint8Array(256);
+  const ldx = PROT_READ << 4;
+  const st = PROT_WRITE << 4;
+  const rmw = (PROT_READ | PROT_WRITE) << 4;
+  for (const [c, m] of [
+    [0x61, 4 | ldx | MEM_SRC_BASE],
+    [0x69, 2 | ldx | MEM_SRC_BASE],
+    [0x71, 1 | ldx | MEM_SRC_BASE],
+    [0x79, 8 | ldx | MEM_SRC_BASE],
+    [0x81, 4 | ldx | MEM_SRC_BASE],
+    [0x89, 2 | ldx | MEM_SRC_BASE],
+    [0x91, 1 | ldx | MEM_SRC_BASE],
+    [0x62, 4 | st],
+    [0x6a, 2 | st],
+    [0x72, 1 | st],
+    [0x7a, 8 | st],
+    [0x63, 4 | st],
+    [0x6b, 2 | st],
+    [0x73, 1 | st],
+    [0x7b, 8 | st],
+    [0xc3, 4 | rmw],
+    [0xdb, 8 | rmw],
+  ] as const)
+    t[c] = m;
+  return t;
+})();
 
 export interface VmOptions {
   /** The address space programs run in; the vm maps its stack region into it. */
@@ -39,12 +78,16 @@ export interface VmOptions {
  * successful run allocates.
  */
 export class Vm {
-  /** Registers r0-r10 as (lo, hi) int32 halves. */
-  readonly lo = new Int32Array(11);
-  readonly hi = new Int32Array(11);
-  readonly memory: AddressSpace;
-  readonly stack: Region;
-  budget: number;
+  /** Registers r0-r10 as (lo, hi) int32 halves: views of regs (lo at r, hi at r + 16). */
+  readonly lo: Int32Array;
+  readonly hi: Int32Array;
+  /** One array for both halves: the interpreter checks and indexes one object, not two. */
+  private readonly regs = new Int32Array(32);
+  // The fields a run reads are declared, not defined: a defined class field starts as
+  // undefined, and V8 then checks every load (the map of an object, the tag of a number).
+  declare readonly memory: AddressSpace;
+  declare readonly stack: Region;
+  declare budget: number;
   tailCall: ((map: bigint, index: number) => Program | undefined) | undefined;
   /** Helpers by id, kfuncs by BTF id. */
   readonly helpers: (HelperFn | undefined)[] = [];
@@ -70,8 +113,8 @@ export class Vm {
   private readonly savedLo = new Int32Array(MAX_CALL_FRAMES * 4);
   private readonly savedHi = new Int32Array(MAX_CALL_FRAMES * 4);
   /** The frame pointer of frame 0 (top of the stack region) as int32 halves. */
-  readonly stackTopLo: number;
-  readonly stackTopHi: number;
+  declare readonly stackTopLo: number;
+  declare readonly stackTopHi: number;
   /** The last program's entryReads (a run starts the same program again and again). */
   private readsOf: Program | null = null;
   private reads = 0;
@@ -82,6 +125,8 @@ export class Vm {
   jitMode = false;
 
   private constructor(memory: AddressSpace, stack: Region, options: VmOptions) {
+    this.lo = this.regs.subarray(0, 11);
+    this.hi = this.regs.subarray(16, 27);
     this.memory = memory;
     this.stack = stack;
     this.budget = options.budget ?? 1_000_000;
@@ -236,20 +281,18 @@ export class Vm {
 
   /** Runs prog with r1 and r2 given as int32 halves; returns 0 or a negative errno. */
   runRaw(prog: Program, r1lo: number, r1hi: number, r2lo: number, r2hi: number): number {
-    const L = this.lo;
-    const H = this.hi;
+    const R = this.regs;
     this.clearRegs(prog);
-    L[1] = r1lo;
-    H[1] = r1hi;
-    L[2] = r2lo;
-    H[2] = r2hi;
-    L[10] = this.stackTopLo;
-    H[10] = this.stackTopHi;
+    R[1] = r1lo;
+    R[17] = r1hi;
+    R[2] = r2lo;
+    R[18] = r2hi;
+    R[10] = this.stackTopLo;
+    R[26] = this.stackTopHi;
     this.error = null;
     this.fault = null;
     this.errorPc = -1;
     this.stopValue = null;
-    this.current = prog;
     this.tailCalls = 0;
     this.jitMode = false;
     return this.exec(prog, 0, 0, 0);
@@ -261,20 +304,19 @@ export class Vm {
    * sets r1, r2 and r10; any other register is overwritten before anything can read it.
    */
   private clearRegs(prog: Program): void {
-    const L = this.lo;
-    const H = this.hi;
+    const R = this.regs;
     if (this.readsOf !== prog) {
       this.reads = entryReads(prog);
       this.readsOf = prog;
     }
     const m = this.reads;
-    L[0] = 0;
-    H[0] = 0;
+    R[0] = 0;
+    R[16] = 0;
     if (m === 0) return;
     for (let r = 3; r < 10; r++) {
       if (((m >> r) & 1) !== 0) {
-        L[r] = 0;
-        H[r] = 0;
+        R[r] = 0;
+        R[r | 16] = 0;
       }
     }
   }
@@ -284,71 +326,105 @@ export class Vm {
    * (so bpf_loop can run a callback in a frame of its own), counting from n0 executed insns.
    */
   exec(prog: Program, startPc: number, baseFrame: number, n0: number): number {
-    const L = this.lo;
-    const H = this.hi;
+    // Register r's low half is R[r], its high half R[r | 16] (lo and hi view the same memory).
+    const R = this.regs;
     const mem = this.memory;
     const tmp = this.tmp;
     this.current = prog;
     const stackView = this.stack.view;
-    const stackSize = this.stack.size;
-    // Direct stack addressing needs r10 untouched by the program and no alignment faults.
-    let fpFixed = prog.fpFixed && !mem.strictAlignment;
-    let words = prog.words;
-    let imms = prog.imm;
-    let imms2 = prog.imm2;
-    let len = prog.length;
-    let frame = baseFrame;
+    // With alignment faults, frame accesses (OPS_FP_BASE) go through translate, which checks.
+    const strict = mem.strictAlignment === true;
+    // Where this frame's r10 points, as an offset in the stack region.
+    let fpOff = this.stack.size - baseFrame * FRAME;
+    let ops = prog.ops;
+    // Indices as int32s: a parameter alone would make them tagged values in V8.
+    let frame = baseFrame | 0;
     const budget = this.budget;
-    let n = n0;
-    let pc = startPc;
+    // Instructions the budget still allows; executed is budget - left. Counting down from a
+    // difference keeps the counter an int32 in V8 (n0 alone would make it a tagged value).
+    let left = budget - n0;
+    let pc = startPc | 0;
+    // The memory operand of a load or store: an offset in view.
+    let v = stackView;
+    let o = 0;
     for (;;) {
-      if (++n > budget) {
+      if (--left < 0) {
         return this.failAt(
           pc,
           new VmError('ELOOP', `insn ${pc}: instruction budget of ${budget} exhausted`),
-          n,
+          budget - left,
         );
       }
-      const w = words[pc] as number;
+      const w = ops[pc << 1] as number;
+      const imm = ops[(pc << 1) | 1] as number;
       const c = w & 0xff;
       const d = (w >> 8) & 0xf;
       const s = (w >> 12) & 0xf;
       const off = w >> 16;
-      const imm = imms[pc] as number;
       pc++;
+      const m = MEM_OPS[c] as number;
+      if (m !== 0) {
+        // LDX reads [src+off], ST/STX write [dst+off]: resolve the address before dispatch, so
+        // the switch below goes straight to the access.
+        const base = (m & MEM_SRC_BASE) !== 0 ? s : d;
+        if (base === FP_BASE && !strict) {
+          o = fpOff + off;
+          v = stackView;
+        } else {
+          const b = base === FP_BASE ? 10 : base;
+          // base + off in int32 halves: the low half wrapped when it moved against off's sign.
+          const blo = R[b] as number;
+          const alo = (blo + off) | 0;
+          let ahi = R[b | 16] as number;
+          if (off >= 0) {
+            if (alo >>> 0 < blo >>> 0) ahi = (ahi + 1) | 0;
+          } else if (alo >>> 0 > blo >>> 0) ahi = (ahi - 1) | 0;
+          o = mem.translate(ahi, alo, m & 0xf, (m >> 4) & 3);
+          if (o < 0) return this.memFault(pc - 1, budget - left);
+          v = (mem.hit as Region).view;
+        }
+      }
       switch (c) {
         // ---- ALU64, immediate then register operand ----
+        // Carries and borrows compare the halves as uint32s: adding them as uint32s could reach
+        // 2^32, which V8 holds as a double.
         case 0x07: {
-          const x = ((L[d] as number) >>> 0) + (imm >>> 0);
-          L[d] = x | 0;
-          H[d] = ((H[d] as number) + (imm >> 31) + (x >= TWO32 ? 1 : 0)) | 0;
+          const a = R[d] as number;
+          const x = (a + imm) | 0;
+          R[d] = x;
+          R[d | 16] = ((R[d | 16] as number) + (imm >> 31) + (x >>> 0 < a >>> 0 ? 1 : 0)) | 0;
           break;
         }
         case 0x0f: {
-          const x = ((L[d] as number) >>> 0) + ((L[s] as number) >>> 0);
-          L[d] = x | 0;
-          H[d] = ((H[d] as number) + (H[s] as number) + (x >= TWO32 ? 1 : 0)) | 0;
+          const a = R[d] as number;
+          const x = (a + (R[s] as number)) | 0;
+          R[d] = x;
+          R[d | 16] =
+            ((R[d | 16] as number) + (R[s | 16] as number) + (x >>> 0 < a >>> 0 ? 1 : 0)) | 0;
           break;
         }
         case 0x17: {
-          const x = ((L[d] as number) >>> 0) - (imm >>> 0);
-          L[d] = x | 0;
-          H[d] = ((H[d] as number) - (imm >> 31) - (x < 0 ? 1 : 0)) | 0;
+          const a = R[d] as number;
+          R[d] = (a - imm) | 0;
+          R[d | 16] = ((R[d | 16] as number) - (imm >> 31) - (a >>> 0 < imm >>> 0 ? 1 : 0)) | 0;
           break;
         }
         case 0x1f: {
-          const x = ((L[d] as number) >>> 0) - ((L[s] as number) >>> 0);
-          L[d] = x | 0;
-          H[d] = ((H[d] as number) - (H[s] as number) - (x < 0 ? 1 : 0)) | 0;
+          const a = R[d] as number;
+          const b = R[s] as number;
+          R[d] = (a - b) | 0;
+          R[d | 16] =
+            ((R[d | 16] as number) - (R[s | 16] as number) - (a >>> 0 < b >>> 0 ? 1 : 0)) | 0;
           break;
         }
         case 0x27:
         case 0x2f: {
-          const blo = c === 0x27 ? imm : (L[s] as number);
-          const bhi = c === 0x27 ? imm >> 31 : (H[s] as number);
-          const alo = L[d] as number;
-          H[d] = (mulhu(alo, blo) + Math.imul(alo, bhi) + Math.imul(H[d] as number, blo)) | 0;
-          L[d] = Math.imul(alo, blo);
+          const blo = c === 0x27 ? imm : (R[s] as number);
+          const bhi = c === 0x27 ? imm >> 31 : (R[s | 16] as number);
+          const alo = R[d] as number;
+          R[d | 16] =
+            (mulhu(alo, blo) + Math.imul(alo, bhi) + Math.imul(R[d | 16] as number, blo)) | 0;
+          R[d] = Math.imul(alo, blo);
           break;
         }
         case 0x37:
@@ -357,247 +433,247 @@ export class Vm {
         case 0x9f: {
           const isK = (c & 0x08) === 0;
           divmod64(
-            L[d] as number,
-            H[d] as number,
-            isK ? imm : (L[s] as number),
-            isK ? imm >> 31 : (H[s] as number),
+            R[d] as number,
+            R[d | 16] as number,
+            isK ? imm : (R[s] as number),
+            isK ? imm >> 31 : (R[s | 16] as number),
             c >= 0x90,
             off === 1,
             tmp,
           );
-          L[d] = tmp[0] as number;
-          H[d] = tmp[1] as number;
+          R[d] = tmp[0] as number;
+          R[d | 16] = tmp[1] as number;
           break;
         }
         case 0x47:
-          L[d] = (L[d] as number) | imm;
-          H[d] = (H[d] as number) | (imm >> 31);
+          R[d] = (R[d] as number) | imm;
+          R[d | 16] = (R[d | 16] as number) | (imm >> 31);
           break;
         case 0x4f:
-          L[d] = (L[d] as number) | (L[s] as number);
-          H[d] = (H[d] as number) | (H[s] as number);
+          R[d] = (R[d] as number) | (R[s] as number);
+          R[d | 16] = (R[d | 16] as number) | (R[s | 16] as number);
           break;
         case 0x57:
-          L[d] = (L[d] as number) & imm;
-          H[d] = (H[d] as number) & (imm >> 31);
+          R[d] = (R[d] as number) & imm;
+          R[d | 16] = (R[d | 16] as number) & (imm >> 31);
           break;
         case 0x5f:
-          L[d] = (L[d] as number) & (L[s] as number);
-          H[d] = (H[d] as number) & (H[s] as number);
+          R[d] = (R[d] as number) & (R[s] as number);
+          R[d | 16] = (R[d | 16] as number) & (R[s | 16] as number);
           break;
         case 0xa7:
-          L[d] = (L[d] as number) ^ imm;
-          H[d] = (H[d] as number) ^ (imm >> 31);
+          R[d] = (R[d] as number) ^ imm;
+          R[d | 16] = (R[d | 16] as number) ^ (imm >> 31);
           break;
         case 0xaf:
-          L[d] = (L[d] as number) ^ (L[s] as number);
-          H[d] = (H[d] as number) ^ (H[s] as number);
+          R[d] = (R[d] as number) ^ (R[s] as number);
+          R[d | 16] = (R[d | 16] as number) ^ (R[s | 16] as number);
           break;
         case 0x67:
         case 0x6f: {
-          const sh = (c === 0x67 ? imm : (L[s] as number)) & 63;
-          const lo = L[d] as number;
+          const sh = (c === 0x67 ? imm : (R[s] as number)) & 63;
+          const lo = R[d] as number;
           if (sh >= 32) {
-            H[d] = lo << (sh - 32);
-            L[d] = 0;
+            R[d | 16] = lo << (sh - 32);
+            R[d] = 0;
           } else if (sh !== 0) {
-            H[d] = ((H[d] as number) << sh) | (lo >>> (32 - sh));
-            L[d] = lo << sh;
+            R[d | 16] = ((R[d | 16] as number) << sh) | (lo >>> (32 - sh));
+            R[d] = lo << sh;
           }
           break;
         }
         case 0x77:
         case 0x7f: {
-          const sh = (c === 0x77 ? imm : (L[s] as number)) & 63;
-          const hi = H[d] as number;
+          const sh = (c === 0x77 ? imm : (R[s] as number)) & 63;
+          const hi = R[d | 16] as number;
           if (sh >= 32) {
-            L[d] = hi >>> (sh - 32);
-            H[d] = 0;
+            R[d] = hi >>> (sh - 32);
+            R[d | 16] = 0;
           } else if (sh !== 0) {
-            L[d] = ((L[d] as number) >>> sh) | (hi << (32 - sh));
-            H[d] = hi >>> sh;
+            R[d] = ((R[d] as number) >>> sh) | (hi << (32 - sh));
+            R[d | 16] = hi >>> sh;
           }
           break;
         }
         case 0xc7:
         case 0xcf: {
-          const sh = (c === 0xc7 ? imm : (L[s] as number)) & 63;
-          const hi = H[d] as number;
+          const sh = (c === 0xc7 ? imm : (R[s] as number)) & 63;
+          const hi = R[d | 16] as number;
           if (sh >= 32) {
-            L[d] = hi >> (sh - 32);
-            H[d] = hi >> 31;
+            R[d] = hi >> (sh - 32);
+            R[d | 16] = hi >> 31;
           } else if (sh !== 0) {
-            L[d] = ((L[d] as number) >>> sh) | (hi << (32 - sh));
-            H[d] = hi >> sh;
+            R[d] = ((R[d] as number) >>> sh) | (hi << (32 - sh));
+            R[d | 16] = hi >> sh;
           }
           break;
         }
         case 0x87: {
-          const lo = L[d] as number;
-          L[d] = -lo | 0;
-          H[d] = (~(H[d] as number) + (lo === 0 ? 1 : 0)) | 0;
+          const lo = R[d] as number;
+          R[d] = -lo | 0;
+          R[d | 16] = (~(R[d | 16] as number) + (lo === 0 ? 1 : 0)) | 0;
           break;
         }
         case 0xb7:
-          L[d] = imm;
-          H[d] = imm >> 31;
+          R[d] = imm;
+          R[d | 16] = imm >> 31;
           break;
         case 0xbf:
           if (off === 0) {
-            L[d] = L[s] as number;
-            H[d] = H[s] as number;
+            R[d] = R[s] as number;
+            R[d | 16] = R[s | 16] as number;
           } else {
-            const v = L[s] as number;
+            const v = R[s] as number;
             const x = off === 8 ? (v << 24) >> 24 : off === 16 ? (v << 16) >> 16 : v;
-            L[d] = x;
-            H[d] = x >> 31;
+            R[d] = x;
+            R[d | 16] = x >> 31;
           }
           break;
         case 0xd7: {
           // bswap16/32/64 (BPF_ALU64 | BPF_END): unconditional swap
-          const lo = L[d] as number;
+          const lo = R[d] as number;
           if (imm === 16) {
-            L[d] = bswap16(lo);
-            H[d] = 0;
+            R[d] = bswap16(lo);
+            R[d | 16] = 0;
           } else if (imm === 32) {
-            L[d] = bswap32(lo);
-            H[d] = 0;
+            R[d] = bswap32(lo);
+            R[d | 16] = 0;
           } else {
-            L[d] = bswap32(H[d] as number);
-            H[d] = bswap32(lo);
+            R[d] = bswap32(R[d | 16] as number);
+            R[d | 16] = bswap32(lo);
           }
           break;
         }
 
         // ---- ALU (32-bit; results zero-extend) ----
         case 0x04:
-          L[d] = ((L[d] as number) + imm) | 0;
-          H[d] = 0;
+          R[d] = ((R[d] as number) + imm) | 0;
+          R[d | 16] = 0;
           break;
         case 0x0c:
-          L[d] = ((L[d] as number) + (L[s] as number)) | 0;
-          H[d] = 0;
+          R[d] = ((R[d] as number) + (R[s] as number)) | 0;
+          R[d | 16] = 0;
           break;
         case 0x14:
-          L[d] = ((L[d] as number) - imm) | 0;
-          H[d] = 0;
+          R[d] = ((R[d] as number) - imm) | 0;
+          R[d | 16] = 0;
           break;
         case 0x1c:
-          L[d] = ((L[d] as number) - (L[s] as number)) | 0;
-          H[d] = 0;
+          R[d] = ((R[d] as number) - (R[s] as number)) | 0;
+          R[d | 16] = 0;
           break;
         case 0x24:
-          L[d] = Math.imul(L[d] as number, imm);
-          H[d] = 0;
+          R[d] = Math.imul(R[d] as number, imm);
+          R[d | 16] = 0;
           break;
         case 0x2c:
-          L[d] = Math.imul(L[d] as number, L[s] as number);
-          H[d] = 0;
+          R[d] = Math.imul(R[d] as number, R[s] as number);
+          R[d | 16] = 0;
           break;
         case 0x34:
         case 0x3c: {
-          const b = c === 0x34 ? imm : (L[s] as number);
-          const a = L[d] as number;
-          if (b === 0) L[d] = 0;
-          else if (off === 1) L[d] = Math.trunc(a / b) | 0;
-          else L[d] = Math.floor((a >>> 0) / (b >>> 0)) | 0;
-          H[d] = 0;
+          const b = c === 0x34 ? imm : (R[s] as number);
+          const a = R[d] as number;
+          if (b === 0) R[d] = 0;
+          else if (off === 1) R[d] = Math.trunc(a / b) | 0;
+          else R[d] = Math.floor((a >>> 0) / (b >>> 0)) | 0;
+          R[d | 16] = 0;
           break;
         }
         case 0x94:
         case 0x9c: {
-          const b = c === 0x94 ? imm : (L[s] as number);
-          const a = L[d] as number;
-          if (b !== 0) L[d] = off === 1 ? (a % b) | 0 : ((a >>> 0) % (b >>> 0)) | 0;
-          H[d] = 0;
+          const b = c === 0x94 ? imm : (R[s] as number);
+          const a = R[d] as number;
+          if (b !== 0) R[d] = off === 1 ? (a % b) | 0 : ((a >>> 0) % (b >>> 0)) | 0;
+          R[d | 16] = 0;
           break;
         }
         case 0x44:
-          L[d] = (L[d] as number) | imm;
-          H[d] = 0;
+          R[d] = (R[d] as number) | imm;
+          R[d | 16] = 0;
           break;
         case 0x4c:
-          L[d] = (L[d] as number) | (L[s] as number);
-          H[d] = 0;
+          R[d] = (R[d] as number) | (R[s] as number);
+          R[d | 16] = 0;
           break;
         case 0x54:
-          L[d] = (L[d] as number) & imm;
-          H[d] = 0;
+          R[d] = (R[d] as number) & imm;
+          R[d | 16] = 0;
           break;
         case 0x5c:
-          L[d] = (L[d] as number) & (L[s] as number);
-          H[d] = 0;
+          R[d] = (R[d] as number) & (R[s] as number);
+          R[d | 16] = 0;
           break;
         case 0xa4:
-          L[d] = (L[d] as number) ^ imm;
-          H[d] = 0;
+          R[d] = (R[d] as number) ^ imm;
+          R[d | 16] = 0;
           break;
         case 0xac:
-          L[d] = (L[d] as number) ^ (L[s] as number);
-          H[d] = 0;
+          R[d] = (R[d] as number) ^ (R[s] as number);
+          R[d | 16] = 0;
           break;
         case 0x64:
-          L[d] = (L[d] as number) << (imm & 31);
-          H[d] = 0;
+          R[d] = (R[d] as number) << (imm & 31);
+          R[d | 16] = 0;
           break;
         case 0x6c:
-          L[d] = (L[d] as number) << ((L[s] as number) & 31);
-          H[d] = 0;
+          R[d] = (R[d] as number) << ((R[s] as number) & 31);
+          R[d | 16] = 0;
           break;
         case 0x74:
-          L[d] = (L[d] as number) >>> (imm & 31);
-          H[d] = 0;
+          R[d] = (R[d] as number) >>> (imm & 31);
+          R[d | 16] = 0;
           break;
         case 0x7c:
-          L[d] = (L[d] as number) >>> ((L[s] as number) & 31);
-          H[d] = 0;
+          R[d] = (R[d] as number) >>> ((R[s] as number) & 31);
+          R[d | 16] = 0;
           break;
         case 0xc4:
-          L[d] = (L[d] as number) >> (imm & 31);
-          H[d] = 0;
+          R[d] = (R[d] as number) >> (imm & 31);
+          R[d | 16] = 0;
           break;
         case 0xcc:
-          L[d] = (L[d] as number) >> ((L[s] as number) & 31);
-          H[d] = 0;
+          R[d] = (R[d] as number) >> ((R[s] as number) & 31);
+          R[d | 16] = 0;
           break;
         case 0x84:
-          L[d] = -(L[d] as number) | 0;
-          H[d] = 0;
+          R[d] = -(R[d] as number) | 0;
+          R[d | 16] = 0;
           break;
         case 0xb4:
-          L[d] = imm;
-          H[d] = 0;
+          R[d] = imm;
+          R[d | 16] = 0;
           break;
         case 0xbc: {
-          const v = L[s] as number;
-          L[d] = off === 8 ? (v << 24) >> 24 : off === 16 ? (v << 16) >> 16 : v;
-          H[d] = 0;
+          const v = R[s] as number;
+          R[d] = off === 8 ? (v << 24) >> 24 : off === 16 ? (v << 16) >> 16 : v;
+          R[d | 16] = 0;
           break;
         }
         case 0xd4:
           // le16/32/64: hosts and BPF are little-endian here, so only truncate
-          if (imm === 16) L[d] = (L[d] as number) & 0xffff;
-          if (imm !== 64) H[d] = 0;
+          if (imm === 16) R[d] = (R[d] as number) & 0xffff;
+          if (imm !== 64) R[d | 16] = 0;
           break;
         case 0xdc: {
-          const lo = L[d] as number;
+          const lo = R[d] as number;
           if (imm === 16) {
-            L[d] = bswap16(lo);
-            H[d] = 0;
+            R[d] = bswap16(lo);
+            R[d | 16] = 0;
           } else if (imm === 32) {
-            L[d] = bswap32(lo);
-            H[d] = 0;
+            R[d] = bswap32(lo);
+            R[d | 16] = 0;
           } else {
-            L[d] = bswap32(H[d] as number);
-            H[d] = bswap32(lo);
+            R[d] = bswap32(R[d | 16] as number);
+            R[d | 16] = bswap32(lo);
           }
           break;
         }
 
-        // ---- lddw ----
+        // ---- lddw: the second slot's imm is the high half ----
         case 0x18:
-          L[d] = imm;
-          H[d] = imms2[pc - 1] as number;
+          R[d] = imm;
+          R[d | 16] = ops[(pc << 1) | 1] as number;
           pc++;
           break;
 
@@ -609,142 +685,151 @@ export class Vm {
           pc += imm;
           break;
         case 0x15:
-          if (L[d] === imm && H[d] === imm >> 31) pc += off;
+          if (R[d] === imm && R[d | 16] === imm >> 31) pc += off;
           break;
         case 0x1d:
-          if (L[d] === L[s] && H[d] === H[s]) pc += off;
+          if (R[d] === R[s] && R[d | 16] === R[s | 16]) pc += off;
           break;
         case 0x55:
-          if (L[d] !== imm || H[d] !== imm >> 31) pc += off;
+          if (R[d] !== imm || R[d | 16] !== imm >> 31) pc += off;
           break;
         case 0x5d:
-          if (L[d] !== L[s] || H[d] !== H[s]) pc += off;
+          if (R[d] !== R[s] || R[d | 16] !== R[s | 16]) pc += off;
           break;
         case 0x45:
-          if (((L[d] as number) & imm) !== 0 || ((H[d] as number) & (imm >> 31)) !== 0) pc += off;
+          if (((R[d] as number) & imm) !== 0 || ((R[d | 16] as number) & (imm >> 31)) !== 0)
+            pc += off;
           break;
         case 0x4d:
           if (
-            ((L[d] as number) & (L[s] as number)) !== 0 ||
-            ((H[d] as number) & (H[s] as number)) !== 0
+            ((R[d] as number) & (R[s] as number)) !== 0 ||
+            ((R[d | 16] as number) & (R[s | 16] as number)) !== 0
           )
             pc += off;
           break;
         case 0x25:
-          if (ucmp(L[d] as number, H[d] as number, imm, imm >> 31) > 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) > 0) pc += off;
           break;
         case 0x2d:
-          if (ucmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) > 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) > 0)
+            pc += off;
           break;
         case 0x35:
-          if (ucmp(L[d] as number, H[d] as number, imm, imm >> 31) >= 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) >= 0) pc += off;
           break;
         case 0x3d:
-          if (ucmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) >= 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) >= 0)
+            pc += off;
           break;
         case 0xa5:
-          if (ucmp(L[d] as number, H[d] as number, imm, imm >> 31) < 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) < 0) pc += off;
           break;
         case 0xad:
-          if (ucmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) < 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) < 0)
+            pc += off;
           break;
         case 0xb5:
-          if (ucmp(L[d] as number, H[d] as number, imm, imm >> 31) <= 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) <= 0) pc += off;
           break;
         case 0xbd:
-          if (ucmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) <= 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) <= 0)
+            pc += off;
           break;
         case 0x65:
-          if (scmp(L[d] as number, H[d] as number, imm, imm >> 31) > 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) > 0) pc += off;
           break;
         case 0x6d:
-          if (scmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) > 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) > 0)
+            pc += off;
           break;
         case 0x75:
-          if (scmp(L[d] as number, H[d] as number, imm, imm >> 31) >= 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) >= 0) pc += off;
           break;
         case 0x7d:
-          if (scmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) >= 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) >= 0)
+            pc += off;
           break;
         case 0xc5:
-          if (scmp(L[d] as number, H[d] as number, imm, imm >> 31) < 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) < 0) pc += off;
           break;
         case 0xcd:
-          if (scmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) < 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) < 0)
+            pc += off;
           break;
         case 0xd5:
-          if (scmp(L[d] as number, H[d] as number, imm, imm >> 31) <= 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) <= 0) pc += off;
           break;
         case 0xdd:
-          if (scmp(L[d] as number, H[d] as number, L[s] as number, H[s] as number) <= 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) <= 0)
+            pc += off;
           break;
 
         // ---- JMP32: compare the low halves ----
         case 0x16:
-          if (L[d] === imm) pc += off;
+          if (R[d] === imm) pc += off;
           break;
         case 0x1e:
-          if (L[d] === L[s]) pc += off;
+          if (R[d] === R[s]) pc += off;
           break;
         case 0x56:
-          if (L[d] !== imm) pc += off;
+          if (R[d] !== imm) pc += off;
           break;
         case 0x5e:
-          if (L[d] !== L[s]) pc += off;
+          if (R[d] !== R[s]) pc += off;
           break;
         case 0x46:
-          if (((L[d] as number) & imm) !== 0) pc += off;
+          if (((R[d] as number) & imm) !== 0) pc += off;
           break;
         case 0x4e:
-          if (((L[d] as number) & (L[s] as number)) !== 0) pc += off;
+          if (((R[d] as number) & (R[s] as number)) !== 0) pc += off;
           break;
         case 0x26:
-          if ((L[d] as number) >>> 0 > imm >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 > imm >>> 0) pc += off;
           break;
         case 0x2e:
-          if ((L[d] as number) >>> 0 > (L[s] as number) >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 > (R[s] as number) >>> 0) pc += off;
           break;
         case 0x36:
-          if ((L[d] as number) >>> 0 >= imm >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 >= imm >>> 0) pc += off;
           break;
         case 0x3e:
-          if ((L[d] as number) >>> 0 >= (L[s] as number) >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 >= (R[s] as number) >>> 0) pc += off;
           break;
         case 0xa6:
-          if ((L[d] as number) >>> 0 < imm >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 < imm >>> 0) pc += off;
           break;
         case 0xae:
-          if ((L[d] as number) >>> 0 < (L[s] as number) >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 < (R[s] as number) >>> 0) pc += off;
           break;
         case 0xb6:
-          if ((L[d] as number) >>> 0 <= imm >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 <= imm >>> 0) pc += off;
           break;
         case 0xbe:
-          if ((L[d] as number) >>> 0 <= (L[s] as number) >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 <= (R[s] as number) >>> 0) pc += off;
           break;
         case 0x66:
-          if ((L[d] as number) > imm) pc += off;
+          if ((R[d] as number) > imm) pc += off;
           break;
         case 0x6e:
-          if ((L[d] as number) > (L[s] as number)) pc += off;
+          if ((R[d] as number) > (R[s] as number)) pc += off;
           break;
         case 0x76:
-          if ((L[d] as number) >= imm) pc += off;
+          if ((R[d] as number) >= imm) pc += off;
           break;
         case 0x7e:
-          if ((L[d] as number) >= (L[s] as number)) pc += off;
+          if ((R[d] as number) >= (R[s] as number)) pc += off;
           break;
         case 0xc6:
-          if ((L[d] as number) < imm) pc += off;
+          if ((R[d] as number) < imm) pc += off;
           break;
         case 0xce:
-          if ((L[d] as number) < (L[s] as number)) pc += off;
+          if ((R[d] as number) < (R[s] as number)) pc += off;
           break;
         case 0xd6:
-          if ((L[d] as number) <= imm) pc += off;
+          if ((R[d] as number) <= imm) pc += off;
           break;
         case 0xde:
-          if ((L[d] as number) <= (L[s] as number)) pc += off;
+          if ((R[d] as number) <= (R[s] as number)) pc += off;
           break;
 
         // ---- calls and exit ----
@@ -758,228 +843,190 @@ export class Vm {
                   'E2BIG',
                   `insn ${pc - 1}: the call stack of ${frame + 2} frames is too deep`,
                 ),
-                n,
+                budget - left,
               );
             }
             this.frameRet[frame] = pc;
             this.frameProg[frame] = this.current;
             const b = frame * 4;
             for (let r = 0; r < 4; r++) {
-              this.savedLo[b + r] = L[6 + r] as number;
-              this.savedHi[b + r] = H[6 + r] as number;
+              this.savedLo[b + r] = R[6 + r] as number;
+              this.savedHi[b + r] = R[22 + r] as number;
             }
             frame++;
-            const x = ((L[10] as number) >>> 0) - MAX_BPF_STACK;
-            L[10] = x | 0;
-            H[10] = ((H[10] as number) - (x < 0 ? 1 : 0)) | 0;
+            fpOff -= FRAME;
+            const fp = R[10] as number;
+            R[10] = (fp - FRAME) | 0;
+            R[26] = ((R[26] as number) - (fp >>> 0 < FRAME ? 1 : 0)) | 0;
             pc += imm;
             break;
           }
-          const id = c === 0x8d ? (L[d] as number) : imm;
+          const id = c === 0x8d ? (R[d] as number) : imm;
           if (c === 0x85 && s === 0 && id === BPF_FUNC_tail_call) {
             // bpf_tail_call(ctx, prog_array, index): on success never returns, on failure falls through.
             const target =
               this.tailCalls < MAX_TAIL_CALL_CNT && this.tailCall !== undefined
-                ? this.tailCall(toBig(L[2] as number, H[2] as number), (L[3] as number) >>> 0)
+                ? this.tailCall(toBig(R[2] as number, R[18] as number), (R[3] as number) >>> 0)
                 : undefined;
             if (target === undefined) {
-              L[0] = -2;
-              H[0] = -1;
+              R[0] = -2;
+              R[16] = -1;
               break;
             }
             this.tailCalls++;
             this.current = target;
-            words = target.words;
-            fpFixed = target.fpFixed && !mem.strictAlignment;
-            imms = target.imm;
-            imms2 = target.imm2;
-            len = target.length;
+            ops = target.ops;
             pc = 0;
             break;
           }
           const fn = c === 0x85 && s === 2 ? this.kfuncs.get(id) : this.helpers[id];
           if (fn === undefined) {
             const what = c === 0x85 && s === 2 ? `kfunc btf_id ${id}` : `helper ${id}`;
-            return this.failAt(pc - 1, new VmError('EINVAL', `insn ${pc - 1}: unknown ${what}`), n);
+            return this.failAt(
+              pc - 1,
+              new VmError('EINVAL', `insn ${pc - 1}: unknown ${what}`),
+              budget - left,
+            );
           }
-          this.executed = n;
+          this.executed = budget - left;
           this.frame = frame;
           const ret = fn(this);
           // A helper that ran BPF code (bpf_loop) executed instructions of its own.
-          n = this.executed;
+          left = budget - this.executed;
           if (typeof ret === 'number') {
-            L[0] = ret | 0;
-            H[0] = Math.floor(ret / TWO32) | 0;
+            R[0] = ret | 0;
+            R[16] = Math.floor(ret / TWO32) | 0;
           } else if (ret !== undefined) {
             const u = BigInt.asUintN(64, ret);
-            L[0] = Number(u & 0xffffffffn) | 0;
-            H[0] = Number(u >> 32n) | 0;
+            R[0] = Number(u & 0xffffffffn) | 0;
+            R[16] = Number(u >> 32n) | 0;
           }
           if (this.error !== null) {
-            return this.failAt(this.errorPc >= 0 ? this.errorPc : pc - 1, this.error, n);
+            return this.failAt(
+              this.errorPc >= 0 ? this.errorPc : pc - 1,
+              this.error,
+              budget - left,
+            );
           }
           if (this.stopValue !== null) {
-            L[0] = Number(this.stopValue & 0xffffffffn) | 0;
-            H[0] = Number(this.stopValue >> 32n) | 0;
-            this.executed = n;
+            R[0] = Number(this.stopValue & 0xffffffffn) | 0;
+            R[16] = Number(this.stopValue >> 32n) | 0;
+            this.executed = budget - left;
             return 0;
           }
           break;
         }
         case 0x95: {
           if (frame === baseFrame) {
-            this.executed = n;
+            this.executed = budget - left;
             return 0;
           }
           frame--;
+          fpOff += FRAME;
           pc = this.frameRet[frame] as number;
           const p = this.frameProg[frame] as Program;
           if (p !== this.current) {
             this.current = p;
-            words = p.words;
-            fpFixed = p.fpFixed && !mem.strictAlignment;
-            imms = p.imm;
-            imms2 = p.imm2;
-            len = p.length;
+            ops = p.ops;
           }
           const b = frame * 4;
           for (let r = 0; r < 4; r++) {
-            L[6 + r] = this.savedLo[b + r] as number;
-            H[6 + r] = this.savedHi[b + r] as number;
+            R[6 + r] = this.savedLo[b + r] as number;
+            R[22 + r] = this.savedHi[b + r] as number;
           }
-          const x = ((L[10] as number) >>> 0) + MAX_BPF_STACK;
-          L[10] = x | 0;
-          H[10] = ((H[10] as number) + (x >= TWO32 ? 1 : 0)) | 0;
+          const fp = R[10] as number;
+          const x = (fp + FRAME) | 0;
+          R[10] = x;
+          R[26] = ((R[26] as number) + (x >>> 0 < fp >>> 0 ? 1 : 0)) | 0;
           break;
         }
 
+        // ---- loads and stores, at v[o] ----
+        case 0x79:
+          R[d] = v.getInt32(o, true);
+          R[d | 16] = v.getInt32(o + 4, true);
+          break;
+        case 0x7b:
+          v.setInt32(o, R[s] as number, true);
+          v.setInt32(o + 4, R[s | 16] as number, true);
+          break;
+        case 0x61:
+          R[d] = v.getInt32(o, true);
+          R[d | 16] = 0;
+          break;
+        case 0x63:
+          v.setInt32(o, R[s] as number, true);
+          break;
+        case 0x71:
+          R[d] = v.getUint8(o);
+          R[d | 16] = 0;
+          break;
+        case 0x73:
+          v.setUint8(o, (R[s] as number) & 0xff);
+          break;
+        case 0x69:
+          R[d] = v.getUint16(o, true);
+          R[d | 16] = 0;
+          break;
+        case 0x6b:
+          v.setUint16(o, (R[s] as number) & 0xffff, true);
+          break;
+        case 0x7a:
+          v.setInt32(o, imm, true);
+          v.setInt32(o + 4, imm >> 31, true);
+          break;
+        case 0x62:
+          v.setInt32(o, imm, true);
+          break;
+        case 0x72:
+          v.setUint8(o, imm & 0xff);
+          break;
+        case 0x6a:
+          v.setUint16(o, imm & 0xffff, true);
+          break;
+        case 0x91: {
+          const x = v.getInt8(o);
+          R[d] = x;
+          R[d | 16] = x >> 31;
+          break;
+        }
+        case 0x89: {
+          const x = v.getInt16(o, true);
+          R[d] = x;
+          R[d | 16] = x >> 31;
+          break;
+        }
+        case 0x81: {
+          const x = v.getInt32(o, true);
+          R[d] = x;
+          R[d | 16] = x >> 31;
+          break;
+        }
+        case 0xc3:
+          this.atomic32(v, o, imm, s);
+          break;
+        case 0xdb:
+          this.atomic64(v, o, imm, s);
+          break;
+
         default: {
-          // Memory: LDX reads [src+off], ST/STX write [dst+off].
-          const k = c & 7;
+          const len = (this.current as Program).length;
           if (pc - 1 === len) {
             // The sentinel slot: the last instruction fell through.
             return this.failAt(
               len,
               new VmError('EINVAL', `insn ${len}: execution left the program (${len} insns)`),
-              n - 1,
+              budget - left - 1,
             );
           }
-          if (k < 1 || k > 3) {
-            return this.failAt(
-              pc - 1,
-              new VmError(
-                'EOPNOTSUPP',
-                `insn ${pc - 1}: opcode 0x${c.toString(16)} is not executable here`,
-              ),
-              n,
-            );
-          }
-          const base = k === 1 ? s : d;
-          const sz = c & 0x18;
-          const bytes = sz === 0x10 ? 1 : sz === 0x08 ? 2 : sz === 0x00 ? 4 : 8;
-          let o = -1;
-          let v: DataView;
-          // r10 is provably frame * 512 below the stack top: address the stack directly.
-          if (base === 10 && fpFixed && off < 0 && off + bytes <= 0) {
-            o = stackSize + off - frame * MAX_BPF_STACK;
-          }
-          if (o >= 0) {
-            v = stackView;
-          } else {
-            // base + off in int32 halves: the low half wrapped when it moved against off's sign.
-            const blo = L[base] as number;
-            const alo = (blo + off) | 0;
-            let ahi = H[base] as number;
-            if (off >= 0) {
-              if (alo >>> 0 < blo >>> 0) ahi = (ahi + 1) | 0;
-            } else if (alo >>> 0 > blo >>> 0) ahi = (ahi - 1) | 0;
-            const atomic = (c & 0xe0) === 0xc0;
-            o = mem.translate(
-              ahi,
-              alo,
-              bytes,
-              k === 1 ? PROT_READ : atomic ? PROT_READ | PROT_WRITE : PROT_WRITE,
-            );
-            if (o < 0) return this.memFault(pc - 1, n);
-            v = (mem.hit as Region).view;
-          }
-          switch (c) {
-            case 0x71:
-              L[d] = v.getUint8(o);
-              H[d] = 0;
-              break;
-            case 0x69:
-              L[d] = v.getUint16(o, true);
-              H[d] = 0;
-              break;
-            case 0x61:
-              L[d] = v.getInt32(o, true);
-              H[d] = 0;
-              break;
-            case 0x79:
-              L[d] = v.getInt32(o, true);
-              H[d] = v.getInt32(o + 4, true);
-              break;
-            case 0x91: {
-              const x = v.getInt8(o);
-              L[d] = x;
-              H[d] = x >> 31;
-              break;
-            }
-            case 0x89: {
-              const x = v.getInt16(o, true);
-              L[d] = x;
-              H[d] = x >> 31;
-              break;
-            }
-            case 0x81: {
-              const x = v.getInt32(o, true);
-              L[d] = x;
-              H[d] = x >> 31;
-              break;
-            }
-            case 0x72:
-              v.setUint8(o, imm & 0xff);
-              break;
-            case 0x6a:
-              v.setUint16(o, imm & 0xffff, true);
-              break;
-            case 0x62:
-              v.setInt32(o, imm, true);
-              break;
-            case 0x7a:
-              v.setInt32(o, imm, true);
-              v.setInt32(o + 4, imm >> 31, true);
-              break;
-            case 0x73:
-              v.setUint8(o, (L[s] as number) & 0xff);
-              break;
-            case 0x6b:
-              v.setUint16(o, (L[s] as number) & 0xffff, true);
-              break;
-            case 0x63:
-              v.setInt32(o, L[s] as number, true);
-              break;
-            case 0x7b:
-              v.setInt32(o, L[s] as number, true);
-              v.setInt32(o + 4, H[s] as number, true);
-              break;
-            case 0xc3:
-              this.atomic32(v, o, imm, s);
-              break;
-            case 0xdb:
-              this.atomic64(v, o, imm, s);
-              break;
-            default:
-              return this.failAt(
-                pc - 1,
-                new VmError(
-                  'EOPNOTSUPP',
-                  `insn ${pc - 1}: opcode 0x${c.toString(16)} is not executable here`,
-                ),
-                n,
-              );
-          }
+          return this.failAt(
+            pc - 1,
+            new VmError(
+              'EOPNOTSUPP',
+              `insn ${pc - 1}: opcode 0x${c.toString(16)} is not executable here`,
+            ),
+            budget - left,
+          );
         }
       }
     }

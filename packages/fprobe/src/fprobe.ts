@@ -492,8 +492,8 @@ export class Fprobes {
     const task = cpu.current;
     if (task === null) return 0;
     const regs = cpu.regs;
-    const sp = regs.u32[this.spWord] as number;
-    return (task.stackWords[(sp - task.stackBaseLo) >> 2] as number) | 0;
+    const sp = regs.i32[this.spWord] as number;
+    return task.stackI32[(sp - task.stackBaseLo) >> 2] as number;
   }
 
   /** fprobe_return(): runs the exit handlers of the fprobes recorded at entry that still exist. */

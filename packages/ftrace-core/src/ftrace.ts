@@ -293,12 +293,10 @@ export class Ftrace {
   /** The return address of the function being entered, low half as an int32 (see FtraceFunc). */
   private parentIp(cpu: Cpu): number {
     const regs = cpu.regs;
-    if (this.lrW >= 0) return (regs.u32[this.lrW] as number) | 0;
+    if (this.lrW >= 0) return regs.i32[this.lrW] as number;
     const task = cpu.current;
     if (task === null) return 0;
-    return (
-      (task.stackWords[((regs.u32[this.spW] as number) - task.stackBaseLo) >> 2] as number) | 0
-    );
+    return task.stackI32[((regs.i32[this.spW] as number) - task.stackBaseLo) >> 2] as number;
   }
 
   private frame(cpu: number): Frame {

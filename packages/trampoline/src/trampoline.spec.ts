@@ -359,6 +359,61 @@ describe('multi-attach', () => {
     }
   });
 
+  // One image serves functions of 1 to 6 arguments: each call's ctx holds its own count and
+  // arguments, the later slots of the leader's plan unused.
+  const summer = (mem: bigint): Program =>
+    prog(
+      [
+        'mov %r6, %r1',
+        'call 185',
+        'mov %r8, %r0',
+        'mov %r9, 0',
+        'mov %r7, 0',
+        'loop:',
+        'jge %r7, %r8, done',
+        'mov %r1, %r6',
+        'mov %r2, %r7',
+        'mov %r3, %r10',
+        'add %r3, -8',
+        'call 183',
+        'ldxdw %r2, [%r10-8]',
+        'add %r9, %r2',
+        'add %r7, 1',
+        'ja loop',
+        'done:',
+        `lddw %r1, 0x${mem.toString(16)}`,
+        'ldxdw %r2, [%r1+0]',
+        'add %r2, %r9',
+        'stxdw [%r1+0], %r2',
+        'ldxdw %r2, [%r1+8]',
+        'add %r2, %r8',
+        'stxdw [%r1+8], %r2',
+        'mov %r0, 0',
+        'exit',
+      ].join('\n'),
+      'sum_args',
+    );
+  for (const kind of [BPF_TRAMP_FENTRY, BPF_TRAMP_FEXIT] as const) {
+    it.each(ARCHES)(
+      `%s: a shared image builds each function's own ctx (${kind === BPF_TRAMP_FENTRY ? 'fentry' : 'fexit'})`,
+      (arch) => {
+        const { k, cpu, tr, mem } = boot(arch);
+        const six = fx.functions.slice(0, 6);
+        const link = tr.attach(
+          summer(mem),
+          kind,
+          six.map((f) => nameOf(f.proto)),
+        );
+        expect(link).not.toBeInstanceOf(TracelabError);
+        for (const f of six) expect(k.run(cpu, node(k, nameOf(f.proto), f.args, f.ret))).toBeNull();
+        const sums = six.reduce((s, f) => s + f.args.reduce((a, b) => a + b, 0), 0);
+        expect([word(k, mem), word(k, mem + 8n)]).toEqual([BigInt(sums), 21n]);
+        expect(tr.imageCount).toBe(expected[arch]);
+        expect(tr.stats.errors).toBe(0);
+      },
+    );
+  }
+
   it('a function with its own extra link moves to its own image and back', () => {
     const { k, cpu, tr, mem } = boot('x86_64');
     const all = tr.attach(counter(mem), BPF_TRAMP_FENTRY, 'bpf_fentry_test*') as never;

@@ -2,12 +2,18 @@ import { archInfo, encodeEntryCall, encodeEntryNop, type ArchName } from '@trace
 import { funcModel } from '@tracelab/btf';
 import { TracelabError, type ErrnoCode } from '@tracelab/contracts';
 import { FtraceOps, type Ftrace } from '@tracelab/ftrace-core';
-import { ENTRY_CONTINUE, ENTRY_SKIP, type Cpu, type Kernel } from '@tracelab/kernel';
+import type { Kernel } from '@tracelab/kernel';
 import { verify, type AttachType } from '@tracelab/verifier';
 import { Vm, type Program } from '@tracelab/vm';
 import { groupPlans } from './groups.js';
 import { installTracingHelpers, TracingState } from './helpers.js';
-import { marshalPlan, SRC_STACK, SRC_ZERO, type MarshalPlan } from './plan.js';
+import {
+  emitImageCode,
+  type ImageCode,
+  type ImageHandler,
+  type ImageLayout,
+} from './image-code.js';
+import { marshalPlan, type MarshalPlan } from './plan.js';
 
 /** enum bpf_tramp_prog_type. */
 export const BPF_TRAMP_FENTRY = 0;
@@ -18,9 +24,6 @@ export type BpfTrampProgType =
 /** BPF_MAX_TRAMP_LINKS on x86-64. */
 export const BPF_MAX_TRAMP_LINKS = 38;
 
-/** ctx area on the stack: ctx[-2] ip, ctx[-1] nr_regs, 12 argument slots, the return slot, pad. */
-const CTX_BYTES = 8 * 16;
-const CTX_ARGS = 16;
 const IMAGE_SIZE = 0x40;
 /** The image's second entry: where the original function returns to (the code after `call`). */
 const IMAGE_RET = 0x20;
@@ -65,6 +68,9 @@ class TrampImage {
   /** The return into the image, as int32 halves (what the original's return address becomes). */
   readonly retLo: number;
   readonly retHi: number;
+  /** The image's code: its entry, and its return half the original returns into. */
+  readonly enter: ImageHandler;
+  readonly leave: ImageHandler;
 
   constructor(
     readonly addr: bigint,
@@ -74,6 +80,7 @@ class TrampImage {
     readonly fns: readonly number[],
     links: BpfTrampoline['links'],
     activeOf: (prog: Program) => Int32Array,
+    emit: (img: TrampImage) => ImageCode,
   ) {
     const progs = (k: number): Program[] => links[k]?.map((l) => l.prog) ?? [];
     this.fentry = progs(BPF_TRAMP_FENTRY);
@@ -86,6 +93,9 @@ class TrampImage {
     const ret = addr + BigInt(IMAGE_RET);
     this.retLo = Number(BigInt.asIntN(32, ret));
     this.retHi = Number(BigInt.asIntN(32, ret >> 32n));
+    const code = emit(this);
+    this.enter = code.enter;
+    this.leave = code.leave;
   }
 }
 
@@ -166,14 +176,7 @@ export class Trampolines {
   private readonly plans: (MarshalPlan | TracelabError | undefined)[];
   private readonly freeAddrs: bigint[] = [];
   private nextLinkId = 1;
-  private readonly ws: number;
-  private readonly spW: number;
-  private readonly fpW: number;
-  private readonly ipW: number;
-  private readonly lrW: number;
-  /** Bytes at the top of a trampoline frame: saved fp (x86) or the {fp, lr} record. */
-  private readonly top: number;
-  private readonly stackArgOffset: number;
+  private readonly layout: ImageLayout;
   /** Per function (image index): ctx slots, whether the return has a high word, stack copy. */
   private readonly fnSlots: Uint8Array;
   private readonly fnRetWide: Uint8Array;
@@ -188,15 +191,19 @@ export class Trampolines {
     this.jit = options.jit === true;
     this.verifyProgs = options.verify === true;
     const info = archInfo(this.arch);
-    this.ws = info.wordSize;
     const w = (name: string): number =>
       (info.ptRegs.fields[info.ptRegs.index.get(name) as number]?.offset as number) / 4;
-    this.spW = w(info.ptRoles.sp);
-    this.fpW = w(info.ptRoles.fp);
-    this.ipW = w(info.ptRoles.ip);
-    this.lrW = info.ptRoles.lr === null ? -1 : w(info.ptRoles.lr);
-    this.top = this.lrW < 0 ? this.ws : 16;
-    this.stackArgOffset = info.stackArgOffset;
+    const lrW = info.ptRoles.lr === null ? -1 : w(info.ptRoles.lr);
+    this.layout = {
+      ws: info.wordSize,
+      spW: w(info.ptRoles.sp),
+      fpW: w(info.ptRoles.fp),
+      ipW: w(info.ptRoles.ip),
+      lrW,
+      top: lrW < 0 ? info.wordSize : 16,
+      stackArgOffset: info.stackArgOffset,
+      riscv: this.arch === 'riscv64',
+    };
     const n = kernel.image.count;
     this.plans = new Array<MarshalPlan | TracelabError | undefined>(n);
     this.fnSlots = new Uint8Array(n);
@@ -243,7 +250,7 @@ export class Trampolines {
       } else r = marshalPlan(this.arch, model);
       if (!(r instanceof TracelabError)) {
         this.fnSlots[fn] = r.ctxSlots;
-        this.fnRetWide[fn] = this.ws === 4 && r.retSize > 4 ? 1 : 0;
+        this.fnRetWide[fn] = this.layout.ws === 4 && r.retSize > 4 ? 1 : 0;
         this.fnStack[fn] = r.stackBytes;
       }
     }
@@ -453,7 +460,15 @@ export class Trampolines {
         const addr = this.allocImage();
         if (addr instanceof TracelabError) return addr;
         fresh.push(
-          new TrampImage(addr, sig, bucket.plan, bucket.members, links, (p) => this.activeOf(p)),
+          new TrampImage(
+            addr,
+            sig,
+            bucket.plan,
+            bucket.members,
+            links,
+            (p) => this.activeOf(p),
+            (img) => this.emit(img),
+          ),
         );
       }
     }
@@ -495,7 +510,7 @@ export class Trampolines {
     if (err !== null) return err;
     if (prev.ops !== null) {
       const ft = this.ftrace as Ftrace;
-      const e = ft.modifyFtraceDirect(prev.ops, img.addr, (cpu, fn) => this.enter(img, cpu, fn));
+      const e = ft.modifyFtraceDirect(prev.ops, img.addr, img.enter);
       if (e !== null) {
         this.dropHandlers(img);
         return e;
@@ -523,11 +538,9 @@ export class Trampolines {
 
   private registerHandlers(img: TrampImage): TracelabError | null {
     const k = this.kernel;
-    let err = k.registerHandler(img.addr, 'bpf_trampoline', (cpu, fn) => this.enter(img, cpu, fn));
+    let err = k.registerHandler(img.addr, 'bpf_trampoline', img.enter);
     if (err === null) {
-      err = k.registerHandler(img.addr + BigInt(IMAGE_RET), 'bpf_trampoline', (cpu, fn) =>
-        this.leave(img, cpu, fn),
-      );
+      err = k.registerHandler(img.addr + BigInt(IMAGE_RET), 'bpf_trampoline', img.leave);
     }
     return err;
   }
@@ -554,8 +567,7 @@ export class Trampolines {
         opsFunc: () => 0,
       });
       const e1 = ft.setFilterFunctions(ops, img.fns);
-      const e2 =
-        e1 ?? ft.registerFtraceDirect(ops, img.addr, (cpu, fn) => this.enter(img, cpu, fn));
+      const e2 = e1 ?? ft.registerFtraceDirect(ops, img.addr, img.enter);
       if (e2 !== null) {
         this.dropHandlers(img);
         return e2;
@@ -621,252 +633,36 @@ export class Trampolines {
     this.freeAddrs.push(img.addr);
   }
 
-  // ---- the traced call (allocation-free) ----
+  /** The code of an image: its plan, this arch's frame and its programs as constants. */
+  private emit(img: TrampImage): ImageCode {
+    const env = {
+      addrLo: this.kernel.image.addrLoI32,
+      addrHi: this.kernel.image.addrHi,
+      slots: this.fnSlots,
+      retWide: this.fnRetWide,
+      stackBytes: this.fnStack,
+      vms: this.vms,
+      state: this.state,
+      stats: this.stats,
+      jit: this.jit,
+    };
+    const name = `bpf_trampoline_${img.addr.toString(16)}.js`;
+    return emitImageCode(
+      this.layout,
+      img.plan,
+      img.fns,
+      img,
+      img,
+      env,
+      () => this.freeImage(img),
+      name,
+    );
+  }
 
-  /** Runs one program on the CPU's vm with r1 = ctx; false when the recursion guard skipped it. */
+  /** A program's per-CPU run counters, shared by every image that runs it. */
   private activeOf(prog: Program): Int32Array {
     let a = this.active.get(prog);
     if (a === undefined) this.active.set(prog, (a = new Int32Array(this.kernel.cpus.length)));
     return a;
-  }
-
-  private runProg(
-    prog: Program,
-    active: Int32Array,
-    cpu: number,
-    ctxLo: number,
-    ctxHi: number,
-  ): boolean {
-    if ((active[cpu] = (active[cpu] as number) + 1) !== 1) {
-      active[cpu] = (active[cpu] as number) - 1;
-      this.stats.misses++;
-      return false;
-    }
-    const vm = this.vms[cpu] as Vm;
-    const rc = this.jit
-      ? vm.runJitRaw(prog, ctxLo, ctxHi, 0, 0)
-      : vm.runRaw(prog, ctxLo, ctxHi, 0, 0);
-    if (rc !== 0) this.stats.errors++;
-    active[cpu] = (active[cpu] as number) - 1;
-    return rc === 0;
-  }
-
-  /** The image's entry: save args to ctx, fentry, fmod_ret, then call the original or skip it. */
-  private enter(img: TrampImage, cpu: Cpu, fn: number): number {
-    const task = cpu.current;
-    if (task === null) return ENTRY_CONTINUE;
-    const u = cpu.regs.i32;
-    const words = task.stackI32;
-    const base = task.stackBaseLo;
-    const wide = this.ws === 8;
-    const oldSp = ((u[this.spW] as number) - base) | 0;
-    const ctxOff = oldSp - this.top - CTX_BYTES;
-    const n = this.fnSlots[fn] as number;
-    const image = this.kernel.image;
-    const cw = ctxOff >> 2;
-    words[cw] = image.addrLoI32[fn] as number;
-    words[cw + 1] = image.addrHi[fn] as number;
-    words[cw + 2] = n;
-    words[cw + 3] = 0;
-    const src = img.plan.src;
-    const a = (ctxOff + CTX_ARGS) >> 2;
-    for (let h = 0; h < 2 * n; h++) {
-      const s = src[h] as number;
-      words[a + h] =
-        s >= 0
-          ? (u[s] as number)
-          : s === SRC_ZERO
-            ? 0
-            : (words[(oldSp >> 2) + SRC_STACK - s] as number);
-    }
-    const r = a + 2 * n;
-    words[r] = 0;
-    words[r + 1] = 0;
-    // The frame's top keeps fp (and lr on arm64/riscv), and sp goes below the ctx: kernel code a
-    // helper reaches pushes its frames below, and clobbers nothing the original needs.
-    this.saveTop(u, words, oldSp);
-    u[this.spW] = base + ctxOff;
-    const calls = cpu.calls;
-    // int32 halves: a uint32 >= 2^31 handed to a call would be boxed.
-    const ctxLo = (base + ctxOff + CTX_ARGS) | 0;
-    const ctxHi = task.stackBaseHi | 0;
-    const st = this.state;
-    const c = cpu.id;
-    st.begin(c, image.addrLoI32[fn] as number, (image.addrHi[fn] as number) | 0, BPF_TRAMP_FENTRY);
-    const fentry = img.fentry;
-    for (let i = 0; i < fentry.length; i++) {
-      this.runProg(fentry[i] as Program, img.fentryActive[i] as Int32Array, c, ctxLo, ctxHi);
-    }
-    const fmod = img.fmodRet;
-    if (fmod.length > 0) {
-      st.kind[c] = BPF_TRAMP_MODIFY_RETURN;
-      const vm = this.vms[c] as Vm;
-      for (let i = 0; i < fmod.length; i++) {
-        const act = img.fmodRetActive[i] as Int32Array;
-        if (!this.runProg(fmod[i] as Program, act, c, ctxLo, ctxHi)) continue;
-        words[r] = vm.lo[0] as number;
-        words[r + 1] = vm.hi[0] as number;
-        if (words[r] !== 0 || words[r + 1] !== 0) {
-          this.runFexit(img, c, ctxLo, ctxHi);
-          st.end(c);
-          this.skipOriginal(img, cpu, fn, oldSp, r);
-          return ENTRY_SKIP;
-        }
-      }
-    }
-    st.end(c);
-    // Only a helper that ran kernel code (a call on this CPU) can have changed registers.
-    if (cpu.calls !== calls) this.restoreEntry(img, cpu, fn, oldSp, a, n);
-    else u[this.spW] = base + oldSp;
-    if (!img.callOrig) return ENTRY_CONTINUE;
-    // Call the original from the image: copy stack args below the frame, link the frame record
-    // for unwinders, and make the original return into the image.
-    const sb = this.fnStack[fn] as number;
-    const argsAt = ctxOff - sb;
-    const entryArgs = oldSp + this.stackArgOffset;
-    for (let k = 0; k < sb >> 2; k++) {
-      words[(argsAt >> 2) + k] = words[(entryArgs >> 2) + k] as number;
-    }
-    let newSp = argsAt;
-    if (this.lrW < 0) {
-      // x86: rbp was pushed at the top of the frame; `call` pushes the return into the image.
-      u[this.fpW] = base + oldSp - this.ws;
-      newSp -= this.ws;
-      words[newSp >> 2] = img.retLo;
-      if (wide) words[(newSp >> 2) + 1] = img.retHi;
-    } else {
-      // arm64/riscv: the {fp, lr} record at the top, then lr = the return into the image.
-      u[this.fpW] = base + oldSp - (this.arch === 'riscv64' ? 0 : 16);
-      u[this.fpW + 1] = task.stackBaseHi;
-      u[this.lrW] = img.retLo;
-      u[this.lrW + 1] = img.retHi;
-    }
-    u[this.spW] = base + newSp;
-    img.inflight++;
-    return ENTRY_CONTINUE;
-  }
-
-  /** Keeps fp (and lr where the return address is a register) at the top of the frame. */
-  private saveTop(u: Int32Array, words: Int32Array, oldSp: number): void {
-    if (this.lrW < 0) {
-      const at = (oldSp - this.ws) >> 2;
-      words[at] = u[this.fpW] as number;
-      if (this.ws === 8) words[at + 1] = u[this.fpW + 1] as number;
-    } else {
-      const rec = (oldSp - 16) >> 2;
-      words[rec] = u[this.fpW] as number;
-      words[rec + 1] = u[this.fpW + 1] as number;
-      words[rec + 2] = u[this.lrW] as number;
-      words[rec + 3] = u[this.lrW + 1] as number;
-    }
-  }
-
-  /**
-   * Back to the function-entry state after the programs ran (helpers may have run kernel code):
-   * argument registers from ctx, fp and lr from the frame top, ip, sp.
-   */
-  private restoreEntry(
-    img: TrampImage,
-    cpu: Cpu,
-    fn: number,
-    oldSp: number,
-    a: number,
-    n: number,
-  ): void {
-    const task = cpu.current as NonNullable<Cpu['current']>;
-    const u = cpu.regs.i32;
-    const words = task.stackI32;
-    const src = img.plan.src;
-    for (let h = 0; h < 2 * n; h++) {
-      const s = src[h] as number;
-      if (s >= 0) u[s] = words[a + h] as number;
-    }
-    this.restoreTop(u, words, oldSp, false);
-    u[this.ipW] = this.kernel.image.addrLoI32[fn] as number;
-    if (this.ws === 8) u[this.ipW + 1] = this.kernel.image.addrHi[fn] as number;
-    u[this.spW] = task.stackBaseLo + oldSp;
-  }
-
-  /** fp (and lr) from the frame top; with `toCaller`, ip becomes the saved return address. */
-  private restoreTop(u: Int32Array, words: Int32Array, oldSp: number, toCaller: boolean): void {
-    if (this.lrW < 0) {
-      const at = (oldSp - this.ws) >> 2;
-      u[this.fpW] = words[at] as number;
-      if (this.ws === 8) u[this.fpW + 1] = words[at + 1] as number;
-      if (toCaller) {
-        u[this.ipW] = words[oldSp >> 2] as number;
-        if (this.ws === 8) u[this.ipW + 1] = words[(oldSp >> 2) + 1] as number;
-      }
-    } else {
-      const rec = (oldSp - 16) >> 2;
-      u[this.fpW] = words[rec] as number;
-      u[this.fpW + 1] = words[rec + 1] as number;
-      u[this.lrW] = words[rec + 2] as number;
-      u[this.lrW + 1] = words[rec + 3] as number;
-      if (toCaller) {
-        u[this.ipW] = words[rec + 2] as number;
-        u[this.ipW + 1] = words[rec + 3] as number;
-      }
-    }
-  }
-
-  /**
-   * fmod_ret returned non-zero (fexit has run): the return value is the ret slot, and the call
-   * returns straight to the caller (override_function_with_return).
-   */
-  private skipOriginal(img: TrampImage, cpu: Cpu, fn: number, oldSp: number, r: number): void {
-    const task = cpu.current as NonNullable<Cpu['current']>;
-    const words = task.stackI32;
-    const u = cpu.regs.i32;
-    this.setReturn(img, u, fn, words[r] as number, words[r + 1] as number);
-    this.restoreTop(u, words, oldSp, true);
-    u[this.spW] = task.stackBaseLo + oldSp + (this.lrW < 0 ? this.ws : 0);
-  }
-
-  private setReturn(img: TrampImage, u: Int32Array, fn: number, lo: number, hi: number): void {
-    const rs = img.plan.retSrc;
-    u[rs[0] as number] = lo;
-    if (this.ws === 8 || this.fnRetWide[fn] === 1) u[rs[1] as number] = hi;
-  }
-
-  private runFexit(img: TrampImage, c: number, ctxLo: number, ctxHi: number): void {
-    const fexit = img.fexit;
-    if (fexit.length === 0) return;
-    this.state.kind[c] = BPF_TRAMP_FEXIT;
-    for (let i = 0; i < fexit.length; i++) {
-      this.runProg(fexit[i] as Program, img.fexitActive[i] as Int32Array, c, ctxLo, ctxHi);
-    }
-  }
-
-  /** The image's second half: the original returned into it. fexit, then return to the caller. */
-  private leave(img: TrampImage, cpu: Cpu, fn: number): number {
-    const task = cpu.current as NonNullable<Cpu['current']>;
-    const u = cpu.regs.i32;
-    const words = task.stackI32;
-    const base = task.stackBaseLo;
-    const sp = ((u[this.spW] as number) - base) | 0;
-    const ctxOff = sp + (this.fnStack[fn] as number);
-    const oldSp = ctxOff + CTX_BYTES + this.top;
-    const n = this.fnSlots[fn] as number;
-    const r = ((ctxOff + CTX_ARGS) >> 2) + 2 * n;
-    const rs = img.plan.retSrc;
-    words[r] = u[rs[0] as number] as number;
-    words[r + 1] = this.ws === 8 || this.fnRetWide[fn] === 1 ? (u[rs[1] as number] as number) : 0;
-    const c = cpu.id;
-    const image = this.kernel.image;
-    this.state.begin(
-      c,
-      image.addrLoI32[fn] as number,
-      (image.addrHi[fn] as number) | 0,
-      BPF_TRAMP_FEXIT,
-    );
-    this.runFexit(img, c, (base + ctxOff + CTX_ARGS) | 0, task.stackBaseHi | 0);
-    this.state.end(c);
-    // The caller gets the original's return value even if a helper ran kernel code meanwhile.
-    this.setReturn(img, u, fn, words[r] as number, words[r + 1] as number);
-    this.restoreTop(u, words, oldSp, true);
-    u[this.spW] = base + oldSp + (this.lrW < 0 ? this.ws : 0);
-    if (--img.inflight === 0 && !img.installed) this.freeImage(img);
-    return ENTRY_CONTINUE;
   }
 }

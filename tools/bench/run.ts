@@ -3,17 +3,38 @@
 //
 // A bench file is `<package>/bench/*.bench.ts` and default-exports a function that adds tasks to
 // the Bench it is given (it may be async, to prepare data first).
+//
+// Each task runs in a process of its own (as JMH forks per benchmark): V8 optimizes the shared
+// code of a traced call (the kernel's call path, ftrace's callers) for the objects and callbacks
+// it has seen, so a task measured after other configurations in the same process pays for their
+// type feedback (fgraph entry+return measured 25-50% slower after the rows before it). A child
+// runs the file's setup, keeps only its task and reports one row; what the setup prints (one-shot
+// figures) is shown once, from the first task's child. `--shared` runs each file's tasks in one
+// process, as a long-lived process tracing many configurations at once would see them.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 
 type BenchSetup = (bench: Bench) => void | Promise<void>;
+type Row = Record<string, unknown>;
 
 const root = resolve(import.meta.dirname, '../..');
-const only = process.argv.slice(2);
+const ROW_MARK = '\u0000bench-row ';
 
-function benchFiles(): Map<string, string[]> {
+/**
+ * A full GC before each task's warmup and run. Setup allocates enough to start incremental
+ * marking, and an allocation-free hot path never allocates enough to finish it: until then every
+ * pointer store goes through the write barrier's slow path (13% of an interpreter run, measured),
+ * so a task's figure depended on where the previous one left the heap.
+ */
+const gc = (globalThis as { gc?: () => void }).gc;
+function settleHeap(): void {
+  gc?.();
+}
+
+function benchFiles(only: readonly string[]): Map<string, string[]> {
   const byPackage = new Map<string, string[]>();
   for (const group of ['packages', 'apps']) {
     const groupDir = join(root, group);
@@ -31,67 +52,134 @@ function benchFiles(): Map<string, string[]> {
   return byPackage;
 }
 
-/**
- * A full GC before each task's warmup and run. Setup allocates enough to start incremental
- * marking, and an allocation-free hot path never allocates enough to finish it: until then every
- * pointer store goes through the write barrier's slow path (13% of an interpreter run, measured),
- * so a task's figure depended on where the previous one left the heap.
- */
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) console.warn('bench: run node with --expose-gc for settled-heap figures');
-function settleHeap(): void {
-  gc?.();
+function resultRow(file: string, task: Bench['tasks'][number]): Row {
+  const r = task.result;
+  if (!r || r.state !== 'completed') {
+    return { file: relative(root, file), task: task.name, error: String(r?.state ?? 'no result') };
+  }
+  return {
+    file: relative(root, file),
+    task: task.name,
+    'ops/s': Math.round(r.throughput.mean),
+    'mean ns': Number((r.latency.mean * 1e6).toFixed(1)),
+    // Median and minimum resist the slow phases a shared VM's neighbours cause; the mean does
+    // not. Per-call overheads compare best with best.
+    'p50 ns': Number((r.latency.p50 * 1e6).toFixed(1)),
+    'min ns': Number((r.latency.min * 1e6).toFixed(1)),
+    'p99 ns': Number(((r.latency.p99 ?? r.latency.mean) * 1e6).toFixed(1)),
+    samples: r.latency.samplesCount,
+  };
 }
 
-const outDir = join(root, 'bench-results');
-mkdirSync(outDir, { recursive: true });
-let failures = 0;
-for (const [pkg, files] of benchFiles()) {
-  const rows: Record<string, unknown>[] = [];
-  for (const file of files) {
-    const bench = new Bench({ time: 500, warmupTime: 100, setup: settleHeap });
+/**
+ * Runs a file's setup and its tasks in this process: all of them, or only the index-th
+ * (`count` tells how many the file has).
+ */
+async function runFile(
+  file: string,
+  index: number | null,
+): Promise<{ rows: Row[]; count: number }> {
+  const bench = new Bench({ time: 500, warmupTime: 100, setup: settleHeap });
+  let count = 0;
+  if (index !== null) {
+    // Tasks other than the one asked for are counted and dropped before they ever run.
+    const add = bench.add.bind(bench);
+    bench.add = (name, fn, opts) => (count++ === index ? add(name, fn, opts) : bench);
+  }
+  const mod = (await import(pathToFileURL(file).href)) as { default: BenchSetup };
+  await mod.default(bench);
+  await bench.run();
+  return {
+    rows: bench.tasks.map((t) => resultRow(file, t)),
+    count: index === null ? bench.tasks.length : count,
+  };
+}
+
+/** One task in a fresh node with this process's flags; its row comes back on a marked line. */
+function runChild(file: string, index: number): { rows: Row[]; count: number; error?: string } {
+  const child = spawnSync(
+    process.execPath,
+    [...process.execArgv, import.meta.filename, '--task', file, String(index)],
+    { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const lines = child.stdout.split('\n');
+  const marked = lines.find((l) => l.startsWith(ROW_MARK));
+  if (index === 0) {
+    const shown = lines.filter((l) => !l.startsWith(ROW_MARK)).join('\n');
+    if (shown.trim() !== '') console.log(shown.trimEnd());
+  }
+  if (marked === undefined) {
+    return { rows: [], count: 0, error: `task ${index} exited with status ${child.status}` };
+  }
+  return JSON.parse(marked.slice(ROW_MARK.length)) as {
+    rows: Row[];
+    count: number;
+    error?: string;
+  };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === '--task') {
+    const [file, index] = [argv[1] as string, Number(argv[2])];
+    let out: { rows: Row[]; count: number; error?: string };
     try {
-      const mod = (await import(pathToFileURL(file).href)) as { default: BenchSetup };
-      await mod.default(bench);
-      await bench.run();
+      out = await runFile(file, index);
     } catch (err) {
-      failures++;
-      console.error(`bench ${relative(root, file)} failed: ${(err as Error).message}`);
-      continue;
+      out = { rows: [], count: 0, error: (err as Error).message };
     }
-    for (const task of bench.tasks) {
-      const r = task.result;
-      if (!r || r.state !== 'completed') {
-        rows.push({
-          file: relative(root, file),
-          task: task.name,
-          error: String(r?.state ?? 'no result'),
-        });
+    process.stdout.write(`${ROW_MARK}${JSON.stringify(out)}\n`);
+    // A setup may leave servers or timers behind; the row is out (pipes write synchronously).
+    process.exit(0);
+  }
+  if (gc === undefined) console.warn('bench: run node with --expose-gc for settled-heap figures');
+  const shared = argv.includes('--shared');
+  const only = argv.filter((a) => a !== '--shared');
+  const outDir = join(root, 'bench-results');
+  mkdirSync(outDir, { recursive: true });
+  let failures = 0;
+  for (const [pkg, files] of benchFiles(only)) {
+    const rows: Row[] = [];
+    for (const file of files) {
+      const name = relative(root, file);
+      if (shared) {
+        try {
+          rows.push(...(await runFile(file, null)).rows);
+        } catch (err) {
+          failures++;
+          console.error(`bench ${name} failed: ${(err as Error).message}`);
+        }
         continue;
       }
-      rows.push({
-        file: relative(root, file),
-        task: task.name,
-        'ops/s': Math.round(r.throughput.mean),
-        'mean ns': Number((r.latency.mean * 1e6).toFixed(1)),
-        // Median and minimum resist the slow phases a shared VM's neighbours cause; the mean does
-        // not. Per-call overheads compare best with best.
-        'p50 ns': Number((r.latency.p50 * 1e6).toFixed(1)),
-        'min ns': Number((r.latency.min * 1e6).toFixed(1)),
-        'p99 ns': Number(((r.latency.p99 ?? r.latency.mean) * 1e6).toFixed(1)),
-        samples: r.latency.samplesCount,
-      });
+      for (let i = 0, count = 1; i < count; i++) {
+        const out = runChild(file, i);
+        if (out.error !== undefined) {
+          failures++;
+          console.error(`bench ${name} failed: ${out.error}`);
+          break;
+        }
+        count = out.count;
+        rows.push(...out.rows);
+      }
     }
+    console.log(`\n${pkg}`);
+    console.table(rows);
+    writeFileSync(
+      join(outDir, `${pkg}.json`),
+      JSON.stringify(
+        {
+          package: pkg,
+          date: new Date().toISOString(),
+          node: process.version,
+          process: shared ? 'shared' : 'per task',
+          results: rows,
+        },
+        null,
+        2,
+      ),
+    );
   }
-  console.log(`\n${pkg}`);
-  console.table(rows);
-  writeFileSync(
-    join(outDir, `${pkg}.json`),
-    JSON.stringify(
-      { package: pkg, date: new Date().toISOString(), node: process.version, results: rows },
-      null,
-      2,
-    ),
-  );
+  if (failures > 0) console.error(`${failures} bench file(s) failed; see above`);
+  return 0;
 }
-if (failures > 0) console.error(`${failures} bench file(s) failed; see above`);
+
+process.exitCode = await main(process.argv.slice(2));

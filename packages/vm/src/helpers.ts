@@ -267,7 +267,11 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   };
   vm.setHelper(1, (v) => {
     const map = mapArg(v, maps, 1);
-    if (map instanceof MapOfMaps) {
+    if (map === undefined) return 0;
+    // Maps without a value region are tested by class only here: instanceof on every lookup
+    // cost ~5% of a kprobe_multi counting run.
+    if (map.values === null) {
+      if (!(map instanceof MapOfMaps)) return 0;
       // The value of an outer map is the inner map itself: r0 = its struct bpf_map pointer.
       const off = v.memory.translate(
         v.hi[2] as number,
@@ -280,7 +284,6 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
       v.setR0(inner.addressLo, inner.addressHi);
       return undefined;
     }
-    if (map === undefined || map.values === null) return 0;
     const slot = keySlot(v, map, 2, env.smpProcessorId());
     if (slot < 0) return 0;
     // Value address without a bigint: map regions are far smaller than 4 GiB.

@@ -346,6 +346,12 @@ export interface RegsMoves {
   readonly partial: WordMove;
   /** pt_regs.real of a partial pt_regs. */
   readonly real: Uint8Array;
+  /**
+   * The save and restore moves as [destination word, source word] pairs (source -1: store 0),
+   * for code generated elsewhere that inlines them (a per-ops ftrace trampoline).
+   */
+  readonly saveWords: readonly (readonly [number, number])[];
+  readonly restoreWords: readonly (readonly [number, number])[];
 }
 
 const movesCache = new Map<string, RegsMoves>();
@@ -355,8 +361,8 @@ function regsMoves(info: ArchInfo, caller: FtraceCaller, held: Uint8Array): Regs
   const cached = movesCache.get(key);
   if (cached !== undefined) return cached;
   const layout = caller === 'regs_caller' ? info.ptRegs : info.ftraceRegs;
-  const save: string[] = [];
-  const restore: string[] = [];
+  const saveWords: [number, number][] = [];
+  const restoreWords: [number, number][] = [];
   const partial: string[] = [];
   const real = new Uint8Array(info.ptRegs.fields.length);
   const ptWords = new Uint8Array(info.ptRegs.size / 4);
@@ -374,18 +380,27 @@ function regsMoves(info: ArchInfo, caller: FtraceCaller, held: Uint8Array): Regs
       ptWords[pw] = 1;
       partial.push(`d[${pw}]=s[${fw}];`);
       if (f === csMark) {
-        save.push(`d[${fw}]=0;`);
+        saveWords.push([fw, -1]);
         continue;
       }
-      save.push(`d[${fw}]=s[${pw}];`);
-      restore.push(`d[${pw}]=s[${fw}];`);
+      saveWords.push([fw, pw]);
+      restoreWords.push([pw, fw]);
     }
   }
   ptWords.forEach((isHeld, pw) => {
     if (isHeld === 0) partial.push(`d[${pw}]=0;`);
   });
   const make = (body: string[]): WordMove => new Function('d', 's', body.join('')) as WordMove;
-  const moves = { save: make(save), restore: make(restore), partial: make(partial), real };
+  const code = (pairs: readonly (readonly [number, number])[]): string[] =>
+    pairs.map(([d, src]) => `d[${d}]=${src < 0 ? '0' : `s[${src}]`};`);
+  const moves = {
+    save: make(code(saveWords)),
+    restore: make(code(restoreWords)),
+    partial: make(partial),
+    real,
+    saveWords,
+    restoreWords,
+  };
   movesCache.set(key, moves);
   return moves;
 }

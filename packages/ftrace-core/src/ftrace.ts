@@ -61,34 +61,18 @@ import {
   FTRACE_REF_MAX,
 } from './records.js';
 import { RecursionGuard, TRACE_FTRACE_START, TRACE_LIST_START } from './recursion.js';
+import {
+  emitOpsTrampoline,
+  type DirectSlot,
+  type Frame,
+  type TrampolineEnv,
+} from './trampoline-code.js';
 
 /** How ftrace_caller dispatches (ftrace_trace_function). */
 export const DISPATCH_STUB = 0;
 export const DISPATCH_SINGLE = 1;
 export const DISPATCH_LIST = 2;
 export type DispatchMode = typeof DISPATCH_STUB | typeof DISPATCH_SINGLE | typeof DISPATCH_LIST;
-
-/** One nesting level of a caller on one CPU: what the kernel keeps in the caller's stack frame. */
-interface Frame {
-  /** The CPU registers at entry when there is no ftrace_regs to keep them in. */
-  readonly save: Uint32Array;
-  /** ftrace_caller's sparse ftrace_regs, or null without DYNAMIC_FTRACE_WITH_ARGS. */
-  readonly args: FtraceRegs | null;
-  /** ftrace_regs_caller's full set, or null without DYNAMIC_FTRACE_WITH_REGS. */
-  readonly full: FtraceRegs | null;
-  /** cpu.calls at the save: a callback that ran kernel code may have clobbered registers. */
-  calls: number;
-}
-
-/**
- * Where an ftrace_regs layout keeps the direct-call target (x86 orig_ax, arm64 direct_tramp,
- * riscv t1), as 32-bit word indices; -1 when it has none. The caller zeroes it after saving and
- * jumps to it after the callbacks when one of them set it.
- */
-interface DirectSlot {
-  readonly lo: number;
-  readonly hi: number;
-}
 
 function directSlot(info: ArchInfo, fregs: FtraceRegs | null, full: boolean): DirectSlot {
   const name = full ? info.ptRoles.direct : info.ftraceRoles.direct;
@@ -183,6 +167,8 @@ export class Ftrace {
   private readonly argsRestore: WordMove | null;
   private readonly fullSave: WordMove | null;
   private readonly fullRestore: WordMove | null;
+  /** What per-ops trampolines share with this ftrace (see emitOpsTrampoline). */
+  private readonly trampolineEnv: TrampolineEnv;
   /** The idle entry bytes, encoded once. */
   readonly nopBytes: Uint8Array;
   /** Full addresses of call targets by low half, so patching builds no bigint per site. */
@@ -227,6 +213,16 @@ export class Ftrace {
     this.fullRestore = f0.full?.moves.restore ?? null;
     this.argsDirect = directSlot(this.info, f0.args, false);
     this.fullDirect = directSlot(this.info, f0.full, true);
+    this.trampolineEnv = {
+      nest: this.nest,
+      frames: this.frames,
+      grow: (cpu) => this.frames[cpu]?.push(this.makeFrame()),
+      stats: this.stats,
+      addrLo: this.addrLo,
+      recursion: this.recursion,
+      finishChanged: (cpu, fn, frame, fregs, direct) =>
+        this.finishChanged(cpu, fn, frame, fregs, direct),
+    };
   }
 
   /**
@@ -326,18 +322,6 @@ export class Ftrace {
     } else if (this.mode === DISPATCH_LIST) {
       this.listFunc(ip, parent, fregs, cpu, fn, regsCaller);
     }
-    return this.finish(cpu, fn, frame, fregs, direct);
-  }
-
-  /** A per-ops trampoline: calls its one ops without testing hashes. */
-  private trampolineEntry(cpu: Cpu, fn: number, op: FtraceOps): number {
-    const frame = this.frame(cpu.id);
-    const full = (op.flags & FTRACE_OPS_FL_SAVE_REGS) !== 0 && frame.full !== null;
-    const fregs = full ? frame.full : frame.args;
-    const direct = full ? this.fullDirect : this.argsDirect;
-    this.save(cpu, frame, fregs, direct);
-    this.stats.trampolineHits++;
-    this.callOps(op, (this.addrLo[fn] as number) | 0, this.parentIp(cpu), fregs, cpu, fn);
     return this.finish(cpu, fn, frame, fregs, direct);
   }
 
@@ -676,9 +660,21 @@ export class Ftrace {
       if (a instanceof KernelError) return kernelError(a, `trampoline for ${op.name}`);
       addr = a;
     }
-    const err = this.kernel.registerHandler(addr, 'ftrace_trampoline', (cpu, fn) =>
-      this.trampolineEntry(cpu, fn, op),
+    const full = (op.flags & FTRACE_OPS_FL_SAVE_REGS) !== 0 && this.fullSave !== null;
+    const f0 = this.frames[0]?.[0] as Frame;
+    const handler = emitOpsTrampoline(
+      this.trampolineEnv,
+      {
+        saveWords: ((full ? f0.full : f0.args) as FtraceRegs).moves.saveWords,
+        direct: full ? this.fullDirect : this.argsDirect,
+        full,
+        spW: this.spW,
+        lrW: this.lrW,
+        recursionStart: TRACE_FTRACE_START,
+      },
+      op,
     );
+    const err = this.kernel.registerHandler(addr, 'ftrace_trampoline', handler);
     if (err !== null) return kernelError(err, `trampoline for ${op.name}`);
     op.trampoline = Number(addr & 0xffffffffn);
     op.flags |= FTRACE_OPS_FL_ALLOC_TRAMP;

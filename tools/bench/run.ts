@@ -24,7 +24,7 @@ const root = resolve(import.meta.dirname, '../..');
 const ROW_MARK = '\u0000bench-row ';
 
 /**
- * A full GC before each task's warmup and run. Setup allocates enough to start incremental
+ * A full GC before each task's warmup and before its run (tinybench calls setup for both). Setup allocates enough to start incremental
  * marking, and an allocation-free hot path never allocates enough to finish it: until then every
  * pointer store goes through the write barrier's slow path (13% of an interpreter run, measured),
  * so a task's figure depended on where the previous one left the heap.
@@ -79,7 +79,10 @@ async function runFile(
   file: string,
   index: number | null,
 ): Promise<{ rows: Row[]; count: number }> {
-  const bench = new Bench({ time: 500, warmupTime: 100, setup: settleHeap });
+  // Warmup long enough for V8's concurrent compiles of the hot path to land before the heap is
+  // settled for the run: a compile finishing mid-run allocates, and marking that starts then
+  // never finishes under an allocation-free loop (traced rows measured 1.4-1.8x slower so).
+  const bench = new Bench({ time: 500, warmupTime: 400, setup: settleHeap });
   let count = 0;
   if (index !== null) {
     // Tasks other than the one asked for are counted and dropped before they ever run.

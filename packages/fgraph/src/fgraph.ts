@@ -1,4 +1,4 @@
-import { FtraceRegs, type ArchName, type WordMove } from '@tracelab/arch-isa';
+import { FtraceRegs, type ArchName } from '@tracelab/arch-isa';
 import { TracelabError } from '@tracelab/contracts';
 import {
   FTRACE_OPS_FL_ENABLED,
@@ -7,31 +7,22 @@ import {
   FtraceOps,
   type Ftrace,
 } from '@tracelab/ftrace-core';
-import { ENTRY_CONTINUE, KernelError, type Cpu, type Kernel, type Task } from '@tracelab/kernel';
+import { KernelError, type Cpu, type Kernel, type Task } from '@tracelab/kernel';
+import { emitGraphCode, type GraphCode, type GraphHot } from './graph-code.js';
 import * as ss from './shadow-stack.js';
 import { ShadowStack } from './shadow-stack.js';
 
 // Module-local copies: the hot path reads plain bindings, not cross-module live bindings
 // (which some loaders turn into getter calls).
 const FGRAPH_ARRAY_SIZE = ss.FGRAPH_ARRAY_SIZE;
-const FGRAPH_FRAME_OFFSET = ss.FGRAPH_FRAME_OFFSET;
-const FGRAPH_IDX0_WANTS = ss.FGRAPH_IDX0_WANTS;
 const FGRAPH_MAX_DATA_WORDS = ss.FGRAPH_MAX_DATA_WORDS;
 const FGRAPH_TYPE_DATA = ss.FGRAPH_TYPE_DATA;
 const SHADOW_STACK_MAX_OFFSET = ss.SHADOW_STACK_MAX_OFFSET;
-const RET_STACK_CALLTIME = ss.RET_STACK_CALLTIME;
-const RET_STACK_FUNC = ss.RET_STACK_FUNC;
-const RET_STACK_RET = ss.RET_STACK_RET;
-const RET_STACK_RETP = ss.RET_STACK_RETP;
-const makeBitmapMarker = ss.makeBitmapMarker;
-const markerBitmap = ss.markerBitmap;
 const markerOffset = ss.markerOffset;
 const markerType = ss.markerType;
 const markerDataWords = ss.markerDataWords;
 const markerDataIndex = ss.markerDataIndex;
 const makeDataMarker = ss.makeDataMarker;
-const FGRAPH_TYPE_RESERVED = ss.FGRAPH_TYPE_RESERVED;
-const FGRAPH_TYPE_SHIFT = ss.FGRAPH_TYPE_SHIFT;
 
 /** struct ftrace_graph_ent: what an entry callback sees. Reused for every call (no allocation). */
 export interface FtraceGraphEnt {
@@ -111,8 +102,6 @@ export interface FgraphStats {
   returns: number;
 }
 
-const RESERVED_MARKER = (FGRAPH_TYPE_RESERVED << FGRAPH_TYPE_SHIFT) | FGRAPH_FRAME_OFFSET;
-
 /**
  * The function graph infrastructure over one ftrace: up to 16 users on per-task shadow stacks,
  * one shared ftrace_ops for their entries, and return_to_handler for their returns.
@@ -130,36 +119,15 @@ export class Fgraph {
   /** fgraph_lru_table: freed indices are reused last, so in-flight frames rarely see a new user. */
   private readonly lru: number[] = Array.from({ length: FGRAPH_ARRAY_SIZE }, (_, i) => i);
   private count = 0;
-  /** The only user, when there is exactly one: no filter test on entry. */
-  private single: FgraphOps | null = null;
   /** Per function: bit i set when user i's hashes trace it (the list walk without hash tests). */
   private readonly fnUsers: Uint16Array;
   /** The shared ftrace_ops every user's entry goes through. */
   private readonly graphOps: FtraceOps;
   private readonly slot: number;
-  private readonly rthLo: number;
-  private readonly rthHi: number;
-  private readonly wide: boolean;
-  private readonly spW: number;
-  private readonly ipW: number;
-  /** Link register as a pt_regs word and as an ftrace_regs field; -1 on x86. */
-  private readonly lrW: number;
-  private readonly fregsLr: number;
-  /** The same as a word index into ftrace_regs (the hot path writes the words). */
-  private readonly fregsLrW: number;
-  /** The instruction pointer's word in ftrace_regs. */
-  private readonly fregsIpW: number;
-  private readonly retW: [number, number];
-  private readonly ent: FtraceGraphEnt[];
-  private readonly ret: FtraceGraphRet[];
-  private readonly retRegs: FtraceRegs[];
-  /** return_to_handler's save code, held here so its call site sees one target (see moves). */
-  private readonly retSave: WordMove;
-  /** The stack an entry or return callback runs on (current->ret_stack). */
-  private cur: ShadowStack | null = null;
-  /** The user whose entry callback runs now, and whether it already reserved data. */
-  private inEntry: FgraphOps | null = null;
-  private reserved = false;
+  /** State shared with the generated entry and return code (see graph-code.ts). */
+  private readonly hot: GraphHot = { single: null, cur: null, inEntry: null, reserved: false };
+  /** The generated function_graph_enter and return_to_handler. */
+  private readonly code: GraphCode;
   /** Size in words of the last retrieveData() hit. */
   retrievedWords = 0;
 
@@ -168,45 +136,60 @@ export class Fgraph {
     const kernel = ftrace.kernel;
     this.kernel = kernel;
     this.returnToHandler = rth;
-    this.rthLo = Number(rth & 0xffffffffn);
-    this.rthHi = Number(rth >> 32n);
     const info = kernel.info;
-    this.wide = info.wordSize === 8;
     const pt = info.ptRegs;
     const word = (name: string): number =>
       (pt.fields[pt.index.get(name) as number]?.offset as number) / 4;
-    this.spW = word(info.ptRoles.sp);
-    this.ipW = word(info.ptRoles.ip);
-    this.lrW = info.ptRoles.lr === null ? -1 : word(info.ptRoles.lr);
-    this.fregsLr =
-      info.ftraceRoles.lr === null ? -1 : (info.ftraceRegs.index.get(info.ftraceRoles.lr) ?? -1);
-    const fword = (field: number): number =>
-      field < 0 ? -1 : (info.ftraceRegs.fields[field]?.offset as number) / 4;
-    this.fregsLrW = fword(this.fregsLr);
-    this.fregsIpW = fword(info.ftraceRegs.index.get(info.ftraceRoles.ip) as number);
-    this.retW = [word(info.ptRoles.ret[0]), word(info.ptRoles.ret[1])];
+    const fword = (name: string | null): number => {
+      const i = name === null ? undefined : info.ftraceRegs.index.get(name);
+      return i === undefined ? -1 : (info.ftraceRegs.fields[i]?.offset as number) / 4;
+    };
     this.slot = kernel.allocTaskSlot();
     this.fnUsers = new Uint16Array(kernel.image.count);
     const arch: ArchName = kernel.arch;
-    this.ent = kernel.cpus.map(() => ({ fn: 0, func: 0, depth: 0 }));
-    this.ret = kernel.cpus.map(() => ({
-      fn: 0,
-      func: 0,
-      depth: 0,
-      calltime: 0,
-      rettime: 0,
-      overrun: 0,
-      retvalLo: 0,
-      retvalHi: 0,
-    }));
-    this.retRegs = kernel.cpus.map(() => new FtraceRegs(arch, { caller: 'return' }));
-    this.retSave = (this.retRegs[0] as FtraceRegs).moves.save;
+    const retRegs = kernel.cpus.map(() => new FtraceRegs(arch, { caller: 'return' }));
+    this.code = emitGraphCode(
+      {
+        hot: this.hot,
+        stats: this.stats,
+        users: this.users,
+        fnUsers: this.fnUsers,
+        ents: kernel.cpus.map(() => ({ fn: 0, func: 0, depth: 0 })),
+        rets: kernel.cpus.map(() => ({
+          fn: 0,
+          func: 0,
+          depth: 0,
+          calltime: 0,
+          rettime: 0,
+          overrun: 0,
+          retvalLo: 0,
+          retvalHi: 0,
+        })),
+        retRegs,
+        addrHi: kernel.image.addrHi,
+        ensureStack: (task) => this.ensureStack(task),
+      },
+      {
+        wide: info.wordSize === 8,
+        slot: this.slot,
+        spW: word(info.ptRoles.sp),
+        ipW: word(info.ptRoles.ip),
+        lrW: info.ptRoles.lr === null ? -1 : word(info.ptRoles.lr),
+        fregsLrW: fword(info.ftraceRoles.lr),
+        fregsIpW: fword(info.ftraceRoles.ip),
+        retW: [word(info.ptRoles.ret[0]), word(info.ptRoles.ret[1])],
+        retSaveWords: (retRegs[0] as FtraceRegs).moves.saveWords,
+        rthLo: Number(rth & 0xffffffffn) | 0,
+        rthHi: Number(rth >> 32n) | 0,
+      },
+      `fgraph_${arch}_${this.slot}.js`,
+    );
     this.graphOps = new FtraceOps({
       name: 'graph_ops',
       // Without WITH_ARGS (i386) ftrace_caller saves no registers; ask for pt_regs, so entry
       // callbacks (fprobe, its fetch args) see the arguments as the kernel gives them there.
       flags: FTRACE_OPS_FL_GRAPH | (info.capabilities.withArgs ? 0 : FTRACE_OPS_FL_SAVE_REGS),
-      func: (ip, _parent, _op, fregs, cpu, fn) => this.entry(ip, fregs, cpu, fn),
+      func: this.code.enter,
     });
   }
 
@@ -219,9 +202,7 @@ export class Fgraph {
     const rth = kernel.symbolAddress('return_to_handler');
     if (rth instanceof KernelError) return rth;
     const fg = new Fgraph(ftrace, rth);
-    const err = kernel.registerHandler(rth, 'return_to_handler', (cpu, fn) =>
-      fg.returnHandler(cpu, fn),
-    );
+    const err = kernel.registerHandler(rth, 'return_to_handler', fg.code.ret);
     if (err !== null) return err;
     kernel.graphRetAddr = (task, addr, state) => fg.graphRetAddr(task, addr, state);
     return fg;
@@ -234,7 +215,7 @@ export class Fgraph {
 
   /** How entries reach the users: nobody, one user without a filter test, or each user tested. */
   get dispatch(): 'none' | 'single' | 'list' {
-    return this.count === 0 ? 'none' : this.single !== null ? 'single' : 'list';
+    return this.count === 0 ? 'none' : this.hot.single !== null ? 'single' : 'list';
   }
 
   /** The shared ftrace_ops, for tracefs views (enabled_functions). */
@@ -322,8 +303,8 @@ export class Fgraph {
    * one user is called without a filter test; several are each tested against their own hashes.
    */
   private update(): TracelabError | null {
-    this.single = null;
-    if (this.count === 1) this.single = this.users.find((u) => u !== null) ?? null;
+    this.hot.single = null;
+    if (this.count === 1) this.hot.single = this.users.find((u) => u !== null) ?? null;
     const fns: number[] = [];
     this.fnUsers.fill(0);
     if (this.count > 0) {
@@ -353,8 +334,9 @@ export class Fgraph {
    * currentStack), or -1 when refused or the stack is full. Dropped if the callback returns 0.
    */
   reserveData(gops: FgraphOps, bytes: number): number {
-    const st = this.cur;
-    if (st === null || this.inEntry !== gops || this.reserved) return -1;
+    const hot = this.hot;
+    const st = hot.cur;
+    if (st === null || hot.inEntry !== gops || hot.reserved) return -1;
     if (!(bytes >= 1 && bytes <= FGRAPH_MAX_DATA_WORDS * 8)) return -1;
     const words = Math.ceil(bytes / 8);
     const top = st.curr;
@@ -363,7 +345,7 @@ export class Fgraph {
     const prev = markerOffset(st.lo(top - 1));
     st.setWord(next - 1, makeDataMarker(gops.idx, words, prev + words + 1), 0);
     st.curr = next;
-    this.reserved = true;
+    hot.reserved = true;
     return top;
   }
 
@@ -373,7 +355,7 @@ export class Fgraph {
    * retrievedWords, or -1 when there is none.
    */
   retrieveData(gops: FgraphOps, depth = 0): number {
-    const st = this.cur;
+    const st = this.hot.cur;
     if (st === null) return -1;
     let top = st.curr;
     for (let d = 0; d < depth; d++) {
@@ -396,175 +378,7 @@ export class Fgraph {
 
   /** The shadow stack of the callback running now (current->ret_stack). */
   get currentStack(): ShadowStack | null {
-    return this.cur;
-  }
-
-  // ---- the traced call ----
-
-  /**
-   * function_graph_enter_regs(), called through the shared ftrace_ops. Registers, the task's
-   * stack and the shadow stack are read and written as int32 words (see PtRegs.i32).
-   */
-  private entry(ip: number, fregs: FtraceRegs | null, cpu: Cpu, fn: number): void {
-    const task = cpu.current;
-    if (task === null) return;
-    this.stats.entries++;
-    const hookLr = this.lrW >= 0;
-    // Where the return address is: the word at sp (x86), or the link register (kept in fregs,
-    // which the caller writes back to the CPU).
-    if (hookLr && (fregs === null || this.fregsLrW < 0)) return;
-    const st = (task.slots[this.slot] as ShadowStack | undefined) ?? this.ensureStack(task);
-    const frame = st.curr;
-    if (frame + FGRAPH_FRAME_OFFSET >= SHADOW_STACK_MAX_OFFSET) {
-      st.overrun++;
-      return;
-    }
-    const u = cpu.regs.i32;
-    const wide = this.wide;
-    const spLo = u[this.spW] as number;
-    const spHi = wide ? (u[this.spW + 1] as number) : 0;
-    const slotW = (spLo - task.stackBaseLo) >> 2;
-    const words = task.stackI32;
-    let retLo: number;
-    let retHi: number;
-    if (hookLr) {
-      const f = (fregs as FtraceRegs).i32;
-      retLo = f[this.fregsLrW] as number;
-      retHi = f[this.fregsLrW + 1] as number;
-    } else {
-      retLo = words[slotW] as number;
-      retHi = wide ? (words[slotW + 1] as number) : 0;
-    }
-    const depth = ++st.depth;
-    const s = st.i32;
-    const w = frame * 2;
-    s[w + 2 * RET_STACK_RET] = retLo;
-    s[w + 2 * RET_STACK_RET + 1] = retHi;
-    s[w + 2 * RET_STACK_FUNC] = ip;
-    s[w + 2 * RET_STACK_FUNC + 1] = this.kernel.image.addrHi[fn] as number;
-    st.f64[frame + RET_STACK_CALLTIME] = cpu.clock;
-    s[w + 2 * RET_STACK_RETP] = hookLr ? 0 : spLo;
-    s[w + 2 * RET_STACK_RETP + 1] = hookLr ? 0 : spHi;
-    s[w + 2 * FGRAPH_FRAME_OFFSET] = RESERVED_MARKER;
-    s[w + 2 * FGRAPH_FRAME_OFFSET + 1] = 0;
-    st.curr = frame + FGRAPH_FRAME_OFFSET + 1;
-    st.entering = true;
-
-    const ent = this.ent[cpu.id] as FtraceGraphEnt;
-    ent.fn = fn;
-    ent.func = ip;
-    ent.depth = depth;
-    const prevCur = this.cur;
-    this.cur = st;
-    let bitmap = 0;
-    const single = this.single;
-    if (single !== null) {
-      if (this.callEntry(single, st, ent, fregs, cpu)) bitmap = 1 << single.idx;
-    } else {
-      const users = this.users;
-      // Lowest index first, as the kernel walks fgraph_array.
-      for (let mask = this.fnUsers[fn] as number; mask !== 0; mask &= mask - 1) {
-        const i = 31 - Math.clz32(mask & -mask);
-        const g = users[i];
-        if (g === null || g === undefined) continue;
-        if (this.callEntry(g, st, ent, fregs, cpu)) bitmap |= 1 << i;
-      }
-    }
-    this.cur = prevCur;
-    st.entering = false;
-    if (bitmap === 0) {
-      // Nobody wants the return: pop, and leave the return address alone.
-      st.curr = frame;
-      st.depth--;
-      return;
-    }
-    const wants0 = (bitmap & 1) !== 0 ? FGRAPH_IDX0_WANTS : 0;
-    s[w + 2 * FGRAPH_FRAME_OFFSET] = makeBitmapMarker(bitmap | 1) | wants0;
-    // prepare_ftrace_return(): the function now returns into return_to_handler.
-    if (hookLr) {
-      const f = fregs as FtraceRegs;
-      f.i32[this.fregsLrW] = this.rthLo;
-      f.i32[this.fregsLrW + 1] = this.rthHi;
-      f.dirty = true;
-    } else {
-      words[slotW] = this.rthLo;
-      if (wide) words[slotW + 1] = this.rthHi;
-    }
-    this.stats.hooked++;
-  }
-
-  /** One user's entry callback; its reserved data is dropped unless it returns non-zero. */
-  private callEntry(
-    g: FgraphOps,
-    st: ShadowStack,
-    ent: FtraceGraphEnt,
-    fregs: FtraceRegs | null,
-    cpu: Cpu,
-  ): boolean {
-    const save = st.curr;
-    this.inEntry = g;
-    this.reserved = false;
-    const r = g.entryfunc(ent, g, fregs, cpu);
-    this.inEntry = null;
-    if (r !== 0 && r !== false) return true;
-    st.curr = save;
-    return false;
-  }
-
-  /**
-   * return_to_handler / ftrace_return_to_handler(): pops the frame, calls each wanting user's
-   * return callback with the return value in ftrace_regs, and resumes at the real return address.
-   */
-  private returnHandler(cpu: Cpu, fn: number): number {
-    const task = cpu.current;
-    const st = task === null ? undefined : (task.slots[this.slot] as ShadowStack | undefined);
-    // Without a frame ip stays at return_to_handler and the kernel reports the bad return.
-    if (st === undefined) return ENTRY_CONTINUE;
-    const frame = st.frameBelow(st.curr);
-    if (frame < 0) return ENTRY_CONTINUE;
-    this.stats.returns++;
-    const u = cpu.regs.i32;
-    const s = st.i32;
-    const w = frame * 2;
-    const marker = s[w + 2 * FGRAPH_FRAME_OFFSET] as number;
-    const retLo = s[w + 2 * RET_STACK_RET] as number;
-    const retHi = s[w + 2 * RET_STACK_RET + 1] as number;
-    const rt = this.ret[cpu.id] as FtraceGraphRet;
-    rt.fn = fn;
-    rt.func = s[w + 2 * RET_STACK_FUNC] as number;
-    rt.depth = st.depth;
-    rt.calltime = st.f64[frame + RET_STACK_CALLTIME] as number;
-    rt.rettime = cpu.clock;
-    rt.overrun = st.overrun;
-    const r0 = this.retW[0];
-    rt.retvalLo = (u[r0] as number) >>> 0;
-    rt.retvalHi = (this.wide ? (u[r0 + 1] as number) : (u[this.retW[1]] as number)) >>> 0;
-    // What return_to_handler saved, and ip at the real return address as the callbacks see it.
-    const fregs = this.retRegs[cpu.id] as FtraceRegs;
-    this.retSave(fregs.u32, cpu.regs.u32);
-    fregs.i32[this.fregsIpW] = retLo;
-    if (this.wide) fregs.i32[this.fregsIpW + 1] = retHi;
-    const prevCur = this.cur;
-    this.cur = st;
-    const users = this.users;
-    const bitmap = markerBitmap(marker);
-    const mine = (marker & FGRAPH_IDX0_WANTS) === 0 ? bitmap & ~1 : bitmap;
-    for (let mask = mine; mask !== 0; mask &= mask - 1) {
-      const i = 31 - Math.clz32(mask & -mask);
-      const g = users[i];
-      if (g === null || g === undefined || g.retfunc === null) continue;
-      g.retfunc(rt, g, fregs, cpu);
-    }
-    this.cur = prevCur;
-    st.curr = frame;
-    st.depth--;
-    u[this.ipW] = retLo;
-    if (this.wide) u[this.ipW + 1] = retHi;
-    if (this.lrW >= 0) {
-      u[this.lrW] = retLo;
-      u[this.lrW + 1] = retHi;
-    }
-    return ENTRY_CONTINUE;
+    return this.hot.cur;
   }
 
   /**

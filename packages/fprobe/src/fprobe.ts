@@ -25,6 +25,19 @@ const RECENT_SIZE = 64;
 export const FPROBE_HEADER_SIZE_IN_LONG = 1;
 
 /**
+ * Shadow-stack words an entry reserves for `list`: a header plus the data of every fprobe with
+ * an exit handler (DISABLED is ignored here: the probe may be enabled before the handlers run).
+ */
+function exitWords(list: readonly Fprobe[]): number {
+  let n = 0;
+  for (let i = 0; i < list.length; i++) {
+    const fp = list[i] as Fprobe;
+    if (fp.exitHandler !== null) n += FPROBE_HEADER_SIZE_IN_LONG + fp.dataWords;
+  }
+  return n;
+}
+
+/**
  * A window of entry data on the shadow stack, valid only inside the handler it is passed to
  * (one object per CPU, reused: handlers must not keep it).
  */
@@ -431,7 +444,11 @@ export class Fprobes {
     }
   }
 
-  /** fprobe_fgraph_entry(): reserves one header word plus data per fprobe with an exit handler. */
+  /**
+   * fprobe_fgraph_entry(): reserves one header word plus data per fprobe with an exit handler.
+   * Kept under V8's 460-byte inlining limit (rare paths out of line), so fgraph's generated entry
+   * takes it in whole.
+   */
   private graphEntry(
     ip: number,
     fn: number,
@@ -443,39 +460,24 @@ export class Fprobes {
     const list = this.ipTable.lookup(ip);
     if (list === null) return 0;
     this.stats.graphEntries++;
-    let reserved = 0;
-    for (let i = 0; i < list.length; i++) {
-      const fp = list[i] as Fprobe;
-      // DISABLED is ignored here: the probe may be enabled before the loop below.
-      if (fp.exitHandler !== null) reserved += FPROBE_HEADER_SIZE_IN_LONG + fp.dataWords;
-    }
+    const reserved = exitWords(list);
     if (reserved === 0) return 0;
     const base = this.fgraph.reserveData(gops, reserved * 8);
-    if (base < 0) {
-      for (let i = 0; i < list.length; i++) {
-        const fp = list[i] as Fprobe;
-        if (fp.exitHandler !== null && (fp.flags & FPROBE_FL_DISABLED) === 0) fp.nmissed++;
-      }
-      return 0;
-    }
+    if (base < 0) return this.missed(list);
     const st = this.fgraph.currentStack as ShadowStack;
     // The return address at entry: the link register in ftrace_regs, else the word at sp.
     const retIp = this.fregsLr >= 0 ? fregs.lo(this.fregsLr) | 0 : this.stackReturn(cpu);
     const data = this.data[cpu.id] as FprobeData;
+    data.stack = st;
     let used = 0;
     for (let i = 0; i < list.length; i++) {
       const fp = list[i] as Fprobe;
       if (fp.exitHandler === null || (fp.flags & FPROBE_FL_DISABLED) !== 0) continue;
       const words = fp.dataWords;
-      let d: FprobeData | null = null;
-      if (words > 0) {
-        data.stack = st;
-        data.base = base + used + FPROBE_HEADER_SIZE_IN_LONG;
-        data.words = words;
-        d = data;
-      }
+      data.base = base + used + FPROBE_HEADER_SIZE_IN_LONG;
+      data.words = words;
       const h = fp.entryHandler;
-      const r = h === null ? 0 : h(fp, ip, retIp, fregs, d, cpu, fn);
+      const r = h === null ? 0 : h(fp, ip, retIp, fregs, words > 0 ? data : null, cpu, fn);
       // Non-zero skips the exit handler; that is the handler's choice, not a miss.
       if (r === 0 || r === undefined) {
         st.setWord(base + used, fp.id, words);
@@ -485,6 +487,15 @@ export class Fprobes {
     // A zero header ends the records the return side walks.
     if (used < reserved) st.setWord(base + used, 0, 0);
     return used !== 0 ? 1 : 0;
+  }
+
+  /** The shadow stack had no room: every enabled fprobe with an exit handler missed this call. */
+  private missed(list: readonly Fprobe[]): number {
+    for (let i = 0; i < list.length; i++) {
+      const fp = list[i] as Fprobe;
+      if (fp.exitHandler !== null && (fp.flags & FPROBE_FL_DISABLED) === 0) fp.nmissed++;
+    }
+    return 0;
   }
 
   /** The return address on the stack at entry (x86), read before fgraph hooks it. */

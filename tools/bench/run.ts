@@ -9,8 +9,10 @@
 // it has seen, so a task measured after other configurations in the same process pays for their
 // type feedback (fgraph entry+return measured 25-50% slower after the rows before it). A child
 // runs the file's setup, keeps only its task and reports one row; what the setup prints (one-shot
-// figures) is shown once, from the first task's child. `--shared` runs each file's tasks in one
-// process, as a long-lived process tracing many configurations at once would see them.
+// figures) is shown once, from the first task's child. `--runs N` runs every task N times,
+// round by round, and keeps each task's run with the lowest median (for hosts whose neighbours
+// slow whole phases). `--shared` runs each file's tasks in one process, as a long-lived process
+// tracing many configurations at once would see them.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -98,8 +100,18 @@ async function runFile(
   };
 }
 
+/** A row's median, Infinity for a task that did not complete. */
+function p50(row: Row): number {
+  const v = row['p50 ns'];
+  return typeof v === 'number' ? v : Infinity;
+}
+
 /** One task in a fresh node with this process's flags; its row comes back on a marked line. */
-function runChild(file: string, index: number): { rows: Row[]; count: number; error?: string } {
+function runChild(
+  file: string,
+  index: number,
+  show: boolean,
+): { rows: Row[]; count: number; error?: string } {
   const child = spawnSync(
     process.execPath,
     [...process.execArgv, import.meta.filename, '--task', file, String(index)],
@@ -107,7 +119,7 @@ function runChild(file: string, index: number): { rows: Row[]; count: number; er
   );
   const lines = child.stdout.split('\n');
   const marked = lines.find((l) => l.startsWith(ROW_MARK));
-  if (index === 0) {
+  if (show) {
     const shown = lines.filter((l) => !l.startsWith(ROW_MARK)).join('\n');
     if (shown.trim() !== '') console.log(shown.trimEnd());
   }
@@ -136,7 +148,13 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (gc === undefined) console.warn('bench: run node with --expose-gc for settled-heap figures');
   const shared = argv.includes('--shared');
-  const only = argv.filter((a) => a !== '--shared');
+  const runsAt = argv.indexOf('--runs');
+  const runs = runsAt < 0 ? 1 : Number(argv[runsAt + 1]);
+  if (!Number.isInteger(runs) || runs < 1) {
+    console.error(`bench: --runs needs a positive integer, got '${argv[runsAt + 1] ?? ''}'`);
+    return 2;
+  }
+  const only = argv.filter((a, i) => a !== '--shared' && i !== runsAt && i !== runsAt + 1);
   const outDir = join(root, 'bench-results');
   mkdirSync(outDir, { recursive: true });
   let failures = 0;
@@ -153,16 +171,25 @@ async function main(argv: readonly string[]): Promise<number> {
         }
         continue;
       }
-      for (let i = 0, count = 1; i < count; i++) {
-        const out = runChild(file, i);
-        if (out.error !== undefined) {
-          failures++;
-          console.error(`bench ${name} failed: ${out.error}`);
-          break;
+      // Rounds go over every task before repeating one, so a slow phase of the host spreads
+      // over tasks instead of spoiling all runs of one; each task keeps its lowest median.
+      const best: Row[] = [];
+      let count = 1;
+      rounds: for (let r = 0; r < runs; r++) {
+        for (let i = 0; i < count; i++) {
+          const out = runChild(file, i, r === 0 && i === 0);
+          if (out.error !== undefined) {
+            failures++;
+            console.error(`bench ${name} failed: ${out.error}`);
+            break rounds;
+          }
+          count = out.count;
+          const row = out.rows[0];
+          const prev = best[i];
+          if (row !== undefined && (prev === undefined || p50(row) < p50(prev))) best[i] = row;
         }
-        count = out.count;
-        rows.push(...out.rows);
       }
+      rows.push(...best.filter((row) => row !== undefined).map((row) => ({ ...row, runs })));
     }
     console.log(`\n${pkg}`);
     console.table(rows);

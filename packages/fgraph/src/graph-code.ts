@@ -100,16 +100,12 @@ export function emitGraphCode(env: GraphEnv, L: GraphLayout, name: string): Grap
     .join('');
   const [r0, r1] = L.retW;
   const head = 'const task = cpu.current;\nif (task === null) return;\nstats.entries++;\n';
-  const enterBody =
-    hookLr && lw < 0
-      ? // No link register in ftrace_regs: the return address cannot be hooked.
-        `${head}return;\n`
-      : `${head}${hookLr ? 'if (fregs === null) return;\n' : ''}let st = task.slots[${L.slot}];
-if (st === undefined) st = ensureStack(task);
+  // The entry is three functions so that each stays under V8's 460-byte inlining limit and the
+  // ftrace trampoline that calls the entry can take all of it in.
+  const push = `function pushFrame(task, st, ip, fregs, cpu, fn, slotW) {
 const frame = st.curr;
-if (frame + ${FGRAPH_FRAME_OFFSET} >= ${SHADOW_STACK_MAX_OFFSET}) { st.overrun++; return; }
-const u = cpu.regs.i32;
-${hookLr ? '' : `const words = task.stackI32;\nconst slotW = (u[${L.spW}] - task.stackBaseLo) >> 2;\n`}const depth = ++st.depth;
+if (frame + ${FGRAPH_FRAME_OFFSET} >= ${SHADOW_STACK_MAX_OFFSET}) { st.overrun++; return -1; }
+${hookLr ? '' : 'const words = task.stackI32;\nconst u = cpu.regs.i32;\n'}const depth = ++st.depth;
 const s = st.i32;
 const w = frame * 2;
 s[w + ${2 * RET_STACK_RET}] = ${retLo};
@@ -127,12 +123,30 @@ const ent = ents[cpu.id];
 ent.fn = fn;
 ent.func = ip;
 ent.depth = depth;
+return frame;
+}
+// The users that want the return are marked, and prepare_ftrace_return() makes the function
+// return into return_to_handler.
+function hookFrame(task, st, frame, bitmap, fregs, slotW) {
+${hookLr ? '' : 'const words = task.stackI32;\n'}st.i32[frame * 2 + ${fo2}] = makeBitmapMarker(bitmap | 1) | ((bitmap & 1) !== 0 ? ${FGRAPH_IDX0_WANTS} : 0);
+${hook}stats.hooked++;
+}
+`;
+  const enterBody =
+    hookLr && lw < 0
+      ? // No link register in ftrace_regs: the return address cannot be hooked.
+        `${head}return;\n`
+      : `${head}${hookLr ? 'if (fregs === null) return;\n' : ''}let st = task.slots[${L.slot}];
+if (st === undefined) st = ensureStack(task);
+const slotW = ${hookLr ? '0' : `(cpu.regs.i32[${L.spW}] - task.stackBaseLo) >> 2`};
+const frame = pushFrame(task, st, ip, fregs, cpu, fn, slotW);
+if (frame < 0) return;
 const prevCur = hot.cur;
 hot.cur = st;
 const single = hot.single;
 const bitmap = single !== null
-  ? (callEntry(single, st, ent, fregs, cpu) ? 1 << single.idx : 0)
-  : listEntry(st, ent, fregs, cpu, fn);
+  ? (callEntry(single, st, ents[cpu.id], fregs, cpu) ? 1 << single.idx : 0)
+  : listEntry(st, ents[cpu.id], fregs, cpu, fn);
 hot.cur = prevCur;
 st.entering = false;
 if (bitmap === 0) {
@@ -141,9 +155,7 @@ if (bitmap === 0) {
   st.depth--;
   return;
 }
-s[w + ${fo2}] = makeBitmapMarker(bitmap | 1) | ((bitmap & 1) !== 0 ? ${FGRAPH_IDX0_WANTS} : 0);
-// prepare_ftrace_return(): the function now returns into return_to_handler.
-${hook}stats.hooked++;
+hookFrame(task, st, frame, bitmap, fregs, slotW);
 `;
   const body = `'use strict';
 const { hot, stats, users, fnUsers, ents, rets, retRegs, addrHi, ensureStack } = env;
@@ -170,7 +182,7 @@ if (callEntry(g, st, ent, fregs, cpu)) bitmap |= 1 << i;
 }
 return bitmap;
 }
-function function_graph_enter(ip, _parent, _op, fregs, cpu, fn) {
+${push}function function_graph_enter(ip, _parent, _op, fregs, cpu, fn) {
 ${enterBody}}
 function return_to_handler(cpu, fn) {
 const task = cpu.current;

@@ -26,14 +26,30 @@ const root = resolve(import.meta.dirname, '../..');
 const ROW_MARK = '\u0000bench-row ';
 
 /**
- * A full GC before each task's warmup and before its run (tinybench calls setup for both). Setup allocates enough to start incremental
- * marking, and an allocation-free hot path never allocates enough to finish it: until then every
- * pointer store goes through the write barrier's slow path (13% of an interpreter run, measured),
- * so a task's figure depended on where the previous one left the heap.
+ * A full GC before each task's warmup and before its run (tinybench calls setup for both). Setup
+ * allocates enough to start incremental marking, and an allocation-free hot path never allocates
+ * enough to finish it: until then every pointer store goes through the write barrier's slow path
+ * (13% of an interpreter run, measured), so a task's figure depended on where the previous one
+ * left the heap.
  */
 const gc = (globalThis as { gc?: () => void }).gc;
-function settleHeap(): void {
+
+/** How long a task runs, after its warmup, between two settling GCs before it is measured. */
+const SETTLE_MS = 200;
+
+/**
+ * Before the run: GC, run the task a little longer, GC again. A concurrent compile that lands
+ * after the warmup allocates and can start marking that the measured loop never finishes (rows
+ * 1.4-1.8x slower at random); the second GC ends any such marking.
+ */
+async function settleHeap(fn: (() => unknown) | undefined, mode: string): Promise<void> {
   gc?.();
+  if (mode !== 'run' || fn === undefined || gc === undefined) return;
+  for (const end = performance.now() + SETTLE_MS; performance.now() < end;) {
+    const r = fn();
+    if (r instanceof Promise) await r;
+  }
+  gc();
 }
 
 function benchFiles(only: readonly string[]): Map<string, string[]> {
@@ -84,13 +100,21 @@ async function runFile(
   // Warmup long enough for V8's concurrent compiles of the hot path to land before the heap is
   // settled for the run: a compile finishing mid-run allocates, and marking that starts then
   // never finishes under an allocation-free loop (traced rows measured 1.4-1.8x slower so).
-  const bench = new Bench({ time: 500, warmupTime: 400, setup: settleHeap });
+  const fns = new Map<string, () => unknown>();
+  const bench = new Bench({
+    time: 500,
+    warmupTime: 400,
+    setup: (task, mode) =>
+      settleHeap(task === undefined ? undefined : fns.get(task.name), mode ?? ''),
+  });
   let count = 0;
-  if (index !== null) {
-    // Tasks other than the one asked for are counted and dropped before they ever run.
-    const add = bench.add.bind(bench);
-    bench.add = (name, fn, opts) => (count++ === index ? add(name, fn, opts) : bench);
-  }
+  // Tasks other than the one asked for (if any) are counted and dropped before they ever run.
+  const add = bench.add.bind(bench);
+  bench.add = (name, fn, opts) => {
+    if (index !== null && count++ !== index) return bench;
+    fns.set(name, fn);
+    return add(name, fn, opts);
+  };
   const mod = (await import(pathToFileURL(file).href)) as { default: BenchSetup };
   await mod.default(bench);
   await bench.run();
@@ -154,7 +178,9 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(`bench: --runs needs a positive integer, got '${argv[runsAt + 1] ?? ''}'`);
     return 2;
   }
-  const only = argv.filter((a, i) => a !== '--shared' && i !== runsAt && i !== runsAt + 1);
+  const only = argv.filter(
+    (a, i) => a !== '--shared' && (runsAt < 0 || (i !== runsAt && i !== runsAt + 1)),
+  );
   const outDir = join(root, 'bench-results');
   mkdirSync(outDir, { recursive: true });
   let failures = 0;

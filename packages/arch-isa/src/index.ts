@@ -17,7 +17,9 @@ export {
   type FtraceCaller,
   type RegsMoves,
   type WordMove,
+  type WordPair,
   type WordReader,
+  wordMovesSource,
 } from './regs.js';
 export {
   BTF_FMODEL_STRUCT_ARG,

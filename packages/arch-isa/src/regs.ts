@@ -347,11 +347,21 @@ export interface RegsMoves {
   /** pt_regs.real of a partial pt_regs. */
   readonly real: Uint8Array;
   /**
-   * The save and restore moves as [destination word, source word] pairs (source -1: store 0),
-   * for code generated elsewhere that inlines them (a per-ops ftrace trampoline).
+   * The save moves as [ftrace_regs word, pt_regs word] pairs (pt_regs word -1: store 0), for
+   * code generated elsewhere that inlines them (see wordMovesSource).
    */
-  readonly saveWords: readonly (readonly [number, number])[];
-  readonly restoreWords: readonly (readonly [number, number])[];
+  readonly saveWords: readonly WordPair[];
+}
+
+/** A word move: [destination word, source word], the source -1 for a store of 0. */
+export type WordPair = readonly [number, number];
+
+/**
+ * JavaScript statements doing `pairs` from Int32Array/Uint32Array `src` into `dst` (variable
+ * names in the generated code), one statement per line.
+ */
+export function wordMovesSource(pairs: readonly WordPair[], dst: string, src: string): string {
+  return pairs.map(([d, s]) => `${dst}[${d}] = ${s < 0 ? '0' : `${src}[${s}]`};\n`).join('');
 }
 
 const movesCache = new Map<string, RegsMoves>();
@@ -361,8 +371,8 @@ function regsMoves(info: ArchInfo, caller: FtraceCaller, held: Uint8Array): Regs
   const cached = movesCache.get(key);
   if (cached !== undefined) return cached;
   const layout = caller === 'regs_caller' ? info.ptRegs : info.ftraceRegs;
-  const saveWords: [number, number][] = [];
-  const restoreWords: [number, number][] = [];
+  const saveWords: WordPair[] = [];
+  const restoreWords: WordPair[] = [];
   const partial: string[] = [];
   const real = new Uint8Array(info.ptRegs.fields.length);
   const ptWords = new Uint8Array(info.ptRegs.size / 4);
@@ -390,16 +400,13 @@ function regsMoves(info: ArchInfo, caller: FtraceCaller, held: Uint8Array): Regs
   ptWords.forEach((isHeld, pw) => {
     if (isHeld === 0) partial.push(`d[${pw}]=0;`);
   });
-  const make = (body: string[]): WordMove => new Function('d', 's', body.join('')) as WordMove;
-  const code = (pairs: readonly (readonly [number, number])[]): string[] =>
-    pairs.map(([d, src]) => `d[${d}]=${src < 0 ? '0' : `s[${src}]`};`);
+  const make = (body: string): WordMove => new Function('d', 's', body) as WordMove;
   const moves = {
-    save: make(code(saveWords)),
-    restore: make(code(restoreWords)),
-    partial: make(partial),
+    save: make(wordMovesSource(saveWords, 'd', 's')),
+    restore: make(wordMovesSource(restoreWords, 'd', 's')),
+    partial: make(partial.join('')),
     real,
     saveWords,
-    restoreWords,
   };
   movesCache.set(key, moves);
   return moves;

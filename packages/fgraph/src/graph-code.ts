@@ -1,4 +1,4 @@
-import type { FtraceRegs } from '@tracelab/arch-isa';
+import { wordMovesSource, type FtraceRegs, type WordPair } from '@tracelab/arch-isa';
 import type { FtraceFunc } from '@tracelab/ftrace-core';
 import { ENTRY_CONTINUE, type Task, type TextHandler } from '@tracelab/kernel';
 import type { FgraphOps, FgraphStats, FtraceGraphEnt, FtraceGraphRet } from './fgraph.js';
@@ -62,8 +62,8 @@ export interface GraphLayout {
   readonly fregsIpW: number;
   /** The return value's two pt_regs words (the second is the high word on 32-bit arches). */
   readonly retW: readonly [number, number];
-  /** return_to_handler's save moves, [ftrace_regs word, pt_regs word] (-1: store 0). */
-  readonly retSaveWords: readonly (readonly [number, number])[];
+  /** return_to_handler's save moves (RegsMoves.saveWords of its ftrace_regs). */
+  readonly retSaveWords: readonly WordPair[];
   readonly rthLo: number;
   readonly rthHi: number;
 }
@@ -95,9 +95,7 @@ export function emitGraphCode(env: GraphEnv, L: GraphLayout, name: string): Grap
   const hook = hookLr
     ? `fregs.i32[${lw}] = ${L.rthLo};\nfregs.i32[${lw + 1}] = ${L.rthHi};\nfregs.dirty = true;\n`
     : `words[slotW] = ${L.rthLo};\n${L.wide ? `words[slotW + 1] = ${L.rthHi};\n` : ''}`;
-  const retSave = L.retSaveWords
-    .map(([d, s]) => `f[${d}] = ${s < 0 ? '0' : `u[${s}]`};\n`)
-    .join('');
+  const retSave = wordMovesSource(L.retSaveWords, 'f', 'u');
   const [r0, r1] = L.retW;
   const head = 'const task = cpu.current;\nif (task === null) return;\nstats.entries++;\n';
   // The entry is three functions so that each stays under V8's 460-byte inlining limit and the

@@ -670,7 +670,6 @@ export class Ftrace {
         full,
         spW: this.spW,
         lrW: this.lrW,
-        recursionStart: TRACE_FTRACE_START,
       },
       op,
     );

@@ -1,7 +1,7 @@
-import type { FtraceRegs } from '@tracelab/arch-isa';
+import { wordMovesSource, type FtraceRegs, type WordPair } from '@tracelab/arch-isa';
 import { ENTRY_CONTINUE, type Cpu, type TextHandler } from '@tracelab/kernel';
 import { FTRACE_OPS_FL_RCU, FTRACE_OPS_FL_RECURSION, type FtraceOps } from './ops.js';
-import type { RecursionGuard } from './recursion.js';
+import { TRACE_FTRACE_START, type RecursionGuard } from './recursion.js';
 
 /** One nesting level of a caller on one CPU: what the kernel keeps in the caller's stack frame. */
 export interface Frame {
@@ -47,16 +47,14 @@ export interface TrampolineEnv {
 
 /** The caller's arch facts the trampoline's code is made of. */
 export interface TrampolineLayout {
-  /** Save moves into ftrace_regs, [ftrace_regs word, pt_regs word] (-1: store 0). */
-  readonly saveWords: readonly (readonly [number, number])[];
+  /** Save moves into ftrace_regs (RegsMoves.saveWords). */
+  readonly saveWords: readonly WordPair[];
   readonly direct: DirectSlot;
   /** Whether the ops asked for full pt_regs (ftrace_regs_caller's save). */
   readonly full: boolean;
   /** pt_regs words of sp and the link register (-1 on x86: the return address is at sp). */
   readonly spW: number;
   readonly lrW: number;
-  /** trace_recursion bit base of the assist wrapper (TRACE_FTRACE_START). */
-  readonly recursionStart: number;
 }
 
 /**
@@ -72,7 +70,7 @@ export function emitOpsTrampoline(
   op: FtraceOps,
 ): TextHandler {
   const assist = (op.flags & (FTRACE_OPS_FL_RECURSION | FTRACE_OPS_FL_RCU)) !== 0;
-  const save = L.saveWords.map(([d, s]) => `f[${d}] = ${s < 0 ? '0' : `u[${s}]`};\n`).join('');
+  const save = wordMovesSource(L.saveWords, 'f', 'u');
   const parent =
     L.lrW >= 0
       ? `u[${L.lrW}]`
@@ -81,7 +79,7 @@ export function emitOpsTrampoline(
   // ftrace_ops_assist_func: the recursion guard around the callback.
   const dispatch = assist
     ? `const pid = task === null ? 0 : task.pid;\n` +
-      `const bit = recursion.lock(pid, cpu.preemptCount, ${L.recursionStart}, ip, parent);\n` +
+      `const bit = recursion.lock(pid, cpu.preemptCount, ${TRACE_FTRACE_START}, ip, parent);\n` +
       `if (bit >= 0) { ${call}recursion.unlock(pid, bit); }\n`
     : call;
   const body = `'use strict';

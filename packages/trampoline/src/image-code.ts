@@ -60,8 +60,15 @@ export interface ImageProgs {
   readonly fmodRetActive: readonly Int32Array[];
 }
 
-/** What the code needs of the image object at run time. */
-export interface ImageState {
+/** The image the code is emitted for: its plan, functions and programs, and its run-time state. */
+export interface ImageSource extends ImageProgs {
+  /** The group leader's plan (see emitImageCode) and the functions the image serves. */
+  readonly plan: MarshalPlan;
+  readonly fns: readonly number[];
+  /** The return into the image, as int32 halves. */
+  readonly retLo: number;
+  readonly retHi: number;
+  /** Calls that entered and have not returned yet; whether the image is still installed. */
   inflight: number;
   installed: boolean;
 }
@@ -88,14 +95,13 @@ function common(fns: readonly number[], table: ArrayLike<number>): number | null
  */
 export function emitImageCode(
   L: ImageLayout,
-  plan: MarshalPlan,
-  fns: readonly number[],
-  progs: ImageProgs,
-  img: ImageState & { readonly retLo: number; readonly retHi: number },
+  img: ImageSource,
   env: ImageEnv,
   free: () => void,
   name: string,
 ): ImageCode {
+  const { plan, fns } = img;
+  const progs: ImageProgs = img;
   const wide = L.ws === 8;
   const x86 = L.lrW < 0;
   const minSlots = Math.min(...fns.map((fn) => env.slots[fn] as number));
@@ -139,7 +145,7 @@ export function emitImageCode(
     list.map((_, i) => runProg(`${pre}${i}`, `${pre}A${i}`, null)).join('');
   const bind = (list: readonly Program[], pre: string, key: keyof ImageProgs): string =>
     list
-      .map((_, i) => `const ${pre}${i} = P.${key}[${i}], ${pre}A${i} = P.${key}Active[${i}];\n`)
+      .map((_, i) => `const ${pre}${i} = img.${key}[${i}], ${pre}A${i} = img.${key}Active[${i}];\n`)
       .join('');
 
   const saveTop = x86
@@ -259,11 +265,10 @@ return ${ENTRY_CONTINUE};
 }
 return { enter: bpf_trampoline_enter, leave: bpf_trampoline_leave };
 //# sourceURL=${name}`;
-  const factory = new Function('env', 'P', 'img', 'free', body) as (
+  const factory = new Function('env', 'img', 'free', body) as (
     env: ImageEnv,
-    P: ImageProgs,
-    img: ImageState,
+    img: ImageSource,
     free: () => void,
   ) => ImageCode;
-  return factory(env, progs, img, free);
+  return factory(env, img, free);
 }

@@ -647,16 +647,7 @@ export class Trampolines {
       jit: this.jit,
     };
     const name = `bpf_trampoline_${img.addr.toString(16)}.js`;
-    return emitImageCode(
-      this.layout,
-      img.plan,
-      img.fns,
-      img,
-      img,
-      env,
-      () => this.freeImage(img),
-      name,
-    );
+    return emitImageCode(this.layout, img, env, () => this.freeImage(img), name);
   }
 
   /** A program's per-CPU run counters, shared by every image that runs it. */

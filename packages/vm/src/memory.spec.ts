@@ -205,6 +205,21 @@ describe('AddressSpace mapping', () => {
     expect(as.translate(0, 0x300f8, 8, PROT_READ)).toBe(0xf8);
   });
 
+  it('translate of a region across a 4 GiB line does not match addresses 4 GiB below it', () => {
+    // The fast path compares low halves mod 2^32: 0x1_00000004 is 260 bytes past
+    // 0x1_ffffff00 that way, though it lies 4 GiB below the region.
+    const as = new AddressSpace();
+    expect(
+      as.map({ name: 'x', base: 0x1_ffffff00n, size: 0x200, prot: PROT_READ }),
+    ).not.toBeInstanceOf(VmError);
+    expect(as.translate(1, 0xffffff10, 8, PROT_READ)).toBe(0x10);
+    expect(as.translate(1, 0x00000004, 8, PROT_READ)).toBe(-1);
+    expect(as.fault?.kind).toBe('unmapped');
+    // Above the line the high half differs, and the slow path finds the offset.
+    expect(as.translate(2, 0x00000010, 8, PROT_READ)).toBe(0x110);
+    expect(as.translate(1, 0xffffff10, 8, PROT_READ)).toBe(0x10);
+  });
+
   it('translate reports the offset and region without allocating a fault', () => {
     const as = fixtureSpace();
     const off = as.translate(0xffff8880, 0x10, 8, PROT_READ);

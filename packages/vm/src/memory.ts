@@ -81,6 +81,12 @@ export class Region {
    */
   declare readonly baseHi32: number;
   declare readonly baseLo32: number;
+  /**
+   * What the fast paths may treat as the region's size: its size, or 0 when it crosses a 4 GiB
+   * line. The fast paths take the offset as the low halves' distance mod 2^32, which for such a
+   * region also matches addresses 4 GiB below it; 0 sends every access to the slow path.
+   */
+  declare readonly fastSize: number;
 
   constructor(
     readonly name: string,
@@ -96,6 +102,7 @@ export class Region {
     this.baseLo = Number(base & 0xffffffffn);
     this.baseHi32 = this.baseHi | 0;
     this.baseLo32 = this.baseLo | 0;
+    this.fastSize = this.baseLo + size <= TWO32 ? size : 0;
   }
 
   /** First address past the region. */
@@ -245,11 +252,11 @@ export class AddressSpace {
     const r = this.last;
     // Fast path in int32s: same high half as the last region, offset as the low halves' distance
     // mod 2^32 (below the base it wraps past any region size). A region that crosses a 4 GiB line
-    // is reached above it through the slow path.
+    // always takes the slow path (fastSize 0).
     if (r !== null && (hi | 0) === r.baseHi32) {
       const off = ((lo | 0) - r.baseLo32) >>> 0;
       if (
-        off <= r.size - size &&
+        off <= r.fastSize - size &&
         (r.prot & access) === access &&
         (!this.strictAlignment || (lo & (size - 1)) === 0)
       ) {

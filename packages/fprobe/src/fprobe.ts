@@ -7,7 +7,13 @@ import {
   globMatch,
   type Ftrace,
 } from '@tracelab/ftrace-core';
-import { FgraphOps, type Fgraph, type ShadowStack } from '@tracelab/fgraph';
+import {
+  FgraphOps,
+  type Fgraph,
+  type FtraceGraphEnt,
+  type FtraceGraphRet,
+  type ShadowStack,
+} from '@tracelab/fgraph';
 import type { Cpu, Kernel } from '@tracelab/kernel';
 import { FprobeIpTable } from './ip-table.js';
 
@@ -194,12 +200,15 @@ export class Fprobes {
   private readonly graphRefs: Uint16Array;
   private graphCount = 0;
   private readonly data: FprobeData[];
-  /** Where an entry finds the return address: the ftrace_regs link register, else the stack. */
-  private readonly fregsLr: number;
+  /**
+   * Where an entry finds the return address: the ftrace_regs link register's 32-bit word, else
+   * -1 (the stack). fprobe reads these held words directly, not through the checked accessors.
+   */
+  private readonly fregsLrW: number;
   /** The stack pointer's 32-bit word in the CPU's pt_regs. */
   private readonly spWord: number;
-  /** The instruction pointer in ftrace_regs: fgraph sets it to the return address at return. */
-  private readonly fregsIp: number;
+  /** The instruction pointer's word in ftrace_regs: fgraph sets it to the return address. */
+  private readonly fregsIpW: number;
 
   private constructor(fgraph: Fgraph) {
     this.fgraph = fgraph;
@@ -209,9 +218,12 @@ export class Fprobes {
     this.ftraceRefs = new Uint16Array(n);
     this.graphRefs = new Uint16Array(n);
     const info = this.kernel.info;
-    this.fregsLr =
-      info.ftraceRoles.lr === null ? -1 : (info.ftraceRegs.index.get(info.ftraceRoles.lr) ?? -1);
-    this.fregsIp = info.ftraceRegs.index.get(info.ftraceRoles.ip) as number;
+    const fwords = (role: string | null): number => {
+      const i = role === null ? undefined : info.ftraceRegs.index.get(role);
+      return i === undefined ? -1 : (info.ftraceRegs.fields[i]?.offset as number) / 4;
+    };
+    this.fregsLrW = fwords(info.ftraceRoles.lr);
+    this.fregsIpW = fwords(info.ftraceRoles.ip);
     const pt = info.ptRegs;
     this.spWord = (pt.fields[pt.index.get(info.ptRoles.sp) as number]?.offset as number) / 4;
     this.data = this.kernel.cpus.map(() => new FprobeData());
@@ -224,10 +236,9 @@ export class Fprobes {
     });
     this.graphOps = new FgraphOps({
       name: 'fprobe_graph_ops',
-      entryfunc: (trace, gops, fregs, cpu) =>
-        this.graphEntry(trace.func, trace.fn, gops, fregs, cpu),
-      retfunc: (trace, gops, fregs, cpu) =>
-        this.graphReturn(trace.func, trace.fn, gops, fregs, cpu),
+      // The callbacks themselves, not wrappers: a wrapper is one more level for V8 to inline.
+      entryfunc: this.graphEntry,
+      retfunc: this.graphReturn,
     });
   }
 
@@ -449,14 +460,15 @@ export class Fprobes {
    * Kept under V8's 460-byte inlining limit (rare paths out of line), so fgraph's generated entry
    * takes it in whole.
    */
-  private graphEntry(
-    ip: number,
-    fn: number,
+  private readonly graphEntry = (
+    trace: FtraceGraphEnt,
     gops: FgraphOps,
     fregs: FtraceRegs | null,
     cpu: Cpu,
-  ): number {
+  ): number => {
     if (fregs === null) return 0;
+    const ip = trace.func;
+    const fn = trace.fn;
     const list = this.ipTable.lookup(ip);
     if (list === null) return 0;
     this.stats.graphEntries++;
@@ -466,7 +478,7 @@ export class Fprobes {
     if (base < 0) return this.missed(list);
     const st = this.fgraph.currentStack as ShadowStack;
     // The return address at entry: the link register in ftrace_regs, else the word at sp.
-    const retIp = this.fregsLr >= 0 ? fregs.lo(this.fregsLr) | 0 : this.stackReturn(cpu);
+    const retIp = this.fregsLrW >= 0 ? (fregs.i32[this.fregsLrW] as number) : this.stackReturn(cpu);
     const data = this.data[cpu.id] as FprobeData;
     data.stack = st;
     let used = 0;
@@ -487,7 +499,7 @@ export class Fprobes {
     // A zero header ends the records the return side walks.
     if (used < reserved) st.setWord(base + used, 0, 0);
     return used !== 0 ? 1 : 0;
-  }
+  };
 
   /** The shadow stack had no room: every enabled fprobe with an exit handler missed this call. */
   private missed(list: readonly Fprobe[]): number {
@@ -508,14 +520,21 @@ export class Fprobes {
   }
 
   /** fprobe_return(): runs the exit handlers of the fprobes recorded at entry that still exist. */
-  private graphReturn(ip: number, fn: number, gops: FgraphOps, fregs: FtraceRegs, cpu: Cpu): void {
+  private readonly graphReturn = (
+    trace: FtraceGraphRet,
+    gops: FgraphOps,
+    fregs: FtraceRegs,
+    cpu: Cpu,
+  ): void => {
     const fg = this.fgraph;
+    const ip = trace.func;
+    const fn = trace.fn;
     const base = fg.retrieveData(gops);
     if (base < 0) return;
     this.stats.graphReturns++;
     const words = fg.retrievedWords;
     const st = fg.currentStack as ShadowStack;
-    const retIp = fregs.lo(this.fregsIp) | 0;
+    const retIp = fregs.i32[this.fregsIpW] as number;
     const data = this.data[cpu.id] as FprobeData;
     let cur = 0;
     while (cur < words) {
@@ -543,5 +562,5 @@ export class Fprobes {
       }
       cur += size;
     }
-  }
+  };
 }

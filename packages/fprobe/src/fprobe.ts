@@ -232,7 +232,7 @@ export class Fprobes {
     this.ftraceOps = new FtraceOps({
       name: 'fprobe_ftrace_ops',
       flags: FTRACE_OPS_FL_RECURSION | saveArgs,
-      func: (ip, parent, _op, fregs, cpu, fn) => this.ftraceEntry(ip, parent, fregs, cpu, fn),
+      func: this.ftraceEntry,
     });
     this.graphOps = new FgraphOps({
       name: 'fprobe_graph_ops',
@@ -437,13 +437,14 @@ export class Fprobes {
   // ---- the traced call ----
 
   /** fprobe_ftrace_entry(): entry-only fprobes (the ftrace_ops assist wrapper holds recursion). */
-  private ftraceEntry(
+  private readonly ftraceEntry = (
     ip: number,
     parent: number,
+    _op: FtraceOps,
     fregs: FtraceRegs | null,
     cpu: Cpu,
     fn: number,
-  ): void {
+  ): void => {
     const list = this.ipTable.lookup(ip);
     if (list === null) return;
     this.stats.ftraceEntries++;
@@ -453,7 +454,7 @@ export class Fprobes {
       const h = fp.entryHandler;
       if (h !== null) h(fp, ip, parent, fregs, null, cpu, fn);
     }
-  }
+  };
 
   /**
    * fprobe_fgraph_entry(): reserves one header word plus data per fprobe with an exit handler.

@@ -215,6 +215,38 @@ describe('ftracePartialRegs', () => {
     expect(pr.isReal('s1')).toBe(false);
   });
 
+  it.each([
+    ['x86_64', 'di', 'bx'],
+    ['arm64', 'x3', 'x9'],
+    ['riscv64', 't1', 's1'],
+  ] as const)(
+    '%s: a rebuild into the same pt_regs zeroes what was written since',
+    (arch, held, unsaved) => {
+      const f = new FtraceRegs(arch);
+      const p = new PtRegs(arch);
+      f.write(held, 1n);
+      ftracePartialRegs(f, p);
+      // Written through the accessors (dirty): the next build zeroes it again.
+      p.write(unsaved, 0x1234n);
+      f.write(held, 2n);
+      ftracePartialRegs(f, p);
+      expect(p.read(unsaved)).toBe(0n);
+      expect(p.read(held)).toBe(2n);
+      // Nothing written in between: the held words still follow ftrace_regs.
+      f.write(held, 3n);
+      ftracePartialRegs(f, p);
+      expect(p.read(held)).toBe(3n);
+      expect(p.isReal(unsaved)).toBe(false);
+      // copyFrom brings another block's words; the next build rewrites every word.
+      const other = new PtRegs(arch);
+      other.write(unsaved, 0x55n);
+      p.copyFrom(other);
+      ftracePartialRegs(f, p);
+      expect(p.read(unsaved)).toBe(0n);
+      expect(p.isReal(unsaved)).toBe(false);
+    },
+  );
+
   it('rejects mixing arches', () => {
     expect(() => ftracePartialRegs(new FtraceRegs('arm64'), new PtRegs('riscv64'))).toThrow(
       /ftrace_regs is arm64 but pt_regs is riscv64/,

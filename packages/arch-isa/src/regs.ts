@@ -235,6 +235,8 @@ export class PtRegs extends RegBlock {
     this.bytes.set(other.bytes);
     this.real.set(other.real);
     this.realOf = other.realOf;
+    // Whatever other's unsaved words hold, the next partial build rewrites them all.
+    this.dirty = true;
   }
 }
 
@@ -320,14 +322,23 @@ export class FtraceRegs extends RegBlock {
     this.moves.restore(regs.u32, this.u32);
   }
 
-  /** ftrace_partial_regs() into `regs`, without allocating (see the function of that name). */
+  /**
+   * ftrace_partial_regs() into `regs`, without allocating (see the function of that name). The
+   * words a partial build zeroes stay zero until something writes `regs` through its accessors
+   * (which marks it dirty), so a rebuild with the same moves copies only the held words.
+   */
   partialInto(regs: PtRegs): void {
-    this.moves.partial(regs.u32, this.u32);
-    const real = this.moves.real;
-    if (regs.realOf !== real) {
-      regs.real.set(real);
-      regs.realOf = real;
+    const m = this.moves;
+    if (regs.realOf === m.real && !regs.dirty) {
+      m.partialHeld(regs.u32, this.u32);
+      return;
     }
+    m.partial(regs.u32, this.u32);
+    if (regs.realOf !== m.real) {
+      regs.real.set(m.real);
+      regs.realOf = m.real;
+    }
+    regs.dirty = false;
   }
 }
 
@@ -344,6 +355,8 @@ export interface RegsMoves {
   readonly save: WordMove;
   readonly restore: WordMove;
   readonly partial: WordMove;
+  /** partial without the zero stores: only the words ftrace_regs holds. */
+  readonly partialHeld: WordMove;
   /** pt_regs.real of a partial pt_regs. */
   readonly real: Uint8Array;
   /**
@@ -397,6 +410,7 @@ function regsMoves(info: ArchInfo, caller: FtraceCaller, held: Uint8Array): Regs
       restoreWords.push([pw, fw]);
     }
   }
+  const partialHeld = partial.join('');
   ptWords.forEach((isHeld, pw) => {
     if (isHeld === 0) partial.push(`d[${pw}]=0;`);
   });
@@ -405,6 +419,7 @@ function regsMoves(info: ArchInfo, caller: FtraceCaller, held: Uint8Array): Regs
     save: make(wordMovesSource(saveWords, 'd', 's')),
     restore: make(wordMovesSource(restoreWords, 'd', 's')),
     partial: make(partial.join('')),
+    partialHeld: make(partialHeld),
     real,
     saveWords,
   };

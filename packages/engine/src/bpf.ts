@@ -32,7 +32,6 @@ import {
   mapResolver,
   Program,
   PROT_READ,
-  PROT_WRITE,
   Vm,
   VmError,
   type BpfMap,
@@ -511,7 +510,9 @@ export class Bpf {
         name: `kprobe_regs${cpu.id}`,
         base: at,
         data: regs.bytes,
-        prot: PROT_READ | PROT_WRITE,
+        // A kprobe program's ctx is read-only (the verifier rejects stores to it); the partial
+        // build relies on it: only the accessors, which mark the regs dirty, may change them.
+        prot: PROT_READ,
       });
       if (region instanceof VmError) return region;
       this.ptRegs.push(regs);

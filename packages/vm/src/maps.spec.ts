@@ -91,6 +91,33 @@ function errno(x: unknown): string | undefined {
   return x instanceof VmError ? x.code : undefined;
 }
 
+describe('map handles', () => {
+  it('byHandleHalves finds each map by its handle halves, in any order, and nothing else', () => {
+    const { maps } = setup();
+    const a = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 1);
+    const b = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 1);
+    const halves = (m: BpfMap): [number, number] => [
+      Number(m.address >> 32n) | 0,
+      Number(m.address & 0xffffffffn) | 0,
+    ];
+    const [ahi, alo] = halves(a);
+    const [bhi, blo] = halves(b);
+    // Repeats and alternation: the remembered last answer must never answer for another map.
+    for (const [hi, lo, want] of [
+      [ahi, alo, a],
+      [ahi, alo, a],
+      [bhi, blo, b],
+      [ahi, alo, a],
+      [ahi + 1, alo, undefined],
+      [ahi, alo + 8, undefined],
+      [bhi, blo, b],
+      [bhi >>> 0, blo >>> 0, b],
+    ] as const) {
+      expect(maps.byHandleHalves(hi, lo)).toBe(want);
+    }
+  });
+});
+
 describe('array maps', () => {
   it('follow the kernel on update flags, delete and bounds', () => {
     const { maps } = setup();

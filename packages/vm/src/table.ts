@@ -31,6 +31,14 @@ export class MapTable {
   /** The same maps by the low half of their address (handles differ in it). */
   private readonly byLow = new Map<number, BpfMap>();
   private readonly byId: BpfMap[] = [];
+  /**
+   * byHandleHalves' last answer: a program looks the same map up on every run, and a Map probe
+   * per helper call cost more than the rest of the lookup. Maps are never removed, so it cannot
+   * go stale. Declared and set in the constructor so V8 keeps the halves as int32s.
+   */
+  declare private lastHi: number;
+  declare private lastLo: number;
+  private lastMap: BpfMap | undefined = undefined;
 
   constructor(
     readonly memory: AddressSpace,
@@ -39,6 +47,8 @@ export class MapTable {
     readonly ncpus = 1,
   ) {
     this.next = base;
+    this.lastHi = 0;
+    this.lastLo = 0;
   }
 
   private alloc(name: string, size: number): Region | VmError {
@@ -176,8 +186,15 @@ export class MapTable {
    * (helpers run on every traced call).
    */
   byHandleHalves(hi: number, lo: number): BpfMap | undefined {
+    if ((lo | 0) === this.lastLo && (hi | 0) === this.lastHi && this.lastMap !== undefined) {
+      return this.lastMap;
+    }
     const map = this.byLow.get(lo >>> 0);
-    return map !== undefined && map.addressHi === hi >>> 0 ? map : undefined;
+    if (map === undefined || map.addressHi !== hi >>> 0) return undefined;
+    this.lastHi = hi | 0;
+    this.lastLo = lo | 0;
+    this.lastMap = map;
+    return map;
   }
 
   /** The map a (1-based) id names. */

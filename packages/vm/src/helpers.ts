@@ -1,5 +1,4 @@
 import { BPF_F_CURRENT_CPU, PerfEventArray, RingBuf, StackTraceMap } from './buffers.js';
-import { TWO32 } from './arith.js';
 import { VmError } from './errors.js';
 import {
   BPF_MAP_TYPE_ARRAY,
@@ -224,10 +223,16 @@ function keySlot(vm: Vm, map: BpfMap, keyArg: number, cpu: number): number {
   const hi = vm.hi[keyArg] as number;
   const lo = vm.lo[keyArg] as number;
   const size = map.attr.keySize;
-  // Keys are nearly always on the program's stack: read them there without a translation.
+  // Keys are nearly always on the program's stack: read them there without a translation, in
+  // int32s as translate's fast path does (the uint32 halves of kernel addresses are doubles).
   const stack = vm.stack;
-  const at = ((hi >>> 0) - stack.baseHi) * TWO32 + ((lo >>> 0) - stack.baseLo);
-  if (at >= 0 && at + size <= stack.size && !vm.memory.strictAlignment) {
+  const at = ((lo | 0) - stack.baseLo32) | 0;
+  if (
+    (hi | 0) === stack.baseHi32 &&
+    at >= 0 &&
+    at <= stack.fastSize - size &&
+    !vm.memory.strictAlignment
+  ) {
     return map.lookupSlot(stack.bytes, at, cpu);
   }
   const off = vm.memory.translate(hi, lo, size, PROT_READ);

@@ -192,4 +192,37 @@ describe('kprobe_multi_test', () => {
     expect(depth).toBe(1);
     expect(link.stats).toEqual({ runs: 1, misses: 1 });
   });
+
+  it('the guard is per CPU, not per link: another link nested inside a program misses', () => {
+    // bpf_prog_active is one per-CPU counter for all kprobe programs; a second link running
+    // inside the first would also rebuild the pt_regs the first program is still reading.
+    const m = machine();
+    const seen: string[] = [];
+    const outer = kprobeMultiLinkAttach(
+      m.fp,
+      () => {
+        seen.push('outer');
+        m.kernel.run(m.cpu, node(m.image, { fn: 'fput' }));
+        return 0;
+      },
+      { syms: ['vfs_read'] },
+    );
+    const inner = kprobeMultiLinkAttach(
+      m.fp,
+      () => {
+        seen.push('inner');
+        return 0;
+      },
+      { syms: ['fput'] },
+    );
+    if (outer instanceof Error) throw outer;
+    if (inner instanceof Error) throw inner;
+    run(m, { fn: 'vfs_read' });
+    expect(seen).toEqual(['outer']);
+    expect(inner.stats).toEqual({ runs: 0, misses: 1 });
+    // Outside any program the inner link runs as usual, and the counter is back at 0.
+    run(m, { fn: 'fput' });
+    expect(seen).toEqual(['outer', 'inner']);
+    expect(m.cpu.bpfProgActive).toBe(0);
+  });
 });

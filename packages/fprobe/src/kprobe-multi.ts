@@ -82,8 +82,6 @@ export class KprobeMultiLink {
   readonly stats: KprobeMultiStats = { runs: 0, misses: 0 };
   private readonly fprobes: Fprobes;
   private readonly prog: KprobeMultiProg;
-  /** bpf_prog_active, per CPU. */
-  private readonly active: Uint8Array;
   private readonly regs: PtRegs[];
   private readonly runCtx: KprobeMultiRunCtx[];
   private readonly textHi: bigint;
@@ -107,7 +105,6 @@ export class KprobeMultiLink {
     this.session = session;
     const k = fprobes.kernel;
     this.textHi = (k.image.textBase >> 32n) << 32n;
-    this.active = new Uint8Array(k.cpus.length);
     this.regs = k.cpus.map((cpu) => regs?.[cpu.id] ?? new PtRegs(k.arch));
     this.runCtx = k.cpus.map((cpu) => new KprobeMultiRunCtx(cpu, this.textHi));
     const ret = (flags & BPF_F_KPROBE_MULTI_RETURN) !== 0;
@@ -157,12 +154,12 @@ export class KprobeMultiLink {
     cpu: Cpu,
   ): number {
     const id = cpu.id;
-    if (this.active[id] !== 0) {
+    if (cpu.bpfProgActive !== 0) {
       this.stats.misses++;
       return 1;
     }
     if (fregs === null) return 0;
-    this.active[id] = 1;
+    cpu.bpfProgActive++;
     this.stats.runs++;
     const regs = ftracePartialRegs(fregs, this.regs[id]);
     const run = this.runCtx[id] as KprobeMultiRunCtx;
@@ -174,7 +171,7 @@ export class KprobeMultiLink {
     try {
       r = this.prog(regs, run);
     } finally {
-      this.active[id] = 0;
+      cpu.bpfProgActive--;
     }
     return r;
   }

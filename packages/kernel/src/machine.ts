@@ -129,6 +129,12 @@ export class Cpu {
   /** Next deadline of each periodic interrupt source (index into Kernel.irqs). */
   readonly irqNext: number[] = [];
   calls = 0;
+  /**
+   * bpf_prog_active: kprobe-type BPF programs running on this CPU. One counter for every such
+   * program, not one per link: a program whose helper reaches another probed function does not
+   * run a second kprobe program inside it.
+   */
+  bpfProgActive = 0;
 
   /** Start of this CPU's per-CPU area. */
   readonly percpuBase: bigint;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PtRegs } from '@tracelab/arch-isa';
+import { PtRegs } from '@tracelab/arch-isa';
 import type { CallSpec } from '@tracelab/kernel';
 import { machine, node, run, type Machine } from '../test/helpers.js';
 import {
@@ -149,6 +149,8 @@ describe('kprobe_multi_test', () => {
     ['link flags', { syms: ['vfs_read'], linkFlags: 1 }, 'EINVAL'],
     ['a bogus symbol', { syms: ['vfs_read', 'bpf_fentry_test_xxx'] }, 'ENOENT'],
     ['an address that is not a function entry', { addrs: [0x1234n] }, 'ENOENT'],
+    ['pt_regs of another arch', { syms: ['vfs_read'], regs: [new PtRegs('arm64')] }, 'EINVAL'],
+    ['fewer pt_regs than CPUs', { syms: ['vfs_read'], regs: [] }, 'EINVAL'],
   ])('refuses %s', (_what, opts, code) => {
     const m = machine();
     const link = kprobeMultiLinkAttach(m.fp, () => 0, opts);

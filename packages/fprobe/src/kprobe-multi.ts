@@ -1,4 +1,4 @@
-import { ftracePartialRegs, PtRegs, type FtraceRegs } from '@tracelab/arch-isa';
+import { PtRegs, type FtraceRegs } from '@tracelab/arch-isa';
 import { TracelabError } from '@tracelab/contracts';
 import { globMatch } from '@tracelab/ftrace-core';
 import type { Cpu } from '@tracelab/kernel';
@@ -161,7 +161,9 @@ export class KprobeMultiLink {
     if (fregs === null) return 0;
     cpu.bpfProgActive++;
     this.stats.runs++;
-    const regs = ftracePartialRegs(fregs, this.regs[id]);
+    // ftrace_partial_regs(); the pt_regs' arch was checked at attach.
+    const regs = this.regs[id] as PtRegs;
+    fregs.partialInto(regs);
     const run = this.runCtx[id] as KprobeMultiRunCtx;
     run.entryIpLo = ip;
     run.cookie = this.cookieOf(ip);
@@ -246,6 +248,13 @@ export function kprobeMultiLinkAttach(
     opts.cookies === undefined
       ? null
       : BigUint64Array.from(order, (i) => (opts.cookies as readonly bigint[])[i] as bigint);
+  const badRegs = opts.regs?.find((r) => r.arch.name !== fprobes.kernel.arch);
+  if (badRegs !== undefined) {
+    return inval(`regs are ${badRegs.arch.name} pt_regs, the kernel is ${fprobes.kernel.arch}`);
+  }
+  if (opts.regs !== undefined && opts.regs.length < fprobes.kernel.cpus.length) {
+    return inval(`${opts.regs.length} pt_regs for ${fprobes.kernel.cpus.length} CPUs`);
+  }
   const link = new KprobeMultiLink(
     fprobes,
     prog,

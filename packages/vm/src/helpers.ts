@@ -223,18 +223,9 @@ function keySlot(vm: Vm, map: BpfMap, keyArg: number, cpu: number): number {
   const hi = vm.hi[keyArg] as number;
   const lo = vm.lo[keyArg] as number;
   const size = map.attr.keySize;
-  // Keys are nearly always on the program's stack: read them there without a translation, in
-  // int32s as translate's fast path does (the uint32 halves of kernel addresses are doubles).
-  const stack = vm.stack;
-  const at = ((lo | 0) - stack.baseLo32) | 0;
-  if (
-    (hi | 0) === stack.baseHi32 &&
-    at >= 0 &&
-    at <= stack.fastSize - size &&
-    !vm.memory.strictAlignment
-  ) {
-    return map.lookupSlot(stack.bytes, at, cpu);
-  }
+  // Keys are nearly always on the program's stack: read them there without a translation.
+  const at = vm.memory.strictAlignment ? -1 : vm.stack.offsetOf(hi, lo, size);
+  if (at >= 0) return map.lookupSlot(vm.stack.bytes, at, cpu);
   const off = vm.memory.translate(hi, lo, size, PROT_READ);
   if (off < 0) return -2;
   return map.lookupSlot((vm.memory.hit as Region).bytes, off, cpu);

@@ -105,6 +105,18 @@ export class Region {
     this.fastSize = this.baseLo + size <= TWO32 ? size : 0;
   }
 
+  /**
+   * The offset of a size-byte access at (hi:lo) in int32 arithmetic, or -1 when the access is
+   * not wholly inside (or the region crosses a 4 GiB line: fastSize 0). The low halves'
+   * distance is taken mod 2^32 as an int32: regions are at most 1 GiB, so an address below the
+   * base, or 2 GiB or more above it, comes out negative and fails. The uint32 halves of kernel
+   * addresses are doubles in V8; their int32 forms stay in integer registers.
+   */
+  offsetOf(hi: number, lo: number, size: number): number {
+    const off = ((lo | 0) - this.baseLo32) | 0;
+    return (hi | 0) === this.baseHi32 && off >= 0 && off <= this.fastSize - size ? off : -1;
+  }
+
   /** First address past the region. */
   get end(): bigint {
     return this.base + BigInt(this.size);
@@ -250,13 +262,10 @@ export class AddressSpace {
    */
   translate(hi: number, lo: number, size: number, access: number): number {
     const r = this.last;
-    // Fast path in int32s: same high half as the last region, offset as the low halves' distance
-    // mod 2^32 (below the base it wraps past any region size). A region that crosses a 4 GiB line
-    // always takes the slow path (fastSize 0).
-    if (r !== null && (hi | 0) === r.baseHi32) {
-      const off = ((lo | 0) - r.baseLo32) >>> 0;
+    if (r !== null) {
+      const off = r.offsetOf(hi, lo, size);
       if (
-        off <= r.fastSize - size &&
+        off >= 0 &&
         (r.prot & access) === access &&
         (!this.strictAlignment || (lo & (size - 1)) === 0)
       ) {
@@ -279,7 +288,9 @@ export class AddressSpace {
       this.prev = this.last;
       this.last = r;
     }
-    return off;
+    // An int32 (regions are at most 1 GiB), as the fast path returns: callers compare and index
+    // with it in integer registers instead of as a double.
+    return off | 0;
   }
 
   private fail(

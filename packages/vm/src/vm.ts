@@ -347,8 +347,13 @@ export class Vm {
     // The memory operand of a load or store: an offset in view.
     let v = stackView;
     let o = 0;
+    // A local: a module-level object is reloaded and rechecked at each use in the loop (8% of
+    // an interpreter run measured; module-level numbers and helper functions fold as they are).
+    const memOps = MEM_OPS;
     for (;;) {
-      if (--left < 0) {
+      // `| 0` keeps pc and left int32s without V8's overflow checks (neither can overflow).
+      left = (left - 1) | 0;
+      if (left < 0) {
         return this.failAt(
           pc,
           new VmError('ELOOP', `insn ${pc}: instruction budget of ${budget} exhausted`),
@@ -361,8 +366,8 @@ export class Vm {
       const d = (w >> 8) & 0xf;
       const s = (w >> 12) & 0xf;
       const off = w >> 16;
-      pc++;
-      const m = MEM_OPS[c] as number;
+      pc = (pc + 1) | 0;
+      const m = memOps[c] as number;
       if (m !== 0) {
         // LDX reads [src+off], ST/STX write [dst+off]: resolve the address before dispatch, so
         // the switch below goes straight to the access.
@@ -674,162 +679,162 @@ export class Vm {
         case 0x18:
           R[d] = imm;
           R[d | 16] = ops[(pc << 1) | 1] as number;
-          pc++;
+          pc = (pc + 1) | 0;
           break;
 
         // ---- JMP ----
         case 0x05:
-          pc += off;
+          pc = (pc + off) | 0;
           break;
         case 0x06:
-          pc += imm;
+          pc = (pc + imm) | 0;
           break;
         case 0x15:
-          if (R[d] === imm && R[d | 16] === imm >> 31) pc += off;
+          if (R[d] === imm && R[d | 16] === imm >> 31) pc = (pc + off) | 0;
           break;
         case 0x1d:
-          if (R[d] === R[s] && R[d | 16] === R[s | 16]) pc += off;
+          if (R[d] === R[s] && R[d | 16] === R[s | 16]) pc = (pc + off) | 0;
           break;
         case 0x55:
-          if (R[d] !== imm || R[d | 16] !== imm >> 31) pc += off;
+          if (R[d] !== imm || R[d | 16] !== imm >> 31) pc = (pc + off) | 0;
           break;
         case 0x5d:
-          if (R[d] !== R[s] || R[d | 16] !== R[s | 16]) pc += off;
+          if (R[d] !== R[s] || R[d | 16] !== R[s | 16]) pc = (pc + off) | 0;
           break;
         case 0x45:
           if (((R[d] as number) & imm) !== 0 || ((R[d | 16] as number) & (imm >> 31)) !== 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0x4d:
           if (
             ((R[d] as number) & (R[s] as number)) !== 0 ||
             ((R[d | 16] as number) & (R[s | 16] as number)) !== 0
           )
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0x25:
-          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) > 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) > 0) pc = (pc + off) | 0;
           break;
         case 0x2d:
           if (ucmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) > 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0x35:
-          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) >= 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) >= 0) pc = (pc + off) | 0;
           break;
         case 0x3d:
           if (ucmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) >= 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0xa5:
-          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) < 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) < 0) pc = (pc + off) | 0;
           break;
         case 0xad:
           if (ucmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) < 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0xb5:
-          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) <= 0) pc += off;
+          if (ucmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) <= 0) pc = (pc + off) | 0;
           break;
         case 0xbd:
           if (ucmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) <= 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0x65:
-          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) > 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) > 0) pc = (pc + off) | 0;
           break;
         case 0x6d:
           if (scmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) > 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0x75:
-          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) >= 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) >= 0) pc = (pc + off) | 0;
           break;
         case 0x7d:
           if (scmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) >= 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0xc5:
-          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) < 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) < 0) pc = (pc + off) | 0;
           break;
         case 0xcd:
           if (scmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) < 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
         case 0xd5:
-          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) <= 0) pc += off;
+          if (scmp(R[d] as number, R[d | 16] as number, imm, imm >> 31) <= 0) pc = (pc + off) | 0;
           break;
         case 0xdd:
           if (scmp(R[d] as number, R[d | 16] as number, R[s] as number, R[s | 16] as number) <= 0)
-            pc += off;
+            pc = (pc + off) | 0;
           break;
 
         // ---- JMP32: compare the low halves ----
         case 0x16:
-          if (R[d] === imm) pc += off;
+          if (R[d] === imm) pc = (pc + off) | 0;
           break;
         case 0x1e:
-          if (R[d] === R[s]) pc += off;
+          if (R[d] === R[s]) pc = (pc + off) | 0;
           break;
         case 0x56:
-          if (R[d] !== imm) pc += off;
+          if (R[d] !== imm) pc = (pc + off) | 0;
           break;
         case 0x5e:
-          if (R[d] !== R[s]) pc += off;
+          if (R[d] !== R[s]) pc = (pc + off) | 0;
           break;
         case 0x46:
-          if (((R[d] as number) & imm) !== 0) pc += off;
+          if (((R[d] as number) & imm) !== 0) pc = (pc + off) | 0;
           break;
         case 0x4e:
-          if (((R[d] as number) & (R[s] as number)) !== 0) pc += off;
+          if (((R[d] as number) & (R[s] as number)) !== 0) pc = (pc + off) | 0;
           break;
         case 0x26:
-          if ((R[d] as number) >>> 0 > imm >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 > imm >>> 0) pc = (pc + off) | 0;
           break;
         case 0x2e:
-          if ((R[d] as number) >>> 0 > (R[s] as number) >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 > (R[s] as number) >>> 0) pc = (pc + off) | 0;
           break;
         case 0x36:
-          if ((R[d] as number) >>> 0 >= imm >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 >= imm >>> 0) pc = (pc + off) | 0;
           break;
         case 0x3e:
-          if ((R[d] as number) >>> 0 >= (R[s] as number) >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 >= (R[s] as number) >>> 0) pc = (pc + off) | 0;
           break;
         case 0xa6:
-          if ((R[d] as number) >>> 0 < imm >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 < imm >>> 0) pc = (pc + off) | 0;
           break;
         case 0xae:
-          if ((R[d] as number) >>> 0 < (R[s] as number) >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 < (R[s] as number) >>> 0) pc = (pc + off) | 0;
           break;
         case 0xb6:
-          if ((R[d] as number) >>> 0 <= imm >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 <= imm >>> 0) pc = (pc + off) | 0;
           break;
         case 0xbe:
-          if ((R[d] as number) >>> 0 <= (R[s] as number) >>> 0) pc += off;
+          if ((R[d] as number) >>> 0 <= (R[s] as number) >>> 0) pc = (pc + off) | 0;
           break;
         case 0x66:
-          if ((R[d] as number) > imm) pc += off;
+          if ((R[d] as number) > imm) pc = (pc + off) | 0;
           break;
         case 0x6e:
-          if ((R[d] as number) > (R[s] as number)) pc += off;
+          if ((R[d] as number) > (R[s] as number)) pc = (pc + off) | 0;
           break;
         case 0x76:
-          if ((R[d] as number) >= imm) pc += off;
+          if ((R[d] as number) >= imm) pc = (pc + off) | 0;
           break;
         case 0x7e:
-          if ((R[d] as number) >= (R[s] as number)) pc += off;
+          if ((R[d] as number) >= (R[s] as number)) pc = (pc + off) | 0;
           break;
         case 0xc6:
-          if ((R[d] as number) < imm) pc += off;
+          if ((R[d] as number) < imm) pc = (pc + off) | 0;
           break;
         case 0xce:
-          if ((R[d] as number) < (R[s] as number)) pc += off;
+          if ((R[d] as number) < (R[s] as number)) pc = (pc + off) | 0;
           break;
         case 0xd6:
-          if ((R[d] as number) <= imm) pc += off;
+          if ((R[d] as number) <= imm) pc = (pc + off) | 0;
           break;
         case 0xde:
-          if ((R[d] as number) <= (R[s] as number)) pc += off;
+          if ((R[d] as number) <= (R[s] as number)) pc = (pc + off) | 0;
           break;
 
         // ---- calls and exit ----
@@ -858,7 +863,7 @@ export class Vm {
             const fp = R[10] as number;
             R[10] = (fp - FRAME) | 0;
             R[26] = ((R[26] as number) - (fp >>> 0 < FRAME ? 1 : 0)) | 0;
-            pc += imm;
+            pc = (pc + imm) | 0;
             break;
           }
           const id = c === 0x8d ? (R[d] as number) : imm;

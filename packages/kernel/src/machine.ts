@@ -221,6 +221,11 @@ const PART_ZERO = 2;
 interface CallPlan {
   readonly placement: CallPlacement;
   readonly dest: Int32Array;
+  /**
+   * dest.length as a plain field: V8 loads a typed array's length as a machine word and checks
+   * it back into an int32 at every loop test (a sixth of call()'s time in an fprobe run).
+   */
+  readonly words: number;
   readonly src: Uint8Array;
   readonly part: Uint8Array;
   readonly stackBytes: number;
@@ -608,6 +613,7 @@ export class Kernel {
     const p: CallPlan = {
       placement,
       dest: Int32Array.from(dest),
+      words: dest.length,
       src: Uint8Array.from(src),
       part: Uint8Array.from(part),
       stackBytes: placement.stackBytes,
@@ -745,7 +751,7 @@ export class Kernel {
     }
     const gen = node.gen;
     const dest = plan.dest;
-    for (let k = 0; k < dest.length; k++) {
+    for (let k = 0; k < plan.words; k++) {
       const a = plan.src[k] as number;
       const g = gen === null ? null : (gen[a] ?? null);
       const lo = g === null ? (node.argLo[a] as number) : g(iter, this.rand) >>> 0;

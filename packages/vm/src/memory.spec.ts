@@ -220,6 +220,31 @@ describe('AddressSpace mapping', () => {
     expect(as.translate(1, 0xffffff10, 8, PROT_READ)).toBe(0x10);
   });
 
+  // Region.offsetOf is the int32 test translate's fast path and the helpers' stack-key path share.
+  // Halves are given as a caller has them: uint32s (kernel addresses are 2^31 and up) or int32s.
+  it.each([
+    ['base', 0xffff8880, 0x00001000, 8, 0],
+    ['last 8 bytes', 0xffff8880, 0x00001ff8, 8, 0xff8],
+    ['int32 halves', 0xffff8880 | 0, 0x00001ff8, 8, 0xff8],
+    ['one byte past the end', 0xffff8880, 0x00001ff9, 8, -1],
+    ['just below the base', 0xffff8880, 0x00000ff8, 8, -1],
+    ['another high half', 0xffff8881, 0x00001000, 8, -1],
+    ['2 GiB above (negative as int32)', 0xffff8880, 0x80001000, 8, -1],
+  ] as const)('Region.offsetOf: %s', (_name, hi, lo, size, want) => {
+    const as = new AddressSpace();
+    const r = as.map({ name: 'k', base: 0xffff8880_00001000n, size: 0x1000, prot: PROT_READ });
+    if (r instanceof VmError) throw r;
+    expect(r.offsetOf(hi, lo, size)).toBe(want);
+  });
+
+  it('Region.offsetOf never matches in a region across a 4 GiB line (fastSize 0)', () => {
+    const as = new AddressSpace();
+    const r = as.map({ name: 'x', base: 0x1_ffffff00n, size: 0x200, prot: PROT_READ });
+    if (r instanceof VmError) throw r;
+    expect(r.offsetOf(1, 0xffffff10, 8)).toBe(-1);
+    expect(r.offsetOf(1, 0x00000004, 8)).toBe(-1);
+  });
+
   it('translate reports the offset and region without allocating a fault', () => {
     const as = fixtureSpace();
     const off = as.translate(0xffff8880, 0x10, 8, PROT_READ);

@@ -140,7 +140,7 @@ export class EntryDecoder {
   readonly arch: ArchName;
   kind: EntryKind = ENTRY_INVALID;
   disp = 0;
-  private readonly code: number;
+  declare private readonly code: number;
 
   constructor(arch: ArchName) {
     this.arch = arch;

@@ -254,7 +254,7 @@ export type FtraceCaller = 'caller' | 'regs_caller' | 'return';
 export class FtraceRegs extends RegBlock {
   readonly kind = 'ftrace_regs' as const;
   readonly caller: FtraceCaller;
-  readonly strict: boolean;
+  declare readonly strict: boolean;
   /** Per field: 1 when the caller saved it. */
   readonly held: Uint8Array;
   /**

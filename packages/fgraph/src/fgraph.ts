@@ -123,7 +123,7 @@ export class Fgraph {
   private readonly fnUsers: Uint16Array;
   /** The shared ftrace_ops every user's entry goes through. */
   private readonly graphOps: FtraceOps;
-  private readonly slot: number;
+  declare private readonly slot: number;
   /** State shared with the generated entry and return code (see graph-code.ts). */
   private readonly hot: GraphHot = { single: null, cur: null, inEntry: null, reserved: false };
   /** The generated function_graph_enter and return_to_handler. */

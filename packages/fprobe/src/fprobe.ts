@@ -116,8 +116,8 @@ export interface FprobeInit {
 export class Fprobe {
   readonly name: string;
   nmissed = 0;
-  flags: number;
-  entryDataSize: number;
+  declare flags: number;
+  declare entryDataSize: number;
   entryHandler: FprobeEntryHandler | null;
   exitHandler: FprobeExitHandler | null;
   private: unknown;
@@ -204,11 +204,11 @@ export class Fprobes {
    * Where an entry finds the return address: the ftrace_regs link register's 32-bit word, else
    * -1 (the stack). fprobe reads these held words directly, not through the checked accessors.
    */
-  private readonly fregsLrW: number;
+  declare private readonly fregsLrW: number;
   /** The stack pointer's 32-bit word in the CPU's pt_regs. */
-  private readonly spWord: number;
+  declare private readonly spWord: number;
   /** The instruction pointer's word in ftrace_regs: fgraph sets it to the return address. */
-  private readonly fregsIpW: number;
+  declare private readonly fregsIpW: number;
 
   private constructor(fgraph: Fgraph) {
     this.fgraph = fgraph;

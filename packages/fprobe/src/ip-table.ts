@@ -10,7 +10,7 @@ export class FprobeIpTable<T> {
   /** Keys as int32 (`ip | 0`), the form ftrace passes ips in. */
   private keys: Int32Array;
   private vals: (readonly T[] | null)[];
-  private mask: number;
+  declare private mask: number;
   private used = 0;
   private static readonly MIN = 16;
 

@@ -77,8 +77,8 @@ export class KprobeMultiLink {
   readonly cookies: BigUint64Array | null;
   /** Low 32 bits of addrs, for the allocation-free binary search. */
   private readonly addrLo: Uint32Array;
-  readonly flags: number;
-  readonly session: boolean;
+  declare readonly flags: number;
+  declare readonly session: boolean;
   readonly stats: KprobeMultiStats = { runs: 0, misses: 0 };
   private readonly fprobes: Fprobes;
   private readonly prog: KprobeMultiProg;

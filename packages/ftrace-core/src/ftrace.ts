@@ -148,12 +148,12 @@ export class Ftrace {
   private readonly frames: Frame[][];
   private readonly nest: Int32Array;
   /** High and low halves of the text base, for callbacks that rebuild full addresses. */
-  readonly textHigh: number;
-  readonly textLow: number;
+  declare readonly textHigh: number;
+  declare readonly textLow: number;
   /** ip, sp and the link register (-1 on x86) as word indices into PtRegs.u32. */
-  private readonly ipW: number;
-  private readonly spW: number;
-  private readonly lrW: number;
+  declare private readonly ipW: number;
+  declare private readonly spW: number;
+  declare private readonly lrW: number;
   /** The image's function addresses (low halves), read on every traced call. */
   private readonly addrLo: Uint32Array;
   private readonly freeTrampolines: bigint[] = [];

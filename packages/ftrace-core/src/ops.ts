@@ -71,10 +71,10 @@ export interface FtraceOpsInit {
 export class FtraceOps {
   readonly name: string;
   func: FtraceFunc;
-  flags: number;
+  declare flags: number;
   private: unknown;
   opsFunc: FtraceOpsFunc | null;
-  readonly isStatic: boolean;
+  declare readonly isStatic: boolean;
   /** filter_hash and notrace_hash; allocated by ftrace_ops_init against an image. */
   filterHash: FtraceHash | null = null;
   notraceHash: FtraceHash | null = null;

@@ -110,7 +110,7 @@ export interface CallObserver {
 
 /** One CPU: its registers, simulated clock, preempt count and current task. */
 export class Cpu {
-  readonly id: number;
+  declare readonly id: number;
   readonly regs: PtRegs;
   /** Simulated nanoseconds since boot on this CPU. */
   clock = 0;
@@ -266,24 +266,28 @@ export class Kernel {
   private pokeCount = 0;
   private readonly plans: (CallPlan | undefined)[];
   private readonly decoder: EntryDecoder;
+  // The number fields the call path reads are declared, not defined (here and in the other
+  // layers' hot classes): with ES2022 class fields a defined field starts as undefined, so V8
+  // keeps it tagged, checks every read and turns each store into an int32 register through a
+  // double. Assigned once in the constructor, they stay small integers.
   /** textBase in int32 halves, compared with the int32 views of registers and stack. */
-  private readonly textHi: number;
-  private readonly textLo: number;
-  private readonly textSize: number;
-  private readonly ws: number;
-  private readonly spField: number;
-  private readonly fpField: number;
-  private readonly ipField: number;
-  private readonly lrField: number;
+  declare private readonly textHi: number;
+  declare private readonly textLo: number;
+  declare private readonly textSize: number;
+  declare private readonly ws: number;
+  declare private readonly spField: number;
+  declare private readonly fpField: number;
+  declare private readonly ipField: number;
+  declare private readonly lrField: number;
   /** The same registers as indices into PtRegs.u32 (the hot path's view). */
-  private readonly spW: number;
-  private readonly fpW: number;
-  private readonly ipW: number;
-  private readonly lrW: number;
+  declare private readonly spW: number;
+  declare private readonly fpW: number;
+  declare private readonly ipW: number;
+  declare private readonly lrW: number;
   /** riscv's frame pointer points 16 bytes above its frame record. */
-  private readonly fpBias: number;
+  declare private readonly fpBias: number;
   private readonly ptRegRet: [number, number];
-  private trampolineNext: number;
+  declare private trampolineNext: number;
   private readonly trampolineSymbols: { offset: number; size: number; name: string }[] = [];
   /** kmalloc starts above the boot-time file table. */
   private objectNext = FILE_TABLE_SIZE;

@@ -1,15 +1,15 @@
 /** A kernel task: pid, tgid, comm, its kernel stack and per-task storage for tracers. */
 export class Task {
-  readonly pid: number;
-  readonly tgid: number;
+  declare readonly pid: number;
+  declare readonly tgid: number;
   readonly comm: string;
   /** The CPU the task runs on (the simulated scheduler does not migrate tasks). */
-  readonly cpu: number;
+  declare readonly cpu: number;
   /** Address of this task's struct task_struct. */
   readonly taskStruct: bigint;
   /** Lowest address of the kernel stack (THREAD_SIZE bytes up from here). */
   readonly stackBase: bigint;
-  readonly stackSize: number;
+  declare readonly stackSize: number;
   /** The stack's bytes as 32-bit words, for the allocation-free call path. */
   readonly stackWords: Uint32Array;
   /** The same words as int32s (the call path's view, see PtRegs.i32). */
@@ -18,8 +18,10 @@ export class Task {
    * stackBase in int32 halves: `(sp - stackBaseLo) | 0` is a stack offset whether sp is read as a
    * uint32 or an int32.
    */
-  readonly stackBaseLo: number;
-  readonly stackBaseHi: number;
+  // Declared, not defined: a defined field starts as undefined, and V8 then keeps the number
+  // tagged, so the call path converted every store of it into a register through a double.
+  declare readonly stackBaseLo: number;
+  declare readonly stackBaseHi: number;
   /**
    * Slots tracers reserve with Kernel.allocTaskSlot(): fgraph's shadow stack, a fprobe's data.
    * Indexed by number so the hot path does no hashing.

@@ -60,14 +60,14 @@ class TrampImage {
   readonly fexitActive: Int32Array[];
   readonly fmodRetActive: Int32Array[];
   /** Per traced call, fexit or fmod_ret needs a frame (the original is called from the image). */
-  readonly callOrig: boolean;
+  declare readonly callOrig: boolean;
   /** Calls that entered and have not returned yet. */
   inflight = 0;
   installed = false;
   ops: FtraceOps | null = null;
   /** The return into the image, as int32 halves (what the original's return address becomes). */
-  readonly retLo: number;
-  readonly retHi: number;
+  declare readonly retLo: number;
+  declare readonly retHi: number;
   /** The image's code: its entry, and its return half the original returns into. */
   readonly enter: ImageHandler;
   readonly leave: ImageHandler;
@@ -166,8 +166,8 @@ export class Trampolines {
   readonly vms: readonly Vm[];
   readonly stats: TrampolineStats = { misses: 0, errors: 0, images: 0 };
   readonly state: TracingState;
-  private readonly jit: boolean;
-  private readonly verifyProgs: boolean;
+  declare private readonly jit: boolean;
+  declare private readonly verifyProgs: boolean;
   /** Verdicts by program, kind and prototype id (functions share deduplicated prototypes). */
   private readonly verdicts = new WeakMap<Program, Map<string, TracelabError | null>>();
   private readonly trampolines = new Map<number, BpfTrampoline>();

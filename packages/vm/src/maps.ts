@@ -70,8 +70,8 @@ export abstract class BpfMap {
   }
 
   /** address as two words, for helpers that return it without a bigint. */
-  readonly addressLo: number;
-  readonly addressHi: number;
+  declare readonly addressLo: number;
+  declare readonly addressHi: number;
 
   get name(): string {
     return this.attr.name ?? `map${this.id}`;
@@ -118,7 +118,7 @@ export abstract class BpfMap {
 }
 
 export class ArrayMap extends BpfMap {
-  private readonly stride: number;
+  declare private readonly stride: number;
 
   constructor(
     id: number,
@@ -205,12 +205,12 @@ const TOMBSTONE = -2;
 
 /** hash, percpu_hash and lru_hash: open addressing over preallocated elements (no allocation per op). */
 export class HashMap extends BpfMap {
-  private readonly stride: number;
+  declare private readonly stride: number;
   private readonly keys: Uint8Array;
   private readonly buckets: Int32Array;
-  private readonly mask: number;
+  declare private readonly mask: number;
   private readonly free: Int32Array;
-  private nfree: number;
+  declare private nfree: number;
   private readonly lastUsed: Float64Array;
   private tick = 0;
   private tombstones = 0;

@@ -69,8 +69,8 @@ export function isMemFault(value: unknown): value is MemFault {
 export class Region {
   readonly view: DataView;
   /** The base split in unsigned 32-bit halves, for the number-only hot path. */
-  readonly baseHi: number;
-  readonly baseLo: number;
+  declare readonly baseHi: number;
+  declare readonly baseLo: number;
   // translate's fields are declared, not defined: a defined class field starts as undefined,
   // and V8 then stores the number tagged, which every load must check and untag.
   declare readonly size: number;
@@ -148,7 +148,7 @@ export interface AddressSpaceOptions {
  * interpreter and JIT never create a bigint for a successful access.
  */
 export class AddressSpace {
-  readonly strictAlignment: boolean;
+  declare readonly strictAlignment: boolean;
   /** Sorted by base. */
   private list: Region[] = [];
   /**

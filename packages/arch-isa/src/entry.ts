@@ -137,7 +137,7 @@ export type EntryKind = typeof ENTRY_NOP | typeof ENTRY_CALL | typeof ENTRY_INVA
  * holds the call target minus the function's address when the kind is ENTRY_CALL.
  */
 export class EntryDecoder {
-  readonly arch: ArchName;
+  declare readonly arch: ArchName;
   kind: EntryKind = ENTRY_INVALID;
   disp = 0;
   declare private readonly code: number;

@@ -16,22 +16,22 @@ export type WordReader = (addr: bigint) => bigint;
  * bigint (control plane) or as 32-bit halves (hot path, no allocation).
  */
 abstract class RegBlock {
-  readonly arch: ArchInfo;
-  readonly layout: StructLayout;
-  readonly roles: RegRoles;
+  declare readonly arch: ArchInfo;
+  declare readonly layout: StructLayout;
+  declare readonly roles: RegRoles;
   /** The struct's bytes, exactly as the kernel lays it out. */
-  readonly bytes: Uint8Array;
+  declare readonly bytes: Uint8Array;
   /** The same bytes as 32-bit words, for allocation-free hot-path access. */
-  readonly u32: Uint32Array;
+  declare readonly u32: Uint32Array;
   /**
    * The words again as int32s, the traced call's view: kernel addresses are 2^31 or more as
    * uint32s, which V8 holds as doubles (boxed when stored or passed); as int32s they stay small
    * integers.
    */
-  readonly i32: Int32Array;
+  declare readonly i32: Int32Array;
   /** Per field: its offset in 32-bit units, and whether it is 8 bytes. */
-  protected readonly word: Uint16Array;
-  protected readonly wide: Uint8Array;
+  declare protected readonly word: Uint16Array;
+  declare protected readonly wide: Uint8Array;
   /**
    * Set by every field write through the accessors. A caller clears it after saving, so its
    * epilogue knows whether a callback changed anything it must write back.
@@ -209,7 +209,7 @@ abstract class RegBlock {
 export class PtRegs extends RegBlock {
   readonly kind = 'pt_regs' as const;
   /** Per field: 1 when the field holds a real saved value. Written only by this module. */
-  readonly real: Uint8Array;
+  declare readonly real: Uint8Array;
   /**
    * The partial-regs mask `real` was last copied from, by identity: a kprobe_multi program's
    * pt_regs is rebuilt on every traced call with the same mask, which need not be copied again.
@@ -253,16 +253,16 @@ export type FtraceCaller = 'caller' | 'regs_caller' | 'return';
  */
 export class FtraceRegs extends RegBlock {
   readonly kind = 'ftrace_regs' as const;
-  readonly caller: FtraceCaller;
+  declare readonly caller: FtraceCaller;
   declare readonly strict: boolean;
   /** Per field: 1 when the caller saved it. */
-  readonly held: Uint8Array;
+  declare readonly held: Uint8Array;
   /**
    * The caller's save, restore and partial-regs code for this arch and caller (made once, shared
    * by every FtraceRegs of the kind). A hot path keeps the functions in its own fields: a call
    * site that sees one of them is inlined, the one in saveFrom sees every caller's and is not.
    */
-  readonly moves: RegsMoves;
+  declare readonly moves: RegsMoves;
 
   constructor(arch: ArchName, options: { caller?: FtraceCaller; strict?: boolean } = {}) {
     const info = archInfo(arch);

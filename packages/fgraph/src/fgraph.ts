@@ -74,15 +74,15 @@ export interface FgraphOpsInit {
 
 /** struct fgraph_ops: a graph user with its own ftrace_ops filter. */
 export class FgraphOps {
-  readonly name: string;
-  entryfunc: GraphEntryFunc;
-  retfunc: GraphReturnFunc | null;
+  declare readonly name: string;
+  declare entryfunc: GraphEntryFunc;
+  declare retfunc: GraphReturnFunc | null;
   private: unknown;
   /**
    * Holds this user's filter and notrace hashes; never registered with ftrace itself. Change
    * them through Fgraph.setFilter, which also updates the shared ops and the per-function masks.
    */
-  readonly ops: FtraceOps;
+  declare readonly ops: FtraceOps;
   /** Index into the users array while registered, -1 otherwise. */
   idx = -1;
 
@@ -107,10 +107,10 @@ export interface FgraphStats {
  * one shared ftrace_ops for their entries, and return_to_handler for their returns.
  */
 export class Fgraph {
-  readonly ftrace: Ftrace;
-  readonly kernel: Kernel;
+  declare readonly ftrace: Ftrace;
+  declare readonly kernel: Kernel;
   /** Address of return_to_handler. */
-  readonly returnToHandler: bigint;
+  declare readonly returnToHandler: bigint;
   readonly stats: FgraphStats = { entries: 0, hooked: 0, returns: 0 };
   /** fgraph_array: null where the kernel has fgraph_stub. */
   private readonly users: (FgraphOps | null)[] = new Array<FgraphOps | null>(
@@ -120,14 +120,14 @@ export class Fgraph {
   private readonly lru: number[] = Array.from({ length: FGRAPH_ARRAY_SIZE }, (_, i) => i);
   private count = 0;
   /** Per function: bit i set when user i's hashes trace it (the list walk without hash tests). */
-  private readonly fnUsers: Uint16Array;
+  declare private readonly fnUsers: Uint16Array;
   /** The shared ftrace_ops every user's entry goes through. */
-  private readonly graphOps: FtraceOps;
+  declare private readonly graphOps: FtraceOps;
   declare private readonly slot: number;
   /** State shared with the generated entry and return code (see graph-code.ts). */
   private readonly hot: GraphHot = { single: null, cur: null, inEntry: null, reserved: false };
   /** The generated function_graph_enter and return_to_handler. */
-  private readonly code: GraphCode;
+  declare private readonly code: GraphCode;
   /** Size in words of the last retrieveData() hit. */
   retrievedWords = 0;
 

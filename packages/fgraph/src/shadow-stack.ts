@@ -94,15 +94,15 @@ export function markerDataIndex(val: number): number {
 
 /** One task's shadow stack (task->ret_stack with curr_ret_stack, curr_ret_depth, overrun). */
 export class ShadowStack {
-  readonly buffer: ArrayBuffer;
+  declare readonly buffer: ArrayBuffer;
   /** Word i is u32[2i] (low half) and u32[2i+1] (high half). */
-  readonly u32: Uint32Array;
+  declare readonly u32: Uint32Array;
   /** The same halves as int32s, the traced call's view (see PtRegs.i32 in arch-isa). */
-  readonly i32: Int32Array;
+  declare readonly i32: Int32Array;
   /** Word i as a double, for calltime (simulated nanoseconds). */
-  readonly f64: Float64Array;
+  declare readonly f64: Float64Array;
   /** The same bytes, for users that store bytes or 64-bit values in reserved data. */
-  readonly view: DataView;
+  declare readonly view: DataView;
   /** curr_ret_stack: index of the first free word. */
   curr = 0;
   /** curr_ret_depth: depth of the innermost frame, -1 when empty. */

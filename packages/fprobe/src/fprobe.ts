@@ -114,12 +114,12 @@ export interface FprobeInit {
 
 /** struct fprobe. */
 export class Fprobe {
-  readonly name: string;
+  declare readonly name: string;
   nmissed = 0;
   declare flags: number;
   declare entryDataSize: number;
-  entryHandler: FprobeEntryHandler | null;
-  exitHandler: FprobeExitHandler | null;
+  declare entryHandler: FprobeEntryHandler | null;
+  declare exitHandler: FprobeExitHandler | null;
   private: unknown;
   /** Key in the validity table while registered, 0 otherwise; never reused. */
   id = 0;
@@ -171,9 +171,9 @@ export interface FprobeStats {
  * per fprobe on the shadow stack.
  */
 export class Fprobes {
-  readonly fgraph: Fgraph;
-  readonly ftrace: Ftrace;
-  readonly kernel: Kernel;
+  declare readonly fgraph: Fgraph;
+  declare readonly ftrace: Ftrace;
+  declare readonly kernel: Kernel;
   readonly stats: FprobeStats = {
     ftraceEntries: 0,
     graphEntries: 0,
@@ -192,14 +192,14 @@ export class Fprobes {
   private readonly recent: (Fprobe | null)[] = new Array<Fprobe | null>(RECENT_SIZE).fill(null);
   private nextId = 1;
   /** fprobe_ftrace_ops and its per-function reference counts. */
-  readonly ftraceOps: FtraceOps;
-  private readonly ftraceRefs: Uint16Array;
+  declare readonly ftraceOps: FtraceOps;
+  declare private readonly ftraceRefs: Uint16Array;
   private ftraceCount = 0;
   /** fprobe_graph_ops and its per-function reference counts. */
-  readonly graphOps: FgraphOps;
-  private readonly graphRefs: Uint16Array;
+  declare readonly graphOps: FgraphOps;
+  declare private readonly graphRefs: Uint16Array;
   private graphCount = 0;
-  private readonly data: FprobeData[];
+  declare private readonly data: FprobeData[];
   /**
    * Where an entry finds the return address: the ftrace_regs link register's 32-bit word, else
    * -1 (the stack). fprobe reads these held words directly, not through the checked accessors.

@@ -8,7 +8,7 @@
  */
 export class FprobeIpTable<T> {
   /** Keys as int32 (`ip | 0`), the form ftrace passes ips in. */
-  private keys: Int32Array;
+  declare private keys: Int32Array;
   private vals: (readonly T[] | null)[];
   declare private mask: number;
   private used = 0;

@@ -112,15 +112,15 @@ export interface FtraceStats {
  * trampolines and direct calls.
  */
 export class Ftrace {
-  readonly kernel: Kernel;
-  readonly arch: ArchName;
-  readonly info: ArchInfo;
+  declare readonly kernel: Kernel;
+  declare readonly arch: ArchName;
+  declare readonly info: ArchInfo;
   /** available_filter_functions. */
-  readonly table: FilterTable;
+  declare readonly table: FilterTable;
   /** dyn_ftrace flags per image function index (0 for untraceable functions). */
-  readonly recFlags: Uint32Array;
+  declare readonly recFlags: Uint32Array;
   /** Low half of what each call site calls now; 0 while it is a NOP. */
-  readonly siteTarget: Uint32Array;
+  declare readonly siteTarget: Uint32Array;
   readonly recursion = new RecursionGuard();
   readonly stats: FtraceStats = {
     callerHits: 0,
@@ -131,8 +131,8 @@ export class Ftrace {
     lastPokes: 0,
   };
   /** ftrace_caller and ftrace_regs_caller (the same on arches without WITH_REGS). */
-  readonly callerAddr: bigint;
-  readonly regsCallerAddr: bigint;
+  declare readonly callerAddr: bigint;
+  declare readonly regsCallerAddr: bigint;
   /** kernel.ftrace_enabled sysctl. */
   private enabledSysctl = true;
   /** ftrace_ops_list: enabled ops, newest first. */
@@ -145,8 +145,8 @@ export class Ftrace {
   private readonly directFunctions = new Map<number, bigint>();
   /** Code at direct targets, by low address half, so a caller can jump to it. */
   private readonly directHandlers = new Map<number, TextHandler>();
-  private readonly frames: Frame[][];
-  private readonly nest: Int32Array;
+  declare private readonly frames: Frame[][];
+  declare private readonly nest: Int32Array;
   /** High and low halves of the text base, for callbacks that rebuild full addresses. */
   declare readonly textHigh: number;
   declare readonly textLow: number;
@@ -155,22 +155,22 @@ export class Ftrace {
   declare private readonly spW: number;
   declare private readonly lrW: number;
   /** The image's function addresses (low halves), read on every traced call. */
-  private readonly addrLo: Uint32Array;
+  declare private readonly addrLo: Uint32Array;
   private readonly freeTrampolines: bigint[] = [];
-  private readonly argsDirect: DirectSlot;
-  private readonly fullDirect: DirectSlot;
+  declare private readonly argsDirect: DirectSlot;
+  declare private readonly fullDirect: DirectSlot;
   /**
    * The two callers' save and restore code (arch-isa's, per caller kind), each called from its
    * own site so V8 inlines it; null where the arch lacks that caller.
    */
-  private readonly argsSave: WordMove | null;
-  private readonly argsRestore: WordMove | null;
-  private readonly fullSave: WordMove | null;
-  private readonly fullRestore: WordMove | null;
+  declare private readonly argsSave: WordMove | null;
+  declare private readonly argsRestore: WordMove | null;
+  declare private readonly fullSave: WordMove | null;
+  declare private readonly fullRestore: WordMove | null;
   /** What per-ops trampolines share with this ftrace (see emitOpsTrampoline). */
-  private readonly trampolineEnv: TrampolineEnv;
+  declare private readonly trampolineEnv: TrampolineEnv;
   /** The idle entry bytes, encoded once. */
-  readonly nopBytes: Uint8Array;
+  declare readonly nopBytes: Uint8Array;
   /** Full addresses of call targets by low half, so patching builds no bigint per site. */
   private readonly targetAddrs = new Map<number, bigint>();
   private readonly funcSyms = new Map<FtraceOps, bigint>();

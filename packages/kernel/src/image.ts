@@ -90,9 +90,9 @@ export function parseProto(text: string): ParsedProto | KernelError {
 
 /** Encodes prototypes to BTF the way pahole would for these declarations. */
 class ProtoEncoder {
-  readonly b: BtfBuilder;
+  declare readonly b: BtfBuilder;
   private readonly ids = new Map<string, number>();
-  private readonly ws: number;
+  declare private readonly ws: number;
 
   constructor(arch: ArchName) {
     this.ws = archInfo(arch).wordSize;
@@ -281,25 +281,25 @@ interface FuncSpec {
  * holding each traceable function's patchable entry, and a kallsyms-style table.
  */
 export class KernelImage {
-  readonly arch: ArchName;
-  readonly btf: Btf | null;
+  declare readonly arch: ArchName;
+  declare readonly btf: Btf | null;
   /** The raw BTF the image was built from (the built-in image's is written by the btf writer). */
-  readonly btfBytes: Uint8Array | null;
-  readonly functions: readonly FunctionInfo[];
+  declare readonly btfBytes: Uint8Array | null;
+  declare readonly functions: readonly FunctionInfo[];
   /** Function addresses split into 32-bit halves for the hot path. */
-  readonly addrHi: Uint32Array;
-  readonly addrLo: Uint32Array;
+  declare readonly addrHi: Uint32Array;
+  declare readonly addrLo: Uint32Array;
   /** addrLo as int32s, the traced call's view (see PtRegs.i32). */
-  readonly addrLoI32: Int32Array;
-  readonly sizes: Uint32Array;
-  readonly traceable: Uint8Array;
+  declare readonly addrLoI32: Int32Array;
+  declare readonly sizes: Uint32Array;
+  declare readonly traceable: Uint8Array;
   /** Per function: where execution continues after its patchable entry or prologue. */
-  readonly bodyOffsets: Uint16Array;
+  declare readonly bodyOffsets: Uint16Array;
   /** Kernel text: every function, then the module area, then the trampoline area. */
-  readonly text: Uint8Array;
-  readonly textBase: bigint;
+  declare readonly text: Uint8Array;
+  declare readonly textBase: bigint;
   /** Offset in `text` where the trampoline area starts. */
-  readonly trampolineOffset: number;
+  declare readonly trampolineOffset: number;
   private readonly byName = new Map<string, number>();
   private readonly models: (FuncModelLike | null | undefined)[];
 
@@ -379,8 +379,8 @@ export class KernelImage {
     this.offsets = offsets;
   }
 
-  private readonly sortedByAddr: number[];
-  private readonly offsets: Uint32Array;
+  declare private readonly sortedByAddr: number[];
+  declare private readonly offsets: Uint32Array;
 
   /**
    * The built-in image for an arch, its prototypes encoded to BTF by the btf writer, followed by

@@ -111,7 +111,7 @@ export interface CallObserver {
 /** One CPU: its registers, simulated clock, preempt count and current task. */
 export class Cpu {
   declare readonly id: number;
-  readonly regs: PtRegs;
+  declare readonly regs: PtRegs;
   /** Simulated nanoseconds since boot on this CPU. */
   clock = 0;
   preemptCount = 0;
@@ -137,7 +137,7 @@ export class Cpu {
   bpfProgActive = 0;
 
   /** Start of this CPU's per-CPU area. */
-  readonly percpuBase: bigint;
+  declare readonly percpuBase: bigint;
 
   constructor(id: number, arch: ArchName, percpuBase: bigint) {
     this.id = id;
@@ -239,12 +239,12 @@ interface CallPlan {
  * call goes through.
  */
 export class Kernel {
-  readonly arch: ArchName;
-  readonly info: ArchInfo;
-  readonly image: KernelImage;
-  readonly mm: AddressSpace;
-  readonly textRegion: Region;
-  readonly cpus: readonly Cpu[];
+  declare readonly arch: ArchName;
+  declare readonly info: ArchInfo;
+  declare readonly image: KernelImage;
+  declare readonly mm: AddressSpace;
+  declare readonly textRegion: Region;
+  declare readonly cpus: readonly Cpu[];
   readonly tasks: Task[] = [];
   readonly irqs: IrqSource[] = [];
   observer: CallObserver | null = null;
@@ -257,7 +257,7 @@ export class Kernel {
    * asks): per 16-byte granule of text, 0 for none, k > 0 for slot k - 1, -1 when
    * several share the granule (then the Map answers).
    */
-  private readonly handlerAt: Int32Array;
+  declare private readonly handlerAt: Int32Array;
   /** Slots as two arrays (the text offset, -1 when free; the handler), read without a load of an object. */
   private readonly slotOff: number[] = [];
   private readonly slotFn: (TextHandler | null)[] = [];
@@ -265,7 +265,7 @@ export class Kernel {
   private readonly pokes: TextPokeRecord[] = [];
   private pokeCount = 0;
   private readonly plans: (CallPlan | undefined)[];
-  private readonly decoder: EntryDecoder;
+  declare private readonly decoder: EntryDecoder;
   // The number fields the call path reads are declared, not defined (here and in the other
   // layers' hot classes): with ES2022 class fields a defined field starts as undefined, so V8
   // keeps it tagged, checks every read and turns each store into an int32 register through a
@@ -286,14 +286,14 @@ export class Kernel {
   declare private readonly lrW: number;
   /** riscv's frame pointer points 16 bytes above its frame record. */
   declare private readonly fpBias: number;
-  private readonly ptRegRet: [number, number];
+  declare private readonly ptRegRet: [number, number];
   declare private trampolineNext: number;
   private readonly trampolineSymbols: { offset: number; size: number; name: string }[] = [];
   /** kmalloc starts above the boot-time file table. */
   private objectNext = FILE_TABLE_SIZE;
-  private readonly objects: Region;
+  declare private readonly objects: Region;
   /** This kernel's text bytes, a copy of the image's: read them here, change them with textPoke. */
-  readonly text: Uint8Array;
+  declare readonly text: Uint8Array;
   private slotCount = 0;
   private nextPid = 1;
 

@@ -2,18 +2,18 @@
 export class Task {
   declare readonly pid: number;
   declare readonly tgid: number;
-  readonly comm: string;
+  declare readonly comm: string;
   /** The CPU the task runs on (the simulated scheduler does not migrate tasks). */
   declare readonly cpu: number;
   /** Address of this task's struct task_struct. */
-  readonly taskStruct: bigint;
+  declare readonly taskStruct: bigint;
   /** Lowest address of the kernel stack (THREAD_SIZE bytes up from here). */
-  readonly stackBase: bigint;
+  declare readonly stackBase: bigint;
   declare readonly stackSize: number;
   /** The stack's bytes as 32-bit words, for the allocation-free call path. */
-  readonly stackWords: Uint32Array;
+  declare readonly stackWords: Uint32Array;
   /** The same words as int32s (the call path's view, see PtRegs.i32). */
-  readonly stackI32: Int32Array;
+  declare readonly stackI32: Int32Array;
   /**
    * stackBase in int32 halves: `(sp - stackBaseLo) | 0` is a stack offset whether sp is read as a
    * uint32 or an int32.

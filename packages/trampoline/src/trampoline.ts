@@ -52,13 +52,13 @@ interface BpfTrampoline {
  * when the links change returns through the old image and runs the old fexit programs.
  */
 class TrampImage {
-  readonly fentry: Program[];
-  readonly fexit: Program[];
-  readonly fmodRet: Program[];
+  declare readonly fentry: Program[];
+  declare readonly fexit: Program[];
+  declare readonly fmodRet: Program[];
   /** Each program's per-CPU run counter (prog->active), beside it so the call needs no lookup. */
-  readonly fentryActive: Int32Array[];
-  readonly fexitActive: Int32Array[];
-  readonly fmodRetActive: Int32Array[];
+  declare readonly fentryActive: Int32Array[];
+  declare readonly fexitActive: Int32Array[];
+  declare readonly fmodRetActive: Int32Array[];
   /** Per traced call, fexit or fmod_ret needs a frame (the original is called from the image). */
   declare readonly callOrig: boolean;
   /** Calls that entered and have not returned yet. */
@@ -69,8 +69,8 @@ class TrampImage {
   declare readonly retLo: number;
   declare readonly retHi: number;
   /** The image's code: its entry, and its return half the original returns into. */
-  readonly enter: ImageHandler;
-  readonly leave: ImageHandler;
+  declare readonly enter: ImageHandler;
+  declare readonly leave: ImageHandler;
 
   constructor(
     readonly addr: bigint,
@@ -159,13 +159,13 @@ const BPF_STACK_BASE: Readonly<Record<ArchName, bigint>> = {
  * the function with other ftrace ops) or text_poke.
  */
 export class Trampolines {
-  readonly kernel: Kernel;
-  readonly arch: ArchName;
-  readonly ftrace: Ftrace | null;
+  declare readonly kernel: Kernel;
+  declare readonly arch: ArchName;
+  declare readonly ftrace: Ftrace | null;
   /** One vm per CPU: the trampoline runs programs on the CPU the traced call runs on. */
-  readonly vms: readonly Vm[];
+  declare readonly vms: readonly Vm[];
   readonly stats: TrampolineStats = { misses: 0, errors: 0, images: 0 };
-  readonly state: TracingState;
+  declare readonly state: TracingState;
   declare private readonly jit: boolean;
   declare private readonly verifyProgs: boolean;
   /** Verdicts by program, kind and prototype id (functions share deduplicated prototypes). */
@@ -176,11 +176,11 @@ export class Trampolines {
   private readonly plans: (MarshalPlan | TracelabError | undefined)[];
   private readonly freeAddrs: bigint[] = [];
   private nextLinkId = 1;
-  private readonly layout: ImageLayout;
+  declare private readonly layout: ImageLayout;
   /** Per function (image index): ctx slots, whether the return has a high word, stack copy. */
-  private readonly fnSlots: Uint8Array;
-  private readonly fnRetWide: Uint8Array;
-  private readonly fnStack: Uint16Array;
+  declare private readonly fnSlots: Uint8Array;
+  declare private readonly fnRetWide: Uint8Array;
+  declare private readonly fnStack: Uint16Array;
   /** Per program, per CPU: runs in progress (prog->active). */
   private readonly active = new WeakMap<Program, Int32Array>();
 

@@ -206,12 +206,12 @@ const TOMBSTONE = -2;
 /** hash, percpu_hash and lru_hash: open addressing over preallocated elements (no allocation per op). */
 export class HashMap extends BpfMap {
   declare private readonly stride: number;
-  private readonly keys: Uint8Array;
-  private readonly buckets: Int32Array;
+  declare private readonly keys: Uint8Array;
+  declare private readonly buckets: Int32Array;
   declare private readonly mask: number;
-  private readonly free: Int32Array;
+  declare private readonly free: Int32Array;
   declare private nfree: number;
-  private readonly lastUsed: Float64Array;
+  declare private readonly lastUsed: Float64Array;
   private tick = 0;
   private tombstones = 0;
   count = 0;

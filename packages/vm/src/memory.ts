@@ -67,7 +67,7 @@ export function isMemFault(value: unknown): value is MemFault {
 
 /** One mapped range of the address space, backed by its own bytes. */
 export class Region {
-  readonly view: DataView;
+  declare readonly view: DataView;
   /** The base split in unsigned 32-bit halves, for the number-only hot path. */
   declare readonly baseHi: number;
   declare readonly baseLo: number;

@@ -36,12 +36,12 @@ function inFrame(i: Insn): boolean {
  * imm (low) and imm2 (high) of its first slot, already resolved (map fds to map addresses).
  */
 export class Program {
-  readonly code: Uint8Array;
-  readonly dst: Uint8Array;
-  readonly src: Uint8Array;
-  readonly off: Int32Array;
-  readonly imm: Int32Array;
-  readonly imm2: Int32Array;
+  declare readonly code: Uint8Array;
+  declare readonly dst: Uint8Array;
+  declare readonly src: Uint8Array;
+  declare readonly off: Int32Array;
+  declare readonly imm: Int32Array;
+  declare readonly imm2: Int32Array;
   /**
    * The interpreter's form: per slot the pair (code | dst << 8 | src << 12 | off << 16, imm),
    * lddw's second slot holding imm2, plus one sentinel slot (code 0) past the end, so falling
@@ -51,7 +51,7 @@ export class Program {
    */
   declare readonly ops: Int32Array;
   /** No instruction writes r10, so r10 is always the frame pointer (engines use it). */
-  readonly fpFixed: boolean;
+  declare readonly fpFixed: boolean;
   /** Set by the JIT the first time it compiles this program. */
   jitted: unknown = undefined;
 

@@ -26,7 +26,7 @@ import {
 
 /** Allocates map memory and handles in one address space; finds maps by handle address. */
 export class MapTable {
-  private next: bigint;
+  declare private next: bigint;
   private readonly byAddress = new Map<bigint, BpfMap>();
   /** The same maps by the low half of their address (handles differ in it). */
   private readonly byLow = new Map<number, BpfMap>();

@@ -79,8 +79,8 @@ export interface VmOptions {
  */
 export class Vm {
   /** Registers r0-r10 as (lo, hi) int32 halves: views of regs (lo at r, hi at r + 16). */
-  readonly lo: Int32Array;
-  readonly hi: Int32Array;
+  declare readonly lo: Int32Array;
+  declare readonly hi: Int32Array;
   /** One array for both halves: the interpreter checks and indexes one object, not two. */
   private readonly regs = new Int32Array(32);
   // The fields a run reads are declared, not defined: a defined class field starts as

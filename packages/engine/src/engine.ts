@@ -129,14 +129,14 @@ class WorkloadRun {
  * the bpf() API over them.
  */
 export class Engine {
-  readonly tracefs: Tracefs;
-  readonly bpf: Bpf;
+  declare readonly tracefs: Tracefs;
+  declare readonly bpf: Bpf;
   /** Maps of every program and BPF_MAP_CREATE live here, in the kernel's memory. */
-  readonly maps: MapTable;
+  declare readonly maps: MapTable;
   /** Where the map table starts in the kernel's address space. */
-  readonly mapBase: bigint;
+  declare readonly mapBase: bigint;
   /** The output streams: trace, trace_pipe, ringbuf, perf and printk. */
-  readonly streams: Streams;
+  declare readonly streams: Streams;
   private runs = 0;
   private closed = false;
 

@@ -18,11 +18,11 @@ export type PrintkVisitor = (
  * into preallocated slots; a full ring overwrites its oldest line and counts it as lost.
  */
 export class PrintkLog {
-  private readonly ts: Float64Array;
-  private readonly cpu: Int32Array;
-  private readonly pid: Int32Array;
-  private readonly comm: string[];
-  private readonly text: string[];
+  declare private readonly ts: Float64Array;
+  declare private readonly cpu: Int32Array;
+  declare private readonly pid: Int32Array;
+  declare private readonly comm: string[];
+  declare private readonly text: string[];
   private head = 0;
   private count = 0;
   /** Lines overwritten since the last consume. */

@@ -307,8 +307,8 @@ function graphColumns(g: FunctionGraphTracer): readonly GraphColumns[] {
 
 /** Turns buffer entries into events, naming tasks and symbols as the trace file does. */
 class Decoder {
-  private readonly comms: Map<number, string>;
-  private readonly wide: boolean;
+  declare private readonly comms: Map<number, string>;
+  declare private readonly wide: boolean;
 
   constructor(private readonly kernel: Kernel) {
     this.comms = new Map(kernel.tasks.map((t) => [t.pid, t.comm]));
@@ -481,7 +481,7 @@ function positions(tr: TraceArray): { first: number[]; held: number[]; overrun: 
  * counts what it overwrote so far as lost.
  */
 class TraceSource implements Source {
-  private tr: TraceArray | undefined;
+  declare private tr: TraceArray | undefined;
   private epoch = -1;
   private next: number[] = [];
   /** Per CPU, the position of the next event-ring entry not read yet. */

@@ -33,8 +33,8 @@ export const TRACING_LOG_ERRS_MAX = 8;
  */
 export class TraceArray {
   current: TracerName = 'nop';
-  readonly function: FunctionTracer;
-  graph: FunctionGraphTracer;
+  declare readonly function: FunctionTracer;
+  declare graph: FunctionGraphTracer;
   private on = true;
   private readonly errors: string[] = [];
   /**
@@ -47,8 +47,8 @@ export class TraceArray {
    * and from the graph buffers. With them an entry's position (its index among all entries the
    * CPU wrote this epoch) stays fixed while readers consume.
    */
-  readonly functionConsumed: Float64Array;
-  readonly graphConsumed: Float64Array;
+  declare readonly functionConsumed: Float64Array;
+  declare readonly graphConsumed: Float64Array;
   /** Called before a consuming read, so non-consuming readers can settle what they had not seen. */
   readonly beforeConsume = new Set<() => void>();
   /** The entries of enabled dynamic events (events/.../enable), made on first use. */

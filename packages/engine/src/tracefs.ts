@@ -61,14 +61,14 @@ function commands(data: string): string[] {
  * and buffers.
  */
 export class Tracefs {
-  readonly top: TraceArray;
+  declare readonly top: TraceArray;
   private readonly instances = new Map<string, TraceArray>();
   /** Dynamic events in creation order (the order dynamic_events lists them). */
   private readonly events: FprobeTraceEvent[] = [];
   private nextEventType = FIRST_EVENT_TYPE;
   private maxGraphDepth = 0;
-  private readonly instanceFiles: ReadonlyMap<string, FileOps>;
-  private readonly topFiles: ReadonlyMap<string, FileOps>;
+  declare private readonly instanceFiles: ReadonlyMap<string, FileOps>;
+  declare private readonly topFiles: ReadonlyMap<string, FileOps>;
 
   constructor(readonly engine: Engine) {
     this.top = new TraceArray(engine, '');

@@ -49,15 +49,15 @@ const TYPE_RET = 2;
 
 /** One CPU's event buffer: columns in typed arrays, overwriting the oldest when full. */
 class CpuEvents {
-  readonly type: Uint8Array;
-  readonly irq: Uint8Array;
-  readonly pid: Int32Array;
-  readonly fn: Int32Array;
-  readonly depth: Int16Array;
-  readonly time: Float64Array;
-  readonly calltime: Float64Array;
-  readonly retLo: Uint32Array;
-  readonly retHi: Uint32Array;
+  declare readonly type: Uint8Array;
+  declare readonly irq: Uint8Array;
+  declare readonly pid: Int32Array;
+  declare readonly fn: Int32Array;
+  declare readonly depth: Int16Array;
+  declare readonly time: Float64Array;
+  declare readonly calltime: Float64Array;
+  declare readonly retLo: Uint32Array;
+  declare readonly retHi: Uint32Array;
   /** Events written in total; the buffer holds the last `capacity` of them. */
   written = 0;
 
@@ -109,15 +109,15 @@ export interface GraphTracerInit {
  * prints them in the kernel's text format.
  */
 export class FunctionGraphTracer {
-  readonly fgraph: Fgraph;
-  readonly gops: FgraphOps;
-  readonly options: GraphOptions;
+  declare readonly fgraph: Fgraph;
+  declare readonly gops: FgraphOps;
+  declare readonly options: GraphOptions;
   /** max_graph_depth; 0 means no limit. */
   maxDepth = 0;
   /** set_graph_function and set_graph_notrace. */
-  readonly graphHash: FtraceHash;
-  readonly notraceHash: FtraceHash;
-  private readonly buffers: CpuEvents[];
+  declare readonly graphHash: FtraceHash;
+  declare readonly notraceHash: FtraceHash;
+  declare private readonly buffers: CpuEvents[];
 
   constructor(fgraph: Fgraph, init: GraphTracerInit = {}) {
     this.fgraph = fgraph;

@@ -206,7 +206,7 @@ class Pred {
  */
 export class EventFilter {
   /** Whether a predicate reads current->comm: the caller then fills `comm` before `match`. */
-  readonly usesComm: boolean;
+  declare readonly usesComm: boolean;
 
   private constructor(
     /** The filter as written, what the filter file shows. */
@@ -567,7 +567,7 @@ const PROCESS_OR = 4;
 
 /** The parser of one filter string: calc_stack, predicate_parse and parse_pred over its bytes. */
 class FilterParser {
-  private readonly s: Uint8Array;
+  declare private readonly s: Uint8Array;
   private readonly preds: Pred[] = [];
 
   constructor(

@@ -18,11 +18,11 @@ export type EventRingVisitor = (
 
 /** One CPU's ring: entry bytes in one preallocated array, and an index of the entries held. */
 class CpuRing {
-  readonly bytes: Uint8Array;
-  readonly view: DataView;
-  readonly off: Int32Array;
-  readonly len: Int32Array;
-  readonly ts: Float64Array;
+  declare readonly bytes: Uint8Array;
+  declare readonly view: DataView;
+  declare readonly off: Int32Array;
+  declare readonly len: Int32Array;
+  declare readonly ts: Float64Array;
   /** Index slot of the oldest entry, entries held, byte where the next entry goes. */
   head = 0;
   count = 0;
@@ -59,7 +59,7 @@ class CpuRing {
  * beside the tracer's and readers merge the two by timestamp.
  */
 export class TraceEventRing {
-  private rings: CpuRing[];
+  declare private rings: CpuRing[];
   /** ring_buffer_record_on/off (tracing_on). */
   recording = true;
 

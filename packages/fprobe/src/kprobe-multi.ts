@@ -71,20 +71,20 @@ export interface KprobeMultiStats {
 
 /** struct bpf_kprobe_multi_link: one fprobe over every target. */
 export class KprobeMultiLink {
-  readonly fp: Fprobe;
+  declare readonly fp: Fprobe;
   /** Target addresses sorted, with their cookies moved alongside. */
-  readonly addrs: BigUint64Array;
-  readonly cookies: BigUint64Array | null;
+  declare readonly addrs: BigUint64Array;
+  declare readonly cookies: BigUint64Array | null;
   /** Low 32 bits of addrs, for the allocation-free binary search. */
-  private readonly addrLo: Uint32Array;
+  declare private readonly addrLo: Uint32Array;
   declare readonly flags: number;
   declare readonly session: boolean;
   readonly stats: KprobeMultiStats = { runs: 0, misses: 0 };
-  private readonly fprobes: Fprobes;
-  private readonly prog: KprobeMultiProg;
-  private readonly regs: PtRegs[];
-  private readonly runCtx: KprobeMultiRunCtx[];
-  private readonly textHi: bigint;
+  declare private readonly fprobes: Fprobes;
+  declare private readonly prog: KprobeMultiProg;
+  declare private readonly regs: PtRegs[];
+  declare private readonly runCtx: KprobeMultiRunCtx[];
+  declare private readonly textHi: bigint;
 
   /** @internal use kprobeMultiLinkAttach. */
   constructor(

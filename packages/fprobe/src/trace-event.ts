@@ -51,13 +51,13 @@ const REGS_OFFSET = 0x8000n;
 
 /** What every event of one kernel shares: the record maps, and per CPU a vm and a pt_regs slot. */
 class EventRuntime {
-  readonly maps: MapTable;
+  declare readonly maps: MapTable;
   readonly vms: Vm[] = [];
   /**
    * Per CPU a pt_regs mapped as kernel memory at (ptLo, ptHi), int32 halves: a hit builds it in
    * place and hands the program its address, with no copy and no bigint.
    */
-  readonly regs: PtRegs[];
+  declare readonly regs: PtRegs[];
   readonly ptLo: number[] = [];
   readonly ptHi: number[] = [];
 
@@ -155,23 +155,23 @@ export interface FprobeTraceEventStats {
  * trace is read, as print_fentry_event / print_fexit_event print them.
  */
 export class FprobeTraceEvent {
-  readonly event: FprobeEvent;
-  readonly fetch: FetchProgram;
-  readonly prog: Program;
+  declare readonly event: FprobeEvent;
+  declare readonly fetch: FetchProgram;
+  declare readonly prog: Program;
   /** A %return event's entry-side program (saves the entry arguments), or null. */
-  readonly entryProg: Program | null;
-  readonly verdict: VerifyResult;
-  readonly fp: Fprobe;
+  declare readonly entryProg: Program | null;
+  declare readonly verdict: VerifyResult;
+  declare readonly fp: Fprobe;
   readonly stats: FprobeTraceEventStats = { hits: 0, errors: 0, filtered: 0 };
   /** The event's type (common_type, the format's ID). */
-  readonly id: number;
+  declare readonly id: number;
   /** The event's own fields, after the common ones. */
-  readonly fields: readonly EventField[];
+  declare readonly fields: readonly EventField[];
   /** Bytes of the entry before its dynamic data. */
-  readonly fixedSize: number;
-  private readonly fprobes: Fprobes;
-  private readonly rt: EventRuntime;
-  private readonly record: Region;
+  declare readonly fixedSize: number;
+  declare private readonly fprobes: Fprobes;
+  declare private readonly rt: EventRuntime;
+  declare private readonly record: Region;
   private readonly rings: TraceEventRing[] = [];
   /** Per instance (its ring), the filter file: a filter, or the failed write it shows. */
   private readonly filters = new WeakMap<TraceEventRing, EventFilter | EventFilterError>();
@@ -187,14 +187,14 @@ export class FprobeTraceEvent {
   private scratchView: DataView | null = null;
   /** current->comm for the filters that read it, NUL padded. */
   private readonly comm = new Uint8Array(TASK_COMM_LEN);
-  private readonly wordSize: number;
-  private readonly textHi: number;
+  declare private readonly wordSize: number;
+  declare private readonly textHi: number;
   /** Per argument: kind, entry offset, record offset, elements, bytes per element in the record. */
-  private readonly argKind: Uint8Array;
-  private readonly argOff: Int32Array;
-  private readonly recOff: Int32Array;
-  private readonly argCount: Int32Array;
-  private readonly recStride: Int32Array;
+  declare private readonly argKind: Uint8Array;
+  declare private readonly argOff: Int32Array;
+  declare private readonly recOff: Int32Array;
+  declare private readonly argCount: Int32Array;
+  declare private readonly recStride: Int32Array;
 
   private constructor(
     fprobes: Fprobes,

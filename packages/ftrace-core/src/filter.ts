@@ -149,10 +149,10 @@ export interface FilterFunction {
  * kernel sorts its dyn_ftrace records). Index words count from 1 in this order.
  */
 export class FilterTable {
-  readonly functions: readonly FilterFunction[];
+  declare readonly functions: readonly FilterFunction[];
   /** One more than the largest id: the size of every hash bitmap over this table. */
-  readonly idLimit: number;
-  private readonly byId: Int32Array;
+  declare readonly idLimit: number;
+  declare private readonly byId: Int32Array;
 
   constructor(functions: readonly FilterFunction[]) {
     this.functions = functions;
@@ -190,7 +190,7 @@ export class FilterTable {
  * call tests membership with one typed-array load. Empty means "all functions" for a filter.
  */
 export class FtraceHash {
-  readonly bits: Uint8Array;
+  declare readonly bits: Uint8Array;
   count = 0;
   /** `:mod:` words that matched nothing yet, kept as the kernel's module cache keeps them. */
   readonly modCache: { func: string; module: string }[] = [];

@@ -69,9 +69,9 @@ export interface FunctionTracerOptions {
  * trace_pipe files.
  */
 export class FunctionTracer {
-  readonly ftrace: Ftrace;
-  readonly ops: FtraceOps;
-  buffer: RingBuffer;
+  declare readonly ftrace: Ftrace;
+  declare readonly ops: FtraceOps;
+  declare buffer: RingBuffer;
   private active = false;
 
   constructor(ftrace: Ftrace, options: FunctionTracerOptions = {}) {

@@ -69,11 +69,11 @@ export interface FtraceOpsInit {
 
 /** struct ftrace_ops. */
 export class FtraceOps {
-  readonly name: string;
-  func: FtraceFunc;
+  declare readonly name: string;
+  declare func: FtraceFunc;
   declare flags: number;
   private: unknown;
-  opsFunc: FtraceOpsFunc | null;
+  declare opsFunc: FtraceOpsFunc | null;
   declare readonly isStatic: boolean;
   /** filter_hash and notrace_hash; allocated by ftrace_ops_init against an image. */
   filterHash: FtraceHash | null = null;

@@ -25,22 +25,22 @@ export type RingBufferVisitor = (
  * new one (counted as dropped). Readers merge the CPUs by timestamp.
  */
 export class RingBuffer {
-  readonly cpus: number;
-  readonly capacity: number;
-  readonly words: number;
-  overwrite: boolean;
+  declare readonly cpus: number;
+  declare readonly capacity: number;
+  declare readonly words: number;
+  declare overwrite: boolean;
   /** ring_buffer_record_on/off (tracing_on). */
   recording = true;
   /** Per CPU: timestamps and payloads of the slots. */
-  readonly ts: Float64Array[];
-  readonly data: Uint32Array[];
+  declare readonly ts: Float64Array[];
+  declare readonly data: Uint32Array[];
   /** Per CPU: slot of the oldest unread entry, and how many entries are unread. */
-  private readonly head: Int32Array;
-  private readonly count: Int32Array;
+  declare private readonly head: Int32Array;
+  declare private readonly count: Int32Array;
   /** Per CPU: entries overwritten, entries refused, and losses not yet shown to a consumer. */
-  readonly overrun: Float64Array;
-  readonly dropped: Float64Array;
-  private readonly lost: Float64Array;
+  declare readonly overrun: Float64Array;
+  declare readonly dropped: Float64Array;
+  declare private readonly lost: Float64Array;
 
   constructor(o: RingBufferOptions) {
     if (!Number.isInteger(o.cpus) || o.cpus < 1) {

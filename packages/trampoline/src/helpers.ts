@@ -18,9 +18,9 @@ const KIND_NONE = -1;
  * (bpf_get_func_ret exists only for fexit and fmod_ret).
  */
 export class TracingState {
-  readonly kind: Int8Array;
-  readonly ipLo: Int32Array;
-  readonly ipHi: Int32Array;
+  declare readonly kind: Int8Array;
+  declare readonly ipLo: Int32Array;
+  declare readonly ipHi: Int32Array;
 
   constructor(ncpus: number) {
     this.kind = new Int8Array(ncpus).fill(KIND_NONE);

@@ -23,9 +23,9 @@ type Alloc = (name: string, size: number) => Region | VmError;
  */
 export class RingBuf extends BpfMap {
   readonly values = null;
-  readonly data: Region;
-  private readonly view: DataView;
-  private readonly size: number;
+  declare readonly data: Region;
+  declare private readonly view: DataView;
+  declare private readonly size: number;
   private prod = 0;
   private cons = 0;
   /** Reservations refused because the ring was full. */
@@ -143,12 +143,12 @@ export const BPF_F_CURRENT_CPU = 0xffffffff;
  */
 export class PerfEventArray extends BpfMap {
   readonly values = null;
-  private readonly rings: Uint8Array[];
-  private readonly head: number[];
-  private readonly tail: number[];
-  readonly lost: number[];
+  declare private readonly rings: Uint8Array[];
+  declare private readonly head: number[];
+  declare private readonly tail: number[];
+  declare readonly lost: number[];
   /** Which CPUs have a reader (an open perf event); output to others is ENOENT. */
-  readonly open: boolean[];
+  declare readonly open: boolean[];
 
   constructor(id: number, handle: bigint, attr: MapAttr, ncpus: number, bytesPerCpu = 64 * 1024) {
     super(id, { ...attr, type: BPF_MAP_TYPE_PERF_EVENT_ARRAY }, handle, ncpus);
@@ -224,9 +224,9 @@ export const BPF_F_REUSE_STACKID = 1 << 10;
 
 /** BPF_MAP_TYPE_STACK_TRACE: stack id (u32 key) -> array of u64 instruction pointers. */
 export class StackTraceMap extends BpfMap {
-  readonly values: Region;
-  private readonly used: Uint8Array;
-  private readonly depth: number;
+  declare readonly values: Region;
+  declare private readonly used: Uint8Array;
+  declare private readonly depth: number;
 
   private constructor(id: number, handle: bigint, attr: MapAttr, values: Region) {
     super(id, attr, handle, 1);

@@ -319,8 +319,10 @@ export class Kernel {
       new Uint8Array(OBJECT_AREA_SIZE),
     );
     this.bootFiles();
-    this.textHi = Number(BigInt.asIntN(32, image.textBase >> 32n));
-    this.textLo = Number(BigInt.asIntN(32, image.textBase));
+    // `| 0`: Number() of a bigint can come back as a heap number, and V8 would then hold the
+    // field as a double and convert it at every use.
+    this.textHi = Number(BigInt.asIntN(32, image.textBase >> 32n)) | 0;
+    this.textLo = Number(BigInt.asIntN(32, image.textBase)) | 0;
     this.textSize = this.text.length;
     this.handlerAt = new Int32Array((this.textSize >>> HANDLER_GRANULE_SHIFT) + 1);
     this.trampolineNext = image.trampolineOffset;

@@ -56,8 +56,8 @@ export class Task {
       init.stack.byteOffset,
       init.stack.length / 4,
     );
-    this.stackBaseHi = Number(BigInt.asIntN(32, init.stackBase >> 32n));
-    this.stackBaseLo = Number(BigInt.asIntN(32, init.stackBase));
+    this.stackBaseHi = Number(BigInt.asIntN(32, init.stackBase >> 32n)) | 0;
+    this.stackBaseLo = Number(BigInt.asIntN(32, init.stackBase)) | 0;
   }
 }
 

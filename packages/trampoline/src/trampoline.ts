@@ -91,8 +91,8 @@ class TrampImage {
     this.fmodRetActive = this.fmodRet.map(activeOf);
     this.callOrig = this.fexit.length > 0 || this.fmodRet.length > 0;
     const ret = addr + BigInt(IMAGE_RET);
-    this.retLo = Number(BigInt.asIntN(32, ret));
-    this.retHi = Number(BigInt.asIntN(32, ret >> 32n));
+    this.retLo = Number(BigInt.asIntN(32, ret)) | 0;
+    this.retHi = Number(BigInt.asIntN(32, ret >> 32n)) | 0;
     const code = emit(this);
     this.enter = code.enter;
     this.leave = code.leave;

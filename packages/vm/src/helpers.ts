@@ -282,9 +282,11 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     }
     const slot = keySlot(v, map, 2, env.smpProcessorId());
     if (slot < 0) return 0;
-    // Value address without a bigint: map regions are far smaller than 4 GiB.
-    const lo = map.values.baseLo + slot;
-    v.setR0(lo, map.values.baseHi + (lo >= 0x100000000 ? 1 : 0));
+    // Value address without a bigint, in int32 halves (as uint32s the low half is a double,
+    // which V8 boxed on every lookup): the carry out of the low half is an unsigned wrap.
+    const base = map.values.baseLo32;
+    const lo = (base + slot) | 0;
+    v.setR0(lo, map.values.baseHi32 + (lo >>> 0 < base >>> 0 ? 1 : 0));
     return undefined;
   });
   vm.setHelper(2, (v) => {

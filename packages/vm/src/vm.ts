@@ -283,10 +283,12 @@ export class Vm {
   runRaw(prog: Program, r1lo: number, r1hi: number, r2lo: number, r2hi: number): number {
     const R = this.regs;
     this.clearRegs(prog);
-    R[1] = r1lo;
-    R[17] = r1hi;
-    R[2] = r2lo;
-    R[18] = r2hi;
+    // `| 0`: where runRaw is not inlined its parameters are of unknown type, and V8 stores an
+    // unknown number into a typed array through a double.
+    R[1] = r1lo | 0;
+    R[17] = r1hi | 0;
+    R[2] = r2lo | 0;
+    R[18] = r2hi | 0;
     R[10] = this.stackTopLo;
     R[26] = this.stackTopHi;
     this.error = null;

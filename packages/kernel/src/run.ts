@@ -201,6 +201,10 @@ export function kernelEnv(
   const c = kernel.cpus[cpu];
   if (c === undefined) throw new KernelError('EINVAL', `kernelEnv: no cpu ${cpu}`);
   const encoder = new TextEncoder();
+  // The last task's encoded comm: bpf_get_current_comm runs per traced call and must not
+  // allocate (comm is fixed for a task's life here).
+  let commOf: Task | null | undefined;
+  let comm = new Uint8Array(0);
   return {
     ktimeGetNs: () => BigInt(Math.floor(c.clock)),
     smpProcessorId: () => cpu,
@@ -208,7 +212,13 @@ export function kernelEnv(
       const t = c.current;
       return t === null ? 0n : (BigInt(t.tgid) << 32n) | BigInt(t.pid);
     },
-    currentComm: () => encoder.encode((c.current?.comm ?? 'swapper').slice(0, 15)),
+    currentComm: () => {
+      if (c.current !== commOf) {
+        commOf = c.current;
+        comm = encoder.encode((commOf?.comm ?? 'swapper').slice(0, 15));
+      }
+      return comm;
+    },
     currentTask: () => c.current?.taskStruct ?? 0n,
     // The simulated machine runs no user code, so user stacks are empty.
     stack: (user) => (user ? [] : kernel.stackTrace(c)),

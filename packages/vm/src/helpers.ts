@@ -7,7 +7,7 @@ import {
   MapOfMaps,
   ProgArray,
 } from './maps.js';
-import { PROT_READ, type Region } from './memory.js';
+import { PROT_READ, PROT_WRITE, type Region } from './memory.js';
 import type { MapTable } from './table.js';
 import { type Insn } from './insn.js';
 import type { Vm } from './vm.js';
@@ -164,7 +164,10 @@ export interface KernelEnv {
   smpProcessorId(): number;
   /** (tgid << 32) | pid of the current task. */
   currentPidTgid(): bigint;
-  /** The current task's comm (up to 16 bytes, no NUL needed). */
+  /**
+   * The current task's comm (up to 16 bytes, no NUL needed). The helper only reads it, so an
+   * env may hand out the same array each time.
+   */
   currentComm(): Uint8Array;
   /** Address of the current task_struct. */
   currentTask(): bigint;
@@ -236,12 +239,50 @@ function mapArg(vm: Vm, maps: MapTable, n: number): BpfMap | undefined {
 }
 
 /**
+ * Where an n-byte access at register r's address lies: its offset in `v.memory.hit`'s region, or
+ * -1 when it faults or runs past the region's end. The copy helpers take their allocation-free
+ * path when both ends are whole in one region each, and AddressSpace's general (allocating)
+ * copy otherwise, which also spans adjacent regions and reports the fault.
+ */
+function regionOffset(v: Vm, r: number, n: number, access: number): number {
+  const mem = v.memory;
+  const off = mem.translate(v.hi[r] as number, v.lo[r] as number, 1, access);
+  if (off < 0) return -1;
+  return off + n <= (mem.hit as Region).size ? off : -1;
+}
+
+/** Whether the byte at register r's address is readable. */
+function readable(v: Vm, r: number): boolean {
+  return v.memory.translate(v.hi[r] as number, v.lo[r] as number, 1, PROT_READ) >= 0;
+}
+
+/** Copies n bytes between region byte arrays, as memmove when both are the same array. */
+function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
+  if (dst === src) dst.copyWithin(d, s, s + n);
+  else for (let i = 0; i < n; i++) dst[d + i] = src[s + i] as number;
+}
+
+/**
  * Installs the helper table's implementations on vm, over maps and the kernel env, and routes
  * bpf_tail_call through prog_array maps of the table.
  */
 export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   const probeRead = (v: Vm): number => {
     const size = v.argNum(2);
+    const d = regionOffset(v, 1, size, PROT_WRITE);
+    if (d >= 0) {
+      const dst = (v.memory.hit as Region).bytes;
+      const at = regionOffset(v, 3, size, PROT_READ);
+      if (at >= 0) {
+        copyBytes(dst, d, (v.memory.hit as Region).bytes, at, size);
+        return 0;
+      }
+      if (size > 0 && !readable(v, 3)) {
+        // The first byte faults (a NULL pointer, say): the kernel zeroes the destination.
+        dst.fill(0, d, d + size);
+        return EFAULT;
+      }
+    }
     const src = v.memory.read(v.arg(3), size);
     if (!(src instanceof Uint8Array)) {
       v.memory.write(v.arg(1), new Uint8Array(size));
@@ -252,6 +293,29 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   const probeReadStr = (v: Vm): number => {
     const size = v.argNum(2);
     if (size === 0) return 0;
+    const d = regionOffset(v, 1, size, PROT_WRITE);
+    if (d >= 0) {
+      const dst = (v.memory.hit as Region).bytes;
+      const at = v.memory.translate(v.hi[3] as number, v.lo[3] as number, 1, PROT_READ);
+      if (at >= 0) {
+        const r = v.memory.hit as Region;
+        const src = r.bytes;
+        // Up to size - 1 bytes before a NUL, within the source region; a string that runs on
+        // past the region's end takes the general path.
+        const max = Math.min(size - 1, r.size - at);
+        let n = 0;
+        while (n < max && src[at + n] !== 0) n++;
+        if (n < max || n === size - 1) {
+          copyBytes(dst, d, src, at, n);
+          dst[d + n] = 0;
+          return n + 1;
+        }
+      } else {
+        // The first byte faults: an empty string and -EFAULT.
+        dst[d] = 0;
+        return EFAULT;
+      }
+    }
     const s = v.memory.readCString(v.arg(3), size - 1);
     if (!(s instanceof Uint8Array)) {
       v.memory.write(v.arg(1), new Uint8Array(1));
@@ -327,6 +391,14 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   vm.setHelper(14, () => env.currentPidTgid());
   vm.setHelper(16, (v) => {
     const size = v.argNum(2);
+    const d = regionOffset(v, 1, size, PROT_WRITE);
+    if (d >= 0) {
+      const all = env.currentComm();
+      const dst = (v.memory.hit as Region).bytes;
+      const n = Math.min(all.length, TASK_COMM_LEN - 1, size - 1);
+      for (let i = 0; i < size; i++) dst[d + i] = i < n ? (all[i] as number) : 0;
+      return 0;
+    }
     const comm = env.currentComm().subarray(0, TASK_COMM_LEN - 1);
     const out = new Uint8Array(size);
     out.set(comm.subarray(0, Math.max(0, size - 1)));

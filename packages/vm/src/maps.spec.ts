@@ -665,6 +665,99 @@ describe('kernel-facing helpers', () => {
     expect(run(prog(5))).toBe(5n);
   });
 
+  // The copy helpers copy in place when each end lies whole in one region, and through the
+  // address space's general copy otherwise; both must give the kernel's results.
+  it('probe_read_kernel across two adjacent regions, and between overlapping stack bytes', () => {
+    const { memory, run } = setup();
+    memory.map({ name: 'a', base: 0x6000n, prot: PROT_READ, data: Uint8Array.of(1, 2, 3, 4) });
+    memory.map({ name: 'b', base: 0x6004n, prot: PROT_READ, data: Uint8Array.of(5, 6, 7, 8) });
+    expect(
+      run(`
+        r1 = r10
+        r1 += -8
+        r2 = 4
+        r3 = 0x6002 ll
+        call 113
+        if r0 != 0 goto +1
+        r0 = *(u32 *)(r10 - 8)
+        exit`),
+    ).toBe(0x06050403n);
+    // Source and destination overlap in the stack: the bytes move as memmove moves them.
+    expect(
+      run(`
+        r1 = 0x0807060504030201 ll
+        *(u64 *)(r10 - 16) = r1
+        r1 = r10
+        r1 += -14
+        r2 = 8
+        r3 = r10
+        r3 += -16
+        call 113
+        r0 = *(u64 *)(r10 - 16)
+        exit`),
+    ).toBe(0x0605040302010201n);
+  });
+
+  it('probe_read_kernel_str follows a string into the next region, and faults past the last', () => {
+    const { memory, run } = setup();
+    const enc = new TextEncoder();
+    memory.map({ name: 'h', base: 0x7000n, prot: PROT_READ, data: enc.encode('kwor') });
+    memory.map({ name: 't', base: 0x7004n, prot: PROT_READ, data: enc.encode('ker\0') });
+    memory.map({ name: 'x', base: 0x9000n, prot: PROT_READ, data: enc.encode('abc') });
+    const prog = (src: string, tail: string) => `
+      *(u64 *)(r10 - 16) = -1
+      r1 = r10
+      r1 += -16
+      r2 = 16
+      r3 = ${src} ll
+      call 115
+      ${tail}
+      exit`;
+    expect(run(prog('0x7000', ''))).toBe(8n);
+    expect(run(prog('0x7000', 'r0 = *(u64 *)(r10 - 16)'))).toBe(0x72656b726f776bn);
+    // 'abc' runs into unmapped memory before a NUL: -EFAULT, and the destination starts with NUL.
+    expect(BigInt.asIntN(64, run(prog('0x9000', '')))).toBe(-14n);
+    expect(run(prog('0x9000', 'r0 = *(u8 *)(r10 - 16)'))).toBe(0n);
+    // A NULL source faults at once: the same result.
+    expect(BigInt.asIntN(64, run(prog('0', '')))).toBe(-14n);
+    expect(run(prog('0', 'r0 = *(u8 *)(r10 - 16)'))).toBe(0n);
+  });
+
+  it('probe_read_kernel of a NULL pointer zeroes the whole destination', () => {
+    const { run } = setup();
+    expect(
+      run(`
+        *(u64 *)(r10 - 8) = -1
+        r1 = r10
+        r1 += -8
+        r2 = 6
+        r3 = 0
+        call 113
+        r0 = *(u64 *)(r10 - 8)
+        exit`),
+    ).toBe(0xffff_0000_0000_0000n);
+  });
+
+  it('get_current_comm NUL-terminates within size and zero-fills the rest', () => {
+    const env = fakeEnv({ currentComm: () => new TextEncoder().encode('kworker/u16:2-events') });
+    const { run } = setup(2, env);
+    const prog = (size: number) => `
+      r1 = -1
+      *(u64 *)(r10 - 24) = r1
+      *(u64 *)(r10 - 16) = r1
+      *(u64 *)(r10 - 8) = r1
+      r1 = r10
+      r1 += -24
+      r2 = ${size}
+      call 16
+      r0 = *(u64 *)(r10 - ${size > 16 ? 8 : 24})
+      exit`;
+    // size 4: three bytes and a NUL; the bytes past size are left alone.
+    expect(run(prog(4))).toBe(0xffffffff_006f776bn);
+    // size 24: 15 comm bytes, a NUL and zeros up to size.
+    expect(run(prog(24))).toBe(0n);
+  });
+
   it('pid/tgid, comm, cpu, time, task, prandom and trace_printk come from the kernel env', () => {
     const env = fakeEnv();
     const { run } = setup(2, env);

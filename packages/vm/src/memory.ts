@@ -161,8 +161,29 @@ export class AddressSpace {
   get hit(): Region | null {
     return this.last;
   }
+  // The last failed translate as plain values, made into a MemFault only when `fault` is read:
+  // a helper that meets a fault by design (a probe read of a NULL pointer) translates on every
+  // traced call, and the call path allocates nothing.
+  private faulted = false;
+  private faultKind: FaultKind = 'unmapped';
+  private faultHi = 0;
+  private faultLo = 0;
+  private faultSize = 0;
+  private faultAccess = 0;
+  private faultRegion: string | undefined = undefined;
+  private faultMade: MemFault | null = null;
+
   /** The fault of the last failed `translate`. */
-  fault: MemFault | null = null;
+  get fault(): MemFault | null {
+    if (!this.faulted) return null;
+    return (this.faultMade ??= new MemFault(
+      this.faultKind,
+      (BigInt(this.faultHi) << 32n) | BigInt(this.faultLo),
+      this.faultSize,
+      accessName(this.faultAccess),
+      this.faultRegion,
+    ));
+  }
 
   constructor(options: AddressSpaceOptions = {}) {
     this.strictAlignment = options.strictAlignment ?? false;
@@ -257,8 +278,8 @@ export class AddressSpace {
 
   /**
    * Hot path: checks an access of size bytes at (hi:lo) and returns its offset in `this.hit`,
-   * or -1 with `this.fault` set. access is PROT_READ, PROT_WRITE or PROT_EXEC. Allocates only on
-   * a fault.
+   * or -1 with `this.fault` set. access is PROT_READ, PROT_WRITE or PROT_EXEC. Allocates nothing,
+   * fault or not.
    */
   translate(hi: number, lo: number, size: number, access: number): number {
     const r = this.last;
@@ -301,13 +322,14 @@ export class AddressSpace {
     access: number,
     region: string | undefined,
   ): number {
-    this.fault = new MemFault(
-      kind,
-      (BigInt(hi) << 32n) | BigInt(lo),
-      size,
-      accessName(access),
-      region,
-    );
+    this.faulted = true;
+    this.faultKind = kind;
+    this.faultHi = hi;
+    this.faultLo = lo;
+    this.faultSize = size;
+    this.faultAccess = access;
+    this.faultRegion = region;
+    this.faultMade = null;
     return -1;
   }
 

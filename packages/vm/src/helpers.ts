@@ -251,6 +251,16 @@ function regionOffset(v: Vm, r: number, n: number, access: number): number {
   return off + n <= (mem.hit as Region).size ? off : -1;
 }
 
+/**
+ * A size argument as an int32, or -1 when it is 2^31 or more (the general path then reports
+ * it). Sizes are int32s on the fast paths: argNum's uint32 arithmetic gives a double, which V8
+ * boxed on every call that passed it on.
+ */
+function smallSize(v: Vm, r: number): number {
+  const lo = v.lo[r] as number;
+  return v.hi[r] === 0 && lo >= 0 ? lo : -1;
+}
+
 /** Whether the byte at register r's address is readable. */
 function readable(v: Vm, r: number): boolean {
   return v.memory.translate(v.hi[r] as number, v.lo[r] as number, 1, PROT_READ) >= 0;
@@ -268,21 +278,22 @@ function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: nu
  */
 export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   const probeRead = (v: Vm): number => {
-    const size = v.argNum(2);
-    const d = regionOffset(v, 1, size, PROT_WRITE);
+    const n = smallSize(v, 2);
+    const d = n < 0 ? -1 : regionOffset(v, 1, n, PROT_WRITE);
     if (d >= 0) {
       const dst = (v.memory.hit as Region).bytes;
-      const at = regionOffset(v, 3, size, PROT_READ);
+      const at = regionOffset(v, 3, n, PROT_READ);
       if (at >= 0) {
-        copyBytes(dst, d, (v.memory.hit as Region).bytes, at, size);
+        copyBytes(dst, d, (v.memory.hit as Region).bytes, at, n);
         return 0;
       }
-      if (size > 0 && !readable(v, 3)) {
+      if (n > 0 && !readable(v, 3)) {
         // The first byte faults (a NULL pointer, say): the kernel zeroes the destination.
-        dst.fill(0, d, d + size);
+        dst.fill(0, d, d + n);
         return EFAULT;
       }
     }
+    const size = v.argNum(2);
     const src = v.memory.read(v.arg(3), size);
     if (!(src instanceof Uint8Array)) {
       v.memory.write(v.arg(1), new Uint8Array(size));
@@ -291,9 +302,9 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     return v.memory.write(v.arg(1), src) === undefined ? 0 : EFAULT;
   };
   const probeReadStr = (v: Vm): number => {
-    const size = v.argNum(2);
+    const size = smallSize(v, 2);
     if (size === 0) return 0;
-    const d = regionOffset(v, 1, size, PROT_WRITE);
+    const d = size < 0 ? -1 : regionOffset(v, 1, size, PROT_WRITE);
     if (d >= 0) {
       const dst = (v.memory.hit as Region).bytes;
       const at = v.memory.translate(v.hi[3] as number, v.lo[3] as number, 1, PROT_READ);
@@ -316,7 +327,7 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
         return EFAULT;
       }
     }
-    const s = v.memory.readCString(v.arg(3), size - 1);
+    const s = v.memory.readCString(v.arg(3), v.argNum(2) - 1);
     if (!(s instanceof Uint8Array)) {
       v.memory.write(v.arg(1), new Uint8Array(1));
       return EFAULT;
@@ -390,15 +401,16 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   vm.setHelper(8, () => env.smpProcessorId());
   vm.setHelper(14, () => env.currentPidTgid());
   vm.setHelper(16, (v) => {
-    const size = v.argNum(2);
-    const d = regionOffset(v, 1, size, PROT_WRITE);
+    const n = smallSize(v, 2);
+    const d = n < 0 ? -1 : regionOffset(v, 1, n, PROT_WRITE);
     if (d >= 0) {
       const all = env.currentComm();
       const dst = (v.memory.hit as Region).bytes;
-      const n = Math.min(all.length, TASK_COMM_LEN - 1, size - 1);
-      for (let i = 0; i < size; i++) dst[d + i] = i < n ? (all[i] as number) : 0;
+      const len = Math.min(all.length, TASK_COMM_LEN - 1, n - 1);
+      for (let i = 0; i < n; i++) dst[d + i] = i < len ? (all[i] as number) : 0;
       return 0;
     }
+    const size = v.argNum(2);
     const comm = env.currentComm().subarray(0, TASK_COMM_LEN - 1);
     const out = new Uint8Array(size);
     out.set(comm.subarray(0, Math.max(0, size - 1)));

@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import { Bench } from 'tinybench';
 
 type BenchSetup = (bench: Bench) => void | Promise<void>;
@@ -70,6 +71,49 @@ function benchFiles(only: readonly string[]): Map<string, string[]> {
   return byPackage;
 }
 
+/**
+ * Minor GCs (scavenges) that started in each task's measured run. The traced call allocates
+ * nothing, so its rows show 0: a scavenge there means something on the path allocates per call
+ * (a boxed double, a copied array), which the timings alone would hide as a few percent.
+ */
+class GcCounter {
+  private readonly starts: number[] = [];
+  private readonly observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (
+        (e as { detail?: { kind?: number } }).detail?.kind ===
+        perfConstants.NODE_PERFORMANCE_GC_MINOR
+      )
+        this.starts.push(e.startTime);
+    }
+  });
+  private readonly windows = new Map<string, [number, number]>();
+
+  constructor() {
+    this.observer.observe({ entryTypes: ['gc'] });
+  }
+
+  begin(task: string): void {
+    this.windows.set(task, [performance.now(), Infinity]);
+  }
+
+  end(task: string): void {
+    const w = this.windows.get(task);
+    if (w !== undefined) w[1] = performance.now();
+  }
+
+  /** The count per task; waits for the observer's queued entries first. */
+  async counts(): Promise<Map<string, number>> {
+    await new Promise((r) => setTimeout(r, 50));
+    this.observer.disconnect();
+    const out = new Map<string, number>();
+    for (const [task, [from, to]] of this.windows) {
+      out.set(task, this.starts.filter((t) => t >= from && t <= to).length);
+    }
+    return out;
+  }
+}
+
 function resultRow(file: string, task: Bench['tasks'][number]): Row {
   const r = task.result;
   if (!r || r.state !== 'completed') {
@@ -101,11 +145,17 @@ async function runFile(
   // settled for the run: a compile finishing mid-run allocates, and marking that starts then
   // never finishes under an allocation-free loop (traced rows measured 1.4-1.8x slower so).
   const fns = new Map<string, () => unknown>();
+  const gcs = new GcCounter();
   const bench = new Bench({
     time: 500,
     warmupTime: 400,
-    setup: (task, mode) =>
-      settleHeap(task === undefined ? undefined : fns.get(task.name), mode ?? ''),
+    setup: async (task, mode) => {
+      await settleHeap(task === undefined ? undefined : fns.get(task.name), mode ?? '');
+      if (mode === 'run' && task !== undefined) gcs.begin(task.name);
+    },
+    teardown: (task, mode) => {
+      if (mode === 'run' && task !== undefined) gcs.end(task.name);
+    },
   });
   let count = 0;
   // Tasks other than the one asked for (if any) are counted and dropped before they ever run.
@@ -118,8 +168,9 @@ async function runFile(
   const mod = (await import(pathToFileURL(file).href)) as { default: BenchSetup };
   await mod.default(bench);
   await bench.run();
+  const minor = await gcs.counts();
   return {
-    rows: bench.tasks.map((t) => resultRow(file, t)),
+    rows: bench.tasks.map((t) => ({ ...resultRow(file, t), 'minor GCs': minor.get(t.name) ?? 0 })),
     count: index === null ? bench.tasks.length : count,
   };
 }

@@ -261,11 +261,6 @@ function smallSize(v: Vm, r: number): number {
   return v.hi[r] === 0 && lo >= 0 ? lo : -1;
 }
 
-/** Whether the byte at register r's address is readable. */
-function readable(v: Vm, r: number): boolean {
-  return v.memory.translate(v.hi[r] as number, v.lo[r] as number, 1, PROT_READ) >= 0;
-}
-
 /** Copies n bytes between region byte arrays, as memmove when both are the same array. */
 function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
   if (dst === src) dst.copyWithin(d, s, s + n);
@@ -282,15 +277,16 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     const d = n < 0 ? -1 : regionOffset(v, 1, n, PROT_WRITE);
     if (d >= 0) {
       const dst = (v.memory.hit as Region).bytes;
-      const at = regionOffset(v, 3, n, PROT_READ);
-      if (at >= 0) {
-        copyBytes(dst, d, (v.memory.hit as Region).bytes, at, n);
-        return 0;
-      }
-      if (n > 0 && !readable(v, 3)) {
+      const at = v.memory.translate(v.hi[3] as number, v.lo[3] as number, 1, PROT_READ);
+      if (at < 0 && n > 0) {
         // The first byte faults (a NULL pointer, say): the kernel zeroes the destination.
         dst.fill(0, d, d + n);
         return EFAULT;
+      }
+      const r = v.memory.hit as Region;
+      if (at >= 0 && at + n <= r.size) {
+        copyBytes(dst, d, r.bytes, at, n);
+        return 0;
       }
     }
     const size = v.argNum(2);

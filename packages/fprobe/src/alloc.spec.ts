@@ -2,9 +2,18 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { Fgraph } from '@tracelab/fgraph';
 import { Ftrace } from '@tracelab/ftrace-core';
-import { compileWorkload, Kernel, KernelImage, type CallNode, type Cpu } from '@tracelab/kernel';
+import {
+  compileWorkload,
+  Kernel,
+  KernelImage,
+  kernelEnv,
+  type CallNode,
+  type Cpu,
+} from '@tracelab/kernel';
+import { assemble, installHelpers, MapTable, Program, Vm, type Insn } from '@tracelab/vm';
 import { TraceEventRing } from './event-ring.js';
 import { Fprobe, Fprobes } from './fprobe.js';
+import { kprobeMultiLinkAttach } from './kprobe-multi.js';
 import { FprobeTraceEvent } from './trace-event.js';
 
 // The repo's rule: a traced call allocates nothing. A per-call allocation (a boxed double, a
@@ -100,5 +109,56 @@ describe('the traced call allocates nothing', () => {
     );
     ok(e.enableIn(ring));
     expect(leastGrowth(() => r.k.run(r.cpu, r.call), LIMIT / 2)).toBeLessThan(LIMIT);
+  }, 20_000);
+
+  it('a kprobe_multi BPF program calling the time, pid/tgid, task and comm helpers', () => {
+    const r = rig();
+    const vm = ok(Vm.create({ memory: r.k.mm, stackBase: 0xd8000000n }));
+    installHelpers(vm, new MapTable(), kernelEnv(r.k, 0));
+    // Each helper's r0 is kept on the stack, so a helper that stopped answering would show.
+    const prog = ok(
+      Program.load(
+        ok(
+          assemble(
+            [
+              'call 5', // bpf_ktime_get_ns
+              'stxdw [%r10-8], %r0',
+              'call 14', // bpf_get_current_pid_tgid
+              'stxdw [%r10-16], %r0',
+              'call 35', // bpf_get_current_task
+              'stxdw [%r10-24], %r0',
+              'mov %r1, %r10',
+              'add %r1, -40',
+              'mov %r2, 16',
+              'call 16', // bpf_get_current_comm
+              'ldxdw %r0, [%r10-16]',
+              'exit',
+            ].join('\n'),
+          ),
+        ) as Insn[],
+        { name: 'env_helpers' },
+      ),
+    );
+    let runs = 0;
+    ok(
+      kprobeMultiLinkAttach(
+        r.fp,
+        () => {
+          if (vm.runRaw(prog, 0, 0, 0, 0) !== 0) throw vm.error;
+          runs++;
+          return 0;
+        },
+        { syms: ['rw_verify_area'] },
+      ),
+    );
+    r.k.run(r.cpu, r.call);
+    const task = r.k.tasks[0];
+    expect(runs).toBeGreaterThan(0);
+    expect(vm.r0).toBe((BigInt(task?.tgid ?? -1) << 32n) | BigInt(task?.pid ?? -1));
+    expect(
+      leastGrowth(() => {
+        r.k.run(r.cpu, r.call);
+      }, LIMIT / 2),
+    ).toBeLessThan(LIMIT);
   }, 20_000);
 });

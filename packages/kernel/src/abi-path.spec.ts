@@ -112,13 +112,23 @@ describe('faults and the helper interface', () => {
     const { k, cpu } = boot('arm64');
     const env = kernelEnv(k, 0);
     const idle = kernelEnv(k, 1);
-    expect(env.currentPidTgid()).toBe((70n << 32n) | 77n);
+    // The 64-bit answers come as int32 halves.
+    const u64 = (get: (out: Int32Array) => void): bigint => {
+      const out = new Int32Array(2).fill(-1);
+      get(out);
+      return (BigInt(out[1] as number) << 32n) | BigInt((out[0] as number) >>> 0);
+    };
+    expect(u64(env.currentPidTgid)).toBe((70n << 32n) | 77n);
     expect(new TextDecoder().decode(env.currentComm())).toBe('abi');
     expect(new TextDecoder().decode(idle.currentComm())).toBe('swapper');
-    expect(idle.currentPidTgid()).toBe(0n);
-    expect(env.currentTask()).toBe(k.tasks[0]?.taskStruct);
+    expect(u64(idle.currentPidTgid)).toBe(0n);
+    expect(u64(env.currentTask)).toBe(BigInt.asIntN(64, k.tasks[0]?.taskStruct as bigint));
+    expect(u64(idle.currentTask)).toBe(0n);
     cpu.clock = 1234.5;
-    expect(env.ktimeGetNs()).toBe(1234n);
+    expect(u64(env.ktimeGetNs)).toBe(1234n);
+    // Past 2^32 ns (4.3 s), with a low half past 2^31.
+    cpu.clock = 0x19abcdef0 + 0.25;
+    expect(u64(env.ktimeGetNs)).toBe(0x19abcdef0n);
     expect(idle.smpProcessorId()).toBe(1);
     env.tracePrintk('hello');
     expect(k.printkLines).toEqual(['hello']);

@@ -206,11 +206,16 @@ export function kernelEnv(
   let commOf: Task | null | undefined;
   let comm = new Uint8Array(0);
   return {
-    ktimeGetNs: () => BigInt(Math.floor(c.clock)),
+    ktimeGetNs: (out) => {
+      const ns = Math.floor(c.clock);
+      out[0] = ns | 0;
+      out[1] = Math.floor(ns / 0x100000000) | 0;
+    },
     smpProcessorId: () => cpu,
-    currentPidTgid: () => {
+    currentPidTgid: (out) => {
       const t = c.current;
-      return t === null ? 0n : (BigInt(t.tgid) << 32n) | BigInt(t.pid);
+      out[0] = t === null ? 0 : t.pid;
+      out[1] = t === null ? 0 : t.tgid;
     },
     currentComm: () => {
       if (c.current !== commOf) {
@@ -219,7 +224,11 @@ export function kernelEnv(
       }
       return comm;
     },
-    currentTask: () => c.current?.taskStruct ?? 0n,
+    currentTask: (out) => {
+      const t = c.current;
+      out[0] = t === null ? 0 : t.taskStructLo;
+      out[1] = t === null ? 0 : t.taskStructHi;
+    },
     // The simulated machine runs no user code, so user stacks are empty.
     stack: (user) => (user ? [] : kernel.stackTrace(c)),
     tracePrintk,

@@ -7,6 +7,9 @@ export class Task {
   declare readonly cpu: number;
   /** Address of this task's struct task_struct. */
   declare readonly taskStruct: bigint;
+  /** taskStruct in int32 halves, for helpers that return it without allocating. */
+  declare readonly taskStructLo: number;
+  declare readonly taskStructHi: number;
   /** Lowest address of the kernel stack (THREAD_SIZE bytes up from here). */
   declare readonly stackBase: bigint;
   declare readonly stackSize: number;
@@ -44,6 +47,8 @@ export class Task {
     this.comm = init.comm;
     this.cpu = init.cpu;
     this.taskStruct = init.taskStruct;
+    this.taskStructLo = Number(BigInt.asIntN(32, init.taskStruct)) | 0;
+    this.taskStructHi = Number(BigInt.asIntN(32, init.taskStruct >> 32n)) | 0;
     this.stackBase = init.stackBase;
     this.stackSize = init.stack.length;
     this.stackWords = new Uint32Array(

@@ -215,16 +215,26 @@ export interface RunResult {
 
 /** A deterministic kernel environment for programs run outside a simulated kernel. */
 export function fakeKernelEnv(): KernelEnv & { printk: string[] } {
-  let now = 1_000_000n;
+  let now = 1_000_000;
   let seed = 0x2545f491;
   const printk: string[] = [];
   return {
     printk,
-    ktimeGetNs: () => (now += 1000n),
+    ktimeGetNs: (out) => {
+      now += 1000;
+      out[0] = now | 0;
+      out[1] = Math.floor(now / 0x100000000) | 0;
+    },
     smpProcessorId: () => 0,
-    currentPidTgid: () => (1000n << 32n) | 1000n,
+    currentPidTgid: (out) => {
+      out[0] = 1000;
+      out[1] = 1000;
+    },
     currentComm: () => new TextEncoder().encode('tracelab'),
-    currentTask: () => 0n,
+    currentTask: (out) => {
+      out[0] = 0;
+      out[1] = 0;
+    },
     stack: () => [],
     tracePrintk: (line) => printk.push(line),
     prandomU32: () => {

@@ -127,7 +127,13 @@ describe.each(['bpfel', 'bpfeb'])('clang-built %s programs run in the vm', (orde
   it('ringbuf: events carry task fields read through CO-RE', () => {
     const task = 0xffff888200000000n;
     const parent = 0xffff888200002000n;
-    const env = { ...fakeKernelEnv(), currentTask: () => task };
+    const env = {
+      ...fakeKernelEnv(),
+      currentTask: (out: Int32Array) => {
+        out[0] = Number(BigInt.asIntN(32, task));
+        out[1] = Number(BigInt.asIntN(32, task >> 32n));
+      },
+    };
     const obj = BpfObject.open(fixture('ringbuf.bpfel.o'));
     obj.setTargetBtf(fixture('vmlinux-min.btf'));
     const loaded = obj.load({ env, kernelBtf });

@@ -3,8 +3,8 @@ import type { Bench } from 'tinybench';
 import { ARCHES, type ArchName } from '@tracelab/arch-isa';
 import { TracelabError } from '@tracelab/contracts';
 import { Ftrace } from '@tracelab/ftrace-core';
-import { Kernel, KernelImage, type CallNode, type Cpu } from '@tracelab/kernel';
-import { assemble, Program, type Insn } from '@tracelab/vm';
+import { Kernel, KernelImage, kernelEnv, type CallNode, type Cpu } from '@tracelab/kernel';
+import { assemble, installHelpers, MapTable, Program, type Insn } from '@tracelab/vm';
 import {
   BPF_TRAMP_FENTRY,
   BPF_TRAMP_FEXIT,
@@ -33,6 +33,24 @@ const counting = (mem: bigint): Program =>
     ].join('\n'),
   );
 
+/**
+ * What a latency tool's entry program does: time and pid/tgid from helpers, stored (as a map
+ * update would store them) in kernel memory.
+ */
+const timeAndPid = (mem: bigint): Program =>
+  load(
+    [
+      'call 5', // bpf_ktime_get_ns
+      `lddw %r1, 0x${mem.toString(16)}`,
+      'stxdw [%r1+8], %r0',
+      'call 14', // bpf_get_current_pid_tgid
+      `lddw %r1, 0x${mem.toString(16)}`,
+      'stxdw [%r1+16], %r0',
+      'mov %r0, 0',
+      'exit',
+    ].join('\n'),
+  );
+
 function rig(
   image: KernelImage,
   jit = false,
@@ -44,7 +62,14 @@ function rig(
   k.switchTo(cpu, task);
   const ft = Ftrace.attach(k);
   if (!(ft instanceof Ftrace)) throw ft;
-  return { k, cpu, tr: new Trampolines(k, { ftrace: ft, jit }), mem: k.kmalloc(64) as bigint };
+  const setupVm = (vm: Parameters<typeof installHelpers>[0], c: number): void =>
+    installHelpers(vm, new MapTable(), kernelEnv(k, c));
+  return {
+    k,
+    cpu,
+    tr: new Trampolines(k, { ftrace: ft, jit, setupVm }),
+    mem: k.kmalloc(64) as bigint,
+  };
 }
 
 function vfsRead(k: Kernel): CallNode {
@@ -84,6 +109,14 @@ export default function (bench: Bench): void {
       );
     }
   }
+  // A program that calls helpers returning 64-bit values (time, pid/tgid).
+  const h = rig(KernelImage.builtin('x86_64') as KernelImage);
+  const hl = h.tr.attach(timeAndPid(h.mem), BPF_TRAMP_FENTRY, 'vfs_read');
+  if (hl instanceof TracelabError) throw hl;
+  const hn = vfsRead(h.k);
+  bench.add(`x86_64: ${BATCH} vfs_read calls, fentry time+pid program (interpreter)`, () => {
+    h.k.run(h.cpu, hn);
+  });
   // The same program compiled to JavaScript (Vm.runJitRaw), as the kernel JITs BPF programs.
   const j = rig(KernelImage.builtin('x86_64') as KernelImage, true);
   j.tr.attach(counting(j.mem), BPF_TRAMP_FENTRY, 'vfs_read');

@@ -5,11 +5,11 @@ import { MapTable } from './table.js';
 import { Vm } from './vm.js';
 
 const env: KernelEnv = {
-  ktimeGetNs: () => 0n,
+  ktimeGetNs: () => undefined,
   smpProcessorId: () => 0,
-  currentPidTgid: () => 0n,
+  currentPidTgid: () => undefined,
   currentComm: () => new Uint8Array(0),
-  currentTask: () => 0n,
+  currentTask: () => undefined,
   stack: () => [],
   tracePrintk: () => undefined,
   prandomU32: () => 0,

@@ -160,17 +160,20 @@ export const HELPER_PROTOS: readonly HelperProto[] = [
  * small fake.
  */
 export interface KernelEnv {
-  ktimeGetNs(): bigint;
+  // The 64-bit answers come as int32 halves in out[0] (low) and out[1] (high): a traced call
+  // runs these helpers, and a bigint (or a number past 2^31 returned from a call) allocates.
+  /** CLOCK_MONOTONIC in ns. */
+  ktimeGetNs(out: Int32Array): void;
   smpProcessorId(): number;
-  /** (tgid << 32) | pid of the current task. */
-  currentPidTgid(): bigint;
+  /** The current task's pid (low half) and tgid (high half), as bpf_get_current_pid_tgid. */
+  currentPidTgid(out: Int32Array): void;
   /**
    * The current task's comm (up to 16 bytes, no NUL needed). The helper only reads it, so an
    * env may hand out the same array each time.
    */
   currentComm(): Uint8Array;
   /** Address of the current task_struct. */
-  currentTask(): bigint;
+  currentTask(out: Int32Array): void;
   /** Instruction pointers of the current kernel (or user) stack, innermost first. */
   stack(user: boolean): readonly bigint[];
   tracePrintk(line: string): void;
@@ -379,7 +382,12 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   });
   for (const id of [4, 112, 113]) vm.setHelper(id, probeRead);
   for (const id of [45, 114, 115]) vm.setHelper(id, probeReadStr);
-  vm.setHelper(5, () => env.ktimeGetNs());
+  // The env's 64-bit answers, passed on as r0's halves.
+  const u64 = new Int32Array(2);
+  vm.setHelper(5, (v) => {
+    env.ktimeGetNs(u64);
+    v.setR0(u64[0] as number, u64[1] as number);
+  });
   vm.setHelper(6, (v) => {
     const fmt = v.memory.read(v.arg(1), v.argNum(2));
     if (!(fmt instanceof Uint8Array)) return EFAULT;
@@ -395,7 +403,10 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   });
   vm.setHelper(7, () => env.prandomU32() >>> 0);
   vm.setHelper(8, () => env.smpProcessorId());
-  vm.setHelper(14, () => env.currentPidTgid());
+  vm.setHelper(14, (v) => {
+    env.currentPidTgid(u64);
+    v.setR0(u64[0] as number, u64[1] as number);
+  });
   vm.setHelper(16, (v) => {
     const n = smallSize(v, 2);
     const d = n < 0 ? -1 : regionOffset(v, 1, n, PROT_WRITE);
@@ -412,7 +423,10 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     out.set(comm.subarray(0, Math.max(0, size - 1)));
     return v.memory.write(v.arg(1), out) === undefined ? 0 : EFAULT;
   });
-  vm.setHelper(35, () => env.currentTask());
+  vm.setHelper(35, (v) => {
+    env.currentTask(u64);
+    v.setR0(u64[0] as number, u64[1] as number);
+  });
   vm.setHelper(25, (v) => {
     const map = mapArg(v, maps, 2);
     if (!(map instanceof PerfEventArray)) return EINVAL;

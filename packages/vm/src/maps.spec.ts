@@ -40,11 +40,21 @@ const readU64 = (b: Uint8Array, off = 0): bigint =>
 function fakeEnv(over: Partial<KernelEnv> = {}): KernelEnv & { printed: string[] } {
   const printed: string[] = [];
   return {
-    ktimeGetNs: () => 123456789n,
+    // 0x19abcdef0: a high half, and a low half past 2^31.
+    ktimeGetNs: (out) => {
+      out[0] = 0x9abcdef0 | 0;
+      out[1] = 1;
+    },
     smpProcessorId: () => 1,
-    currentPidTgid: () => (4242n << 32n) | 4243n,
+    currentPidTgid: (out) => {
+      out[0] = 4243;
+      out[1] = 4242;
+    },
     currentComm: () => new TextEncoder().encode('bash'),
-    currentTask: () => 0xffff888012340000n,
+    currentTask: (out) => {
+      out[0] = 0x12340000;
+      out[1] = 0xffff8880 | 0;
+    },
     stack: (user) =>
       user ? [0x401000n] : [0xffffffff81000010n, 0xffffffff81000200n, 0xffffffff81000300n],
     tracePrintk: (line) => printed.push(line),
@@ -763,7 +773,7 @@ describe('kernel-facing helpers', () => {
     const { run } = setup(2, env);
     expect(run('call 14\nexit')).toBe((4242n << 32n) | 4243n);
     expect(run('call 8\nexit')).toBe(1n);
-    expect(run('call 5\nexit')).toBe(123456789n);
+    expect(run('call 5\nexit')).toBe(0x19abcdef0n);
     expect(run('call 35\nexit')).toBe(0xffff888012340000n);
     expect(run('call 7\nexit')).toBe(0xdeadbeefn);
     expect(run('r1 = r10\nr1 += -16\nr2 = 16\ncall 16\nr0 = *(u64 *)(r10 - 16)\nexit')).toBe(

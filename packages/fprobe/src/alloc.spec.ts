@@ -10,7 +10,16 @@ import {
   type CallNode,
   type Cpu,
 } from '@tracelab/kernel';
-import { assemble, installHelpers, MapTable, Program, Vm, type Insn } from '@tracelab/vm';
+import {
+  assemble,
+  BPF_MAP_TYPE_HASH,
+  installHelpers,
+  MapTable,
+  mapResolver,
+  Program,
+  Vm,
+  type Insn,
+} from '@tracelab/vm';
 import { TraceEventRing } from './event-ring.js';
 import { Fprobe, Fprobes } from './fprobe.js';
 import { kprobeMultiLinkAttach } from './kprobe-multi.js';
@@ -111,32 +120,54 @@ describe('the traced call allocates nothing', () => {
     expect(leastGrowth(() => r.k.run(r.cpu, r.call), LIMIT / 2)).toBeLessThan(LIMIT);
   }, 20_000);
 
-  it('a kprobe_multi BPF program calling the time, pid/tgid, task and comm helpers', () => {
+  it('a kprobe_multi BPF program calling the env and hash map helpers', () => {
     const r = rig();
     const vm = ok(Vm.create({ memory: r.k.mm, stackBase: 0xd8000000n }));
-    installHelpers(vm, new MapTable(), kernelEnv(r.k, 0));
-    // Each helper's r0 is kept on the stack, so a helper that stopped answering would show.
+    const maps = new MapTable(r.k.mm, 0xd9000000n, 1);
+    installHelpers(vm, maps, kernelEnv(r.k, 0));
+    const start = ok(
+      maps.create({ type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 8, maxEntries: 8 }),
+    );
+    // A latency tool's pattern: start[pid] = now, read it back, delete it. Each helper's r0 is
+    // kept, so a helper that stopped answering would show in r0 or the map.
     const prog = ok(
       Program.load(
         ok(
           assemble(
-            [
-              'call 5', // bpf_ktime_get_ns
-              'stxdw [%r10-8], %r0',
-              'call 14', // bpf_get_current_pid_tgid
-              'stxdw [%r10-16], %r0',
-              'call 35', // bpf_get_current_task
-              'stxdw [%r10-24], %r0',
-              'mov %r1, %r10',
-              'add %r1, -40',
-              'mov %r2, 16',
-              'call 16', // bpf_get_current_comm
-              'ldxdw %r0, [%r10-16]',
-              'exit',
-            ].join('\n'),
+            `call 5 // bpf_ktime_get_ns
+            *(u64 *)(r10 - 8) = r0
+            call 14 // bpf_get_current_pid_tgid
+            *(u32 *)(r10 - 12) = r0
+            *(u64 *)(r10 - 24) = r0
+            call 35 // bpf_get_current_task
+            *(u64 *)(r10 - 32) = r0
+            r1 = r10
+            r1 += -56
+            r2 = 16
+            call 16 // bpf_get_current_comm
+            r1 = map_fd[${start.id}, 0] ll
+            r2 = r10
+            r2 += -12
+            r3 = r10
+            r3 += -8
+            r4 = 0
+            call 2 // bpf_map_update_elem
+            r1 = map_fd[${start.id}, 0] ll
+            r2 = r10
+            r2 += -12
+            call 1 // bpf_map_lookup_elem
+            if r0 == 0 goto out
+            r1 = map_fd[${start.id}, 0] ll
+            r2 = r10
+            r2 += -12
+            call 3 // bpf_map_delete_elem
+            if r0 != 0 goto out
+            r0 = *(u64 *)(r10 - 24)
+          out:
+            exit`,
           ),
         ) as Insn[],
-        { name: 'env_helpers' },
+        { name: 'env_helpers', resolveLddw: mapResolver(maps) },
       ),
     );
     let runs = 0;

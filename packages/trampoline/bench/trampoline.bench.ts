@@ -4,7 +4,17 @@ import { ARCHES, type ArchName } from '@tracelab/arch-isa';
 import { TracelabError } from '@tracelab/contracts';
 import { Ftrace } from '@tracelab/ftrace-core';
 import { Kernel, KernelImage, kernelEnv, type CallNode, type Cpu } from '@tracelab/kernel';
-import { assemble, installHelpers, MapTable, Program, type Insn } from '@tracelab/vm';
+import {
+  assemble,
+  BPF_MAP_TYPE_HASH,
+  BpfMap,
+  installHelpers,
+  MapTable,
+  mapResolver,
+  Program,
+  Vm,
+  type Insn,
+} from '@tracelab/vm';
 import {
   BPF_TRAMP_FENTRY,
   BPF_TRAMP_FEXIT,
@@ -14,8 +24,11 @@ import {
 
 const BATCH = 1000;
 
-function load(text: string): Program {
-  const p = Program.load(assemble(text) as Insn[], { name: 'count' });
+function load(text: string, maps?: MapTable): Program {
+  const p = Program.load(assemble(text) as Insn[], {
+    name: 'count',
+    ...(maps === undefined ? {} : { resolveLddw: mapResolver(maps) }),
+  });
   if (!(p instanceof Program)) throw p;
   return p;
 }
@@ -34,27 +47,45 @@ const counting = (mem: bigint): Program =>
   );
 
 /**
- * What a latency tool's entry program does: time and pid/tgid from helpers, stored (as a map
- * update would store them) in kernel memory.
+ * What a latency tool does on one call, entry and return in one program: start[pid] = now, then
+ * look it up and delete it (helpers for time, pid/tgid and a hash map).
  */
-const timeAndPid = (mem: bigint): Program =>
-  load(
-    [
-      'call 5', // bpf_ktime_get_ns
-      `lddw %r1, 0x${mem.toString(16)}`,
-      'stxdw [%r1+8], %r0',
-      'call 14', // bpf_get_current_pid_tgid
-      `lddw %r1, 0x${mem.toString(16)}`,
-      'stxdw [%r1+16], %r0',
-      'mov %r0, 0',
-      'exit',
-    ].join('\n'),
+function latency(maps: MapTable): Program {
+  const start = maps.create({ type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 8, maxEntries: 64 });
+  if (!(start instanceof BpfMap)) throw start;
+  const m = `r1 = map_fd[${start.id}, 0] ll`;
+  return load(
+    `call 5 // bpf_ktime_get_ns
+    *(u64 *)(r10 - 8) = r0
+    call 14 // bpf_get_current_pid_tgid
+    *(u32 *)(r10 - 12) = r0
+    ${m}
+    r2 = r10
+    r2 += -12
+    r3 = r10
+    r3 += -8
+    r4 = 0
+    call 2 // bpf_map_update_elem
+    ${m}
+    r2 = r10
+    r2 += -12
+    call 1 // bpf_map_lookup_elem
+    if r0 == 0 goto out
+    ${m}
+    r2 = r10
+    r2 += -12
+    call 3 // bpf_map_delete_elem
+  out:
+    r0 = 0
+    exit`,
+    maps,
   );
+}
 
 function rig(
   image: KernelImage,
   jit = false,
-): { k: Kernel; cpu: Cpu; tr: Trampolines; mem: bigint } {
+): { k: Kernel; cpu: Cpu; tr: Trampolines; mem: bigint; maps: MapTable } {
   const k = new Kernel({ image });
   const task = k.createTask('bench');
   if (!('pid' in task)) throw task;
@@ -62,13 +93,15 @@ function rig(
   k.switchTo(cpu, task);
   const ft = Ftrace.attach(k);
   if (!(ft instanceof Ftrace)) throw ft;
-  const setupVm = (vm: Parameters<typeof installHelpers>[0], c: number): void =>
-    installHelpers(vm, new MapTable(), kernelEnv(k, c));
+  // Maps above the kernel's regions on every arch (as the fprobe event tests place them).
+  const maps = new MapTable(k.mm, 0xd9000000n, k.cpus.length);
+  const setupVm = (vm: Vm, c: number): void => installHelpers(vm, maps, kernelEnv(k, c));
   return {
     k,
     cpu,
     tr: new Trampolines(k, { ftrace: ft, jit, setupVm }),
     mem: k.kmalloc(64) as bigint,
+    maps,
   };
 }
 
@@ -109,12 +142,12 @@ export default function (bench: Bench): void {
       );
     }
   }
-  // A program that calls helpers returning 64-bit values (time, pid/tgid).
+  // A program that calls helpers: time, pid/tgid, hash map update, lookup and delete.
   const h = rig(KernelImage.builtin('x86_64') as KernelImage);
-  const hl = h.tr.attach(timeAndPid(h.mem), BPF_TRAMP_FENTRY, 'vfs_read');
+  const hl = h.tr.attach(latency(h.maps), BPF_TRAMP_FENTRY, 'vfs_read');
   if (hl instanceof TracelabError) throw hl;
   const hn = vfsRead(h.k);
-  bench.add(`x86_64: ${BATCH} vfs_read calls, fentry time+pid program (interpreter)`, () => {
+  bench.add(`x86_64: ${BATCH} vfs_read calls, fentry latency program (interpreter)`, () => {
     h.k.run(h.cpu, hn);
   });
   // The same program compiled to JavaScript (Vm.runJitRaw), as the kernel JITs BPF programs.

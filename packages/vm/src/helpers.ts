@@ -7,7 +7,7 @@ import {
   MapOfMaps,
   ProgArray,
 } from './maps.js';
-import { PROT_READ, PROT_WRITE, type Region } from './memory.js';
+import { copyBytes, PROT_READ, PROT_WRITE, type Region } from './memory.js';
 import type { MapTable } from './table.js';
 import { type Insn } from './insn.js';
 import type { Vm } from './vm.js';
@@ -226,15 +226,31 @@ function formatPrintk(vm: Vm, fmt: string, args: bigint[]): string | VmError {
  * its stack) and the map compares them in place.
  */
 function keySlot(vm: Vm, map: BpfMap, keyArg: number, cpu: number): number {
-  const hi = vm.hi[keyArg] as number;
-  const lo = vm.lo[keyArg] as number;
-  const size = map.attr.keySize;
+  const bytes = operand(vm, keyArg, map.attr.keySize);
+  return bytes === null ? -2 : map.lookupSlot(bytes, operandAt[0] as number, cpu);
+}
+
+/** Where operand() found its bytes: a second result without an allocation. */
+const operandAt = new Int32Array(1);
+
+/**
+ * The bytes holding a size-byte read at register r's address, whole in one region, with its
+ * offset in operandAt[0]; null when the read faults or spans regions. Map keys and values are
+ * read in place this way.
+ */
+function operand(vm: Vm, r: number, size: number): Uint8Array | null {
+  const hi = vm.hi[r] as number;
+  const lo = vm.lo[r] as number;
   // Keys are nearly always on the program's stack: read them there without a translation.
   const at = vm.memory.strictAlignment ? -1 : vm.stack.offsetOf(hi, lo, size);
-  if (at >= 0) return map.lookupSlot(vm.stack.bytes, at, cpu);
+  if (at >= 0) {
+    operandAt[0] = at;
+    return vm.stack.bytes;
+  }
   const off = vm.memory.translate(hi, lo, size, PROT_READ);
-  if (off < 0) return -2;
-  return map.lookupSlot((vm.memory.hit as Region).bytes, off, cpu);
+  if (off < 0) return null;
+  operandAt[0] = off;
+  return (vm.memory.hit as Region).bytes;
 }
 
 function mapArg(vm: Vm, maps: MapTable, n: number): BpfMap | undefined {
@@ -262,12 +278,6 @@ function regionOffset(v: Vm, r: number, n: number, access: number): number {
 function smallSize(v: Vm, r: number): number {
   const lo = v.lo[r] as number;
   return v.hi[r] === 0 && lo >= 0 ? lo : -1;
-}
-
-/** Copies n bytes between region byte arrays, as memmove when both are the same array. */
-function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
-  if (dst === src) dst.copyWithin(d, s, s + n);
-  else for (let i = 0; i < n; i++) dst[d + i] = src[s + i] as number;
 }
 
 /**
@@ -366,6 +376,21 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   vm.setHelper(2, (v) => {
     const map = mapArg(v, maps, 1);
     if (map === undefined) return EINVAL;
+    const keyIn = operand(v, 2, map.attr.keySize);
+    const keyOff = operandAt[0] as number;
+    const valueIn = keyIn === null ? null : operand(v, 3, map.attr.valueSize);
+    const flags = smallSize(v, 4);
+    if (valueIn !== null) {
+      return map.updateAt(
+        keyIn as Uint8Array,
+        keyOff,
+        valueIn,
+        operandAt[0] as number,
+        flags,
+        env.smpProcessorId(),
+      );
+    }
+    // A key or value that faults or spans regions: copied out, or the fault reported.
     const key = v.memory.read(v.arg(2), map.attr.keySize);
     const value = v.memory.read(v.arg(3), map.attr.valueSize);
     if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) return EFAULT;
@@ -375,6 +400,8 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   vm.setHelper(3, (v) => {
     const map = mapArg(v, maps, 1);
     if (map === undefined) return EINVAL;
+    const keyIn = operand(v, 2, map.attr.keySize);
+    if (keyIn !== null) return map.deleteAt(keyIn, operandAt[0] as number);
     const key = v.memory.read(v.arg(2), map.attr.keySize);
     if (!(key instanceof Uint8Array)) return EFAULT;
     const err = map.delete(key);

@@ -340,6 +340,106 @@ describe('hash maps', () => {
   });
 });
 
+describe('program-side update and delete', () => {
+  /** map_update_elem(map, &key, &value, flags) with key and value on the stack; returns r0. */
+  const update = (id: number, key: number, value: number, flags: number): string => `
+    *(u32 *)(r10 - 4) = ${key}
+    r1 = ${value} ll
+    *(u64 *)(r10 - 16) = r1
+    r1 = map_fd[${id}, 0] ll
+    r2 = r10
+    r2 += -4
+    r3 = r10
+    r3 += -16
+    r4 = ${flags}
+    call 2
+    exit`;
+  const del = (id: number, key: number): string => `
+    *(u32 *)(r10 - 4) = ${key}
+    r1 = map_fd[${id}, 0] ll
+    r2 = r10
+    r2 += -4
+    call 3
+    exit`;
+  const r0 = (run: (asm: string) => bigint, asm: string): number =>
+    Number(BigInt.asIntN(64, run(asm)));
+
+  it('hash: the kernel errnos for each flag, a full map, deletes and slot reuse', () => {
+    const { maps, run } = setup();
+    const h = create(maps, BPF_MAP_TYPE_HASH, 4, 8, 2);
+    const steps: [string, string, number][] = [
+      ['new key', update(h.id, 1, 10, BPF_ANY), 0],
+      ['NOEXIST on an existing key', update(h.id, 1, 11, BPF_NOEXIST), -17],
+      ['EXIST on a missing key', update(h.id, 2, 20, BPF_EXIST), -2],
+      ['NOEXIST on a missing key', update(h.id, 2, 20, BPF_NOEXIST), 0],
+      ['a third key in a map of 2', update(h.id, 3, 30, BPF_ANY), -7],
+      ['EXIST on an existing key', update(h.id, 1, 12, BPF_EXIST), 0],
+      ['unknown flags', update(h.id, 1, 13, 3), -22],
+      ['delete', del(h.id, 2), 0],
+      ['delete again', del(h.id, 2), -2],
+      ['the freed element is reused', update(h.id, 3, 30, BPF_ANY), 0],
+    ];
+    for (const [what, asm, want] of steps) expect(r0(run, asm), what).toBe(want);
+    expect(readU64(h.lookup(u32(1)) as Uint8Array)).toBe(12n);
+    expect(readU64(h.lookup(u32(3)) as Uint8Array)).toBe(30n);
+    expect(errno(h.lookup(u32(2)))).toBe('ENOENT');
+  });
+
+  it('array, percpu_hash and lru_hash', () => {
+    const { maps, run } = setup(2);
+    const a = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 4);
+    expect(r0(run, update(a.id, 1, 5, BPF_ANY))).toBe(0);
+    expect(r0(run, update(a.id, 4, 5, BPF_ANY))).toBe(-7);
+    expect(r0(run, update(a.id, 1, 6, BPF_NOEXIST))).toBe(-17);
+    expect(r0(run, del(a.id, 1))).toBe(-22);
+    expect(readU64(a.lookup(u32(1)) as Uint8Array)).toBe(5n);
+    // The program runs on CPU 1: only that CPU's value is written, the other starts zeroed.
+    const p = create(maps, BPF_MAP_TYPE_PERCPU_HASH, 4, 8, 4);
+    expect(r0(run, update(p.id, 9, 99, BPF_ANY))).toBe(0);
+    const both = p.lookup(u32(9)) as Uint8Array;
+    expect([readU64(both, 0), readU64(both, 8)]).toEqual([0n, 99n]);
+    const l = create(maps, BPF_MAP_TYPE_LRU_HASH, 4, 8, 2);
+    for (const k of [1, 2, 3]) expect(r0(run, update(l.id, k, k, BPF_ANY))).toBe(0);
+    expect(errno(l.lookup(u32(1)))).toBe('ENOENT');
+  });
+
+  it('keys outside the stack are read in place; a faulting value is -EFAULT', () => {
+    const { maps, run } = setup();
+    const a = create(maps, BPF_MAP_TYPE_ARRAY, 4, 8, 1);
+    expect(a.update(u32(0), u64(0x2aaaan), BPF_ANY)).toBeNull();
+    const h = create(maps, BPF_MAP_TYPE_HASH, 4, 8, 4);
+    // The key is the low 4 bytes of the array's value, in the map's own region.
+    expect(
+      r0(
+        run,
+        `*(u64 *)(r10 - 16) = 7
+        r1 = map_fd[${h.id}, 0] ll
+        r2 = map_value[${a.id}, 0] ll
+        r3 = r10
+        r3 += -16
+        r4 = 0
+        call 2
+        exit`,
+      ),
+    ).toBe(0);
+    expect(readU64(h.lookup(u32(0x2aaaa)) as Uint8Array)).toBe(7n);
+    expect(
+      r0(
+        run,
+        `*(u32 *)(r10 - 4) = 1
+        r1 = map_fd[${h.id}, 0] ll
+        r2 = r10
+        r2 += -4
+        r3 = 0
+        r4 = 0
+        call 2
+        exit`,
+      ),
+    ).toBe(-14);
+    expect(errno(h.lookup(u32(1)))).toBe('ENOENT');
+  });
+});
+
 describe('program loading with maps', () => {
   it('resolves map values and rejects unknown fds with the instruction index', () => {
     const { maps, load, run } = setup();

@@ -1,5 +1,6 @@
+import { ERRNO } from '@tracelab/contracts';
 import { VmError } from './errors.js';
-import type { Region } from './memory.js';
+import { copyBytes, type Region } from './memory.js';
 import type { Program } from './program.js';
 
 // enum bpf_map_type (include/uapi/linux/bpf.h)
@@ -49,6 +50,12 @@ function hashBytes(bytes: Uint8Array, off: number, len: number): number {
   return h >>> 0;
 }
 
+// Program-side results are negative errnos, as the helpers return them (no VmError per call).
+const EINVAL = -ERRNO.EINVAL;
+const EEXIST = -ERRNO.EEXIST;
+const ENOENT = -ERRNO.ENOENT;
+const E2BIG = -ERRNO.E2BIG;
+
 /**
  * A BPF map. User-side operations take and return byte arrays; the program-side ones (used by
  * helpers) take addresses and return value addresses inside the address space, so a program can
@@ -92,6 +99,53 @@ export abstract class BpfMap {
   abstract update(key: Uint8Array, value: Uint8Array, flags: number, cpu?: number): VmError | null;
   abstract delete(key: Uint8Array): VmError | null;
   abstract getNextKey(key: Uint8Array | null): Uint8Array | VmError;
+
+  /**
+   * For maps whose values live in `values`: the slot an update of key (at keyOff) under flags
+   * writes for cpu, the element made if new, or a negative errno. null for the other maps.
+   */
+  protected updateSlot(
+    _key: Uint8Array,
+    _keyOff: number,
+    _flags: number,
+    _cpu: number,
+  ): number | null {
+    return null;
+  }
+
+  /**
+   * Program side (bpf_map_update_elem): key and value read in place at offsets of byte arrays,
+   * the value for cpu only; 0 or a negative errno. Maps with an updateSlot do this without
+   * allocating (a program updates them per traced call); the others copy both for update.
+   */
+  updateAt(
+    key: Uint8Array,
+    keyOff: number,
+    value: Uint8Array,
+    valueOff: number,
+    flags: number,
+    cpu: number,
+  ): number {
+    const slot = this.updateSlot(key, keyOff, flags, cpu);
+    if (slot !== null) {
+      if (slot < 0) return slot;
+      copyBytes((this.values as Region).bytes, slot, value, valueOff, this.attr.valueSize);
+      return 0;
+    }
+    const err = this.update(
+      key.slice(keyOff, keyOff + this.attr.keySize),
+      value.slice(valueOff, valueOff + this.attr.valueSize),
+      flags,
+      cpu,
+    );
+    return err === null ? 0 : err.errno;
+  }
+
+  /** Program side (bpf_map_delete_elem), as updateAt: 0 or a negative errno. */
+  deleteAt(key: Uint8Array, keyOff: number): number {
+    const err = this.delete(key.slice(keyOff, keyOff + this.attr.keySize));
+    return err === null ? 0 : err.errno;
+  }
 
   /** Bytes of one value as user space sees it (all CPUs for per-CPU maps). */
   get userValueSize(): number {
@@ -147,20 +201,30 @@ export class ArrayMap extends BpfMap {
     return this.percpu ? (index * this.ncpus + cpu) * this.stride : index * this.stride;
   }
 
+  protected override updateSlot(
+    key: Uint8Array,
+    keyOff: number,
+    flags: number,
+    cpu: number,
+  ): number {
+    if (flags < 0 || flags > BPF_EXIST) return EINVAL;
+    const off = this.lookupSlot(key, keyOff, cpu);
+    if (off < 0) return E2BIG;
+    // Every array element always exists.
+    return flags === BPF_NOEXIST ? EEXIST : off;
+  }
+
   update(key: Uint8Array, value: Uint8Array, flags: number, cpu = 0): VmError | null {
     const e = this.checkKey(key);
     if (e !== null) return e;
-    if (flags > BPF_EXIST)
-      return new VmError('EINVAL', `${this.name}: unknown update flags ${flags}`);
-    const off = this.lookupSlot(key, 0, cpu);
-    if (off < 0)
+    const off = this.updateSlot(key, 0, flags, cpu);
+    if (off === EINVAL) return new VmError('EINVAL', `${this.name}: unknown update flags ${flags}`);
+    if (off === E2BIG)
       return new VmError(
         'E2BIG',
         `${this.name}: index out of range (max_entries ${this.attr.maxEntries})`,
       );
-    // Every array element always exists.
-    if (flags === BPF_NOEXIST)
-      return new VmError('EEXIST', `${this.name}: array elements always exist`);
+    if (off === EEXIST) return new VmError('EEXIST', `${this.name}: array elements always exist`);
     if (this.percpu && value.length === this.userValueSize) {
       for (let c = 0; c < this.ncpus; c++) {
         this.values.bytes.set(
@@ -183,6 +247,10 @@ export class ArrayMap extends BpfMap {
     return (
       this.checkKey(key) ?? new VmError('EINVAL', `${this.name}: array elements cannot be deleted`)
     );
+  }
+
+  override deleteAt(): number {
+    return EINVAL;
   }
 
   getNextKey(key: Uint8Array | null): Uint8Array | VmError {
@@ -276,37 +344,24 @@ export class HashMap extends BpfMap {
     return this.slotOf(e, cpu);
   }
 
-  update(key: Uint8Array, value: Uint8Array, flags: number, cpu = 0): VmError | null {
-    const err = this.checkKey(key);
-    if (err !== null) return err;
-    if (flags > BPF_EXIST)
-      return new VmError('EINVAL', `${this.name}: unknown update flags ${flags}`);
-    const whole = this.percpu && value.length === this.userValueSize;
-    if (!whole && value.length !== this.attr.valueSize) {
-      return new VmError(
-        'EINVAL',
-        `${this.name}: value has ${value.length} bytes, value_size is ${this.attr.valueSize}`,
-      );
-    }
-    const b = this.findBucket(key, 0);
-    if (b >= 0 && flags === BPF_NOEXIST) return new VmError('EEXIST', `${this.name}: key exists`);
-    if (b < 0 && flags === BPF_EXIST) return new VmError('ENOENT', `${this.name}: no such key`);
+  /** The element an update of key under flags writes (made if new), or a negative errno. */
+  private elemFor(key: Uint8Array, keyOff: number, flags: number): number {
+    if (flags < 0 || flags > BPF_EXIST) return EINVAL;
+    const b = this.findBucket(key, keyOff);
+    if (b >= 0 && flags === BPF_NOEXIST) return EEXIST;
+    if (b < 0 && flags === BPF_EXIST) return ENOENT;
     let e: number;
     if (b >= 0) {
       e = this.buckets[b] as number;
     } else {
       if (this.nfree === 0) {
-        if (!this.lru)
-          return new VmError(
-            'E2BIG',
-            `${this.name}: map is full (max_entries ${this.attr.maxEntries})`,
-          );
+        if (!this.lru) return E2BIG;
         this.evictOldest();
       }
       e = this.free[--this.nfree] as number;
       const ks = this.attr.keySize;
-      this.keys.set(key, e * ks);
-      let nb = hashBytes(key, 0, ks) & this.mask;
+      copyBytes(this.keys, e * ks, key, keyOff, ks);
+      let nb = hashBytes(key, keyOff, ks) & this.mask;
       while ((this.buckets[nb] as number) >= 0) nb = (nb + 1) & this.mask;
       if (this.buckets[nb] === TOMBSTONE) this.tombstones--;
       this.buckets[nb] = e;
@@ -318,6 +373,39 @@ export class HashMap extends BpfMap {
       }
     }
     if (this.lru) this.lastUsed[e] = ++this.tick;
+    return e;
+  }
+
+  protected override updateSlot(
+    key: Uint8Array,
+    keyOff: number,
+    flags: number,
+    cpu: number,
+  ): number {
+    const e = this.elemFor(key, keyOff, flags);
+    return e < 0 ? e : this.slotOf(e, cpu);
+  }
+
+  update(key: Uint8Array, value: Uint8Array, flags: number, cpu = 0): VmError | null {
+    const err = this.checkKey(key);
+    if (err !== null) return err;
+    if (flags < 0 || flags > BPF_EXIST)
+      return new VmError('EINVAL', `${this.name}: unknown update flags ${flags}`);
+    const whole = this.percpu && value.length === this.userValueSize;
+    if (!whole && value.length !== this.attr.valueSize) {
+      return new VmError(
+        'EINVAL',
+        `${this.name}: value has ${value.length} bytes, value_size is ${this.attr.valueSize}`,
+      );
+    }
+    const e = this.elemFor(key, 0, flags);
+    if (e === EEXIST) return new VmError('EEXIST', `${this.name}: key exists`);
+    if (e === ENOENT) return new VmError('ENOENT', `${this.name}: no such key`);
+    if (e === E2BIG)
+      return new VmError(
+        'E2BIG',
+        `${this.name}: map is full (max_entries ${this.attr.maxEntries})`,
+      );
     if (whole) {
       for (let c = 0; c < this.ncpus; c++) {
         this.values.bytes.set(
@@ -372,18 +460,14 @@ export class HashMap extends BpfMap {
   delete(key: Uint8Array): VmError | null {
     const err = this.checkKey(key);
     if (err !== null) return err;
-    const b = this.findBucket(key, 0);
-    if (b < 0) return new VmError('ENOENT', `${this.name}: no such key`);
-    this.removeBucket(b);
-    return null;
+    return this.deleteAt(key, 0) === 0 ? null : new VmError('ENOENT', `${this.name}: no such key`);
   }
 
-  /** Program-side delete by key address bytes. */
-  deleteAt(key: Uint8Array, keyOff: number): boolean {
+  override deleteAt(key: Uint8Array, keyOff: number): number {
     const b = this.findBucket(key, keyOff);
-    if (b < 0) return false;
+    if (b < 0) return ENOENT;
     this.removeBucket(b);
-    return true;
+    return 0;
   }
 
   getNextKey(key: Uint8Array | null): Uint8Array | VmError {

@@ -65,6 +65,15 @@ export function isMemFault(value: unknown): value is MemFault {
   return value instanceof MemFault;
 }
 
+/**
+ * Copies n bytes between byte arrays (region bytes, map storage) without a subarray, which
+ * allocates; as memmove when both are the same array.
+ */
+export function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
+  if (dst === src) dst.copyWithin(d, s, s + n);
+  else for (let i = 0; i < n; i++) dst[d + i] = src[s + i] as number;
+}
+
 /** One mapped range of the address space, backed by its own bytes. */
 export class Region {
   declare readonly view: DataView;

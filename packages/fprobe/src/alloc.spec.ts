@@ -13,12 +13,15 @@ import {
 import {
   assemble,
   BPF_MAP_TYPE_HASH,
+  BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+  BPF_MAP_TYPE_RINGBUF,
   installHelpers,
   MapTable,
   mapResolver,
   Program,
   Vm,
   type Insn,
+  type RingBuf,
 } from '@tracelab/vm';
 import { TraceEventRing } from './event-ring.js';
 import { Fprobe, Fprobes } from './fprobe.js';
@@ -120,7 +123,7 @@ describe('the traced call allocates nothing', () => {
     expect(leastGrowth(() => r.k.run(r.cpu, r.call), LIMIT / 2)).toBeLessThan(LIMIT);
   }, 20_000);
 
-  it('a kprobe_multi BPF program calling the env and hash map helpers', () => {
+  it('a kprobe_multi BPF program calling the env, hash map and output helpers', () => {
     const r = rig();
     const vm = ok(Vm.create({ memory: r.k.mm, stackBase: 0xd8000000n }));
     const maps = new MapTable(r.k.mm, 0xd9000000n, 1);
@@ -128,8 +131,16 @@ describe('the traced call allocates nothing', () => {
     const start = ok(
       maps.create({ type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 8, maxEntries: 8 }),
     );
-    // A latency tool's pattern: start[pid] = now, read it back, delete it. Each helper's r0 is
-    // kept, so a helper that stopped answering would show in r0 or the map.
+    const rb = ok(
+      maps.create({ type: BPF_MAP_TYPE_RINGBUF, keySize: 0, valueSize: 0, maxEntries: 1 << 16 }),
+    ) as RingBuf;
+    const perf = ok(
+      maps.create({ type: BPF_MAP_TYPE_PERF_EVENT_ARRAY, keySize: 4, valueSize: 4, maxEntries: 1 }),
+    );
+    // A latency tool's pattern: start[pid] = now, read it back, delete it; with a ring buffer
+    // sample reserved and discarded (each run's consume() takes it back without allocating) and
+    // a perf event output (its ring fills, then it counts lost). Each helper's r0 is kept, so a
+    // helper that stopped answering would show in r0 or the map.
     const prog = ok(
       Program.load(
         ok(
@@ -145,6 +156,21 @@ describe('the traced call allocates nothing', () => {
             r1 += -56
             r2 = 16
             call 16 // bpf_get_current_comm
+            call 7 // bpf_get_prandom_u32
+            r1 = map_fd[${rb.id}, 0] ll
+            r2 = 16
+            r3 = 0
+            call 131 // bpf_ringbuf_reserve
+            if r0 == 0 goto out
+            r1 = r0
+            r2 = 0
+            call 133 // bpf_ringbuf_discard
+            r2 = map_fd[${perf.id}, 0] ll
+            r3 = 0xffffffff ll
+            r4 = r10
+            r4 += -8
+            r5 = 8
+            call 25 // bpf_perf_event_output
             r1 = map_fd[${start.id}, 0] ll
             r2 = r10
             r2 += -12
@@ -186,10 +212,13 @@ describe('the traced call allocates nothing', () => {
     const task = r.k.tasks[0];
     expect(runs).toBeGreaterThan(0);
     expect(vm.r0).toBe((BigInt(task?.tgid ?? -1) << 32n) | BigInt(task?.pid ?? -1));
+    const none = (): void => undefined;
     expect(
       leastGrowth(() => {
         r.k.run(r.cpu, r.call);
+        rb.consume(none);
       }, LIMIT / 2),
     ).toBeLessThan(LIMIT);
+    expect(rb.lost).toBe(0);
   }, 20_000);
 });

@@ -1162,9 +1162,11 @@ function hex(hi: number, lo: number): string {
 
 /** mulberry32: a small seeded PRNG; returns a uint32. */
 export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
+  // The state is kept as an int32 (the same bits): a uint32 past 2^31 stored in the closure's
+  // context is a new heap number on every call.
+  let s = seed | 0;
   return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
+    s = (s + 0x6d2b79f5) | 0;
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);

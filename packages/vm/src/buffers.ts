@@ -1,5 +1,6 @@
 import { VmError } from './errors.js';
-import type { Region } from './memory.js';
+import { ERRNO } from '@tracelab/contracts';
+import { copyBytes, type Region } from './memory.js';
 import {
   BPF_MAP_TYPE_PERF_EVENT_ARRAY,
   BPF_MAP_TYPE_RINGBUF,
@@ -9,6 +10,7 @@ import {
 } from './maps.js';
 
 const PAGE = 4096;
+const EAGAIN = -ERRNO.EAGAIN;
 /** BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ. */
 export const BPF_RINGBUF_BUSY_BIT = 1 << 31;
 export const BPF_RINGBUF_DISCARD_BIT = 1 << 30;
@@ -58,31 +60,37 @@ export class RingBuf extends BpfMap {
     return this.prod - this.cons;
   }
 
-  /** Reserves size bytes; returns the sample's address, or 0n when it does not fit (lost++). */
-  reserve(size: number): bigint {
+  // The program side works in offsets of `data` (a traced call makes no bigint addresses).
+
+  /**
+   * Reserves size bytes: the sample's offset in `data` (past its header), or -1 when it does not
+   * fit (lost++).
+   */
+  reserve(size: number): number {
     const len = Math.ceil((size + BPF_RINGBUF_HDR_SZ) / 8) * 8;
     if (size <= 0 || len > this.size || this.prod + len - this.cons > this.size) {
       this.lost++;
-      return 0n;
+      return -1;
     }
     const off = this.prod % this.size;
     this.view.setUint32(off, (size | BPF_RINGBUF_BUSY_BIT) >>> 0, true);
     this.view.setUint32(off + 4, off, true);
     this.prod += len;
-    return this.data.base + BigInt(off + BPF_RINGBUF_HDR_SZ);
+    return off + BPF_RINGBUF_HDR_SZ;
   }
 
-  /** Commits (or discards) the sample at addr; EINVAL if addr is not a reserved sample. */
-  commit(addr: bigint, discard: boolean): VmError | null {
-    const off = Number(addr - this.data.base) - BPF_RINGBUF_HDR_SZ;
+  /** Commits (or discards) the sample at offset `at` of data; EINVAL if none was reserved there. */
+  commit(at: number, discard: boolean): VmError | null {
+    const off = at - BPF_RINGBUF_HDR_SZ;
     if (off < 0 || off >= this.size || off % 8 !== 0)
-      return new VmError('EINVAL', `${this.name}: 0x${addr.toString(16)} is not a ringbuf sample`);
+      return new VmError('EINVAL', `${this.name}: ${this.addressOf(at)} is not a ringbuf sample`);
     const hdr = this.view.getUint32(off, true);
-    if ((hdr & BPF_RINGBUF_BUSY_BIT) === 0)
+    if ((hdr & BPF_RINGBUF_BUSY_BIT) === 0) {
       return new VmError(
         'EINVAL',
-        `${this.name}: sample at 0x${addr.toString(16)} was already committed`,
+        `${this.name}: sample at ${this.addressOf(at)} was already committed`,
       );
+    }
     const size = hdr & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
     const end = off + BPF_RINGBUF_HDR_SZ + size;
     if (end > this.size) this.data.bytes.copyWithin(0, this.size, end);
@@ -90,13 +98,17 @@ export class RingBuf extends BpfMap {
     return null;
   }
 
-  /** bpf_ringbuf_output: reserve, copy, submit. */
-  output(bytes: Uint8Array): VmError | null {
-    const addr = this.reserve(bytes.length);
-    if (addr === 0n) return new VmError('EAGAIN', `${this.name}: ring buffer full`);
-    const off = Number(addr - this.data.base);
-    this.data.bytes.set(bytes, off);
-    return this.commit(addr, false);
+  private addressOf(at: number): string {
+    return `0x${(this.data.base + BigInt(at)).toString(16)}`;
+  }
+
+  /** bpf_ringbuf_output of n bytes at src[off]: reserve, copy, submit; 0 or -EAGAIN when full. */
+  output(src: Uint8Array, off: number, n: number): number {
+    const at = this.reserve(n);
+    if (at < 0) return EAGAIN;
+    copyBytes(this.data.bytes, at, src, off, n);
+    this.commit(at, false);
+    return 0;
   }
 
   /** The consumer: delivers committed samples in order, stops at the first one still busy. */
@@ -170,14 +182,14 @@ export class PerfEventArray extends BpfMap {
       this.lost[index] = (this.lost[index] as number) + 1;
       return -28; // -ENOSPC
     }
-    let at = (this.head[index] as number) % ring.length;
-    const put = (b: number): void => {
-      ring[at] = b;
-      at = (at + 1) % ring.length;
-    };
-    for (let k = 0; k < 4; k++) put((len >>> (8 * k)) & 0xff);
-    for (let k = 0; k < 4; k++) put(0);
-    for (let k = 0; k < rec - 8; k++) put(k < len ? (src[off + k] as number) : 0);
+    // The u32 size, 4 zero bytes, then the data padded to 8 (no closure: this runs per call).
+    const n = ring.length;
+    let at = (this.head[index] as number) % n;
+    for (let k = 0; k < rec; k++) {
+      ring[at] =
+        k < 4 ? (len >>> (8 * k)) & 0xff : k < 8 || k - 8 >= len ? 0 : (src[off + k - 8] as number);
+      at = at + 1 === n ? 0 : at + 1;
+    }
     this.head[index] = (this.head[index] as number) + rec;
     return 0;
   }

@@ -182,7 +182,6 @@ export interface KernelEnv {
 
 const EFAULT = -14;
 const EINVAL = -22;
-const EAGAIN = -11;
 const TASK_COMM_LEN = 16;
 
 /** Formats trace_printk's format with up to three u64 arguments (%d %i %u %x %lld %llu %llx %p %s %c %%). */
@@ -228,6 +227,16 @@ function formatPrintk(vm: Vm, fmt: string, args: bigint[]): string | VmError {
 function keySlot(vm: Vm, map: BpfMap, keyArg: number, cpu: number): number {
   const bytes = operand(vm, keyArg, map.attr.keySize);
   return bytes === null ? -2 : map.lookupSlot(bytes, operandAt[0] as number, cpu);
+}
+
+/**
+ * r0 = the address of offset off in region r, in int32 halves without a bigint (as uint32s the
+ * low half is a double, which V8 boxed on every call): the low half's carry is an unsigned wrap.
+ */
+function setR0Address(v: Vm, r: Region, off: number): void {
+  const base = r.baseLo32;
+  const lo = (base + off) | 0;
+  v.setR0(lo, r.baseHi32 + (lo >>> 0 < base >>> 0 ? 1 : 0));
 }
 
 /** Where operand() found its bytes: a second result without an allocation. */
@@ -366,11 +375,7 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     }
     const slot = keySlot(v, map, 2, env.smpProcessorId());
     if (slot < 0) return 0;
-    // Value address without a bigint, in int32 halves (as uint32s the low half is a double,
-    // which V8 boxed on every lookup): the carry out of the low half is an unsigned wrap.
-    const base = map.values.baseLo32;
-    const lo = (base + slot) | 0;
-    v.setR0(lo, map.values.baseHi32 + (lo >>> 0 < base >>> 0 ? 1 : 0));
+    setR0Address(v, map.values, slot);
     return undefined;
   });
   vm.setHelper(2, (v) => {
@@ -428,7 +433,10 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
     env.tracePrintk(text);
     return text.length;
   });
-  vm.setHelper(7, () => env.prandomU32() >>> 0);
+  // 32 random bits, zero-extended (an int32 low half: a uint32 past 2^31 would be boxed).
+  vm.setHelper(7, (v) => {
+    v.setR0(env.prandomU32() | 0, 0);
+  });
   vm.setHelper(8, () => env.smpProcessorId());
   vm.setHelper(14, (v) => {
     env.currentPidTgid(u64);
@@ -457,11 +465,14 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   vm.setHelper(25, (v) => {
     const map = mapArg(v, maps, 2);
     if (!(map instanceof PerfEventArray)) return EINVAL;
-    const flags = v.arg(3);
-    const low = Number(flags & 0xffffffffn);
-    const index = low === BPF_F_CURRENT_CPU ? env.smpProcessorId() : low;
-    const size = v.argNum(5);
-    const off = v.memory.translate(v.hi[4] as number, v.lo[4] as number, size, PROT_READ);
+    // The CPU index (or BPF_F_CURRENT_CPU, -1 as an int32) is the flags' low half; an index of
+    // 2^31 or more is out of range either way and stays an int32.
+    const low = v.lo[3] as number;
+    const index =
+      low === (BPF_F_CURRENT_CPU | 0) ? env.smpProcessorId() : low < 0 ? 0x7fffffff : low;
+    const size = smallSize(v, 5);
+    const off =
+      size < 0 ? -1 : v.memory.translate(v.hi[4] as number, v.lo[4] as number, size, PROT_READ);
     if (off < 0) return EFAULT;
     return map.output(index, (v.memory.hit as Region).bytes, off, size);
   });
@@ -484,27 +495,33 @@ export function installHelpers(vm: Vm, maps: MapTable, env: KernelEnv): void {
   vm.setHelper(130, (v) => {
     const map = mapArg(v, maps, 1);
     if (!(map instanceof RingBuf)) return EINVAL;
+    const size = smallSize(v, 3);
+    const src = size < 0 ? null : operand(v, 2, size);
+    if (src !== null) return map.output(src, operandAt[0] as number, size);
+    // Data that faults or spans regions: copied out, or the fault reported.
     const data = v.memory.read(v.arg(2), v.argNum(3));
     if (!(data instanceof Uint8Array)) return EFAULT;
-    const err = map.output(data);
-    return err === null ? 0 : EAGAIN;
+    return map.output(data, 0, data.length);
   });
   vm.setHelper(131, (v) => {
     const map = mapArg(v, maps, 1);
     if (!(map instanceof RingBuf)) return 0;
-    return map.reserve(v.argNum(2));
+    // A size of 2^31 or more (-1 here) cannot fit: reserve counts it lost.
+    const at = map.reserve(smallSize(v, 2));
+    if (at < 0) return 0;
+    setR0Address(v, map.data, at);
+    return undefined;
   });
   const commit = (discard: boolean) => (v: Vm) => {
-    const addr = v.arg(1);
-    const region = v.memory.regionAt(addr);
-    const ring = region === undefined ? undefined : ringOf.get(region);
+    const at = v.memory.translate(v.hi[1] as number, v.lo[1] as number, 1, PROT_READ);
+    const ring = at < 0 ? undefined : ringOf.get(v.memory.hit as Region);
     const err =
       ring === undefined
         ? new VmError(
             'EINVAL',
-            `ringbuf_${discard ? 'discard' : 'submit'}: 0x${addr.toString(16)} is not a ringbuf sample`,
+            `ringbuf_${discard ? 'discard' : 'submit'}: 0x${v.arg(1).toString(16)} is not a ringbuf sample`,
           )
-        : ring.commit(addr, discard);
+        : ring.commit(at, discard);
     if (err !== null) v.abort(err);
     return 0;
   };

@@ -499,14 +499,16 @@ describe('ring buffer', () => {
     expect(readU64(got[0] as Uint8Array)).toBe(0x1122334455667788n);
     expect([...(got[1] as Uint8Array)]).toEqual([0xcd, 0xab, 0, 0]);
     // 4096 bytes hold 170 records of 24 bytes; the rest are lost until consumed.
-    for (let k = 0; k < 200; k++) rb.output(new Uint8Array(16).fill(k));
+    const full: number[] = [];
+    for (let k = 0; k < 200; k++) full.push(rb.output(new Uint8Array(16).fill(k), 0, 16));
     expect(rb.lost).toBe(200 - 170);
+    expect(full.filter((rc) => rc === -11).length).toBe(200 - 170);
     const seen: number[] = [];
     rb.consume((s) => seen.push(s[0] as number));
     expect(seen.length).toBe(170);
     expect(seen[169]).toBe(169);
     // After wrapping, samples still come out whole.
-    for (let k = 0; k < 10; k++) expect(rb.output(new Uint8Array(100).fill(k + 1))).toBeNull();
+    for (let k = 0; k < 10; k++) expect(rb.output(new Uint8Array(100).fill(k + 1), 0, 100)).toBe(0);
     const wrapped: Uint8Array[] = [];
     rb.consume((s) => wrapped.push(s));
     expect(wrapped.every((s, k) => s.length === 100 && s.every((b) => b === k + 1))).toBe(true);

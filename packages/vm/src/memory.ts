@@ -302,18 +302,34 @@ export class AddressSpace {
         return off;
       }
     }
-    return this.translateSlow(hi >>> 0, lo >>> 0, size, access);
+    return this.translateSlow(hi | 0, lo | 0, size, access);
   }
 
-  private translateSlow(hi: number, lo: number, size: number, access: number): number {
+  // Takes the halves as int32s: uint32 halves past 2^31 are doubles, boxed as heap numbers when
+  // passed to a call that is not inlined (this one), which a program alternating among three
+  // regions made on every access.
+  private translateSlow(hi32: number, lo32: number, size: number, access: number): number {
     const p = this.prev;
-    const r = p !== null && holds(p, hi, lo) ? p : this.find(hi, lo);
-    if (r === null) return this.fail('unmapped', hi, lo, size, access, undefined);
-    const off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
-    if (off + size > r.size) return this.fail('unmapped', hi, lo, size, access, r.name);
-    if ((r.prot & access) !== access) return this.fail('permission', hi, lo, size, access, r.name);
+    // The other remembered region first, in the fast path's int32 arithmetic.
+    const po = p === null ? -1 : p.offsetOf(hi32, lo32, size);
+    let r: Region;
+    let off: number;
+    const hi = hi32 >>> 0;
+    const lo = lo32 >>> 0;
+    if (po >= 0) {
+      r = p as Region;
+      off = po;
+    } else {
+      const found = this.find(hi32, lo32);
+      if (found === null) return this.fail('unmapped', hi32, lo32, size, access, undefined);
+      r = found;
+      off = (hi - r.baseHi) * TWO32 + (lo - r.baseLo);
+      if (off + size > r.size) return this.fail('unmapped', hi32, lo32, size, access, r.name);
+    }
+    if ((r.prot & access) !== access)
+      return this.fail('permission', hi32, lo32, size, access, r.name);
     if (this.strictAlignment && (lo & (size - 1)) !== 0)
-      return this.fail('misaligned', hi, lo, size, access, r.name);
+      return this.fail('misaligned', hi32, lo32, size, access, r.name);
     if (r !== this.last) {
       this.prev = this.last;
       this.last = r;
@@ -323,18 +339,19 @@ export class AddressSpace {
     return off | 0;
   }
 
+  /** Records a fault (the halves as int32s, see translateSlow) and answers -1. */
   private fail(
     kind: FaultKind,
-    hi: number,
-    lo: number,
+    hi32: number,
+    lo32: number,
     size: number,
     access: number,
     region: string | undefined,
   ): number {
     this.faulted = true;
     this.faultKind = kind;
-    this.faultHi = hi;
-    this.faultLo = lo;
+    this.faultHi = hi32 >>> 0;
+    this.faultLo = lo32 >>> 0;
     this.faultSize = size;
     this.faultAccess = access;
     this.faultRegion = region;
@@ -342,8 +359,10 @@ export class AddressSpace {
     return -1;
   }
 
-  /** Binary search for the region holding (hi:lo). */
-  private find(hi: number, lo: number): Region | null {
+  /** Binary search for the region holding (hi:lo), given as int32 or uint32 halves. */
+  private find(hi32: number, lo32: number): Region | null {
+    const hi = hi32 >>> 0;
+    const lo = lo32 >>> 0;
     const list = this.list;
     let low = 0;
     let high = list.length - 1;

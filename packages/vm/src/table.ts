@@ -164,7 +164,7 @@ export class MapTable {
     }
     if (map instanceof VmError) return map;
     this.byAddress.set(handle, map);
-    this.byLow.set(Number(handle & 0xffffffffn), map);
+    this.byLow.set(Number(handle & 0xffffffffn) | 0, map);
     this.byId.push(map);
     this.onCreate?.(map);
     return map;
@@ -189,7 +189,8 @@ export class MapTable {
     if ((lo | 0) === this.lastLo && (hi | 0) === this.lastHi && this.lastMap !== undefined) {
       return this.lastMap;
     }
-    const map = this.byLow.get(lo >>> 0);
+    // Keyed by the int32 low half: a uint32 key past 2^31 is a double, boxed for every get.
+    const map = this.byLow.get(lo | 0);
     if (map === undefined || map.addressHi !== hi >>> 0) return undefined;
     this.lastHi = hi | 0;
     this.lastLo = lo | 0;
